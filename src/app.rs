@@ -1,0 +1,116 @@
+//! `Application`: builds every part from `Settings`, binds, and serves. Tests and `main`
+//! start the service the same way.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::http::{self, AppState, HmacGuard, JwtVerifier};
+use crate::store::{MySqlStore, StoreError, TokenStore};
+use crate::tokens::TokenService;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    tokens: TokenService,
+}
+
+impl Application {
+    /// Production wiring: the system clock.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Migrates (when configured), connects lazily, binds `server.host:server.port`.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let url = settings.database.url.expose();
+        if settings.database.migrate_on_start {
+            MySqlStore::migrate(url).await?;
+        }
+        let store = MySqlStore::connect_lazy(url, settings.database.max_connections)?;
+        let tokens = token_service(&settings, Arc::new(store), clock.clone());
+        if settings.uses_dev_jwt_secret() {
+            tracing::warn!("auth.jwt_secret is the shipped development secret: set IAM__AUTH__JWT_SECRET");
+        }
+        let state = Data::new(AppState {
+            tokens: tokens.clone(),
+            jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock.clone()),
+            hmac: settings.service.hmac.as_ref().map(HmacGuard::new),
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            clock,
+        });
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { address, source })?
+            .port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(http::common_headers())
+                .wrap(from_fn(http::request_id))
+                .configure(http::routes)
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: format!("port {port}"),
+            source,
+        })?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            tokens,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The in-process API of this application (tests inspect state through it).
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The token service as configured; also what the CLI uses in-process.
+pub fn token_service(
+    settings: &Settings,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+) -> TokenService {
+    TokenService::new(store, clock, settings.api_tokens.limit_tokens_per_user)
+}

@@ -1,0 +1,52 @@
+//! Injected time: the system clock in production, a manual clock in tests.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+/// Source of "now". Everything that reads the time (expiry, usage timestamps, limiters)
+/// goes through one of these, so tests move time instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Wall-clock time, truncated to milliseconds (the precision we store and print).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        truncate_ms(Utc::now())
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(Mutex::new(truncate_ms(start)))
+    }
+
+    /// Starts at the current wall-clock time.
+    pub fn starting_now() -> Self {
+        Self::new(Utc::now())
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = Duration::from_std(by).unwrap_or(Duration::MAX);
+        let mut now = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now = now.checked_add_signed(by).unwrap_or(*now);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::milliseconds(1)).unwrap_or(t)
+}

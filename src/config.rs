@@ -1,0 +1,195 @@
+//! Typed settings: `config.toml` defaults → an optional file → `IAM__SECTION__KEY` environment
+//! variables, validated once at startup.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The repository's `config.toml`, compiled in: the binary has every default wherever it runs.
+const DEFAULTS: &str = include_str!("../config.toml");
+/// The shipped development JWT secret; serving with it logs a warning.
+pub const DEV_JWT_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-please";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub api_tokens: ApiTokensSettings,
+    #[serde(default)]
+    pub service: ServiceSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Contains the database password: redacted in `Debug`.
+    pub url: Secret,
+    pub migrate_on_start: bool,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokensSettings {
+    pub limit_tokens_per_user: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub hmac: Option<HmacSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSettings {
+    pub client_id: String,
+    pub shared_secret: Secret,
+    #[serde(with = "humantime_serde", default = "default_clock_skew")]
+    pub max_clock_skew: Duration,
+}
+
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A setting that could not be loaded, naming the key when it can.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `$IAM_CONFIG`, or `./config.toml` when present), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let file: Option<PathBuf> = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("IAM_CONFIG").map(PathBuf::from));
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        builder = match file {
+            Some(path) => builder.add_source(File::from(path).required(true)),
+            None => builder.add_source(File::with_name("config.toml").required(false)),
+        };
+        let env = Environment::with_prefix("IAM")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.trusted_proxies");
+        Self::from_config(builder.add_source(env).build()?)
+    }
+
+    /// The compiled-in defaults alone (no file, no environment): the base tests start from.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        let built = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()?;
+        Self::from_config(built)
+    }
+
+    fn from_config(built: Config) -> Result<Self, SettingsError> {
+        let settings: Settings = built.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express. Each failure names its key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, problem: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if !self.database.url.expose().starts_with("mysql://") {
+            return invalid("database.url", "must start with mysql://");
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        if self.auth.jwt_secret.expose().len() < 32 {
+            return invalid("auth.jwt_secret", "must be at least 32 characters");
+        }
+        if self.api_tokens.limit_tokens_per_user == 0 {
+            return invalid("api_tokens.limit_tokens_per_user", "must be at least 1");
+        }
+        if let Some(hmac) = &self.service.hmac {
+            if hmac.shared_secret.expose().len() < 32 {
+                return invalid("service.hmac.shared_secret", "must be at least 32 characters");
+            }
+            if hmac.client_id.is_empty() {
+                return invalid("service.hmac.client_id", "must not be empty");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn uses_dev_jwt_secret(&self) -> bool {
+        self.auth.jwt_secret.expose() == DEV_JWT_SECRET
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_toml_is_valid() {
+        let settings = Settings::defaults().unwrap();
+        assert_eq!(settings.api_tokens.limit_tokens_per_user, 20);
+        assert!(settings.service.hmac.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let built = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str("[server]\nprot = 1", FileFormat::Toml))
+            .build()
+            .unwrap();
+        let err = Settings::from_config(built).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+    }
+}

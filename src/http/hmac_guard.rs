@@ -1,0 +1,94 @@
+//! The optional HMAC guard of `/api/public/verify` (riavzon `service.Hmac`): a signed,
+//! fresh, never-replayed request from the one configured client.
+
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::config::HmacSettings;
+
+/// Request ids remembered for replay protection; pruned past this size.
+const PRUNE_ABOVE: usize = 10_000;
+
+pub struct HmacGuard {
+    client_id: String,
+    secret: Vec<u8>,
+    max_skew: Duration,
+    seen: DashMap<String, DateTime<Utc>>,
+}
+
+impl HmacGuard {
+    pub fn new(settings: &HmacSettings) -> Self {
+        Self {
+            client_id: settings.client_id.clone(),
+            secret: settings.shared_secret.expose().as_bytes().to_vec(),
+            max_skew: settings.max_clock_skew,
+            seen: DashMap::new(),
+        }
+    }
+
+    /// `X-Signature` must be hex HMAC-SHA256 of `clientId:timestamp:METHOD:path?query:requestId`;
+    /// `X-Timestamp` (Unix ms, or s) within the allowed skew; each `X-Request-Id` used once.
+    /// The error is the plain reason answered with 401.
+    pub fn check(&self, req: &HttpRequest, now: DateTime<Utc>) -> Result<(), &'static str> {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let (Some(client_id), Some(timestamp), Some(request_id), Some(signature)) = (
+            header("x-client-id"),
+            header("x-timestamp"),
+            header("x-request-id"),
+            header("x-signature"),
+        ) else {
+            return Err("Missing signature headers");
+        };
+        if !bool::from(client_id.as_bytes().ct_eq(self.client_id.as_bytes())) {
+            return Err("Unknown client");
+        }
+        if request_id.is_empty() || request_id.len() > 128 {
+            return Err("Invalid request id");
+        }
+        let sent_at = parse_timestamp(timestamp).ok_or("Invalid timestamp")?;
+        let skew = (now - sent_at).abs().to_std().unwrap_or(Duration::MAX);
+        if skew > self.max_skew {
+            return Err("Request timestamp outside the allowed window");
+        }
+        let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let message = format!(
+            "{client_id}:{timestamp}:{}:{path_and_query}:{request_id}",
+            req.method().as_str()
+        );
+        let signature = hex::decode(signature).map_err(|_| "Invalid signature")?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| "Invalid signature")?;
+        mac.update(message.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| "Invalid signature")?;
+        self.remember(request_id, now)
+    }
+
+    fn remember(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), &'static str> {
+        if self.seen.len() > PRUNE_ABOVE {
+            let window = chrono::Duration::from_std(self.max_skew * 2).unwrap_or(chrono::Duration::MAX);
+            self.seen.retain(|_, at| now - *at <= window);
+        }
+        match self.seen.entry(request_id.to_owned()) {
+            dashmap::Entry::Occupied(_) => Err("Request id already used"),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(now);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Unix time in milliseconds (`Date.now()`), or in seconds when the number is that small.
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let value: i64 = text.parse().ok()?;
+    if value >= 1_000_000_000_000 {
+        DateTime::from_timestamp_millis(value)
+    } else {
+        DateTime::from_timestamp(value, 0)
+    }
+}

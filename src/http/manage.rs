@@ -1,0 +1,213 @@
+//! `/api/manage/{action}`: a BFF acting for a signed-in user.
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::body::{json_body, BodyError, MANAGE_BODY_LIMIT};
+use super::response::json;
+use super::{ApiError, AppState};
+use crate::envelope::{Reason, Results};
+use crate::token::{IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
+use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
+
+/// The seven actions and the status each answers on failure (SPEC A7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    NewToken,
+    ListMetadata,
+    Revoke,
+    Metadata,
+    Rotate,
+    IpRestrictionUpdate,
+    PrivilegeUpdate,
+}
+
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "new-token" => Self::NewToken,
+            "list-metadata" => Self::ListMetadata,
+            "revoke" => Self::Revoke,
+            "metadata" => Self::Metadata,
+            "rotate" => Self::Rotate,
+            "ip-restriction-update" => Self::IpRestrictionUpdate,
+            "privilege-update" => Self::PrivilegeUpdate,
+            _ => return None,
+        })
+    }
+
+    fn success_status(self) -> StatusCode {
+        match self {
+            Self::NewToken => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        }
+    }
+
+    fn failure_status(self) -> StatusCode {
+        match self {
+            Self::Revoke | Self::Metadata => StatusCode::UNAUTHORIZED,
+            Self::ListMetadata => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Body of `new-token`.
+#[derive(Debug, Deserialize)]
+struct NewTokenRequest {
+    privilege: Privilege,
+    name: String,
+    prefix: Option<String>,
+    ipv4: Option<IpList>,
+    /// Lifetime in ms; `null` or absent = never expires.
+    expires: Option<u64>,
+}
+
+/// Body of the actions that address one token by its five points.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenActionRequest {
+    token_id: TokenId,
+    public_identifier: String,
+    name: String,
+    ipv4: Option<IpList>,
+    new_privilege: Option<Privilege>,
+}
+
+/// `tokenId` as a JSON number or a numeric string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TokenId {
+    Number(u64),
+    Text(String),
+}
+
+impl TokenId {
+    fn value(&self) -> Option<u64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::Text(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse().ok()
+            }
+            Self::Text(_) => None,
+        }
+    }
+}
+
+/// `ipv4`: a list of addresses/ranges, or one as a bare string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IpList {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl IpList {
+    fn parse(list: Option<&Self>) -> Option<IpRestriction> {
+        match list {
+            None => Some(IpRestriction::unrestricted()),
+            Some(Self::Many(entries)) => IpRestriction::parse(entries).ok(),
+            Some(Self::One(entry)) => IpRestriction::parse(&[entry]).ok(),
+        }
+    }
+}
+
+/// Authenticate → action → (limits) → body → (limits) → operation.
+pub async fn manage(
+    req: HttpRequest,
+    action: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = state.jwt.authenticate(&req)?;
+    let now = state.clock.now();
+    let bad_request = || ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest);
+    let Some(action) = Action::parse(&action) else {
+        return Err(ApiError::envelope(StatusCode::NOT_FOUND, now, Reason::NotFound));
+    };
+    let expected_method = match action {
+        Action::ListMetadata => Method::GET,
+        _ => Method::POST,
+    };
+    if req.method() != expected_method {
+        return Err(bad_request());
+    }
+    let tokens = &state.tokens;
+    if action == Action::ListMetadata {
+        return Ok(respond(action, tokens.list_valid_tokens(user_id).await));
+    }
+    let read = |payload| async {
+        json_body::<serde_json::Value>(&req, payload, MANAGE_BODY_LIMIT)
+            .await
+            .map_err(|err| match err {
+                BodyError::Refused(api) => api,
+                BodyError::Shape => bad_request(),
+            })
+    };
+    let body = read(payload).await?;
+    if action == Action::NewToken {
+        let create = parse_new_token(user_id, body).ok_or_else(bad_request)?;
+        return Ok(respond(action, tokens.create(create).await));
+    }
+    let (token_id, public_id, name, manager_action) =
+        parse_token_action(action, body).ok_or_else(bad_request)?;
+    let result = tokens
+        .private_action_manager(user_id, token_id, &public_id, &name, manager_action)
+        .await;
+    Ok(respond(action, result))
+}
+
+fn parse_new_token(user_id: u64, body: serde_json::Value) -> Option<CreateToken> {
+    let request: NewTokenRequest = serde_json::from_value(body).ok()?;
+    let name = TokenName::parse(&request.name).ok()?;
+    let prefix = match request.prefix {
+        None => Prefix::default().as_str().to_owned(),
+        // `_` passes here so that create answers its own reason for it.
+        Some(prefix) if (2..=10).contains(&prefix.chars().count()) => prefix,
+        Some(_) => return None,
+    };
+    if request.expires.is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS) {
+        return None;
+    }
+    let ips = IpList::parse(request.ipv4.as_ref())?;
+    Some(
+        CreateToken::new(user_id, request.privilege, name)
+            .prefix(prefix)
+            .expires_ms(request.expires)
+            .ips(ips),
+    )
+}
+
+fn parse_token_action(
+    action: Action,
+    body: serde_json::Value,
+) -> Option<(u64, PublicIdentifier, String, ManagerAction)> {
+    let request: TokenActionRequest = serde_json::from_value(body).ok()?;
+    let token_id = request.token_id.value()?;
+    let public_id = PublicIdentifier::parse_shape(&request.public_identifier).ok()?;
+    let name = TokenName::parse(&request.name).ok()?;
+    let manager_action = match action {
+        Action::Revoke => ManagerAction::Revoke,
+        Action::Metadata => ManagerAction::Metadata,
+        Action::Rotate => ManagerAction::Rotate,
+        Action::IpRestrictionUpdate => ManagerAction::IpRestrictionUpdate {
+            new_ip_address: IpList::parse(request.ipv4.as_ref())?,
+        },
+        Action::PrivilegeUpdate => ManagerAction::PrivilegeUpdate {
+            new_privileges: request.new_privilege?,
+        },
+        Action::NewToken | Action::ListMetadata => return None,
+    };
+    Some((token_id, public_id, name.as_str().to_owned(), manager_action))
+}
+
+fn respond<T: serde::Serialize>(action: Action, result: Results<T>) -> HttpResponse {
+    let status = if result.is_ok() {
+        action.success_status()
+    } else {
+        action.failure_status()
+    };
+    json(status, &result)
+}

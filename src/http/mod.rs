@@ -1,0 +1,44 @@
+//! The HTTP adapter: route table, extractors and the one error→HTTP mapping.
+//! Handlers are thin: parse at the edge, call `TokenService`, map the outcome.
+
+mod body;
+mod client_ip;
+mod error;
+mod headers;
+mod hmac_guard;
+mod jwt;
+mod manage;
+mod public;
+mod response;
+
+pub use client_ip::client_ip;
+pub use error::ApiError;
+pub use hmac_guard::HmacGuard;
+pub use jwt::JwtVerifier;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use ipnet::IpNet;
+
+use crate::clock::Clock;
+use crate::tokens::TokenService;
+
+/// Everything a handler needs; one per application, no globals.
+pub struct AppState {
+    pub tokens: TokenService,
+    pub jwt: JwtVerifier,
+    pub hmac: Option<HmacGuard>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Registers every route and the 404 fallback.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(public::health))
+        .route("/api/public/verify", web::get().to(public::verify))
+        .route("/api/manage/{action}", web::route().to(manage::manage))
+        .default_service(web::to(public::not_found));
+}
+
+pub use headers::{common_headers, request_id};

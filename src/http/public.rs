@@ -1,0 +1,62 @@
+//! `/health`, `GET /api/public/verify` and the 404 fallback.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json as json_value;
+
+use super::response::json;
+use super::{client_ip, ApiError, AppState};
+use crate::envelope::{Reason, Results};
+use crate::token::Privilege;
+use crate::tokens::VerifyOptions;
+
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("OK")
+}
+
+pub async fn not_found() -> HttpResponse {
+    json(
+        StatusCode::NOT_FOUND,
+        &json_value!({"error": "The page you are looking for doesn't exists"}),
+    )
+}
+
+/// Machine-to-machine verification: counts the use and checks the IP restriction.
+pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let unauthorized = |reason| ApiError::envelope(StatusCode::UNAUTHORIZED, now, reason);
+    if let Some(guard) = &state.hmac {
+        guard.check(&req, now).map_err(|why| unauthorized(Reason::Guard(why)))?;
+    }
+    let key = match req.headers().get("x-api-key") {
+        None => return Err(unauthorized(Reason::NoApiKey)),
+        Some(value) if value.is_empty() => return Err(unauthorized(Reason::NoApiKey)),
+        // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist.
+        Some(value) => value.to_str().unwrap_or_default().trim(),
+    };
+    if key.is_empty() {
+        return Err(unauthorized(Reason::NoApiKey));
+    }
+    let privilege = Query::<HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|query| query.get("privilege")?.parse::<Privilege>().ok())
+        .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
+    let ip = client_ip(&req, &state.trusted_proxies);
+    let options = VerifyOptions::new(privilege, ip);
+    let outcome = match state.tokens.verify_outcome(key, options).await {
+        Ok(outcome) => outcome.into_token(),
+        Err(err) => {
+            tracing::error!(error = %err, "verification could not reach the store");
+            Err(Reason::VerifyServerError)
+        }
+    };
+    match outcome {
+        Ok(token) => Ok(json(StatusCode::OK, &Results::success(now, token))),
+        Err(reason) => Err(unauthorized(reason)),
+    }
+}

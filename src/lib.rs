@@ -1,0 +1,19 @@
+//! iam-tokens: create, verify, rotate and revoke API tokens — a library and an HTTP service.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod envelope;
+pub mod http;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod tokens;
+
+pub use app::Application;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Settings;
+pub use envelope::{Reason, Results};
+pub use tokens::TokenService;

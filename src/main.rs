@@ -1,0 +1,166 @@
+//! The `iam-tokens` command: serve the HTTP API, migrate, and operate on tokens from a shell.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use iam_tokens::app::token_service;
+use iam_tokens::http::JwtVerifier;
+use iam_tokens::store::MySqlStore;
+use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
+use iam_tokens::tokens::{CreateToken, TokenService};
+use iam_tokens::{telemetry, Application, Settings, SystemClock};
+
+#[derive(Parser)]
+#[command(name = "iam-tokens", version, about = "Self-hosted API-token service (riavzon-compatible)")]
+struct Cli {
+    /// Settings file layered over the defaults (else $IAM_CONFIG, else ./config.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrates first when database.migrate_on_start is on).
+    Serve,
+    /// Create the database if missing and apply pending migrations.
+    Migrate,
+    /// Print a signed access token for /api/manage/* (local use: signs with auth.jwt_secret).
+    DevToken {
+        /// The user id to put in `sub`.
+        #[arg(long)]
+        user: u64,
+        /// Lifetime, e.g. 15m, 1h, 7days.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Operate on API tokens directly in the store.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Validate the configuration and exit.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print the creation result (the raw key is shown only here) as JSON.
+    Create {
+        #[arg(long)]
+        user: u64,
+        /// 1–50 characters.
+        #[arg(long)]
+        name: String,
+        /// demo | restricted | protected | full | custom
+        #[arg(long, default_value = "restricted")]
+        privilege: Privilege,
+        /// Key prefix, without `_`.
+        #[arg(long, default_value = "api")]
+        prefix: String,
+        /// Lifetime, e.g. 30m, 90days; never expires when omitted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// Allowed address or CIDR range; repeat for several.
+        #[arg(long = "ip")]
+        ips: Vec<String>,
+    },
+    /// Print a user's counts and valid tokens as JSON.
+    List {
+        #[arg(long)]
+        user: u64,
+    },
+    /// Revoke a token given its raw key or its 64-hex digest, whatever its privilege.
+    Revoke {
+        /// The raw key or its digest.
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the layered configuration.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "iam-tokens listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let ran = MySqlStore::migrate(settings.database.url.expose()).await?;
+            println!("applied {ran} migration(s)");
+        }
+        Command::DevToken { user, ttl } => {
+            let jwt = JwtVerifier::new(&settings.auth.jwt_secret, Arc::new(SystemClock));
+            println!("{}", jwt.issue(user, ttl)?);
+        }
+        Command::Token(command) => token_command(command, &settings).await?,
+        Command::Config(ConfigCommand::Check) => println!("configuration OK"),
+    }
+    Ok(())
+}
+
+async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(), AnyError> {
+    let url = settings.database.url.expose();
+    MySqlStore::migrate(url).await?;
+    let store = MySqlStore::connect_lazy(url, 2)?;
+    let tokens: TokenService = token_service(settings, Arc::new(store.clone()), Arc::new(SystemClock));
+    let output = match command {
+        TokenCommand::Create {
+            user,
+            name,
+            privilege,
+            prefix,
+            expires,
+            ips,
+        } => {
+            let name = TokenName::parse(&name)?;
+            let ips = IpRestriction::parse(&ips)?;
+            let expires_ms = expires.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let request = CreateToken::new(user, privilege, name)
+                .prefix(prefix)
+                .expires_ms(expires_ms)
+                .ips(ips);
+            serde_json::to_string_pretty(&tokens.create(request).await)?
+        }
+        TokenCommand::List { user } => {
+            serde_json::to_string_pretty(&tokens.list_valid_tokens(user).await)?
+        }
+        TokenCommand::Revoke { key } => {
+            let digest = Digest::of_presented(key.trim());
+            serde_json::to_string_pretty(&tokens.revoke_digest(&digest, None).await)?
+        }
+    };
+    println!("{output}");
+    store.close().await?;
+    Ok(())
+}

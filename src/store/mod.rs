@@ -1,0 +1,134 @@
+//! Storage behind a small trait. Nothing above this module knows SQL; nothing in it knows HTTP.
+
+mod migrate;
+mod mysql;
+mod record;
+
+pub use migrate::MIGRATIONS;
+pub use mysql::MySqlStore;
+pub use record::{NewToken, TokenCounts, TokenRecord};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::token::{Digest, IpRestriction, Privilege};
+
+/// The store could not answer. Never shown to clients; its text goes to the log once.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] mysql_async::Error),
+    #[error("stored row is not valid: {0}")]
+    CorruptRow(String),
+    #[error("invalid database url: {0}")]
+    Url(String),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: u32,
+        source: mysql_async::Error,
+    },
+}
+
+/// Result of an insert guarded by the per-user limit.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(TokenRecord),
+    LimitReached,
+}
+
+/// Result of a rotation transaction. Anything but `Rotated` left the store unchanged.
+#[derive(Debug)]
+pub enum RotateOutcome {
+    Rotated { old: TokenRecord, new: TokenRecord },
+    /// No valid token with that digest and privilege.
+    OldNotFound,
+    /// The old token had expired; it cannot be rotated.
+    OldExpired,
+    LimitReached,
+    /// The new row could not be inserted (e.g. an identifier collision).
+    CreateFailed,
+}
+
+/// What a rotation replaces the old token with.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub old_digest: Digest,
+    pub privilege: Privilege,
+    pub delete_old: bool,
+    /// The replacement; its `user_id` is ignored and set to the old token's owner.
+    pub new: NewToken,
+    pub limit: u32,
+    pub now: DateTime<Utc>,
+}
+
+/// The capabilities the token operations need. Every method is one atomic unit of work.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
+    /// the insert are atomic with respect to every other creation for that owner.
+    async fn create_token(&self, new: &NewToken, limit: u32) -> Result<CreateOutcome, StoreError>;
+
+    /// The token with this digest, valid or not.
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// The valid token matching all four points, if any.
+    async fn find_for_owner(
+        &self,
+        user_id: u64,
+        token_id: u64,
+        public_identifier: &str,
+        name: &str,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Marks the token invalid (revocation, expiry). Returns whether a valid row changed.
+    async fn invalidate(&self, token_id: u64) -> Result<bool, StoreError>;
+
+    /// Adds `uses` to the token's usage count and sets `last_used`; returns the new count and
+    /// time, read under the same row lock so concurrent calls each see their own value.
+    async fn record_usage(
+        &self,
+        token_id: u64,
+        uses: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError>;
+
+    /// Invalidates the valid token with this digest (and privilege, when given).
+    async fn revoke(
+        &self,
+        digest: &Digest,
+        privilege: Option<Privilege>,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Replaces one valid token by a new one in a single transaction.
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
+
+    /// Sets the IP restriction of the owner's valid token with this digest; false if none.
+    async fn update_ip_restriction(
+        &self,
+        user_id: u64,
+        digest: &Digest,
+        ips: &IpRestriction,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the privilege of the owner's valid token with this digest; false if none.
+    async fn update_privilege(
+        &self,
+        user_id: u64,
+        digest: &Digest,
+        privilege: Privilege,
+    ) -> Result<bool, StoreError>;
+
+    /// Valid and invalid token counts over every row of the owner; a token whose expiry has
+    /// passed at `now` counts as invalid.
+    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError>;
+
+    /// The owner's valid, unexpired tokens, newest first.
+    async fn list_valid(
+        &self,
+        user_id: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Cheap liveness probe of the store.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

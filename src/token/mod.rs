@@ -1,0 +1,26 @@
+//! Pure token domain: formats, parsing and checks. No I/O, no clock, no database.
+
+mod digest;
+pub(crate) mod ip;
+mod key;
+mod name;
+mod prefix;
+mod privilege;
+mod public_id;
+
+pub use digest::Digest;
+pub use ip::{IpRestriction, IpRestrictionError};
+pub use key::{checksum_of, GeneratedKey, KeyError, RawKey};
+pub use name::{NameError, TokenName};
+pub use prefix::{Prefix, PrefixError};
+pub use privilege::{Privilege, PrivilegeError};
+pub use public_id::{PublicIdError, PublicIdentifier};
+
+use rand::RngCore;
+
+/// 64 bytes from the operating system's CSPRNG, as 128 lower-case hex characters.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

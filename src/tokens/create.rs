@@ -1,0 +1,134 @@
+//! `create`: a new token for a user, refused at the per-user limit.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{CreatedToken, TokenService, MAX_LIFETIME_MS};
+use crate::envelope::{Reason, Results};
+use crate::store::{CreateOutcome, NewToken};
+use crate::token::{
+    GeneratedKey, IpRestriction, Prefix, PrefixError, Privilege, PublicIdentifier, TokenName,
+};
+
+/// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
+#[derive(Debug, Clone)]
+pub struct CreateToken {
+    pub user_id: u64,
+    pub privilege: Privilege,
+    pub name: TokenName,
+    pub prefix: String,
+    /// Lifetime in milliseconds from now; `None` = never expires.
+    pub expires_ms: Option<u64>,
+    pub ips: IpRestriction,
+}
+
+impl CreateToken {
+    pub fn new(user_id: u64, privilege: Privilege, name: TokenName) -> Self {
+        Self {
+            user_id,
+            privilege,
+            name,
+            prefix: Prefix::default().as_str().to_owned(),
+            expires_ms: None,
+            ips: IpRestriction::unrestricted(),
+        }
+    }
+
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    pub fn expires_ms(mut self, expires_ms: Option<u64>) -> Self {
+        self.expires_ms = expires_ms;
+        self
+    }
+
+    pub fn ips(mut self, ips: IpRestriction) -> Self {
+        self.ips = ips;
+        self
+    }
+}
+
+/// `now + ms`, or `None` when the lifetime is out of range.
+pub(super) fn expiry_after(now: DateTime<Utc>, ms: u64) -> Option<DateTime<Utc>> {
+    if ms == 0 || ms > MAX_LIFETIME_MS {
+        return None;
+    }
+    now.checked_add_signed(Duration::milliseconds(i64::try_from(ms).ok()?))
+}
+
+/// Checks the prefix and the lifetime, the failures `create` and `rotate` share.
+pub(super) fn parse_prefix_and_expiry(
+    prefix: &str,
+    expires_ms: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<(Prefix, Option<DateTime<Utc>>), Reason> {
+    let prefix = Prefix::parse(prefix).map_err(|err| match err {
+        PrefixError::ReservedUnderscore => Reason::ReservedPrefix,
+        PrefixError::Invalid => Reason::BadRequest,
+    })?;
+    let expires_at = match expires_ms {
+        None => None,
+        Some(ms) => Some(expiry_after(now, ms).ok_or(Reason::BadRequest)?),
+    };
+    Ok((prefix, expires_at))
+}
+
+/// A fresh key and identifier for `user_id`, not yet stored.
+pub(super) fn new_token(
+    user_id: u64,
+    privilege: Privilege,
+    name: &str,
+    prefix: &Prefix,
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    ips: IpRestriction,
+) -> (GeneratedKey, NewToken) {
+    let key = GeneratedKey::generate(prefix);
+    let new = NewToken {
+        user_id,
+        digest: key.digest.clone(),
+        public_identifier: PublicIdentifier::generate(),
+        prefix: prefix.as_str().to_owned(),
+        name: name.to_owned(),
+        created_at: now,
+        expires_at,
+        ip_restriction: ips,
+        privilege,
+    };
+    (key, new)
+}
+
+impl TokenService {
+    /// Creates a token. Fails with `You cannot have more then N valid tokens at a time` when the
+    /// owner is at the limit (checked atomically with the insert), or with the reserved-prefix
+    /// reason. A store failure answers `Server error`.
+    pub async fn create(&self, request: CreateToken) -> Results<CreatedToken> {
+        let now = self.clock.now();
+        let (prefix, expires_at) =
+            match parse_prefix_and_expiry(&request.prefix, request.expires_ms, now) {
+                Ok(parsed) => parsed,
+                Err(reason) => return self.failure(reason),
+            };
+        let (key, new) = new_token(
+            request.user_id,
+            request.privilege,
+            request.name.as_str(),
+            &prefix,
+            now,
+            expires_at,
+            request.ips,
+        );
+        match self.store.create_token(&new, self.limit_tokens_per_user).await {
+            Ok(CreateOutcome::Created(record)) => self.success(CreatedToken {
+                raw_api_key: key.raw.expose().to_owned(),
+                raw_public_id: record.public_identifier.as_str().to_owned(),
+                expires_at: record.expires_at,
+            }),
+            Ok(CreateOutcome::LimitReached) => self.failure(Reason::TooManyTokens {
+                limit: self.limit_tokens_per_user,
+            }),
+            Err(err) => self.store_failure("create", &err, Reason::ListServerError),
+        }
+    }
+}

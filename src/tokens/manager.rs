@@ -1,0 +1,88 @@
+//! `privateActionManager`: a signed-in user acts on one of their tokens, addressed by the
+//! five points (id, owner, name, public identifier, valid), never by the secret key.
+
+use serde::Serialize;
+
+use super::rotate::NewExpiry;
+use super::{Message, MetadataSnapshot, RevokeData, RotatedToken, TokenService};
+use crate::envelope::{Reason, Results};
+use crate::token::{IpRestriction, Privilege, PublicIdentifier};
+
+/// What to do with the addressed token.
+#[derive(Debug, Clone)]
+pub enum ManagerAction {
+    Revoke,
+    Metadata,
+    /// The new key inherits name, privilege, prefix, IP list and the remaining lifetime.
+    Rotate,
+    IpRestrictionUpdate { new_ip_address: IpRestriction },
+    PrivilegeUpdate { new_privileges: Privilege },
+}
+
+/// The sub-operation's data, unchanged.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ManagerData {
+    Revoke(RevokeData),
+    Metadata(MetadataSnapshot),
+    Rotate(RotatedToken),
+    Updated(Message),
+}
+
+impl TokenService {
+    /// 1. the identifier's checksum must hold (`Invalid identity`, no query);
+    /// 2. the five points must match one valid row (`Bad Request`, never saying which failed);
+    /// 3. dispatch with the stored digest and privilege, returning the sub-operation's result.
+    pub async fn private_action_manager(
+        &self,
+        user_id: u64,
+        token_id: u64,
+        public_identifier: &PublicIdentifier,
+        name: &str,
+        action: ManagerAction,
+    ) -> Results<ManagerData> {
+        if !public_identifier.checksum_holds() {
+            return self.failure(Reason::InvalidIdentity);
+        }
+        let found = self
+            .store
+            .find_for_owner(user_id, token_id, public_identifier.as_str(), name)
+            .await;
+        let record = match found {
+            Ok(Some(record)) => record,
+            Ok(None) => return self.failure(Reason::BadRequest),
+            Err(err) => return self.store_failure("manager", &err, Reason::ManagerServerError),
+        };
+        let digest = record.digest.as_str();
+        match action {
+            ManagerAction::Revoke => self
+                .revoke(digest, record.privilege)
+                .await
+                .map(ManagerData::Revoke),
+            ManagerAction::Metadata => self
+                .metadata_snapshot(digest, record.privilege)
+                .await
+                .map(ManagerData::Metadata),
+            ManagerAction::Rotate => self
+                .rotate_with(
+                    &record.digest,
+                    record.privilege,
+                    &record.name,
+                    false,
+                    record.ip_restriction.clone(),
+                    NewExpiry::Inherit(record.expires_at),
+                    &record.prefix,
+                )
+                .await
+                .map(ManagerData::Rotate),
+            ManagerAction::IpRestrictionUpdate { new_ip_address } => self
+                .update_ip_restriction(user_id, digest, new_ip_address)
+                .await
+                .map(ManagerData::Updated),
+            ManagerAction::PrivilegeUpdate { new_privileges } => self
+                .update_privilege(user_id, digest, new_privileges)
+                .await
+                .map(ManagerData::Updated),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `rotate`: replace a token by a new one in one transaction.
+
+use super::create::{new_token, parse_prefix_and_expiry};
+use super::{RotatedToken, TokenService, ROTATED_MSG};
+use crate::envelope::{Reason, Results};
+use crate::store::{RotateOutcome, Rotation};
+use crate::token::{Digest, IpRestriction, Prefix, Privilege, TokenName};
+
+/// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
+#[derive(Debug, Clone)]
+pub struct RotateToken {
+    pub presented: String,
+    pub privilege: Privilege,
+    pub name: TokenName,
+    /// Delete the old row instead of marking it invalid.
+    pub delete_old: bool,
+    pub ips: IpRestriction,
+    /// Lifetime of the new token in ms from now; `None` = never expires.
+    pub expires_ms: Option<u64>,
+    pub prefix: String,
+}
+
+impl RotateToken {
+    pub fn new(presented: impl Into<String>, privilege: Privilege, name: TokenName) -> Self {
+        Self {
+            presented: presented.into(),
+            privilege,
+            name,
+            delete_old: false,
+            ips: IpRestriction::unrestricted(),
+            expires_ms: None,
+            prefix: Prefix::default().as_str().to_owned(),
+        }
+    }
+}
+
+/// Where the new token's expiry comes from.
+pub(super) enum NewExpiry {
+    /// `expires_ms` from now (the library call).
+    AfterMs(Option<u64>),
+    /// Exactly the old token's expiry: the remaining lifetime (the private action manager).
+    Inherit(Option<chrono::DateTime<chrono::Utc>>),
+}
+
+impl TokenService {
+    /// Rotates atomically: if the new token cannot be created the old one stays valid.
+    /// Fails with `Cannot rotate revoked token`, `Token cannot be rotated this time` (expired),
+    /// `Cant create new tokens in this rotation`, create's reasons, or
+    /// `Server error rotating a token.`.
+    pub async fn rotate(&self, request: RotateToken) -> Results<RotatedToken> {
+        self.rotate_with(
+            &Digest::of_presented(&request.presented),
+            request.privilege,
+            request.name.as_str(),
+            request.delete_old,
+            request.ips,
+            NewExpiry::AfterMs(request.expires_ms),
+            &request.prefix,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn rotate_with(
+        &self,
+        old_digest: &Digest,
+        privilege: Privilege,
+        name: &str,
+        delete_old: bool,
+        ips: IpRestriction,
+        expiry: NewExpiry,
+        prefix: &str,
+    ) -> Results<RotatedToken> {
+        let now = self.clock.now();
+        let (expires_ms, inherited) = match expiry {
+            NewExpiry::AfterMs(ms) => (ms, None),
+            NewExpiry::Inherit(at) => (None, at),
+        };
+        let (prefix, mut expires_at) = match parse_prefix_and_expiry(prefix, expires_ms, now) {
+            Ok(parsed) => parsed,
+            Err(reason) => return self.failure(reason),
+        };
+        if inherited.is_some() {
+            expires_at = inherited;
+        }
+        let (key, new) = new_token(0, privilege, name, &prefix, now, expires_at, ips);
+        // The owner is known only once the old row is read; the store fills it in.
+        let rotation = Rotation {
+            old_digest: old_digest.clone(),
+            privilege,
+            delete_old,
+            new,
+            limit: self.limit_tokens_per_user,
+            now,
+        };
+        match self.store.rotate(&rotation).await {
+            Ok(RotateOutcome::Rotated { new, .. }) => self.success(RotatedToken {
+                msg: ROTATED_MSG,
+                new_raw_token: key.raw.expose().to_owned(),
+                new_expiry: new.expires_at,
+            }),
+            Ok(RotateOutcome::OldNotFound) => self.failure(Reason::RotateRevoked),
+            Ok(RotateOutcome::OldExpired) => self.failure(Reason::RotateNotNow),
+            Ok(RotateOutcome::CreateFailed) => self.failure(Reason::RotateCreateFailed),
+            Ok(RotateOutcome::LimitReached) => self.failure(Reason::TooManyTokens {
+                limit: self.limit_tokens_per_user,
+            }),
+            Err(err) => self.store_failure("rotate", &err, Reason::RotateServerError),
+        }
+    }
+}
