@@ -1,1 +1,24 @@
-fn main(){}
+//! The one integration test binary: every test starts its own app on its own database.
+
+mod helpers;
+mod smoke;
+
+// In-process library operations (SPEC A5).
+mod library_create;
+mod library_manage;
+mod library_manager;
+mod library_rotate;
+mod library_verify;
+
+// Concurrency, failure and the command line.
+mod cli;
+mod concurrency;
+mod sabotage;
+
+// HTTP routes (SPEC A7).
+mod routes_body_rules;
+mod routes_client_ip;
+mod routes_hostile_input;
+mod routes_manage_actions;
+mod routes_manage_auth;
+mod routes_public;
