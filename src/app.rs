@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AppState, HmacGuard, JwtVerifier};
+use crate::limits::Limits;
 use crate::store::{MySqlStore, StoreError, TokenStore};
 use crate::tokens::TokenService;
 
@@ -31,6 +32,9 @@ pub struct Application {
     port: u16,
     server: Server,
     tokens: TokenService,
+    limits: Arc<Limits>,
+    ban_refresh: std::time::Duration,
+    prune_interval: std::time::Duration,
 }
 
 impl Application {
@@ -48,8 +52,21 @@ impl Application {
         if settings.database.migrate_on_start {
             MySqlStore::migrate(url).await?;
         }
-        let store = MySqlStore::connect_lazy(url, settings.database.max_connections)?;
-        let tokens = token_service(&settings, Arc::new(store), clock.clone());
+        let store = Arc::new(MySqlStore::connect_lazy(url, settings.database.max_connections)?);
+        let tokens = token_service(&settings, store.clone(), clock.clone());
+        let limits = Arc::new(Limits::new(
+            &settings.rate_limiters,
+            settings.api_tokens.rate_limit_on_successful_request,
+            clock.clone(),
+            store,
+        ));
+        if limits.enabled() {
+            if let Err(err) = limits.refresh_bans().await {
+                tracing::warn!(error = %err, "could not load rate-limit bans; retrying in the background");
+            }
+        } else {
+            tracing::warn!("rate_limiters.enabled = false: every rate limiter is off");
+        }
         if settings.uses_dev_jwt_secret() {
             tracing::warn!("auth.jwt_secret is the shipped development secret: set IAM__AUTH__JWT_SECRET");
         }
@@ -58,6 +75,7 @@ impl Application {
             jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock.clone()),
             hmac: settings.service.hmac.as_ref().map(HmacGuard::new),
             trusted_proxies: settings.server.trusted_proxies.clone(),
+            limits: limits.clone(),
             clock,
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -88,6 +106,9 @@ impl Application {
             port,
             server: server.run(),
             tokens,
+            limits,
+            ban_refresh: settings.rate_limiters.ban_refresh,
+            prune_interval: settings.rate_limiters.prune_interval,
         })
     }
 
@@ -100,9 +121,34 @@ impl Application {
         &self.tokens
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// The rate limiters of this application.
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests. Ban refresh and key
+    /// pruning run beside the server and stop with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let mut background = tokio::task::JoinSet::new();
+        if self.limits.enabled() {
+            let limits = self.limits.clone();
+            background.spawn(every(self.ban_refresh, move || {
+                let limits = limits.clone();
+                async move {
+                    if let Err(err) = limits.refresh_bans().await {
+                        tracing::warn!(error = %err, "ban refresh failed");
+                    }
+                }
+            }));
+            let limits = self.limits.clone();
+            background.spawn(every(self.prune_interval, move || {
+                let limits = limits.clone();
+                async move { limits.prune() }
+            }));
+        }
+        let served = self.server.await;
+        background.shutdown().await;
+        served
     }
 }
 
@@ -113,4 +159,19 @@ pub fn token_service(
     clock: Arc<dyn Clock>,
 ) -> TokenService {
     TokenService::new(store, clock, settings.api_tokens.limit_tokens_per_user)
+}
+
+/// Runs `task` every `period` (the first run after one period), forever.
+async fn every<F, Fut>(period: std::time::Duration, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        task().await;
+    }
 }

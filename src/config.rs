@@ -24,6 +24,7 @@ pub struct Settings {
     pub api_tokens: ApiTokensSettings,
     #[serde(default)]
     pub service: ServiceSettings,
+    pub rate_limiters: RateLimitersSettings,
     pub log: LogSettings,
 }
 
@@ -55,6 +56,76 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct ApiTokensSettings {
     pub limit_tokens_per_user: u32,
+    pub rate_limit_on_successful_request: bool,
+}
+
+/// SPEC A8. Paths are the snake_case twins of riavzon's `rate_limiters.apiTokensLimiters.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitersSettings {
+    pub enabled: bool,
+    pub ban_after_strikes: u32,
+    #[serde(with = "humantime_serde")]
+    pub ban_refresh: Duration,
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+    pub api_tokens_limiters: ApiTokensLimiters,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokensLimiters {
+    pub general_union_limiter: GeneralUnionLimiter,
+    pub operation_rate_limits: OperationRateLimits,
+    pub consumption_rate_limiter: LimiterSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralUnionLimiter {
+    pub burst_limiter: LimiterSettings,
+    pub slow_limiter: LimiterSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRateLimits {
+    pub new_token_creation_limiter: LimiterSettings,
+    pub revoke_tokens_limiter: LimiterSettings,
+    pub get_metadata_token_limiter: LimiterSettings,
+    pub rotation_rate_limiter: LimiterSettings,
+    pub ip_restriction_update: LimiterSettings,
+    pub privilege_update: LimiterSettings,
+}
+
+/// `points` per `duration`; over it, the key is blocked for `block_duration`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimiterSettings {
+    pub points: u32,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde")]
+    pub block_duration: Duration,
+}
+
+impl ApiTokensLimiters {
+    /// Every limiter with its config path, for validation and listing.
+    pub fn all(&self) -> [(&'static str, LimiterSettings); 9] {
+        let ops = &self.operation_rate_limits;
+        let union = &self.general_union_limiter;
+        [
+            ("general_union_limiter.burst_limiter", union.burst_limiter),
+            ("general_union_limiter.slow_limiter", union.slow_limiter),
+            ("operation_rate_limits.new_token_creation_limiter", ops.new_token_creation_limiter),
+            ("operation_rate_limits.revoke_tokens_limiter", ops.revoke_tokens_limiter),
+            ("operation_rate_limits.get_metadata_token_limiter", ops.get_metadata_token_limiter),
+            ("operation_rate_limits.rotation_rate_limiter", ops.rotation_rate_limiter),
+            ("operation_rate_limits.ip_restriction_update", ops.ip_restriction_update),
+            ("operation_rate_limits.privilege_update", ops.privilege_update),
+            ("consumption_rate_limiter", self.consumption_rate_limiter),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -143,6 +214,21 @@ impl Settings {
                 problem: problem.to_owned(),
             })
         };
+        let limits = &self.rate_limiters;
+        for (path, limiter) in limits.api_tokens_limiters.all() {
+            if limiter.points == 0 || limiter.duration.is_zero() {
+                return Err(SettingsError::Invalid {
+                    key: "rate_limiters.api_tokens_limiters",
+                    problem: format!("{path}: points and duration must be above zero"),
+                });
+            }
+        }
+        if limits.ban_after_strikes == 0 {
+            return invalid("rate_limiters.ban_after_strikes", "must be at least 1");
+        }
+        if limits.ban_refresh.is_zero() || limits.prune_interval.is_zero() {
+            return invalid("rate_limiters", "ban_refresh and prune_interval must be above zero");
+        }
         if !self.database.url.expose().starts_with("mysql://") {
             return invalid("database.url", "must start with mysql://");
         }

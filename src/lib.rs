@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod http;
+pub mod limits;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! The single place where failures become HTTP statuses and bodies.
 
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
@@ -21,6 +22,8 @@ pub enum ApiError {
     NotAllowed,
     /// 413 `{"error":"Payload too large"}`.
     PayloadTooLarge { limit: usize },
+    /// 429 from a rate limiter: `retry` seconds left of the block, `None` for a permanent ban.
+    TooManyRequests { retry: Option<u64> },
     /// The riavzon envelope `{"ok":false,"date","reason"}` with a status.
     Envelope {
         status: StatusCode,
@@ -47,6 +50,7 @@ impl std::fmt::Display for ApiError {
             Self::MalformedTokenPayload => f.write_str("malformed token payload"),
             Self::NotAllowed => f.write_str("content type or body not allowed"),
             Self::PayloadTooLarge { limit } => write!(f, "body over {limit} bytes"),
+            Self::TooManyRequests { .. } => f.write_str("rate limited"),
             Self::Envelope { status, reason, .. } => write!(f, "{status}: {}", reason.as_str()),
         }
     }
@@ -60,6 +64,7 @@ impl ResponseError for ApiError {
             }
             Self::NotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Envelope { status, .. } => *status,
         }
     }
@@ -74,6 +79,18 @@ impl ResponseError for ApiError {
             }
             Self::NotAllowed => json(status, &json!({"error": "not allowed."})),
             Self::PayloadTooLarge { .. } => json(status, &json!({"error": "Payload too large"})),
+            Self::TooManyRequests { retry } => {
+                let (header, retry) = match retry {
+                    Some(seconds) => (seconds.to_string(), json!(seconds)),
+                    None => ("permanent".to_owned(), json!("permanent")),
+                };
+                let mut response =
+                    json(status, &json!({"error": "Too many requests", "retry": retry}));
+                if let Ok(value) = HeaderValue::from_str(&header) {
+                    response.headers_mut().insert(RETRY_AFTER, value);
+                }
+                response
+            }
             Self::Envelope { date, reason, .. } => {
                 json(status, &Results::<()>::failure(*date, reason.clone()))
             }

@@ -6,9 +6,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::body::{json_body, BodyError, MANAGE_BODY_LIMIT};
+use super::client_ip;
+use super::limit::{enforce, ip_key};
 use super::response::json;
 use super::{ApiError, AppState};
 use crate::envelope::{Reason, Results};
+use crate::limits::Operation;
 use crate::token::{IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
 use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 
@@ -35,6 +38,18 @@ impl Action {
             "ip-restriction-update" => Self::IpRestrictionUpdate,
             "privilege-update" => Self::PrivilegeUpdate,
             _ => return None,
+        })
+    }
+
+    fn operation(self) -> Option<Operation> {
+        Some(match self {
+            Self::NewToken => Operation::NewToken,
+            Self::ListMetadata => return None,
+            Self::Revoke => Operation::Revoke,
+            Self::Metadata => Operation::Metadata,
+            Self::Rotate => Operation::Rotate,
+            Self::IpRestrictionUpdate => Operation::IpRestrictionUpdate,
+            Self::PrivilegeUpdate => Operation::PrivilegeUpdate,
         })
     }
 
@@ -114,7 +129,8 @@ impl IpList {
     }
 }
 
-/// Authenticate → action → (limits) → body → (limits) → operation.
+/// Authenticate → action → union limiter → method and body → operation limiter → operation
+/// → reset of the union after a success (SPEC A7, A8).
 pub async fn manage(
     req: HttpRequest,
     action: Path<String>,
@@ -127,6 +143,9 @@ pub async fn manage(
     let Some(action) = Action::parse(&action) else {
         return Err(ApiError::envelope(StatusCode::NOT_FOUND, now, Reason::NotFound));
     };
+    let limits = &state.limits;
+    let ip = ip_key(client_ip(&req, &state.trusted_proxies));
+    enforce(limits, limits.management(&ip, action == Action::ListMetadata)).await?;
     let expected_method = match action {
         Action::ListMetadata => Method::GET,
         _ => Method::POST,
@@ -135,9 +154,9 @@ pub async fn manage(
         return Err(bad_request());
     }
     let tokens = &state.tokens;
-    if action == Action::ListMetadata {
+    let Some(operation) = action.operation() else {
         return Ok(respond(action, tokens.list_valid_tokens(user_id).await));
-    }
+    };
     let read = |payload| async {
         json_body::<serde_json::Value>(&req, payload, MANAGE_BODY_LIMIT)
             .await
@@ -147,16 +166,23 @@ pub async fn manage(
             })
     };
     let body = read(payload).await?;
-    if action == Action::NewToken {
+    let response = if action == Action::NewToken {
         let create = parse_new_token(user_id, body).ok_or_else(bad_request)?;
-        return Ok(respond(action, tokens.create(create).await));
+        enforce(limits, limits.operation(operation, &ip, user_id)).await?;
+        respond(action, tokens.create(create).await)
+    } else {
+        let (token_id, public_id, name, manager_action) =
+            parse_token_action(action, body).ok_or_else(bad_request)?;
+        enforce(limits, limits.operation(operation, &ip, user_id)).await?;
+        let result = tokens
+            .private_action_manager(user_id, token_id, &public_id, &name, manager_action)
+            .await;
+        respond(action, result)
+    };
+    if response.status().is_success() {
+        limits.management_succeeded(&ip);
     }
-    let (token_id, public_id, name, manager_action) =
-        parse_token_action(action, body).ok_or_else(bad_request)?;
-    let result = tokens
-        .private_action_manager(user_id, token_id, &public_id, &name, manager_action)
-        .await;
-    Ok(respond(action, result))
+    Ok(response)
 }
 
 fn parse_new_token(user_id: u64, body: serde_json::Value) -> Option<CreateToken> {

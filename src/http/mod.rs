@@ -7,6 +7,7 @@ mod error;
 mod headers;
 mod hmac_guard;
 mod jwt;
+mod limit;
 mod manage;
 mod public;
 mod response;
@@ -22,6 +23,7 @@ use actix_web::web;
 use ipnet::IpNet;
 
 use crate::clock::Clock;
+use crate::limits::Limits;
 use crate::tokens::TokenService;
 
 /// Everything a handler needs; one per application, no globals.
@@ -30,6 +32,7 @@ pub struct AppState {
     pub jwt: JwtVerifier,
     pub hmac: Option<HmacGuard>,
     pub trusted_proxies: Vec<IpNet>,
+    pub limits: Arc<Limits>,
     pub clock: Arc<dyn Clock>,
 }
 

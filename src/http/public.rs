@@ -7,6 +7,7 @@ use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json as json_value;
 
+use super::limit::{enforce, ip_key};
 use super::response::json;
 use super::{client_ip, ApiError, AppState};
 use crate::envelope::{Reason, Results};
@@ -33,21 +34,25 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     if let Some(guard) = &state.hmac {
         guard.check(&req, now).map_err(|why| unauthorized(Reason::Guard(why)))?;
     }
-    let key = match req.headers().get("x-api-key") {
-        None => return Err(unauthorized(Reason::NoApiKey)),
-        Some(value) if value.is_empty() => return Err(unauthorized(Reason::NoApiKey)),
-        // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist.
-        Some(value) => value.to_str().unwrap_or_default().trim(),
-    };
-    if key.is_empty() {
+    let limits = &state.limits;
+    let client = client_ip(&req, &state.trusted_proxies);
+    let ip = ip_key(client);
+    // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist.
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .map(|value| value.to_str().unwrap_or("\u{fffd}").trim())
+        .filter(|key| !key.is_empty());
+    enforce(limits, limits.before_verify(&ip, key)).await?;
+    let Some(key) = key else {
+        enforce(limits, limits.verify_failed(&ip, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
-    }
+    };
     let privilege = Query::<HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|query| query.get("privilege")?.parse::<Privilege>().ok())
         .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
-    let ip = client_ip(&req, &state.trusted_proxies);
-    let options = VerifyOptions::new(privilege, ip);
+    let options = VerifyOptions::new(privilege, client);
     let outcome = match state.tokens.verify_outcome(key, options).await {
         Ok(outcome) => outcome.into_token(),
         Err(err) => {
@@ -56,7 +61,13 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         }
     };
     match outcome {
-        Ok(token) => Ok(json(StatusCode::OK, &Results::success(now, token))),
-        Err(reason) => Err(unauthorized(reason)),
+        Ok(token) => {
+            limits.verify_succeeded(&ip, key);
+            Ok(json(StatusCode::OK, &Results::success(now, token)))
+        }
+        Err(reason) => {
+            enforce(limits, limits.verify_failed(&ip, Some(key))).await?;
+            Err(unauthorized(reason))
+        }
     }
 }

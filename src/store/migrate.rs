@@ -7,11 +7,18 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 use super::StoreError;
 
 /// `(version, name, sql)`, in order. A landed file is never edited; add a new one instead.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "api_tokens",
-    include_str!("../../sql/mysql/0001_api_tokens.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "api_tokens",
+        include_str!("../../sql/mysql/0001_api_tokens.sql"),
+    ),
+    (
+        2,
+        "rate_limit_bans",
+        include_str!("../../sql/mysql/0002_rate_limit_bans.sql"),
+    ),
+];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";
 const LOCK_TIMEOUT_SECS: u32 = 60;

@@ -6,7 +6,7 @@ mod record;
 
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
-pub use record::{NewToken, TokenCounts, TokenRecord};
+pub use record::{BanRecord, NewToken, TokenCounts, TokenRecord};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -131,4 +131,17 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Persistence of the rate limiters' permanent bans.
+#[async_trait]
+pub trait BanStore: Send + Sync + 'static {
+    /// Records a ban; recording an existing one again is not an error.
+    async fn insert_ban(&self, ban: &BanRecord) -> Result<(), StoreError>;
+
+    /// Every ban, oldest first.
+    async fn list_bans(&self) -> Result<Vec<BanRecord>, StoreError>;
+
+    /// Lifts a ban; false when there was none.
+    async fn delete_ban(&self, limiter: &str, key: &str) -> Result<bool, StoreError>;
 }

@@ -12,7 +12,7 @@ use mysql_async::{
 };
 
 use super::{
-    migrate, CreateOutcome, NewToken, RotateOutcome, Rotation, StoreError, TokenCounts,
+    migrate, BanRecord, BanStore, CreateOutcome, NewToken, RotateOutcome, Rotation, StoreError, TokenCounts,
     TokenRecord, TokenStore,
 };
 use crate::token::{Digest, IpRestriction, Privilege, PublicIdentifier};
@@ -484,4 +484,51 @@ impl TokenStore for MySqlStore {
 /// Inside a transaction body only driver errors travel; a corrupt row becomes one.
 fn corrupt(err: StoreError) -> mysql_async::Error {
     mysql_async::Error::Other(err.to_string().into())
+}
+
+const INSERT_BAN: &str = "INSERT IGNORE INTO rate_limit_bans (limiter, ban_key, reason, created_at) \
+    VALUES (:limiter, :ban_key, :reason, :created_at)";
+const LIST_BANS: &str =
+    "SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans ORDER BY created_at, limiter";
+const DELETE_BAN: &str = "DELETE FROM rate_limit_bans WHERE limiter = :limiter AND ban_key = :ban_key";
+
+#[async_trait]
+impl BanStore for MySqlStore {
+    async fn insert_ban(&self, ban: &BanRecord) -> Result<(), StoreError> {
+        self.pool
+            .get_conn()
+            .await?
+            .exec_drop(
+                INSERT_BAN,
+                params! {
+                    "limiter" => ban.limiter.as_str(),
+                    "ban_key" => ban.key.as_str(),
+                    "reason" => ban.reason.as_str(),
+                    "created_at" => ban.created_at.naive_utc(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_bans(&self) -> Result<Vec<BanRecord>, StoreError> {
+        let rows: Vec<(String, String, String, NaiveDateTime)> =
+            self.pool.get_conn().await?.query(LIST_BANS).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(limiter, key, reason, created_at)| BanRecord {
+                limiter,
+                key,
+                reason,
+                created_at: utc(created_at),
+            })
+            .collect())
+    }
+
+    async fn delete_ban(&self, limiter: &str, key: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get_conn().await?;
+        conn.exec_drop(DELETE_BAN, params! { "limiter" => limiter, "ban_key" => key })
+            .await?;
+        Ok(conn.affected_rows() > 0)
+    }
 }

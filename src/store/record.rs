@@ -54,3 +54,12 @@ impl TokenCounts {
         self.valid + self.invalid
     }
 }
+
+/// A permanent ban of one key by one limiter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub limiter: String,
+    pub key: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,102 @@
+//! The GCRA state of every tracked key, in a map we own so keys can be reset and pruned.
+//!
+//! Keys are 64-bit keyed hashes (SipHash with a per-process random seed) of the limiter key:
+//! 8 bytes instead of a heap string, no allocation per check, and no way for a client to
+//! aim collisions at someone else's bucket.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use governor::nanos::Nanos;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::state::StateStore;
+
+/// The keys are already uniform hashes: hashing them again would only cost time.
+#[derive(Default, Clone, Copy)]
+pub struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+pub type HashedMap<V> = DashMap<u64, V, BuildHasherDefault<PassThroughHasher>>;
+
+/// Theoretical arrival times per key (0 = never seen), shared with governor's `RateLimiter`.
+#[derive(Clone, Default)]
+pub struct KeyStates(Arc<HashedMap<AtomicU64>>);
+
+impl KeyStates {
+    pub fn remove(&self, key: u64) {
+        self.0.remove(&key);
+    }
+}
+
+impl StateStore for KeyStates {
+    type Key = u64;
+
+    fn measure_and_replace<T, F, E>(&self, key: &u64, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        if let Some(state) = self.0.get(key) {
+            return measure_and_replace_one(&state, f);
+        }
+        let state = self.0.entry(*key).or_default();
+        measure_and_replace_one(&state, f)
+    }
+}
+
+/// governor's compare-and-swap loop: the decision is retried until it applies atomically.
+fn measure_and_replace_one<T, F, E>(state: &AtomicU64, f: F) -> Result<T, E>
+where
+    F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+{
+    let mut prev = state.load(Ordering::Acquire);
+    let mut decision = f((prev != 0).then(|| Nanos::from(prev)));
+    while let Ok((result, new_data)) = decision {
+        match state.compare_exchange_weak(
+            prev,
+            u64::from(new_data),
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Ok(result),
+            Err(next) => prev = next,
+        }
+        decision = f((prev != 0).then(|| Nanos::from(prev)));
+    }
+    decision.map(|(result, _)| result)
+}
+
+impl ShrinkableKeyedStateStore<u64> for KeyStates {
+    fn retain_recent(&self, drop_below: Nanos) {
+        let drop_below = u64::from(drop_below);
+        self.0.retain(|_, state| state.load(Ordering::Relaxed) > drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        self.0.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
