@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use iam_tokens::app::token_service;
 use iam_tokens::http::JwtVerifier;
-use iam_tokens::store::MySqlStore;
+use iam_tokens::envelope::iso;
+use iam_tokens::store::{BanStore, MySqlStore};
 use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
 use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
@@ -41,6 +42,9 @@ enum Command {
     /// Operate on API tokens directly in the store.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List or lift the rate limiters' permanent bans.
+    #[command(subcommand)]
+    Bans(BansCommand),
     /// Validate the configuration and exit.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +80,19 @@ enum TokenCommand {
     /// Revoke a token given its raw key or its 64-hex digest, whatever its privilege.
     Revoke {
         /// The raw key or its digest.
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BansCommand {
+    /// Print every stored ban as JSON.
+    List,
+    /// Lift one ban; running instances drop it within rate_limiters.ban_refresh.
+    Lift {
+        /// The limiter's name as listed (e.g. rotation_rate_limiter).
+        limiter: String,
+        /// The banned key as listed (e.g. 203.0.113.7_42).
         key: String,
     },
 }
@@ -124,6 +141,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
             println!("{}", jwt.issue(user, ttl)?);
         }
         Command::Token(command) => token_command(command, &settings).await?,
+        Command::Bans(command) => bans_command(command, &settings).await?,
         Command::Config(ConfigCommand::Check) => println!("configuration OK"),
     }
     Ok(())
@@ -150,17 +168,60 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
                 .prefix(prefix)
                 .expires_ms(expires_ms)
                 .ips(ips);
-            serde_json::to_string_pretty(&tokens.create(request).await)?
+            let created = tokens.create(request).await;
+            (serde_json::to_string_pretty(&created)?, created.is_ok())
         }
         TokenCommand::List { user } => {
-            serde_json::to_string_pretty(&tokens.list_valid_tokens(user).await)?
+            let listed = tokens.list_valid_tokens(user).await;
+            (serde_json::to_string_pretty(&listed)?, listed.is_ok())
         }
         TokenCommand::Revoke { key } => {
             let digest = Digest::of_presented(key.trim());
-            serde_json::to_string_pretty(&tokens.revoke_digest(&digest, None).await)?
+            let revoked = tokens.revoke_digest(&digest, None).await;
+            (serde_json::to_string_pretty(&revoked)?, revoked.is_ok())
         }
     };
-    println!("{output}");
+    let (json, ok) = output;
+    println!("{json}");
     store.close().await?;
-    Ok(())
+    if ok {
+        Ok(())
+    } else {
+        Err("the operation failed (see the reason above)".into())
+    }
+}
+
+async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), AnyError> {
+    let url = settings.database.url.expose();
+    MySqlStore::migrate(url).await?;
+    let store = MySqlStore::connect_lazy(url, 2)?;
+    let result = match command {
+        BansCommand::List => {
+            let bans: Vec<serde_json::Value> = store
+                .list_bans()
+                .await?
+                .into_iter()
+                .map(|ban| {
+                    serde_json::json!({
+                        "limiter": ban.limiter,
+                        "key": ban.key,
+                        "reason": ban.reason,
+                        "createdAt": iso(&ban.created_at),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&bans)?);
+            Ok(())
+        }
+        BansCommand::Lift { limiter, key } => {
+            if store.delete_ban(&limiter, &key).await? {
+                println!("lifted {limiter} {key}");
+                Ok(())
+            } else {
+                Err(format!("no ban of {key} by {limiter}").into())
+            }
+        }
+    };
+    store.close().await?;
+    result
 }
