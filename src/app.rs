@@ -52,7 +52,10 @@ impl Application {
         if settings.database.migrate_on_start {
             MySqlStore::migrate(url).await?;
         }
-        let store = Arc::new(MySqlStore::connect_lazy(url, settings.database.max_connections)?);
+        let store = Arc::new(MySqlStore::connect_lazy(
+            url,
+            settings.database.max_connections,
+        )?);
         let tokens = token_service(&settings, store.clone(), clock.clone());
         let limits = Arc::new(Limits::new(
             &settings.rate_limiters,
@@ -68,7 +71,9 @@ impl Application {
             tracing::warn!("rate_limiters.enabled = false: every rate limiter is off");
         }
         if settings.uses_dev_jwt_secret() {
-            tracing::warn!("auth.jwt_secret is the shipped development secret: set IAM__AUTH__JWT_SECRET");
+            tracing::warn!(
+                "auth.jwt_secret is the shipped development secret: set IAM__AUTH__JWT_SECRET"
+            );
         }
         let state = Data::new(AppState {
             tokens: tokens.clone(),

@@ -117,12 +117,30 @@ impl ApiTokensLimiters {
         [
             ("general_union_limiter.burst_limiter", union.burst_limiter),
             ("general_union_limiter.slow_limiter", union.slow_limiter),
-            ("operation_rate_limits.new_token_creation_limiter", ops.new_token_creation_limiter),
-            ("operation_rate_limits.revoke_tokens_limiter", ops.revoke_tokens_limiter),
-            ("operation_rate_limits.get_metadata_token_limiter", ops.get_metadata_token_limiter),
-            ("operation_rate_limits.rotation_rate_limiter", ops.rotation_rate_limiter),
-            ("operation_rate_limits.ip_restriction_update", ops.ip_restriction_update),
-            ("operation_rate_limits.privilege_update", ops.privilege_update),
+            (
+                "operation_rate_limits.new_token_creation_limiter",
+                ops.new_token_creation_limiter,
+            ),
+            (
+                "operation_rate_limits.revoke_tokens_limiter",
+                ops.revoke_tokens_limiter,
+            ),
+            (
+                "operation_rate_limits.get_metadata_token_limiter",
+                ops.get_metadata_token_limiter,
+            ),
+            (
+                "operation_rate_limits.rotation_rate_limiter",
+                ops.rotation_rate_limiter,
+            ),
+            (
+                "operation_rate_limits.ip_restriction_update",
+                ops.ip_restriction_update,
+            ),
+            (
+                "operation_rate_limits.privilege_update",
+                ops.privilege_update,
+            ),
             ("consumption_rate_limiter", self.consumption_rate_limiter),
         ]
     }
@@ -177,8 +195,7 @@ impl Settings {
         let file: Option<PathBuf> = file
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os("IAM_CONFIG").map(PathBuf::from));
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         builder = match file {
             Some(path) => builder.add_source(File::from(path).required(true)),
             None => builder.add_source(File::with_name("config.toml").required(false)),
@@ -227,7 +244,10 @@ impl Settings {
             return invalid("rate_limiters.ban_after_strikes", "must be at least 1");
         }
         if limits.ban_refresh.is_zero() || limits.prune_interval.is_zero() {
-            return invalid("rate_limiters", "ban_refresh and prune_interval must be above zero");
+            return invalid(
+                "rate_limiters",
+                "ban_refresh and prune_interval must be above zero",
+            );
         }
         if !self.database.url.expose().starts_with("mysql://") {
             return invalid("database.url", "must start with mysql://");
@@ -243,7 +263,10 @@ impl Settings {
         }
         if let Some(hmac) = &self.service.hmac {
             if hmac.shared_secret.expose().len() < 32 {
-                return invalid("service.hmac.shared_secret", "must be at least 32 characters");
+                return invalid(
+                    "service.hmac.shared_secret",
+                    "must be at least 32 characters",
+                );
             }
             if hmac.client_id.is_empty() {
                 return invalid("service.hmac.client_id", "must not be empty");

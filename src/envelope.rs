@@ -7,7 +7,9 @@ use serde::{Serialize, Serializer};
 /// Every failure an operation can report, each with its exact riavzon text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    TooManyTokens { limit: u32 },
+    TooManyTokens {
+        limit: u32,
+    },
     ReservedPrefix,
     InvalidKey,
     InvalidHost,
@@ -124,7 +126,10 @@ pub mod iso_time {
     pub mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&iso(t)),
                 None => s.serialize_none(),

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use iam_tokens::app::token_service;
-use iam_tokens::http::JwtVerifier;
 use iam_tokens::envelope::iso;
+use iam_tokens::http::JwtVerifier;
 use iam_tokens::store::{BanStore, MySqlStore};
 use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
 use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
 #[derive(Parser)]
-#[command(name = "iam-tokens", version, about = "Self-hosted API-token service (riavzon-compatible)")]
+#[command(
+    name = "iam-tokens",
+    version,
+    about = "Self-hosted API-token service (riavzon-compatible)"
+)]
 struct Cli {
     /// Settings file layered over the defaults (else $IAM_CONFIG, else ./config.toml if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -151,7 +155,8 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
     let url = settings.database.url.expose();
     MySqlStore::migrate(url).await?;
     let store = MySqlStore::connect_lazy(url, 2)?;
-    let tokens: TokenService = token_service(settings, Arc::new(store.clone()), Arc::new(SystemClock));
+    let tokens: TokenService =
+        token_service(settings, Arc::new(store.clone()), Arc::new(SystemClock));
     let output = match command {
         TokenCommand::Create {
             user,

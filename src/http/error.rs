@@ -72,7 +72,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            Self::MissingBearer => json(status, &json!({"ok": false, "error": "Missing Bearer token"})),
+            Self::MissingBearer => json(
+                status,
+                &json!({"ok": false, "error": "Missing Bearer token"}),
+            ),
             Self::BadAccessToken(why) => json(status, &json!({ "error": why })),
             Self::MalformedTokenPayload => {
                 json(status, &json!({"error": "Malformed token payload"}))
@@ -84,8 +87,10 @@ impl ResponseError for ApiError {
                     Some(seconds) => (seconds.to_string(), json!(seconds)),
                     None => ("permanent".to_owned(), json!("permanent")),
                 };
-                let mut response =
-                    json(status, &json!({"error": "Too many requests", "retry": retry}));
+                let mut response = json(
+                    status,
+                    &json!({"error": "Too many requests", "retry": retry}),
+                );
                 if let Ok(value) = HeaderValue::from_str(&header) {
                     response.headers_mut().insert(RETRY_AFTER, value);
                 }

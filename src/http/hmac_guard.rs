@@ -62,15 +62,18 @@ impl HmacGuard {
             req.method().as_str()
         );
         let signature = hex::decode(signature).map_err(|_| "Invalid signature")?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| "Invalid signature")?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| "Invalid signature")?;
         mac.update(message.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| "Invalid signature")?;
+        mac.verify_slice(&signature)
+            .map_err(|_| "Invalid signature")?;
         self.remember(request_id, now)
     }
 
     fn remember(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), &'static str> {
         if self.seen.len() > PRUNE_ABOVE {
-            let window = chrono::Duration::from_std(self.max_skew * 2).unwrap_or(chrono::Duration::MAX);
+            let window =
+                chrono::Duration::from_std(self.max_skew * 2).unwrap_or(chrono::Duration::MAX);
             self.seen.retain(|_, at| now - *at <= window);
         }
         match self.seen.entry(request_id.to_owned()) {

@@ -79,7 +79,11 @@ impl JwtVerifier {
     }
 
     /// Signs an access token for `user_id` valid for `ttl` (the `dev-token` command, tests).
-    pub fn issue(&self, user_id: u64, ttl: std::time::Duration) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: u64,
+        ttl: std::time::Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         #[derive(Serialize)]
         struct Issued {
             sub: String,

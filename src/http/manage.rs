@@ -141,11 +141,19 @@ pub async fn manage(
     let now = state.clock.now();
     let bad_request = || ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest);
     let Some(action) = Action::parse(&action) else {
-        return Err(ApiError::envelope(StatusCode::NOT_FOUND, now, Reason::NotFound));
+        return Err(ApiError::envelope(
+            StatusCode::NOT_FOUND,
+            now,
+            Reason::NotFound,
+        ));
     };
     let limits = &state.limits;
     let ip = ip_key(client_ip(&req, &state.trusted_proxies));
-    enforce(limits, limits.management(&ip, action == Action::ListMetadata)).await?;
+    enforce(
+        limits,
+        limits.management(&ip, action == Action::ListMetadata),
+    )
+    .await?;
     let expected_method = match action {
         Action::ListMetadata => Method::GET,
         _ => Method::POST,
@@ -194,7 +202,10 @@ fn parse_new_token(user_id: u64, body: serde_json::Value) -> Option<CreateToken>
         Some(prefix) if (2..=10).contains(&prefix.chars().count()) => prefix,
         Some(_) => return None,
     };
-    if request.expires.is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS) {
+    if request
+        .expires
+        .is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS)
+    {
         return None;
     }
     let ips = IpList::parse(request.ipv4.as_ref())?;
@@ -226,7 +237,12 @@ fn parse_token_action(
         },
         Action::NewToken | Action::ListMetadata => return None,
     };
-    Some((token_id, public_id, name.as_str().to_owned(), manager_action))
+    Some((
+        token_id,
+        public_id,
+        name.as_str().to_owned(),
+        manager_action,
+    ))
 }
 
 fn respond<T: serde::Serialize>(action: Action, result: Results<T>) -> HttpResponse {

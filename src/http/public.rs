@@ -32,7 +32,9 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     let now = state.clock.now();
     let unauthorized = |reason| ApiError::envelope(StatusCode::UNAUTHORIZED, now, reason);
     if let Some(guard) = &state.hmac {
-        guard.check(&req, now).map_err(|why| unauthorized(Reason::Guard(why)))?;
+        guard
+            .check(&req, now)
+            .map_err(|why| unauthorized(Reason::Guard(why)))?;
     }
     let limits = &state.limits;
     let client = client_ip(&req, &state.trusted_proxies);

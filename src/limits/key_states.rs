@@ -85,7 +85,8 @@ where
 impl ShrinkableKeyedStateStore<u64> for KeyStates {
     fn retain_recent(&self, drop_below: Nanos) {
         let drop_below = u64::from(drop_below);
-        self.0.retain(|_, state| state.load(Ordering::Relaxed) > drop_below);
+        self.0
+            .retain(|_, state| state.load(Ordering::Relaxed) > drop_below);
     }
 
     fn shrink_to_fit(&self) {

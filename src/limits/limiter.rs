@@ -30,7 +30,9 @@ pub struct LimiterConfig {
 pub enum Decision {
     Allowed,
     /// Blocked; the block ends in `retry_after`.
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+    },
     /// Permanently banned until an operator lifts the ban.
     Banned,
 }

@@ -3,6 +3,8 @@
 mod clock;
 mod key_states;
 mod limiter;
+#[cfg(test)]
+mod tests;
 
 pub use clock::GovernorClock;
 pub use limiter::{Decision, Limiter, LimiterConfig, NewBans};
@@ -176,7 +178,9 @@ impl Limits {
         }
         consumption_keys(ip, presented)
             .iter()
-            .fold(Decision::Allowed, |d, key| d.and(self.consumption.check(key)))
+            .fold(Decision::Allowed, |d, key| {
+                d.and(self.consumption.check(key))
+            })
     }
 
     /// A successful verification resets the failure count of its key and IP.

@@ -60,7 +60,8 @@ pub async fn run(conn: &mut Conn) -> Result<usize, StoreError> {
         ));
     }
     let result = apply_pending(conn).await;
-    conn.exec_drop("SELECT RELEASE_LOCK(?)", (LOCK_NAME,)).await?;
+    conn.exec_drop("SELECT RELEASE_LOCK(?)", (LOCK_NAME,))
+        .await?;
     result
 }
 

@@ -39,7 +39,10 @@ pub enum CreateOutcome {
 /// Result of a rotation transaction. Anything but `Rotated` left the store unchanged.
 #[derive(Debug)]
 pub enum RotateOutcome {
-    Rotated { old: TokenRecord, new: TokenRecord },
+    Rotated {
+        old: Box<TokenRecord>,
+        new: Box<TokenRecord>,
+    },
     /// No valid token with that digest and privilege.
     OldNotFound,
     /// The old token had expired; it cannot be rotated.

@@ -12,8 +12,8 @@ use mysql_async::{
 };
 
 use super::{
-    migrate, BanRecord, BanStore, CreateOutcome, NewToken, RotateOutcome, Rotation, StoreError, TokenCounts,
-    TokenRecord, TokenStore,
+    migrate, BanRecord, BanStore, CreateOutcome, NewToken, RotateOutcome, Rotation, StoreError,
+    TokenCounts, TokenRecord, TokenStore,
 };
 use crate::token::{Digest, IpRestriction, Privilege, PublicIdentifier};
 
@@ -262,8 +262,11 @@ async fn lock_owner_and_count(
 ) -> Result<u64, mysql_async::Error> {
     tx.exec_drop(LOCK_OWNER, params! { "user_id" => user_id })
         .await?;
-    tx.exec_drop(EXPIRE_OWNER_TOKENS, params! { "user_id" => user_id, "now" => now })
-        .await?;
+    tx.exec_drop(
+        EXPIRE_OWNER_TOKENS,
+        params! { "user_id" => user_id, "now" => now },
+    )
+    .await?;
     let count: Option<u64> = tx
         .exec_first(COUNT_VALID, params! { "user_id" => user_id })
         .await?;
@@ -344,9 +347,14 @@ impl TokenStore for MySqlStore {
         let read: Option<(u64, Option<NaiveDateTime>)> = self
             .in_transaction(|tx| {
                 Box::pin(async move {
-                    tx.exec_drop(ADD_USAGE, params! { "id" => token_id, "uses" => uses, "at" => at })
+                    tx.exec_drop(
+                        ADD_USAGE,
+                        params! { "id" => token_id, "uses" => uses, "at" => at },
+                    )
+                    .await?;
+                    let read = tx
+                        .exec_first(READ_USAGE, params! { "id" => token_id })
                         .await?;
-                    let read = tx.exec_first(READ_USAGE, params! { "id" => token_id }).await?;
                     Ok(TxEnd::Commit(read))
                 })
             })
@@ -388,7 +396,11 @@ impl TokenStore for MySqlStore {
                 if old.is_expired_at(rotation.now) {
                     return Ok(TxEnd::Rollback(RotateOutcome::OldExpired));
                 }
-                let retire = if rotation.delete_old { DELETE_TOKEN } else { INVALIDATE };
+                let retire = if rotation.delete_old {
+                    DELETE_TOKEN
+                } else {
+                    INVALIDATE
+                };
                 tx.exec_drop(retire, params! { "id" => old.id }).await?;
                 let valid = lock_owner_and_count(tx, old.user_id, now).await?;
                 if valid >= u64::from(rotation.limit) {
@@ -407,7 +419,10 @@ impl TokenStore for MySqlStore {
                 }
                 let new_id = tx.last_insert_id().unwrap_or_default();
                 let new = record_from_new(new_id, &new);
-                Ok(TxEnd::Commit(RotateOutcome::Rotated { old, new }))
+                Ok(TxEnd::Commit(RotateOutcome::Rotated {
+                    old: Box::new(old),
+                    new: Box::new(new),
+                }))
             })
         })
         .await
@@ -452,7 +467,10 @@ impl TokenStore for MySqlStore {
             .pool
             .get_conn()
             .await?
-            .exec_first(COUNTS, params! { "user_id" => user_id, "now" => now.naive_utc() })
+            .exec_first(
+                COUNTS,
+                params! { "user_id" => user_id, "now" => now.naive_utc() },
+            )
             .await?;
         let (valid, total) = row.unwrap_or((0, 0));
         Ok(TokenCounts {
@@ -470,7 +488,10 @@ impl TokenStore for MySqlStore {
             .pool
             .get_conn()
             .await?
-            .exec(LIST_VALID, params! { "user_id" => user_id, "now" => now.naive_utc() })
+            .exec(
+                LIST_VALID,
+                params! { "user_id" => user_id, "now" => now.naive_utc() },
+            )
             .await?;
         rows.into_iter().map(record_from_row).collect()
     }
@@ -486,11 +507,13 @@ fn corrupt(err: StoreError) -> mysql_async::Error {
     mysql_async::Error::Other(err.to_string().into())
 }
 
-const INSERT_BAN: &str = "INSERT IGNORE INTO rate_limit_bans (limiter, ban_key, reason, created_at) \
+const INSERT_BAN: &str =
+    "INSERT IGNORE INTO rate_limit_bans (limiter, ban_key, reason, created_at) \
     VALUES (:limiter, :ban_key, :reason, :created_at)";
 const LIST_BANS: &str =
     "SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans ORDER BY created_at, limiter";
-const DELETE_BAN: &str = "DELETE FROM rate_limit_bans WHERE limiter = :limiter AND ban_key = :ban_key";
+const DELETE_BAN: &str =
+    "DELETE FROM rate_limit_bans WHERE limiter = :limiter AND ban_key = :ban_key";
 
 #[async_trait]
 impl BanStore for MySqlStore {
@@ -527,8 +550,11 @@ impl BanStore for MySqlStore {
 
     async fn delete_ban(&self, limiter: &str, key: &str) -> Result<bool, StoreError> {
         let mut conn = self.pool.get_conn().await?;
-        conn.exec_drop(DELETE_BAN, params! { "limiter" => limiter, "ban_key" => key })
-            .await?;
+        conn.exec_drop(
+            DELETE_BAN,
+            params! { "limiter" => limiter, "ban_key" => key },
+        )
+        .await?;
         Ok(conn.affected_rows() > 0)
     }
 }

@@ -76,14 +76,16 @@ fn parse_entry(text: &str) -> Option<IpNet> {
         return Some(IpNet::from(normalize(ip)));
     }
     let net: IpNet = text.parse().ok()?;
-    Some(match net {
-        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?,
-            None => net,
-        },
-        other => other,
-    }
-    .trunc())
+    Some(
+        match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?,
+                None => net,
+            },
+            other => other,
+        }
+        .trunc(),
+    )
 }
 
 fn entry_text(net: &IpNet) -> String {

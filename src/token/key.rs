@@ -101,7 +101,9 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "api");
         assert_eq!(parts[1].len(), 128);
-        assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(parts[1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(parts[2], checksum_of(parts[1]));
         assert!(RawKey::parse(text).is_ok());
         assert_eq!(key.digest, RawKey::parse(text).unwrap().digest());
@@ -118,8 +120,20 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_rejected() {
-        for bad in ["", "api", "api_abc", "api__", "a_b_c_d", "_x_y", "api_ü_12345678"] {
-            assert_eq!(RawKey::parse(bad).unwrap_err(), KeyError::Malformed, "{bad:?}");
+        for bad in [
+            "",
+            "api",
+            "api_abc",
+            "api__",
+            "a_b_c_d",
+            "_x_y",
+            "api_ü_12345678",
+        ] {
+            assert_eq!(
+                RawKey::parse(bad).unwrap_err(),
+                KeyError::Malformed,
+                "{bad:?}"
+            );
         }
     }
 

@@ -4,10 +4,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Privilege {
     Demo,
+    /// riavzon's default.
+    #[default]
     Restricted,
     Protected,
     Full,
@@ -35,12 +37,6 @@ impl Privilege {
             Self::Full => "full",
             Self::Custom => "custom",
         }
-    }
-}
-
-impl Default for Privilege {
-    fn default() -> Self {
-        Self::Restricted
     }
 }
 

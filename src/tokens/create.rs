@@ -119,7 +119,11 @@ impl TokenService {
             expires_at,
             request.ips,
         );
-        match self.store.create_token(&new, self.limit_tokens_per_user).await {
+        match self
+            .store
+            .create_token(&new, self.limit_tokens_per_user)
+            .await
+        {
             Ok(CreateOutcome::Created(record)) => self.success(CreatedToken {
                 raw_api_key: key.raw.expose().to_owned(),
                 raw_public_id: record.public_identifier.as_str().to_owned(),

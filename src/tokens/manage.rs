@@ -1,8 +1,8 @@
 //! The management operations: revoke, metadata snapshot, IP and privilege updates, listing.
 
 use super::{
-    Message, MetadataSnapshot, RevokeData, TokenList, TokenListRow, TokenService,
-    UserTokenCounts, VerifyOptions, PRIVILEGE_UPDATED_MSG, RESTRICTION_UPDATED_MSG, REVOKED_MSG,
+    Message, MetadataSnapshot, RevokeData, TokenList, TokenListRow, TokenService, UserTokenCounts,
+    VerifyOptions, PRIVILEGE_UPDATED_MSG, RESTRICTION_UPDATED_MSG, REVOKED_MSG,
 };
 use crate::envelope::{Reason, Results};
 use crate::token::{Digest, IpRestriction, Privilege};
@@ -72,12 +72,18 @@ impl TokenService {
         ips: IpRestriction,
     ) -> Results<Message> {
         let digest = Digest::of_presented(presented);
-        match self.store.update_ip_restriction(user_id, &digest, &ips).await {
+        match self
+            .store
+            .update_ip_restriction(user_id, &digest, &ips)
+            .await
+        {
             Ok(true) => self.success(Message {
                 msg: RESTRICTION_UPDATED_MSG,
             }),
             Ok(false) => self.failure(Reason::NotFoundOrUnauthorized),
-            Err(err) => self.store_failure("ip-restriction-update", &err, Reason::InternalServerError),
+            Err(err) => {
+                self.store_failure("ip-restriction-update", &err, Reason::InternalServerError)
+            }
         }
     }
 
@@ -89,7 +95,11 @@ impl TokenService {
         privilege: Privilege,
     ) -> Results<Message> {
         let digest = Digest::of_presented(presented);
-        match self.store.update_privilege(user_id, &digest, privilege).await {
+        match self
+            .store
+            .update_privilege(user_id, &digest, privilege)
+            .await
+        {
             Ok(true) => self.success(Message {
                 msg: PRIVILEGE_UPDATED_MSG,
             }),

@@ -15,8 +15,12 @@ pub enum ManagerAction {
     Metadata,
     /// The new key inherits name, privilege, prefix, IP list and the remaining lifetime.
     Rotate,
-    IpRestrictionUpdate { new_ip_address: IpRestriction },
-    PrivilegeUpdate { new_privileges: Privilege },
+    IpRestrictionUpdate {
+        new_ip_address: IpRestriction,
+    },
+    PrivilegeUpdate {
+        new_privileges: Privilege,
+    },
 }
 
 /// The sub-operation's data, unchanged.

@@ -32,7 +32,11 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, limit_tokens_per_user: u32) -> Self {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        limit_tokens_per_user: u32,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -57,7 +61,12 @@ impl TokenService {
     }
 
     /// Logs a store failure once, with its cause, and answers `reason` instead.
-    fn store_failure<T>(&self, operation: &'static str, err: &StoreError, reason: Reason) -> Results<T> {
+    fn store_failure<T>(
+        &self,
+        operation: &'static str,
+        err: &StoreError,
+        reason: Reason,
+    ) -> Results<T> {
         tracing::error!(operation, error = %err, "token store failed");
         self.failure(reason)
     }
