@@ -1,6 +1,7 @@
 //! The one integration test binary: every test starts its own app on its own database.
 
 mod helpers;
+mod migrations;
 mod smoke;
 
 // In-process library operations (SPEC A5).
@@ -22,3 +23,8 @@ mod routes_hostile_input;
 mod routes_manage_actions;
 mod routes_manage_auth;
 mod routes_public;
+
+// Rate limits (SPEC A8).
+mod limits_bans;
+mod limits_management;
+mod limits_verify;
