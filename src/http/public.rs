@@ -45,7 +45,8 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         .get("x-api-key")
         .map(|value| value.to_str().unwrap_or("\u{fffd}").trim())
         .filter(|key| !key.is_empty());
-    enforce(limits, limits.before_verify(&ip, key)).await?;
+    let (gate, block) = limits.before_verify(&ip, key);
+    enforce(limits, gate).await?;
     let Some(key) = key else {
         enforce(limits, limits.verify_failed(&ip, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
@@ -54,7 +55,9 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         .ok()
         .and_then(|query| query.get("privilege")?.parse::<Privilege>().ok())
         .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
-    let options = VerifyOptions::new(privilege, client);
+    let mut options = VerifyOptions::new(privilege, client);
+    // A use answered with a 429 is not a use.
+    options.skip_count_updates = !block.is_allowed();
     let outcome = match state.tokens.verify_outcome(key, options).await {
         Ok(outcome) => outcome.into_token(),
         Err(err) => {
@@ -64,6 +67,8 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     };
     match outcome {
         Ok(token) => {
+            // A good key does not end a block earned by failures, nor count as a strike.
+            enforce(limits, block).await?;
             limits.verify_succeeded(&ip, key);
             Ok(json(StatusCode::OK, &Results::success(now, token)))
         }

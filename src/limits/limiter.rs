@@ -143,10 +143,22 @@ impl Limiter {
         }
     }
 
-    /// Rejects a banned or blocked key (a strike) without consuming a point; `Allowed` otherwise.
-    pub fn check_blocked(&self, key: &str) -> Decision {
+    /// The key's state without consuming a point or counting a strike: `Banned`, `Limited`
+    /// with the time left of its block, or `Allowed`.
+    pub fn peek(&self, key: &str) -> Decision {
         let hash = self.hasher.hash_one(key);
-        self.rejection(hash, key).unwrap_or(Decision::Allowed)
+        if !self.bans.is_empty() && self.bans.contains_key(&hash) {
+            return Decision::Banned;
+        }
+        let now = self.clock.now_ms();
+        match self.blocks.get(&hash) {
+            Some(block) if block.until_ms > now => Decision::Limited {
+                retry_after: Duration::from_millis(
+                    u64::try_from(block.until_ms - now).unwrap_or(0),
+                ),
+            },
+            _ => Decision::Allowed,
+        }
     }
 
     /// True when some key is blocked or banned (lets callers skip work on the common path).

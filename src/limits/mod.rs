@@ -153,22 +153,28 @@ impl Limits {
         }
     }
 
-    /// Before verifying: the union when `rate_limit_on_successful_request` is on, and a
-    /// rejection of keys whose failures are already blocked or banned.
-    pub fn before_verify(&self, ip: &str, presented: Option<&str>) -> Decision {
+    /// Before verifying. The first decision is enforced at once: the union when
+    /// `rate_limit_on_successful_request` is on, and banned keys or IPs. The second is a
+    /// running consumption block of the key or IP: the request is still verified (so only a
+    /// failure counts as a strike) but a success is answered with it instead of the data.
+    pub fn before_verify(&self, ip: &str, presented: Option<&str>) -> (Decision, Decision) {
         if !self.enabled {
-            return Decision::Allowed;
+            return (Decision::Allowed, Decision::Allowed);
         }
-        let mut decision = Decision::Allowed;
+        let mut now = Decision::Allowed;
         if self.union_on_verify {
-            decision = self.union(&format!("{ip}_verify"));
+            now = self.union(&format!("{ip}_verify"));
         }
-        if decision.is_allowed() && self.consumption.has_rejections() {
+        let mut block = Decision::Allowed;
+        if self.consumption.has_rejections() {
             for key in consumption_keys(ip, presented) {
-                decision = decision.and(self.consumption.check_blocked(&key));
+                block = block.and(self.consumption.peek(&key));
             }
         }
-        decision
+        if block == Decision::Banned {
+            return (Decision::Banned, Decision::Allowed);
+        }
+        (now, block)
     }
 
     /// A failed verification consumes from the consumption limiter for the key and the IP.

@@ -71,13 +71,14 @@ fn a_block_answers_the_real_time_left() {
     assert!(limiter.check("ip").is_allowed());
     assert_eq!(limiter.check("ip"), limited(900));
     clock.advance(Duration::from_millis(100_500));
-    assert_eq!(
-        limiter.check_blocked("ip"),
-        Decision::Limited {
-            retry_after: Duration::from_millis(799_500)
-        }
-    );
-    assert_eq!(limiter.check_blocked("other"), Decision::Allowed);
+    let left = Decision::Limited {
+        retry_after: Duration::from_millis(799_500),
+    };
+    assert_eq!(limiter.peek("ip"), left);
+    assert_eq!(limiter.peek("ip"), left, "peeking is not a strike");
+    assert_eq!(limiter.check("ip"), left, "a second strike, under the three allowed");
+    assert_eq!(limiter.check("ip"), Decision::Banned, "the third strike");
+    assert_eq!(limiter.peek("other"), Decision::Allowed);
 }
 
 #[test]
