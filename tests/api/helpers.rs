@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use iam_tokens::clock::ManualClock;
 use iam_tokens::http::JwtVerifier;
-use iam_tokens::tokens::{CreateToken, CreatedToken};
 use iam_tokens::token::{Privilege, TokenName};
+use iam_tokens::tokens::{CreateToken, CreatedToken};
 use iam_tokens::{Application, Settings, TokenService};
 use mysql_async::prelude::*;
 use reqwest::{Client, Response};
@@ -39,6 +39,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.workers = 1;
     settings.database.url = iam_tokens::secret::Secret::new(format!("{SERVER_URL}/{db_name}"));
     settings.database.max_connections = 16;
+    // Limits have their own tests; everything else runs without them (enable in `configure`).
+    settings.rate_limiters.enabled = false;
     configure(&mut settings);
     spawn_on(settings, db_name).await
 }
@@ -172,7 +174,12 @@ impl TestApp {
     }
 
     /// Creates a token through the library and returns its creation data.
-    pub async fn create_token(&self, user_id: u64, privilege: Privilege, name: &str) -> CreatedToken {
+    pub async fn create_token(
+        &self,
+        user_id: u64,
+        privilege: Privilege,
+        name: &str,
+    ) -> CreatedToken {
         let request = CreateToken::new(user_id, privilege, TokenName::parse(name).expect("name"));
         self.tokens
             .create(request)
@@ -212,4 +219,207 @@ impl TestApp {
             .expect("query")
             .expect("one row")
     }
+}
+
+// ---- Library-operation helpers (library_*, concurrency, sabotage, cli) ----
+
+/// An envelope exactly as a caller sees it once serialized.
+pub fn envelope_json<T: serde::Serialize>(results: &iam_tokens::Results<T>) -> Value {
+    serde_json::to_value(results).expect("envelope serializes")
+}
+
+/// `{"ok":true,"date":…,"data":…}`.
+pub fn success_json(date: &str, data: Value) -> Value {
+    serde_json::json!({"ok": true, "date": date, "data": data})
+}
+
+/// `{"ok":false,"date":…,"reason":…}`.
+pub fn failure_json(date: &str, reason: &str) -> Value {
+    serde_json::json!({"ok": false, "date": date, "reason": reason})
+}
+
+impl TestApp {
+    /// The manual clock's "now" in the envelope format (ISO-8601, ms, `Z`).
+    pub fn clock_iso(&self) -> String {
+        self.clock_iso_after(Duration::ZERO)
+    }
+
+    /// The manual clock's "now" plus `after`, in the envelope format.
+    pub fn clock_iso_after(&self, after: Duration) -> String {
+        use iam_tokens::Clock as _;
+        let at = self.clock.now() + chrono::Duration::from_std(after).expect("duration");
+        iam_tokens::envelope::iso(&at)
+    }
+
+    /// `create` through the library, returning the whole envelope.
+    pub async fn lib_create(&self, request: CreateToken) -> iam_tokens::Results<CreatedToken> {
+        self.tokens.create(request).await
+    }
+
+    /// Counting, IP-checked `verify` through the library, from `ip` (or no known address).
+    pub async fn lib_verify(
+        &self,
+        key: &str,
+        privilege: Privilege,
+        ip: Option<&str>,
+    ) -> iam_tokens::Results<iam_tokens::tokens::VerifiedToken> {
+        let ip = ip.map(|ip| ip.parse().expect("test IP address"));
+        let options = iam_tokens::tokens::VerifyOptions::new(privilege, ip);
+        self.tokens.verify(key, options).await
+    }
+
+    /// How many of the owner's rows have `valid = 1`.
+    pub async fn valid_token_rows(&self, user_id: u64) -> u64 {
+        self.query_one(
+            "SELECT COUNT(*) FROM api_tokens WHERE user_id = ? AND valid = 1",
+            (user_id,),
+        )
+        .await
+    }
+
+    /// How many rows `api_tokens` holds, valid or not.
+    pub async fn token_row_count(&self) -> u64 {
+        self.query_one("SELECT COUNT(*) FROM api_tokens", ()).await
+    }
+}
+
+// ---- HTTP route helpers (routes_*) ----
+
+/// A token created over HTTP: what the user was shown, plus its stored id.
+#[derive(Debug, Clone)]
+pub struct HttpToken {
+    pub key: String,
+    pub public_id: String,
+    pub id: u64,
+}
+
+impl TestApp {
+    /// `/api/manage/{action}` with `user_id`'s access token, left open for a body or headers.
+    pub fn manage_request(
+        &self,
+        method: reqwest::Method,
+        action: &str,
+        user_id: u64,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/manage/{action}")))
+            .bearer_auth(self.access_token(user_id))
+    }
+
+    /// `GET /api/public/verify?privilege=…` with `x-api-key`, left open for more headers.
+    pub fn verify_request(&self, key: &str, privilege: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(&format!("/api/public/verify?privilege={privilege}")))
+            .header("x-api-key", key)
+    }
+
+    /// Sends a hand-built request and parses the answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        Answer::from(request.send().await.expect("request")).await
+    }
+
+    /// `new-token` over HTTP for `user_id`; panics unless it answers 201.
+    pub async fn http_token(&self, user_id: u64, body: &Value) -> HttpToken {
+        let created = self.manage_post("new-token", user_id, body).await;
+        assert_eq!(created.status, 201, "new-token failed: {created:?}");
+        let key = created.data()["rawApiKey"]
+            .as_str()
+            .expect("rawApiKey")
+            .to_owned();
+        let public_id = created.data()["rawPublicId"]
+            .as_str()
+            .expect("rawPublicId")
+            .to_owned();
+        let id = self.token_id(&public_id).await;
+        HttpToken { key, public_id, id }
+    }
+}
+
+// ---- Rate-limit helpers (limits_*) ----
+
+/// Asserts the 429 of a block with `seconds` left: header and body say the same number.
+pub fn assert_blocked(answer: &Answer, seconds: u64, case: &str) {
+    assert_eq!(answer.status, 429, "{case}: {answer:?}");
+    let header = seconds.to_string();
+    assert_eq!(
+        answer.header("retry-after"),
+        Some(header.as_str()),
+        "{case}: {answer:?}"
+    );
+    let body = serde_json::json!({"error": "Too many requests", "retry": seconds});
+    assert_eq!(answer.body, body, "{case}");
+}
+
+/// Asserts the 429 of a permanent ban.
+pub fn assert_banned(answer: &Answer, case: &str) {
+    assert_eq!(answer.status, 429, "{case}: {answer:?}");
+    assert_eq!(
+        answer.header("retry-after"),
+        Some("permanent"),
+        "{case}: {answer:?}"
+    );
+    let body = serde_json::json!({"error": "Too many requests", "retry": "permanent"});
+    assert_eq!(answer.body, body, "{case}");
+}
+
+impl TestApp {
+    /// Every row of `rate_limit_bans` as `(limiter, key, reason, created_at as ISO)`, sorted.
+    pub async fn ban_rows(&self) -> Vec<(String, String, String, String)> {
+        let mut conn = self.pool.get_conn().await.expect("test connection");
+        let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = conn
+            .query("SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans")
+            .await
+            .expect("query");
+        let mut rows: Vec<_> = rows
+            .into_iter()
+            .map(|(limiter, key, reason, at)| {
+                (
+                    limiter,
+                    key,
+                    reason,
+                    iam_tokens::envelope::iso(&at.and_utc()),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+}
+
+// ---- More HTTP route helpers (routes_*) ----
+
+impl Answer {
+    /// Asserts the status and the whole body at once, naming `case` when they differ.
+    pub fn assert_is(&self, status: u16, body: &Value, case: &str) {
+        assert_eq!(self.status, status, "{case}: {self:?}");
+        assert_eq!(&self.body, body, "{case}");
+    }
+}
+
+impl TestApp {
+    /// `{"ok":false,"date":<clock now>,"reason":…}`, as a route answers it now.
+    pub fn failure_now(&self, reason: &str) -> Value {
+        failure_json(&self.clock_iso(), reason)
+    }
+
+    /// `{"ok":true,"date":<clock now>,"data":…}`, as a route answers it now.
+    pub fn success_now(&self, data: Value) -> Value {
+        success_json(&self.clock_iso(), data)
+    }
+}
+
+// ---- More rate-limit helpers (limits_*) ----
+
+/// Default settings with every rate limiter on, changed by `configure`, on a fresh database.
+pub async fn spawn_limited_app(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(|settings| {
+        settings.rate_limiters.enabled = true;
+        configure(settings);
+    })
+    .await
+}
+
+/// Believes `X-Forwarded-For` from 127.0.0.1, the address every test request comes from.
+pub fn trust_local_proxy(settings: &mut Settings) {
+    settings.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("CIDR")];
 }
