@@ -25,7 +25,31 @@ pub struct Settings {
     #[serde(default)]
     pub service: ServiceSettings,
     pub rate_limiters: RateLimitersSettings,
+    pub verify: VerifySettings,
+    pub usage: UsageSettings,
     pub log: LogSettings,
+}
+
+/// The verification cache (issue: verification at memory speed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub negative_cache_ttl: Duration,
+    pub cache_max_entries: usize,
+    pub serve_stale_on_error: bool,
+    #[serde(with = "humantime_serde")]
+    pub max_stale: Duration,
+}
+
+/// Batched counting of uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSettings {
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +263,12 @@ impl Settings {
                     problem: format!("{path}: points and duration must be above zero"),
                 });
             }
+        }
+        if !self.verify.cache_ttl.is_zero() && self.verify.cache_max_entries == 0 {
+            return invalid(
+                "verify.cache_max_entries",
+                "must be at least 1 while the cache is on",
+            );
         }
         if limits.ban_after_strikes == 0 {
             return invalid("rate_limiters.ban_after_strikes", "must be at least 1");

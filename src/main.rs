@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use iam_tokens::app::token_service;
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::store::{BanStore, MySqlStore};
@@ -155,8 +154,12 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
     let url = settings.database.url.expose();
     MySqlStore::migrate(url).await?;
     let store = MySqlStore::connect_lazy(url, 2)?;
-    let tokens: TokenService =
-        token_service(settings, Arc::new(store.clone()), Arc::new(SystemClock));
+    // One-shot commands go straight to the store: no cache, no batched counting.
+    let tokens = TokenService::new(
+        Arc::new(store.clone()),
+        Arc::new(SystemClock),
+        settings.api_tokens.limit_tokens_per_user,
+    );
     let output = match command {
         TokenCommand::Create {
             user,

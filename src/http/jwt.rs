@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::crypto::verify;
+use jsonwebtoken::{decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::ApiError;
@@ -14,7 +16,7 @@ use crate::secret::Secret;
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<serde_json::Value>,
-    exp: Option<f64>,
+    exp: Option<serde_json::Value>,
 }
 
 /// Checks access tokens against the configured secret and the injected clock.
@@ -49,19 +51,40 @@ impl JwtVerifier {
         self.user_id(token)
     }
 
-    /// Validates signature (HS256 only), the required `exp` against our clock (no leeway, as
-    /// riavzon's jsonwebtoken), and a numeric `sub`.
+    /// Validates the header (HS256 only), the signature, the required `exp` against our clock
+    /// (no leeway, as riavzon's jsonwebtoken) and a numeric `sub`. The claims are parsed only
+    /// after the signature holds, and by us, so any JSON in `sub` (even an array) is a
+    /// `Malformed token payload` rather than a parse failure.
     pub fn user_id(&self, token: &str) -> Result<u64, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp"]);
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        let claims = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|err| ApiError::BadAccessToken(describe(err.kind())))?
-            .claims;
-        let exp = claims
-            .exp
-            .ok_or(ApiError::BadAccessToken("jwt must contain an exp claim"))?;
+        let header = decode_header(token).map_err(|_| ApiError::BadAccessToken("jwt malformed"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(ApiError::BadAccessToken("invalid algorithm"));
+        }
+        let (Some((message, signature)), 2) = (token.rsplit_once('.'), token.matches('.').count())
+        else {
+            return Err(ApiError::BadAccessToken("jwt malformed"));
+        };
+        let signed = verify(
+            signature,
+            message.as_bytes(),
+            &self.decoding,
+            Algorithm::HS256,
+        )
+        .map_err(|_| ApiError::BadAccessToken("jwt malformed"))?;
+        if !signed {
+            return Err(ApiError::BadAccessToken("invalid signature"));
+        }
+        let payload = message.split_once('.').map_or("", |(_, payload)| payload);
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(ApiError::BadAccessToken("jwt malformed"))?;
+        let exp = match claims.exp {
+            None => return Err(ApiError::BadAccessToken("jwt must contain an exp claim")),
+            Some(serde_json::Value::Number(exp)) => exp.as_f64().unwrap_or(f64::MIN),
+            Some(_) => return Err(ApiError::BadAccessToken("jwt malformed")),
+        };
         if exp <= self.clock.now().timestamp() as f64 {
             return Err(ApiError::BadAccessToken("jwt expired"));
         }
@@ -98,17 +121,5 @@ impl JwtVerifier {
             exp: now.saturating_add(ttl),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-    }
-}
-
-/// The messages of Node's jsonwebtoken, which riavzon clients may match on.
-fn describe(kind: &ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidSignature => "invalid signature",
-        ErrorKind::ExpiredSignature => "jwt expired",
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => "invalid algorithm",
-        ErrorKind::MissingRequiredClaim(_) => "jwt must contain an exp claim",
-        ErrorKind::ImmatureSignature => "jwt not active",
-        _ => "jwt malformed",
     }
 }

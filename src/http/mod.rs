@@ -39,6 +39,7 @@ pub struct AppState {
 /// Registers every route and the 404 fallback.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(public::health))
+        .route("/ready", web::get().to(public::ready))
         .route("/api/public/verify", web::get().to(public::verify))
         .route("/api/manage/{action}", web::route().to(manage::manage))
         .default_service(web::to(public::not_found));

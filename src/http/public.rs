@@ -20,6 +20,24 @@ pub async fn health() -> HttpResponse {
         .body("OK")
 }
 
+/// Readiness for load balancers: 200 when the database answers, else 503. `/health` stays 200
+/// either way (the process is alive and still serves cached tokens).
+pub async fn ready(state: Data<AppState>) -> HttpResponse {
+    match state.tokens.store().ping().await {
+        Ok(()) => json(
+            StatusCode::OK,
+            &json_value!({"status": "ready", "database": "up"}),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: database unavailable");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json_value!({"status": "unavailable", "database": "down"}),
+            )
+        }
+    }
+}
+
 pub async fn not_found() -> HttpResponse {
     json(
         StatusCode::NOT_FOUND,

@@ -76,7 +76,11 @@ fn a_block_answers_the_real_time_left() {
     };
     assert_eq!(limiter.peek("ip"), left);
     assert_eq!(limiter.peek("ip"), left, "peeking is not a strike");
-    assert_eq!(limiter.check("ip"), left, "a second strike, under the three allowed");
+    assert_eq!(
+        limiter.check("ip"),
+        left,
+        "a second strike, under the three allowed"
+    );
     assert_eq!(limiter.check("ip"), Decision::Banned, "the third strike");
     assert_eq!(limiter.peek("other"), Decision::Allowed);
 }

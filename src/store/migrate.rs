@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "rate_limit_bans",
         include_str!("../../sql/mysql/0002_rate_limit_bans.sql"),
     ),
+    (
+        3,
+        "usage_flushes",
+        include_str!("../../sql/mysql/0003_usage_flushes.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

@@ -6,7 +6,7 @@ mod record;
 
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
-pub use record::{BanRecord, NewToken, TokenCounts, TokenRecord};
+pub use record::{BanRecord, NewToken, TokenCounts, TokenRecord, UsageDelta};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -94,6 +94,10 @@ pub trait TokenStore: Send + Sync + 'static {
         uses: u64,
         at: DateTime<Utc>,
     ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError>;
+
+    /// Adds a batch of uses in one transaction that also records `batch_id`. A batch whose id
+    /// is already recorded was applied before: it is skipped, and that is a success.
+    async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError>;
 
     /// Invalidates the valid token with this digest (and privilege, when given).
     async fn revoke(

@@ -13,7 +13,7 @@ use mysql_async::{
 
 use super::{
     migrate, BanRecord, BanStore, CreateOutcome, NewToken, RotateOutcome, Rotation, StoreError,
-    TokenCounts, TokenRecord, TokenStore,
+    TokenCounts, TokenRecord, TokenStore, UsageDelta,
 };
 use crate::token::{Digest, IpRestriction, Privilege, PublicIdentifier};
 
@@ -54,6 +54,10 @@ const INVALIDATE: &str = "UPDATE api_tokens SET valid = 0 WHERE id = :id AND val
 const DELETE_TOKEN: &str = "DELETE FROM api_tokens WHERE id = :id";
 const ADD_USAGE: &str = "UPDATE api_tokens SET usage_count = usage_count + :uses, \
     last_used = GREATEST(COALESCE(last_used, :at), :at) WHERE id = :id";
+const RECORD_BATCH: &str = "INSERT INTO usage_flushes (flush_id, applied_at) VALUES (?, ?)";
+const FORGET_OLD_BATCHES: &str = "DELETE FROM usage_flushes WHERE applied_at < ? LIMIT 1000";
+/// Rows per batched usage statement (3 parameters each, far below the 65,535 limit).
+const USAGE_CHUNK: usize = 500;
 const READ_USAGE: &str = "SELECT usage_count, last_used FROM api_tokens WHERE id = :id";
 const UPDATE_IPS: &str = "UPDATE api_tokens SET restricted_to_ip_address = :ips \
     WHERE user_id = :user_id AND api_token = :digest AND valid = 1";
@@ -362,6 +366,44 @@ impl TokenStore for MySqlStore {
         Ok(read.map(|(count, last)| (count, utc(last.unwrap_or(at)))))
     }
 
+    async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        let Some(newest) = deltas.iter().map(|d| d.last_used).max() else {
+            return Ok(());
+        };
+        let applied_at = newest.naive_utc();
+        let forget_before = (newest - chrono::Duration::days(1)).naive_utc();
+        self.in_transaction(|tx| {
+            let deltas = deltas.to_vec();
+            let batch_id = batch_id.to_owned();
+            Box::pin(async move {
+                match tx.exec_drop(RECORD_BATCH, (batch_id, applied_at)).await {
+                    Ok(()) => {}
+                    // Applied by an earlier attempt whose answer was lost.
+                    Err(err) if server_code(&err) == Some(ER_DUP_ENTRY) => {
+                        return Ok(TxEnd::Rollback(()));
+                    }
+                    Err(err) => return Err(err),
+                }
+                for chunk in deltas.chunks(USAGE_CHUNK) {
+                    let params: Vec<mysql_async::Value> = chunk
+                        .iter()
+                        .flat_map(|d| {
+                            [
+                                d.token_id.into(),
+                                d.uses.into(),
+                                d.last_used.naive_utc().into(),
+                            ]
+                        })
+                        .collect();
+                    tx.exec_drop(batch_usage_sql(chunk.len()), params).await?;
+                }
+                tx.exec_drop(FORGET_OLD_BATCHES, (forget_before,)).await?;
+                Ok(TxEnd::Commit(()))
+            })
+        })
+        .await
+    }
+
     async fn revoke(
         &self,
         digest: &Digest,
@@ -500,6 +542,20 @@ impl TokenStore for MySqlStore {
         self.pool.get_conn().await?.ping().await?;
         Ok(())
     }
+}
+
+/// One statement adding every delta of a chunk: a derived table of `(id, uses, at)` rows
+/// joined to `api_tokens`.
+fn batch_usage_sql(rows: usize) -> String {
+    let mut values = String::from("SELECT ? AS id, ? AS uses, ? AS at");
+    for _ in 1..rows {
+        values.push_str(" UNION ALL SELECT ?, ?, ?");
+    }
+    format!(
+        "UPDATE api_tokens t JOIN ({values}) u ON t.id = u.id \
+         SET t.usage_count = t.usage_count + u.uses, \
+         t.last_used = GREATEST(COALESCE(t.last_used, u.at), u.at)"
+    )
 }
 
 /// Inside a transaction body only driver errors travel; a corrupt row becomes one.

@@ -63,3 +63,11 @@ pub struct BanRecord {
     pub reason: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// Uses of one token to add to its stored count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub token_id: u64,
+    pub uses: u64,
+    pub last_used: DateTime<Utc>,
+}

@@ -27,6 +27,14 @@ impl Digest {
         Self::parse(text).unwrap_or_else(|| Self::of(text))
     }
 
+    /// The 32 bytes the hex stands for (compact map keys).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        // Cannot fail: the text is 64 hex characters by construction.
+        let _ = hex::decode_to_slice(&self.0, &mut bytes);
+        bytes
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

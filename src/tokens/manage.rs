@@ -21,7 +21,9 @@ impl TokenService {
         digest: &Digest,
         privilege: Option<Privilege>,
     ) -> Results<RevokeData> {
-        match self.store.revoke(digest, privilege).await {
+        let revoked = self.store.revoke(digest, privilege).await;
+        self.invalidate(digest);
+        match revoked {
             Ok(Some(record)) => self.success(RevokeData::Revoked {
                 msg: REVOKED_MSG,
                 invalided_token_id: record.id,
@@ -72,11 +74,12 @@ impl TokenService {
         ips: IpRestriction,
     ) -> Results<Message> {
         let digest = Digest::of_presented(presented);
-        match self
+        let updated = self
             .store
             .update_ip_restriction(user_id, &digest, &ips)
-            .await
-        {
+            .await;
+        self.invalidate(&digest);
+        match updated {
             Ok(true) => self.success(Message {
                 msg: RESTRICTION_UPDATED_MSG,
             }),
@@ -95,11 +98,12 @@ impl TokenService {
         privilege: Privilege,
     ) -> Results<Message> {
         let digest = Digest::of_presented(presented);
-        match self
+        let updated = self
             .store
             .update_privilege(user_id, &digest, privilege)
-            .await
-        {
+            .await;
+        self.invalidate(&digest);
+        match updated {
             Ok(true) => self.success(Message {
                 msg: PRIVILEGE_UPDATED_MSG,
             }),

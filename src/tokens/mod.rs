@@ -1,17 +1,21 @@
 //! The operations of SPEC A5: the in-process API trusted code calls, and that the HTTP
 //! handlers adapt. Every operation answers a `Results<T>` envelope; none authenticates.
 
+mod cache;
 mod create;
 mod manage;
 mod manager;
 mod payloads;
 mod rotate;
+mod usage;
 mod verify;
 
+pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::CreateToken;
 pub use manager::{ManagerAction, ManagerData};
 pub use payloads::*;
 pub use rotate::RotateToken;
+pub use usage::UsageRecorder;
 pub use verify::{VerifyOptions, VerifyOutcome};
 
 use std::sync::Arc;
@@ -23,24 +27,80 @@ use crate::store::{StoreError, TokenStore};
 /// Longest lifetime a token may be given (100 years), so that expiry arithmetic never overflows.
 pub const MAX_LIFETIME_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
+/// How the service verifies and counts.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceOptions {
+    pub limit_tokens_per_user: u32,
+    /// `None` = every verification reads the store.
+    pub cache: Option<CacheConfig>,
+    /// Count uses in memory and write them in batches (`flush_usage`); else before answering.
+    pub batch_usage: bool,
+}
+
 /// The token service. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct TokenService {
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     limit_tokens_per_user: u32,
+    cache: Option<Arc<VerificationCache>>,
+    usage: Option<Arc<UsageRecorder>>,
 }
 
 impl TokenService {
+    /// No cache, synchronous counting: every call goes to the store.
     pub fn new(
         store: Arc<dyn TokenStore>,
         clock: Arc<dyn Clock>,
         limit_tokens_per_user: u32,
     ) -> Self {
+        let options = ServiceOptions {
+            limit_tokens_per_user,
+            cache: None,
+            batch_usage: false,
+        };
+        Self::with_options(store, clock, options)
+    }
+
+    pub fn with_options(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        options: ServiceOptions,
+    ) -> Self {
+        let forget_after = options.cache.map_or(std::time::Duration::ZERO, |c| c.ttl);
         Self {
+            usage: options
+                .batch_usage
+                .then(|| Arc::new(UsageRecorder::new(store.clone(), forget_after))),
+            cache: options.cache.map(|c| Arc::new(VerificationCache::new(c))),
             store,
             clock,
-            limit_tokens_per_user,
+            limit_tokens_per_user: options.limit_tokens_per_user,
+        }
+    }
+
+    /// Writes counted uses not yet in the store (batched counting; a no-op otherwise).
+    pub async fn flush_usage(&self) -> Result<(), StoreError> {
+        match &self.usage {
+            Some(usage) => usage.flush(self.clock.now()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Uses counted in memory and not yet confirmed in the store.
+    pub fn unwritten_uses(&self) -> u64 {
+        self.usage.as_ref().map_or(0, |usage| usage.unwritten())
+    }
+
+    /// Entries in the verification cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, |cache| cache.len())
+    }
+
+    /// Forgets a digest after a mutation made through this process.
+    fn invalidate(&self, digest: &crate::token::Digest) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(digest);
         }
     }
 

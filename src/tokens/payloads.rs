@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::CachedToken;
 use crate::envelope::iso_time;
 use crate::store::{TokenCounts, TokenRecord};
 use crate::token::Privilege;
@@ -40,16 +41,16 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    pub fn from_record(record: &TokenRecord) -> Self {
+    pub fn from_cached(token: &CachedToken) -> Self {
         Self {
-            name: record.name.clone(),
-            token_id: record.id,
-            user_id: record.user_id,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            last_used: record.last_used,
-            usage_count: record.usage_count,
-            provided_privilege: record.privilege,
+            name: token.name.to_string(),
+            token_id: token.id,
+            user_id: token.user_id,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            last_used: token.last_used,
+            usage_count: token.usage_count,
+            provided_privilege: token.privilege,
         }
     }
 }

@@ -93,7 +93,9 @@ impl TokenService {
             limit: self.limit_tokens_per_user,
             now,
         };
-        match self.store.rotate(&rotation).await {
+        let rotated = self.store.rotate(&rotation).await;
+        self.invalidate(old_digest);
+        match rotated {
             Ok(RotateOutcome::Rotated { new, .. }) => self.success(RotatedToken {
                 msg: ROTATED_MSG,
                 new_raw_token: key.raw.expose().to_owned(),

@@ -1,10 +1,12 @@
 //! `verify`: the hot path of SPEC A6, steps in order.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use super::{TokenService, VerifiedToken};
+use super::cache::{Cached, Lookup};
+use super::{CachedToken, TokenService, VerifiedToken};
 use crate::envelope::{Reason, Results};
-use crate::store::{StoreError, TokenRecord};
+use crate::store::StoreError;
 use crate::token::{Digest, Privilege, RawKey};
 
 /// How to verify. The defaults are the public route's: count the use and check the IP.
@@ -88,40 +90,85 @@ impl TokenService {
                 Err(_) => return Ok(VerifyOutcome::InvalidKey),
             }
         };
-        // 3. A valid row with that digest and exactly that privilege.
-        let Some(record) = self.store.find_by_digest(&digest).await? else {
+        // 3. A valid token with that digest (cache, else store) and exactly that privilege.
+        let Some(token) = self.load(&digest).await? else {
             return Ok(VerifyOutcome::InvalidKey);
         };
-        self.decide(record, options).await
+        self.decide(&digest, &token, options).await
     }
 
-    /// Steps 3–6 on a loaded record.
+    /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
+    /// — when the store is down — a stale entry young enough to serve.
+    async fn load(&self, digest: &Digest) -> Result<Lookup, StoreError> {
+        let Some(cache) = &self.cache else {
+            let record = self.store.find_by_digest(digest).await?;
+            return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
+        };
+        let now_ms = self.clock.now().timestamp_millis();
+        if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
+            return Ok(lookup);
+        }
+        match self.store.find_by_digest(digest).await {
+            Ok(record) => {
+                let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
+                if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
+                    usage.observe(token.id, token.usage_count, token.last_used);
+                }
+                cache.put(digest, lookup.clone(), now_ms);
+                Ok(lookup)
+            }
+            Err(err) => match cache.usable_while_down(digest, now_ms) {
+                Some(token) => {
+                    tracing::warn!(error = %err, "store unavailable: verifying from a stale cache entry");
+                    Ok(Some(token))
+                }
+                None => Err(err),
+            },
+        }
+    }
+
+    /// Steps 3–6 on a loaded token.
     async fn decide(
         &self,
-        record: TokenRecord,
+        digest: &Digest,
+        token: &CachedToken,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
-        if !record.valid || record.privilege != options.privilege {
+        if token.privilege != options.privilege {
             return Ok(VerifyOutcome::InvalidKey);
         }
         // 4. IP restriction.
-        if !options.bypass_ip_check && !record.ip_restriction.allows(options.ip) {
+        if !options.bypass_ip_check && !token.ip_restriction.allows(options.ip) {
             return Ok(VerifyOutcome::InvalidHost);
         }
         // 5. Expiry: the first sight of an expired token invalidates it.
         let now = self.clock.now();
-        if record.is_expired_at(now) {
-            self.store.invalidate(record.id).await?;
+        if token.is_expired_at(now) {
+            let invalidated = self.store.invalidate(token.id).await;
+            self.invalidate(digest);
+            if let Err(err) = invalidated {
+                // Still expired: answering so is safe; the next sight tries again.
+                tracing::error!(error = %err, "could not mark an expired token invalid");
+            }
             return Ok(VerifyOutcome::Expired);
         }
-        let mut token = VerifiedToken::from_record(&record);
+        let mut verified = VerifiedToken::from_cached(token);
+        if let Some((count, last_used)) = self.usage.as_ref().and_then(|u| u.current(token.id)) {
+            verified.usage_count = count;
+            verified.last_used = last_used;
+        }
         // 6. Count this use; the answer includes it.
         if !options.skip_count_updates {
-            if let Some((count, last_used)) = self.store.record_usage(record.id, 1, now).await? {
-                token.usage_count = count;
-                token.last_used = Some(last_used);
-            }
+            let (count, last_used) = match &self.usage {
+                Some(usage) => usage.record(token.id, token.usage_count, token.last_used, now),
+                None => match self.store.record_usage(token.id, 1, now).await? {
+                    Some(read) => read,
+                    None => (token.usage_count + 1, now),
+                },
+            };
+            verified.usage_count = count;
+            verified.last_used = Some(last_used);
         }
-        Ok(VerifyOutcome::Valid(token))
+        Ok(VerifyOutcome::Valid(verified))
     }
 }

@@ -115,6 +115,8 @@ async fn token_create_list_and_revoke_work_on_the_configured_database() {
             "msg": "Token invalided successfully", "invalidedTokenId": id, "userId": 5,
         }})
     );
+    // The CLI is another process: the app sees its change once its cache entry expires.
+    app.clock.advance(app.settings.verify.cache_ttl);
     let after = app.lib_verify(key, Privilege::Full, Some("10.1.2.3")).await;
     assert_eq!(
         after.reason().map(|r| r.as_str()),

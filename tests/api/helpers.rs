@@ -41,6 +41,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database.max_connections = 16;
     // Limits have their own tests; everything else runs without them (enable in `configure`).
     settings.rate_limiters.enabled = false;
+    // Counts are written before answering unless a test turns batching on; the cache stays on.
+    settings.usage.flush_interval = std::time::Duration::ZERO;
     configure(&mut settings);
     spawn_on(settings, db_name).await
 }

@@ -1,0 +1,154 @@
+//! The verification cache: token records by digest, so a verification costs a hash and a map
+//! lookup, not a database round trip. Unknown digests are cached too (negatively), so a flood
+//! of made-up keys reaches the database at most once per key per `negative_ttl`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+
+use crate::store::TokenRecord;
+use crate::token::{Digest, IpRestriction, Privilege};
+
+/// What verification needs of a token, and nothing else (the cache holds many of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedToken {
+    pub id: u64,
+    pub user_id: u64,
+    pub name: Box<str>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub usage_count: u64,
+    pub privilege: Privilege,
+    pub ip_restriction: IpRestriction,
+}
+
+impl CachedToken {
+    /// `None` for a row that can never verify (revoked, rotated away, expired earlier).
+    pub fn from_record(record: TokenRecord) -> Option<Self> {
+        record.valid.then(|| Self {
+            id: record.id,
+            user_id: record.user_id,
+            name: record.name.into_boxed_str(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            last_used: record.last_used,
+            usage_count: record.usage_count,
+            privilege: record.privilege,
+            ip_restriction: record.ip_restriction,
+        })
+    }
+
+    pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// A cached lookup: the token, or the knowledge that no valid token has this digest.
+pub type Lookup = Option<Arc<CachedToken>>;
+
+#[derive(Clone)]
+struct Entry {
+    lookup: Lookup,
+    loaded_ms: i64,
+}
+
+/// Freshness rules of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub negative_ttl: Duration,
+    pub max_entries: usize,
+    /// How old an entry may be and still answer while the store is down (`None` = never).
+    pub max_stale: Option<Duration>,
+}
+
+/// Digest → lookup. Every mutation made through this process removes its entry at once.
+pub struct VerificationCache {
+    entries: DashMap<[u8; 32], Entry>,
+    config: CacheConfig,
+}
+
+/// Result of asking the cache.
+pub enum Cached {
+    Fresh(Lookup),
+    /// Present but past its TTL: reload, and fall back to it if the store is down.
+    Stale(Lookup),
+    Missing,
+}
+
+impl VerificationCache {
+    pub fn new(config: CacheConfig) -> Self {
+        Self {
+            entries: DashMap::new(),
+            config,
+        }
+    }
+
+    pub fn get(&self, digest: &Digest, now_ms: i64) -> Cached {
+        let Some(entry) = self.entries.get(&digest.to_bytes()) else {
+            return Cached::Missing;
+        };
+        let ttl = if entry.lookup.is_some() {
+            self.config.ttl
+        } else {
+            self.config.negative_ttl
+        };
+        if now_ms - entry.loaded_ms < millis(ttl) {
+            Cached::Fresh(entry.lookup.clone())
+        } else {
+            Cached::Stale(entry.lookup.clone())
+        }
+    }
+
+    /// A stale positive entry still young enough to answer during an outage.
+    pub fn usable_while_down(&self, digest: &Digest, now_ms: i64) -> Option<Arc<CachedToken>> {
+        let max_stale = self.config.max_stale?;
+        let entry = self.entries.get(&digest.to_bytes())?;
+        let token = entry.lookup.clone()?;
+        (now_ms - entry.loaded_ms <= millis(max_stale)).then_some(token)
+    }
+
+    pub fn put(&self, digest: &Digest, lookup: Lookup, now_ms: i64) {
+        if self.entries.len() >= self.config.max_entries {
+            self.make_room(now_ms);
+        }
+        self.entries.insert(
+            digest.to_bytes(),
+            Entry {
+                lookup,
+                loaded_ms: now_ms,
+            },
+        );
+    }
+
+    /// Forgets a digest: the next verification reads the store.
+    pub fn invalidate(&self, digest: &Digest) {
+        self.entries.remove(&digest.to_bytes());
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Drops expired entries; if that is not enough, about an eighth of the rest.
+    fn make_room(&self, now_ms: i64) {
+        let keep_for = millis(self.config.ttl.max(self.config.negative_ttl));
+        self.entries.retain(|_, e| now_ms - e.loaded_ms < keep_for);
+        if self.entries.len() >= self.config.max_entries {
+            let victim = (now_ms & 7) as u8;
+            self.entries.retain(|key, _| key[0] & 7 != victim);
+        }
+        self.entries.shrink_to_fit();
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,170 @@
+//! Batched counting: uses accumulate in memory per token and are written in one statement per
+//! flush. Exact: a batch carries an id recorded in the same transaction, so a flush whose
+//! outcome is unknown is retried with the same id and can never be applied twice.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+
+use crate::store::{StoreError, TokenStore, UsageDelta};
+
+#[derive(Debug, Default)]
+struct UsageState {
+    /// The stored count as last known (read from the store, plus our applied batches).
+    base: u64,
+    /// Uses in a batch sent to the store and not yet confirmed.
+    in_flight: u64,
+    /// Uses not yet sent.
+    pending: u64,
+    last_used: Option<DateTime<Utc>>,
+    last_activity_ms: i64,
+}
+
+impl UsageState {
+    fn count(&self) -> u64 {
+        self.base + self.in_flight + self.pending
+    }
+}
+
+/// A batch whose write failed: retried as it is, with the same id.
+struct Batch {
+    id: String,
+    deltas: Vec<UsageDelta>,
+}
+
+pub struct UsageRecorder {
+    states: DashMap<u64, UsageState>,
+    store: Arc<dyn TokenStore>,
+    unconfirmed: Mutex<Option<Batch>>,
+    flushing: tokio::sync::Mutex<()>,
+    /// Idle states are forgotten after this long (the cache TTL: by then no cached record
+    /// predates our last flush).
+    forget_after_ms: i64,
+}
+
+impl UsageRecorder {
+    pub fn new(store: Arc<dyn TokenStore>, forget_after: std::time::Duration) -> Self {
+        Self {
+            states: DashMap::new(),
+            store,
+            unconfirmed: Mutex::new(None),
+            flushing: tokio::sync::Mutex::new(()),
+            forget_after_ms: i64::try_from(forget_after.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Counts one use; answers the token's count and last use including it.
+    pub fn record(
+        &self,
+        token_id: u64,
+        stored_count: u64,
+        stored_last_used: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> (u64, DateTime<Utc>) {
+        let mut state = self.states.entry(token_id).or_insert_with(|| UsageState {
+            base: stored_count,
+            last_used: stored_last_used,
+            ..UsageState::default()
+        });
+        state.pending += 1;
+        let last = state.last_used.map_or(now, |t| t.max(now));
+        state.last_used = Some(last);
+        state.last_activity_ms = now.timestamp_millis();
+        (state.count(), last)
+    }
+
+    /// The count and last use including uses not yet written, if any are tracked.
+    pub fn current(&self, token_id: u64) -> Option<(u64, Option<DateTime<Utc>>)> {
+        self.states
+            .get(&token_id)
+            .map(|state| (state.count(), state.last_used))
+    }
+
+    /// A fresh read of the store: it includes every batch already confirmed, and other
+    /// instances' uses. Ignored while a batch is unconfirmed (the read may or may not hold it).
+    pub fn observe(
+        &self,
+        token_id: u64,
+        stored_count: u64,
+        stored_last_used: Option<DateTime<Utc>>,
+    ) {
+        if let Some(mut state) = self.states.get_mut(&token_id) {
+            if state.in_flight == 0 {
+                state.base = state.base.max(stored_count);
+                state.last_used = state.last_used.max(stored_last_used);
+            }
+        }
+    }
+
+    /// Uses counted and not yet confirmed written.
+    pub fn unwritten(&self) -> u64 {
+        self.states.iter().map(|s| s.in_flight + s.pending).sum()
+    }
+
+    /// Writes every pending use. On failure nothing is lost or doubled: the batch is kept and
+    /// retried with the same id by the next flush.
+    pub async fn flush(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        let retry = self
+            .unconfirmed
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(batch) = retry {
+            self.write(batch).await?;
+        }
+        let deltas: Vec<UsageDelta> = self
+            .states
+            .iter_mut()
+            .filter(|state| state.pending > 0)
+            .map(|mut state| {
+                let uses = std::mem::take(&mut state.pending);
+                state.in_flight += uses;
+                UsageDelta {
+                    token_id: *state.key(),
+                    uses,
+                    last_used: state.last_used.unwrap_or(now),
+                }
+            })
+            .collect();
+        if !deltas.is_empty() {
+            let batch = Batch {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                deltas,
+            };
+            self.write(batch).await?;
+        }
+        self.forget_idle(now.timestamp_millis());
+        Ok(())
+    }
+
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        match self.store.apply_usage(&batch.id, &batch.deltas).await {
+            Ok(()) => {
+                for delta in &batch.deltas {
+                    if let Some(mut state) = self.states.get_mut(&delta.token_id) {
+                        state.in_flight -= delta.uses;
+                        state.base += delta.uses;
+                    }
+                }
+                Ok(())
+            }
+            Err(err) => {
+                if let Ok(mut slot) = self.unconfirmed.lock() {
+                    *slot = Some(batch);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn forget_idle(&self, now_ms: i64) {
+        let forget_after = self.forget_after_ms;
+        self.states.retain(|_, state| {
+            state.pending > 0
+                || state.in_flight > 0
+                || now_ms - state.last_activity_ms <= forget_after
+        });
+    }
+}
