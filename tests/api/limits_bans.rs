@@ -139,7 +139,10 @@ async fn a_consumption_ban_stores_a_digest_of_the_presented_key_never_the_key() 
     }
     assert_blocked(&app.verify(&key, "demo").await, 3600, "failure 11");
     let banned_at = app.clock_iso();
-    assert_banned(&app.verify(&key, "demo").await, "a failure during the block");
+    assert_banned(
+        &app.verify(&key, "demo").await,
+        "a failure during the block",
+    );
     let digest = format!("key:{}", hex::encode(&Sha256::digest(&key)[..8]));
     let rows = app.ban_rows().await;
     let expected = [

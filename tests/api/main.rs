@@ -28,3 +28,8 @@ mod routes_public;
 mod limits_bans;
 mod limits_management;
 mod limits_verify;
+
+// Verification at memory speed: cache, batched counting, outages.
+mod batched_counting;
+mod outage;
+mod verify_cache;
