@@ -1,0 +1,70 @@
+//! Memory per cached token record with 1,000,000 tokens in the verification cache.
+//! Run: `cargo bench --bench cache_memory` (prints bytes/record; figures in the README).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use iam_tokens::token::{Digest, IpRestriction, Privilege};
+use iam_tokens::tokens::{CacheConfig, CachedToken, VerificationCache};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let tokens = if std::env::args().any(|a| a == "--bench") { 1_000_000 } else { 10_000 };
+    let cache = VerificationCache::new(CacheConfig {
+        ttl: Duration::from_secs(5),
+        negative_ttl: Duration::from_secs(5),
+        max_entries: tokens + 1,
+        max_stale: None,
+    });
+    let now = Utc::now();
+    let digests: Vec<Digest> = (0..tokens).map(|i| Digest::of(&format!("key-{i}"))).collect();
+    let before = LIVE.load(Ordering::Relaxed);
+    for (i, digest) in digests.iter().enumerate() {
+        let token = CachedToken {
+            id: i as u64,
+            user_id: (i % 1000) as u64,
+            name: format!("service token {i}").into_boxed_str(),
+            created_at: now,
+            expires_at: Some(now),
+            last_used: Some(now),
+            usage_count: i as u64,
+            privilege: Privilege::Restricted,
+            ip_restriction: IpRestriction::unrestricted(),
+        };
+        cache.put(digest, Some(Arc::new(token)), now.timestamp_millis());
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    println!(
+        "memory per cached token record: {:.1} bytes ({tokens} records, {} bytes in all)",
+        (after - before) as f64 / tokens as f64,
+        after - before
+    );
+    assert_eq!(cache.len(), tokens);
+}

@@ -1,0 +1,66 @@
+//! In-process verification: a counting verification of a cached key, and a malformed key.
+//! Needs MariaDB on 127.0.0.1:3306 (scripts/services.sh). Run: `cargo bench --bench verify`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use iam_tokens::store::MySqlStore;
+use iam_tokens::token::{Privilege, TokenName};
+use iam_tokens::tokens::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
+use iam_tokens::SystemClock;
+use mysql_async::prelude::*;
+
+const SERVER: &str = "mysql://root@127.0.0.1:3306";
+
+fn bench_verify(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = format!("iam_bench_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{SERVER}/{db}");
+    let (service, key) = runtime.block_on(async {
+        MySqlStore::migrate(&url).await.expect("MariaDB on 127.0.0.1:3306");
+        let store = Arc::new(MySqlStore::connect_lazy(&url, 4).unwrap());
+        let options = ServiceOptions {
+            limit_tokens_per_user: 20,
+            cache: Some(CacheConfig {
+                ttl: Duration::from_secs(3600),
+                negative_ttl: Duration::from_secs(3600),
+                max_entries: 1_000_000,
+                max_stale: None,
+            }),
+            batch_usage: true,
+        };
+        let service = TokenService::with_options(store, Arc::new(SystemClock), options);
+        let request = CreateToken::new(1, Privilege::Full, TokenName::parse("bench").unwrap());
+        let key = service.create(request).await.outcome.unwrap().raw_api_key;
+        let options = VerifyOptions::new(Privilege::Full, None);
+        assert!(service.verify(&key, options).await.is_ok(), "warm the cache");
+        (service, key)
+    });
+    let options = VerifyOptions::new(Privilege::Full, Some("203.0.113.7".parse().unwrap()));
+    c.bench_function("verify: counting, cached key", |b| {
+        b.iter(|| runtime.block_on(service.verify(black_box(&key), options)))
+    });
+    let malformed = format!("{}0", &key[..key.len() - 1]);
+    c.bench_function("verify: malformed key (bad checksum)", |b| {
+        b.iter(|| runtime.block_on(service.verify(black_box(&malformed), options)))
+    });
+    c.bench_function("verify: garbage key", |b| {
+        b.iter(|| runtime.block_on(service.verify(black_box("not-a-key"), options)))
+    });
+    runtime.block_on(async {
+        let _ = service.flush_usage().await;
+        let mut conn = mysql_async::Conn::from_url(SERVER).await.unwrap();
+        conn.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench_verify
+}
+criterion_main!(benches);

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Side-by-side load test on this machine: GET /health vs the counting GET /api/public/verify,
+# then verify again with the cache off and synchronous counting (riavzon's way).
+# Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-64}
+PORT=${BENCH_PORT:-18181}
+DB="iam_bench_$$"
+URL="mysql://root@127.0.0.1:3306/$DB"
+
+bash scripts/services.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release -q
+BIN=target/release/iam-tokens
+
+cleanup() {
+  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
+  mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" IAM__RATE_LIMITERS__ENABLED=false \
+  IAM__LOG__LEVEL=warn
+KEY=$("$BIN" token create --user 1 --name bench --privilege full 2>/dev/null \
+  | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
+[ -n "$KEY" ] || { echo "could not create a token" >&2; exit 1; }
+
+start() {
+  env "$@" "$BIN" serve 2>/dev/null &
+  SERVER=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server did not start" >&2; exit 1
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
+rps() { wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+
+start
+HEALTH=$(rps "http://127.0.0.1:$PORT/health")
+VERIFY=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")
+stop
+start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
+UNCACHED=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")
+stop
+
+COUNT=$(mysql --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT usage_count FROM \`$DB\`.api_tokens")
+echo "duration ${DURATION}s, ${CONNECTIONS} connections, $(nproc) cores"
+echo "GET /health                              ${HEALTH} req/s"
+echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"
+echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s"
+awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" \
+  'BEGIN { printf "verify / health = %.2f   cached / uncached = %.1fx\n", v / h, v / u }'
+echo "uses recorded in the database: ${COUNT}"
