@@ -24,7 +24,10 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -36,7 +39,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let tokens = if std::env::args().any(|a| a == "--bench") { 1_000_000 } else { 10_000 };
+    let tokens = if std::env::args().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        10_000
+    };
     let cache = VerificationCache::new(CacheConfig {
         ttl: Duration::from_secs(5),
         negative_ttl: Duration::from_secs(5),
@@ -44,7 +51,9 @@ fn main() {
         max_stale: None,
     });
     let now = Utc::now();
-    let digests: Vec<Digest> = (0..tokens).map(|i| Digest::of(&format!("key-{i}"))).collect();
+    let digests: Vec<Digest> = (0..tokens)
+        .map(|i| Digest::of(&format!("key-{i}")))
+        .collect();
     let before = LIVE.load(Ordering::Relaxed);
     for (i, digest) in digests.iter().enumerate() {
         let token = CachedToken {
@@ -57,6 +66,7 @@ fn main() {
             usage_count: i as u64,
             privilege: Privilege::Restricted,
             ip_restriction: IpRestriction::unrestricted(),
+            metadata: Default::default(),
         };
         cache.put(digest, Some(Arc::new(token)), now.timestamp_millis());
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use iam_tokens::limits::{GovernorClock, Limiter, LimiterConfig, Limits, NewBans, Operation};
-use iam_tokens::store::{BanRecord, BanStore, StoreError};
+use iam_tokens::store::{Audit, BanRecord, BanStore, StoreError};
 use iam_tokens::{Settings, SystemClock};
 
 /// Bans are never reached in these benches.
@@ -23,7 +23,7 @@ impl BanStore for NoBans {
     async fn list_bans(&self) -> Result<Vec<BanRecord>, StoreError> {
         Ok(Vec::new())
     }
-    async fn delete_ban(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+    async fn delete_ban(&self, _: &str, _: &str, _: &Audit) -> Result<bool, StoreError> {
         Ok(false)
     }
 }

@@ -21,7 +21,9 @@ fn bench_verify(c: &mut Criterion) {
     let db = format!("iam_bench_{}", uuid::Uuid::new_v4().simple());
     let url = format!("{SERVER}/{db}");
     let (service, key) = runtime.block_on(async {
-        MySqlStore::migrate(&url).await.expect("MariaDB on 127.0.0.1:3306");
+        MySqlStore::migrate(&url)
+            .await
+            .expect("MariaDB on 127.0.0.1:3306");
         let store = Arc::new(MySqlStore::connect_lazy(&url, 4).unwrap());
         let options = ServiceOptions {
             limit_tokens_per_user: 20,
@@ -37,7 +39,10 @@ fn bench_verify(c: &mut Criterion) {
         let request = CreateToken::new(1, Privilege::Full, TokenName::parse("bench").unwrap());
         let key = service.create(request).await.outcome.unwrap().raw_api_key;
         let options = VerifyOptions::new(Privilege::Full, None);
-        assert!(service.verify(&key, options).await.is_ok(), "warm the cache");
+        assert!(
+            service.verify(&key, options).await.is_ok(),
+            "warm the cache"
+        );
         (service, key)
     });
     let options = VerifyOptions::new(Privilege::Full, Some("203.0.113.7".parse().unwrap()));
@@ -54,7 +59,9 @@ fn bench_verify(c: &mut Criterion) {
     runtime.block_on(async {
         let _ = service.flush_usage().await;
         let mut conn = mysql_async::Conn::from_url(SERVER).await.unwrap();
-        conn.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+        conn.query_drop(format!("DROP DATABASE `{db}`"))
+            .await
+            .unwrap();
     });
 }
 

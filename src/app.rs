@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::http::{self, AppState, HmacGuard, JwtVerifier};
+use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
 use crate::store::{MySqlStore, StoreError, TokenStore};
 use crate::tokens::{CacheConfig, ServiceOptions, TokenService};
@@ -82,6 +82,7 @@ impl Application {
             hmac: settings.service.hmac.as_ref().map(HmacGuard::new),
             trusted_proxies: settings.server.trusted_proxies.clone(),
             limits: limits.clone(),
+            admins: AdminCredentials::new(&settings.auth.admin_tokens),
             clock,
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);

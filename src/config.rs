@@ -74,6 +74,16 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub jwt_secret: Secret,
+    /// Admin API credentials: a name and the SHA-256 digest of the secret (never the secret).
+    #[serde(default)]
+    pub admin_tokens: Vec<AdminTokenSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenSettings {
+    pub name: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,6 +297,31 @@ impl Settings {
         }
         if self.auth.jwt_secret.expose().len() < 32 {
             return invalid("auth.jwt_secret", "must be at least 32 characters");
+        }
+        for admin in &self.auth.admin_tokens {
+            let name_ok = !admin.name.is_empty()
+                && admin.name.len() <= 64
+                && admin
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !name_ok {
+                return invalid(
+                    "auth.admin_tokens.name",
+                    "1 to 64 of A-Z, a-z, 0-9, _ and -",
+                );
+            }
+            let digest_ok = admin.digest.len() == 64
+                && admin
+                    .digest
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !digest_ok {
+                return invalid(
+                    "auth.admin_tokens.digest",
+                    "must be the lower-case hex SHA-256 of the secret (64 characters)",
+                );
+            }
         }
         if self.api_tokens.limit_tokens_per_user == 0 {
             return invalid("api_tokens.limit_tokens_per_user", "must be at least 1");

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
-use iam_tokens::store::{BanStore, MySqlStore};
-use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
+use iam_tokens::store::{Audit, BanStore, MySqlStore};
+use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
 use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
@@ -45,6 +46,9 @@ enum Command {
     /// Operate on API tokens directly in the store.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Admin API credentials.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
     /// List or lift the rate limiters' permanent bans.
     #[command(subcommand)]
     Bans(BansCommand),
@@ -74,6 +78,9 @@ enum TokenCommand {
         /// Allowed address or CIDR range; repeat for several.
         #[arg(long = "ip")]
         ips: Vec<String>,
+        /// Admin metadata as key=value (numbers, true, false and null are typed); repeatable.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
     },
     /// Print a user's counts and valid tokens as JSON.
     List {
@@ -84,6 +91,16 @@ enum TokenCommand {
     Revoke {
         /// The raw key or its digest.
         key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Print a new admin secret (shown once) and the auth.admin_tokens entry for it.
+    New {
+        /// The name the audit log records as admin:<name>.
+        #[arg(long, default_value = "ops")]
+        name: String,
     },
 }
 
@@ -145,6 +162,16 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
         }
         Command::Token(command) => token_command(command, &settings).await?,
         Command::Bans(command) => bans_command(command, &settings).await?,
+        Command::AdminToken(AdminTokenCommand::New { name }) => {
+            let secret = format!("iam_admin_{}", iam_tokens::token::random_secret_hex());
+            let digest = Digest::of(&secret);
+            println!("secret (shown once, give it to the admin client): {secret}");
+            println!("add to config.toml under [auth]:");
+            println!(
+                "admin_tokens = [{{ name = \"{name}\", digest = \"{}\" }}]",
+                digest.as_str()
+            );
+        }
         Command::Config(ConfigCommand::Check) => println!("configuration OK"),
     }
     Ok(())
@@ -159,7 +186,8 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
         Arc::new(store.clone()),
         Arc::new(SystemClock),
         settings.api_tokens.limit_tokens_per_user,
-    );
+    )
+    .acting_as(Actor::Cli);
     let output = match command {
         TokenCommand::Create {
             user,
@@ -168,14 +196,17 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
             prefix,
             expires,
             ips,
+            meta,
         } => {
             let name = TokenName::parse(&name)?;
+            let metadata = Metadata::parse(&meta_object(&meta)?)?;
             let ips = IpRestriction::parse(&ips)?;
             let expires_ms = expires.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             let request = CreateToken::new(user, privilege, name)
                 .prefix(prefix)
                 .expires_ms(expires_ms)
-                .ips(ips);
+                .ips(ips)
+                .metadata(metadata);
             let created = tokens.create(request).await;
             (serde_json::to_string_pretty(&created)?, created.is_ok())
         }
@@ -222,7 +253,11 @@ async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), A
             Ok(())
         }
         BansCommand::Lift { limiter, key } => {
-            if store.delete_ban(&limiter, &key).await? {
+            let audit = Audit {
+                actor: Actor::Cli,
+                at: Utc::now(),
+            };
+            if store.delete_ban(&limiter, &key, &audit).await? {
                 println!("lifted {limiter} {key}");
                 Ok(())
             } else {
@@ -232,4 +267,25 @@ async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), A
     };
     store.close().await?;
     result
+}
+
+/// `key=value` pairs as a JSON object; a value that reads as a JSON number, boolean or null
+/// keeps that type, anything else is a string.
+fn meta_object(pairs: &[String]) -> Result<serde_json::Value, AnyError> {
+    let mut object = serde_json::Map::new();
+    for pair in pairs {
+        let (key, text) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--meta {pair:?}: expected KEY=VALUE"))?;
+        let value = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(
+                v @ (serde_json::Value::Number(_)
+                | serde_json::Value::Bool(_)
+                | serde_json::Value::Null),
+            ) => v,
+            _ => serde_json::Value::String(text.to_owned()),
+        };
+        object.insert(key.to_owned(), value);
+    }
+    Ok(serde_json::Value::Object(object))
 }

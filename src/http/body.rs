@@ -1,34 +1,37 @@
-//! JSON bodies of `/api/manage/*`: content type, size and shape, checked in that order.
+//! JSON bodies: content type, size and shape, checked in that order. Each route family
+//! answers the failures in its own format.
 
 use actix_web::web::Payload;
 use actix_web::HttpRequest;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
-
 /// SPEC A7: management bodies are at most 1 KiB.
 pub const MANAGE_BODY_LIMIT: usize = 1024;
+/// Admin bodies (metadata included) are at most 16 KiB.
+pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
 
-/// Why a body was refused; the caller maps `Shape` to its own `Bad Request` envelope.
+/// Why a body was refused.
 #[derive(Debug)]
 pub enum BodyError {
-    /// 403 / 413, answered as they are.
-    Refused(ApiError),
-    /// Not JSON, or not the expected shape.
-    Shape,
+    /// No `Content-Type: application/json`.
+    NotJson,
+    /// Empty or only white space.
+    Empty,
+    /// Over the limit (known from `Content-Length` before reading, or while reading).
+    TooLarge { limit: usize },
+    /// Not JSON, or not the expected shape; the parser's explanation (never body content).
+    Shape(String),
 }
 
 /// Reads at most `limit` bytes of a JSON body and parses it into `T`.
-/// Wrong content type or empty → 403; over `limit` → 413 (before reading when
-/// `Content-Length` says so); malformed or mis-shaped → `BodyError::Shape`.
 pub async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
     mut payload: Payload,
     limit: usize,
 ) -> Result<T, BodyError> {
     if !is_json(req) {
-        return Err(BodyError::Refused(ApiError::NotAllowed));
+        return Err(BodyError::NotJson);
     }
     let declared = req
         .headers()
@@ -36,20 +39,35 @@ pub async fn json_body<T: DeserializeOwned>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(BodyError::Refused(ApiError::PayloadTooLarge { limit }));
+        return Err(BodyError::TooLarge { limit });
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Shape)?;
+        let chunk = chunk.map_err(|_| BodyError::Shape("the body could not be read".into()))?;
         if body.len() + chunk.len() > limit {
-            return Err(BodyError::Refused(ApiError::PayloadTooLarge { limit }));
+            return Err(BodyError::TooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(BodyError::Refused(ApiError::NotAllowed));
+        return Err(BodyError::Empty);
     }
-    serde_json::from_slice(&body).map_err(|_| BodyError::Shape)
+    serde_json::from_slice(&body).map_err(|err| BodyError::Shape(describe(&err)))
+}
+
+/// serde_json's explanation without the offending input (which may hold a secret).
+fn describe(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!(
+                "malformed JSON at line {} column {}",
+                err.line(),
+                err.column()
+            )
+        }
+        Category::Data => err.to_string(),
+    }
 }
 
 /// `application/json`, any case, with or without parameters such as `charset`.

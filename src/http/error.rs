@@ -24,12 +24,72 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     /// 429 from a rate limiter: `retry` seconds left of the block, `None` for a permanent ban.
     TooManyRequests { retry: Option<u64> },
+    /// Admin API failures: `{"error":{"code","message","field"?}}`.
+    Admin(AdminFailure),
     /// The riavzon envelope `{"ok":false,"date","reason"}` with a status.
     Envelope {
         status: StatusCode,
         date: DateTime<Utc>,
         reason: Reason,
     },
+}
+
+/// One admin API failure; `code` is stable for programs, `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminFailure {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault (`metadata.<key>`, `userId`, …).
+    pub field: Option<String>,
+}
+
+impl AdminFailure {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin credential is required (Authorization: Bearer <secret>)",
+        )
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// The store could not answer; the cause is logged, not shown.
+    pub fn unavailable(err: &crate::store::StoreError) -> Self {
+        tracing::error!(error = %err, "admin API: token store failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the token store is unavailable; try again",
+        )
+    }
+}
+
+impl From<AdminFailure> for ApiError {
+    fn from(failure: AdminFailure) -> Self {
+        Self::Admin(failure)
+    }
 }
 
 impl ApiError {
@@ -51,6 +111,7 @@ impl std::fmt::Display for ApiError {
             Self::NotAllowed => f.write_str("content type or body not allowed"),
             Self::PayloadTooLarge { limit } => write!(f, "body over {limit} bytes"),
             Self::TooManyRequests { .. } => f.write_str("rate limited"),
+            Self::Admin(failure) => write!(f, "{}: {}", failure.code, failure.message),
             Self::Envelope { status, reason, .. } => write!(f, "{status}: {}", reason.as_str()),
         }
     }
@@ -65,6 +126,7 @@ impl ResponseError for ApiError {
             Self::NotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Admin(failure) => failure.status,
             Self::Envelope { status, .. } => *status,
         }
     }
@@ -95,6 +157,13 @@ impl ResponseError for ApiError {
                     response.headers_mut().insert(RETRY_AFTER, value);
                 }
                 response
+            }
+            Self::Admin(failure) => {
+                let mut error = json!({"code": failure.code, "message": failure.message});
+                if let Some(field) = &failure.field {
+                    error["field"] = json!(field);
+                }
+                json(status, &json!({ "error": error }))
             }
             Self::Envelope { date, reason, .. } => {
                 json(status, &Results::<()>::failure(*date, reason.clone()))

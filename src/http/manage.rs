@@ -169,8 +169,9 @@ pub async fn manage(
         json_body::<serde_json::Value>(&req, payload, MANAGE_BODY_LIMIT)
             .await
             .map_err(|err| match err {
-                BodyError::Refused(api) => api,
-                BodyError::Shape => bad_request(),
+                BodyError::NotJson | BodyError::Empty => ApiError::NotAllowed,
+                BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+                BodyError::Shape(_) => bad_request(),
             })
     };
     let body = read(payload).await?;

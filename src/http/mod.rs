@@ -1,6 +1,7 @@
 //! The HTTP adapter: route table, extractors and the one error→HTTP mapping.
 //! Handlers are thin: parse at the edge, call `TokenService`, map the outcome.
 
+mod admin;
 mod body;
 mod client_ip;
 mod error;
@@ -12,6 +13,7 @@ mod manage;
 mod public;
 mod response;
 
+pub use admin::AdminCredentials;
 pub use client_ip::client_ip;
 pub use error::ApiError;
 pub use hmac_guard::HmacGuard;
@@ -33,6 +35,7 @@ pub struct AppState {
     pub hmac: Option<HmacGuard>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Arc<Limits>,
+    pub admins: AdminCredentials,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -42,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ready", web::get().to(public::ready))
         .route("/api/public/verify", web::get().to(public::verify))
         .route("/api/manage/{action}", web::route().to(manage::manage))
+        .configure(admin::routes)
         .default_service(web::to(public::not_found));
 }
 

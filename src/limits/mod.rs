@@ -17,7 +17,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::clock::Clock;
 use crate::config::{LimiterSettings, RateLimitersSettings};
-use crate::store::{BanRecord, BanStore, StoreError};
+use crate::store::{Audit, BanRecord, BanStore, StoreError};
+use crate::token::Actor;
 
 /// The per-operation limiters of `/api/manage/*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,7 @@ pub struct Limits {
     consumption: Limiter,
     new_bans: NewBans,
     store: Arc<dyn BanStore>,
+    clock: GovernorClock,
 }
 
 impl Limits {
@@ -85,6 +87,7 @@ impl Limits {
             consumption: make("consumption_rate_limiter", limits.consumption_rate_limiter),
             new_bans,
             store,
+            clock,
         }
     }
 
@@ -237,10 +240,19 @@ impl Limits {
 
     /// Lifts a ban everywhere: in the store (other instances follow at their next refresh)
     /// and here at once. False when neither had it.
-    pub async fn lift(&self, limiter: &str, key: &str) -> Result<bool, StoreError> {
-        let stored = self.store.delete_ban(limiter, key).await?;
+    pub async fn lift(&self, limiter: &str, key: &str, actor: Actor) -> Result<bool, StoreError> {
+        let audit = Audit {
+            actor,
+            at: self.clock.0.now(),
+        };
+        let stored = self.store.delete_ban(limiter, key, &audit).await?;
         let here = self.limiter(limiter).is_some_and(|l| l.lift(key));
         Ok(stored || here)
+    }
+
+    /// Every ban in the store (what all instances enforce).
+    pub async fn stored_bans(&self) -> Result<Vec<BanRecord>, StoreError> {
+        self.store.list_bans().await
     }
 
     /// Bans enforced by this instance now.

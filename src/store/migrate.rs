@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "usage_flushes",
         include_str!("../../sql/mysql/0003_usage_flushes.sql"),
     ),
+    (
+        4,
+        "metadata_and_audit",
+        include_str!("../../sql/mysql/0004_metadata_and_audit.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

@@ -1,4 +1,5 @@
-//! Storage behind a small trait. Nothing above this module knows SQL; nothing in it knows HTTP.
+//! Storage behind small traits. Nothing above this module knows SQL; nothing in it knows HTTP.
+//! Every mutation writes its audit event in the same transaction as the change.
 
 mod migrate;
 mod mysql;
@@ -6,12 +7,15 @@ mod record;
 
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
-pub use record::{BanRecord, NewToken, TokenCounts, TokenRecord, UsageDelta};
+pub use record::{
+    Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenQuery, TokenRecord, TokenStatus,
+    UsageDelta,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::token::{Digest, IpRestriction, Privilege};
+use crate::token::{Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege};
 
 /// The store could not answer. Never shown to clients; its text goes to the log once.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +36,7 @@ pub enum StoreError {
 /// Result of an insert guarded by the per-user limit.
 #[derive(Debug)]
 pub enum CreateOutcome {
-    Created(TokenRecord),
+    Created(Box<TokenRecord>),
     LimitReached,
 }
 
@@ -61,7 +65,22 @@ pub struct Rotation {
     /// The replacement; its `user_id` is ignored and set to the old token's owner.
     pub new: NewToken,
     pub limit: u32,
-    pub now: DateTime<Utc>,
+    pub audit: Audit,
+}
+
+/// A change of metadata: merge-patch or replace-all.
+#[derive(Debug, Clone)]
+pub enum MetadataChange {
+    Patch(MetadataPatch),
+    Replace(Metadata),
+}
+
+/// Result of a metadata change. Anything but `Updated` changed nothing.
+#[derive(Debug)]
+pub enum MetadataOutcome {
+    Updated(Metadata),
+    NotFound,
+    Invalid(MetadataError),
 }
 
 /// The capabilities the token operations need. Every method is one atomic unit of work.
@@ -69,10 +88,18 @@ pub struct Rotation {
 pub trait TokenStore: Send + Sync + 'static {
     /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
     /// the insert are atomic with respect to every other creation for that owner.
-    async fn create_token(&self, new: &NewToken, limit: u32) -> Result<CreateOutcome, StoreError>;
+    async fn create_token(
+        &self,
+        new: &NewToken,
+        limit: u32,
+        audit: &Audit,
+    ) -> Result<CreateOutcome, StoreError>;
 
     /// The token with this digest, valid or not.
     async fn find_by_digest(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// The token with this id, valid or not.
+    async fn find_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError>;
 
     /// The valid token matching all four points, if any.
     async fn find_for_owner(
@@ -83,8 +110,8 @@ pub trait TokenStore: Send + Sync + 'static {
         name: &str,
     ) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// Marks the token invalid (revocation, expiry). Returns whether a valid row changed.
-    async fn invalidate(&self, token_id: u64) -> Result<bool, StoreError>;
+    /// Marks a token found expired invalid (actor `system`). Returns whether a valid row changed.
+    async fn expire(&self, token_id: u64, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Adds `uses` to the token's usage count and sets `last_used`; returns the new count and
     /// time, read under the same row lock so concurrent calls each see their own value.
@@ -104,7 +131,16 @@ pub trait TokenStore: Send + Sync + 'static {
         &self,
         digest: &Digest,
         privilege: Option<Privilege>,
+        audit: &Audit,
     ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Invalidates the token with this id. `None` when there is no such token; the record
+    /// (as it was before) and whether this call revoked it otherwise.
+    async fn revoke_by_id(
+        &self,
+        token_id: u64,
+        audit: &Audit,
+    ) -> Result<Option<(TokenRecord, bool)>, StoreError>;
 
     /// Replaces one valid token by a new one in a single transaction.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
@@ -115,6 +151,7 @@ pub trait TokenStore: Send + Sync + 'static {
         user_id: u64,
         digest: &Digest,
         ips: &IpRestriction,
+        audit: &Audit,
     ) -> Result<bool, StoreError>;
 
     /// Sets the privilege of the owner's valid token with this digest; false if none.
@@ -123,7 +160,17 @@ pub trait TokenStore: Send + Sync + 'static {
         user_id: u64,
         digest: &Digest,
         privilege: Privilege,
+        audit: &Audit,
     ) -> Result<bool, StoreError>;
+
+    /// Changes a token's metadata under its row lock (concurrent changes of different keys
+    /// all survive).
+    async fn update_metadata(
+        &self,
+        token_id: u64,
+        change: &MetadataChange,
+        audit: &Audit,
+    ) -> Result<MetadataOutcome, StoreError>;
 
     /// Valid and invalid token counts over every row of the owner; a token whose expiry has
     /// passed at `now` counts as invalid.
@@ -136,6 +183,12 @@ pub trait TokenStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError>;
 
+    /// A page of an admin listing.
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// The audit log of one token, oldest first.
+    async fn events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -143,12 +196,13 @@ pub trait TokenStore: Send + Sync + 'static {
 /// Persistence of the rate limiters' permanent bans.
 #[async_trait]
 pub trait BanStore: Send + Sync + 'static {
-    /// Records a ban; recording an existing one again is not an error.
+    /// Records a ban (and its audit event); recording an existing one again is not an error.
     async fn insert_ban(&self, ban: &BanRecord) -> Result<(), StoreError>;
 
     /// Every ban, oldest first.
     async fn list_bans(&self) -> Result<Vec<BanRecord>, StoreError>;
 
-    /// Lifts a ban; false when there was none.
-    async fn delete_ban(&self, limiter: &str, key: &str) -> Result<bool, StoreError>;
+    /// Lifts a ban (and records who did); false when there was none.
+    async fn delete_ban(&self, limiter: &str, key: &str, audit: &Audit)
+        -> Result<bool, StoreError>;
 }

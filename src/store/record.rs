@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::token::{Digest, IpRestriction, Privilege, PublicIdentifier};
+use crate::token::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier};
 
 /// One row of `api_tokens`.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct TokenRecord {
     pub privilege: Privilege,
     pub usage_count: u64,
     pub valid: bool,
+    pub metadata: Metadata,
 }
 
 impl TokenRecord {
@@ -40,6 +41,13 @@ pub struct NewToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub ip_restriction: IpRestriction,
     pub privilege: Privilege,
+    pub metadata: Metadata,
+}
+
+impl NewToken {
+    pub fn metadata_keys(&self) -> Vec<String> {
+        self.metadata.keys()
+    }
 }
 
 /// Counts over every row of one owner.
@@ -70,4 +78,44 @@ pub struct UsageDelta {
     pub token_id: u64,
     pub uses: u64,
     pub last_used: DateTime<Utc>,
+}
+
+/// Who changes something, and when: every mutation writes an audit event with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub actor: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: u64,
+    pub token_id: Option<u64>,
+    pub event: String,
+    pub actor: String,
+    pub detail: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which tokens an admin listing wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    Valid,
+    Invalid,
+    All,
+}
+
+/// An admin listing: one user's tokens, newest first, a page at a time.
+#[derive(Debug, Clone)]
+pub struct TokenQuery {
+    pub user_id: u64,
+    pub status: TokenStatus,
+    /// Only tokens whose metadata has this key with this value, compared as text: `42`
+    /// matches the string "42" and the number 42, `true` the boolean and the string.
+    pub metadata: Option<(String, String)>,
+    pub limit: u32,
+    /// Only tokens with an id below this one (the cursor of the previous page).
+    pub before_id: Option<u64>,
+    pub now: DateTime<Utc>,
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use crate::store::TokenRecord;
-use crate::token::{Digest, IpRestriction, Privilege};
+use crate::token::{Digest, IpRestriction, Metadata, Privilege};
 
 /// What verification needs of a token, and nothing else (the cache holds many of them).
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,7 @@ pub struct CachedToken {
     pub usage_count: u64,
     pub privilege: Privilege,
     pub ip_restriction: IpRestriction,
+    pub metadata: Metadata,
 }
 
 impl CachedToken {
@@ -38,6 +39,7 @@ impl CachedToken {
             usage_count: record.usage_count,
             privilege: record.privilege,
             ip_restriction: record.ip_restriction,
+            metadata: record.metadata,
         })
     }
 

@@ -6,7 +6,8 @@ use super::{CreatedToken, TokenService, MAX_LIFETIME_MS};
 use crate::envelope::{Reason, Results};
 use crate::store::{CreateOutcome, NewToken};
 use crate::token::{
-    GeneratedKey, IpRestriction, Prefix, PrefixError, Privilege, PublicIdentifier, TokenName,
+    GeneratedKey, IpRestriction, Metadata, Prefix, PrefixError, Privilege, PublicIdentifier,
+    TokenName,
 };
 
 /// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
@@ -19,6 +20,8 @@ pub struct CreateToken {
     /// Lifetime in milliseconds from now; `None` = never expires.
     pub expires_ms: Option<u64>,
     pub ips: IpRestriction,
+    /// Admin-only metadata (SPEC B1).
+    pub metadata: Metadata,
 }
 
 impl CreateToken {
@@ -30,7 +33,13 @@ impl CreateToken {
             prefix: Prefix::default().as_str().to_owned(),
             expires_ms: None,
             ips: IpRestriction::unrestricted(),
+            metadata: Metadata::default(),
         }
+    }
+
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
     }
 
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -83,6 +92,7 @@ pub(super) fn new_token(
     now: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     ips: IpRestriction,
+    metadata: Metadata,
 ) -> (GeneratedKey, NewToken) {
     let key = GeneratedKey::generate(prefix);
     let new = NewToken {
@@ -95,6 +105,7 @@ pub(super) fn new_token(
         expires_at,
         ip_restriction: ips,
         privilege,
+        metadata,
     };
     (key, new)
 }
@@ -118,16 +129,18 @@ impl TokenService {
             now,
             expires_at,
             request.ips,
+            request.metadata,
         );
-        match self
+        let created = self
             .store
-            .create_token(&new, self.limit_tokens_per_user)
-            .await
-        {
+            .create_token(&new, self.limit_tokens_per_user, &self.audit())
+            .await;
+        match created {
             Ok(CreateOutcome::Created(record)) => self.success(CreatedToken {
                 raw_api_key: key.raw.expose().to_owned(),
                 raw_public_id: record.public_identifier.as_str().to_owned(),
                 expires_at: record.expires_at,
+                token_id: record.id,
             }),
             Ok(CreateOutcome::LimitReached) => self.failure(Reason::TooManyTokens {
                 limit: self.limit_tokens_per_user,

@@ -21,7 +21,7 @@ impl TokenService {
         digest: &Digest,
         privilege: Option<Privilege>,
     ) -> Results<RevokeData> {
-        let revoked = self.store.revoke(digest, privilege).await;
+        let revoked = self.store.revoke(digest, privilege, &self.audit()).await;
         self.invalidate(digest);
         match revoked {
             Ok(Some(record)) => self.success(RevokeData::Revoked {
@@ -76,7 +76,7 @@ impl TokenService {
         let digest = Digest::of_presented(presented);
         let updated = self
             .store
-            .update_ip_restriction(user_id, &digest, &ips)
+            .update_ip_restriction(user_id, &digest, &ips, &self.audit())
             .await;
         self.invalidate(&digest);
         match updated {
@@ -100,7 +100,7 @@ impl TokenService {
         let digest = Digest::of_presented(presented);
         let updated = self
             .store
-            .update_privilege(user_id, &digest, privilege)
+            .update_privilege(user_id, &digest, privilege, &self.audit())
             .await;
         self.invalidate(&digest);
         match updated {

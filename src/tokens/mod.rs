@@ -1,6 +1,7 @@
 //! The operations of SPEC A5: the in-process API trusted code calls, and that the HTTP
 //! handlers adapt. Every operation answers a `Results<T>` envelope; none authenticates.
 
+mod admin;
 mod cache;
 mod create;
 mod manage;
@@ -10,6 +11,7 @@ mod rotate;
 mod usage;
 mod verify;
 
+pub use admin::{AdminVerification, VerifyCode};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::CreateToken;
 pub use manager::{ManagerAction, ManagerData};
@@ -22,7 +24,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::envelope::{Reason, Results};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{Audit, StoreError, TokenStore};
+use crate::token::Actor;
 
 /// Longest lifetime a token may be given (100 years), so that expiry arithmetic never overflows.
 pub const MAX_LIFETIME_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
@@ -45,6 +48,8 @@ pub struct TokenService {
     limit_tokens_per_user: u32,
     cache: Option<Arc<VerificationCache>>,
     usage: Option<Arc<UsageRecorder>>,
+    /// Who the audit log names for changes made through this handle.
+    actor: Actor,
 }
 
 impl TokenService {
@@ -76,6 +81,24 @@ impl TokenService {
             store,
             clock,
             limit_tokens_per_user: options.limit_tokens_per_user,
+            actor: Actor::System,
+        }
+    }
+
+    /// The same service, recording `actor` as the author of every change made through it
+    /// (`user:<id>` for a BFF's user, `admin:<name>`, `cli`; `system` by default).
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            ..self.clone()
+        }
+    }
+
+    /// The audit context of a change made now.
+    fn audit(&self) -> Audit {
+        Audit {
+            actor: self.actor.clone(),
+            at: self.clock.now(),
         }
     }
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::CachedToken;
 use crate::envelope::iso_time;
 use crate::store::{TokenCounts, TokenRecord};
-use crate::token::Privilege;
+use crate::token::{Metadata, Privilege};
 
 pub const REVOKED_MSG: &str = "Token invalided successfully";
 pub const ROTATED_MSG: &str = "Successfully rotated an api key";
@@ -21,6 +21,9 @@ pub struct CreatedToken {
     pub raw_public_id: String,
     #[serde(with = "iso_time::option")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The new token's id (in-process callers; not part of the riavzon response).
+    #[serde(skip)]
+    pub token_id: u64,
 }
 
 /// `verify` success.
@@ -38,6 +41,10 @@ pub struct VerifiedToken {
     pub last_used: Option<DateTime<Utc>>,
     pub usage_count: u64,
     pub provided_privilege: Privilege,
+    /// Admin-only (SPEC B1): for in-process callers; never serialized, so no end-user or
+    /// public verify response can carry it.
+    #[serde(skip)]
+    pub metadata: Metadata,
 }
 
 impl VerifiedToken {
@@ -51,6 +58,7 @@ impl VerifiedToken {
             last_used: token.last_used,
             usage_count: token.usage_count,
             provided_privilege: token.privilege,
+            metadata: token.metadata.clone(),
         }
     }
 }

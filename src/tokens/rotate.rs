@@ -3,8 +3,8 @@
 use super::create::{new_token, parse_prefix_and_expiry};
 use super::{RotatedToken, TokenService, ROTATED_MSG};
 use crate::envelope::{Reason, Results};
-use crate::store::{RotateOutcome, Rotation};
-use crate::token::{Digest, IpRestriction, Prefix, Privilege, TokenName};
+use crate::store::{Audit, RotateOutcome, Rotation};
+use crate::token::{Digest, IpRestriction, Metadata, Prefix, Privilege, TokenName};
 
 /// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
 #[derive(Debug, Clone)]
@@ -83,7 +83,17 @@ impl TokenService {
         if inherited.is_some() {
             expires_at = inherited;
         }
-        let (key, new) = new_token(0, privilege, name, &prefix, now, expires_at, ips);
+        // The owner and the metadata are the old token's; the store fills them in.
+        let (key, new) = new_token(
+            0,
+            privilege,
+            name,
+            &prefix,
+            now,
+            expires_at,
+            ips,
+            Metadata::default(),
+        );
         // The owner is known only once the old row is read; the store fills it in.
         let rotation = Rotation {
             old_digest: old_digest.clone(),
@@ -91,7 +101,10 @@ impl TokenService {
             delete_old,
             new,
             limit: self.limit_tokens_per_user,
-            now,
+            audit: Audit {
+                actor: self.actor.clone(),
+                at: now,
+            },
         };
         let rotated = self.store.rotate(&rotation).await;
         self.invalidate(old_digest);

@@ -78,23 +78,39 @@ impl TokenService {
         presented: &str,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
+        let privilege = Some(options.privilege);
+        Ok(self.check(presented, options, privilege).await?.0)
+    }
+
+    /// Verification with the token it found, if any; `privilege: None` accepts any privilege
+    /// (trusted callers asking "what is this key?").
+    pub(super) async fn check(
+        &self,
+        presented: &str,
+        options: VerifyOptions,
+        privilege: Option<Privilege>,
+    ) -> Result<(VerifyOutcome, Lookup), StoreError> {
         // 1–2. Shape and checksum (no I/O), then the digest.
         let digest = if options.is_internal_hash {
             match Digest::parse(presented) {
                 Some(digest) => digest,
-                None => return Ok(VerifyOutcome::InvalidKey),
+                None => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         } else {
             match RawKey::parse(presented) {
                 Ok(raw) => raw.digest(),
-                Err(_) => return Ok(VerifyOutcome::InvalidKey),
+                Err(_) => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
         let Some(token) = self.load(&digest).await? else {
-            return Ok(VerifyOutcome::InvalidKey);
+            return Ok((VerifyOutcome::InvalidKey, None));
         };
-        self.decide(&digest, &token, options).await
+        if privilege.is_some_and(|p| p != token.privilege) {
+            return Ok((VerifyOutcome::InvalidKey, None));
+        }
+        let outcome = self.decide(&digest, &token, options).await?;
+        Ok((outcome, Some(token)))
     }
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
@@ -127,16 +143,13 @@ impl TokenService {
         }
     }
 
-    /// Steps 3–6 on a loaded token.
+    /// Steps 4–6 on a loaded token of the right privilege.
     async fn decide(
         &self,
         digest: &Digest,
         token: &CachedToken,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
-        if token.privilege != options.privilege {
-            return Ok(VerifyOutcome::InvalidKey);
-        }
         // 4. IP restriction.
         if !options.bypass_ip_check && !token.ip_restriction.allows(options.ip) {
             return Ok(VerifyOutcome::InvalidHost);
@@ -144,7 +157,7 @@ impl TokenService {
         // 5. Expiry: the first sight of an expired token invalidates it.
         let now = self.clock.now();
         if token.is_expired_at(now) {
-            let invalidated = self.store.invalidate(token.id).await;
+            let invalidated = self.store.expire(token.id, now).await;
             self.invalidate(digest);
             if let Err(err) = invalidated {
                 // Still expired: answering so is safe; the next sight tries again.

@@ -1,0 +1,46 @@
+//! `GET /api/admin/bans`, `DELETE /api/admin/bans/{limiter}/{key}`.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::admin;
+use super::views::BanView;
+use crate::http::error::AdminFailure;
+use crate::http::response::json;
+use crate::http::{ApiError, AppState};
+use crate::token::Actor;
+
+/// Every stored ban.
+pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state)?;
+    let bans = state
+        .limits
+        .stored_bans()
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    let bans: Vec<BanView> = bans.into_iter().map(BanView::from).collect();
+    Ok(json(StatusCode::OK, &json!({ "bans": bans })))
+}
+
+/// Lifts one ban here at once and everywhere within `rate_limiters.ban_refresh`.
+pub async fn lift(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state)?;
+    let (limiter, key) = path.into_inner();
+    let lifted = state
+        .limits
+        .lift(&limiter, &key, Actor::Admin(admin))
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    if !lifted {
+        let message = format!("no ban of {key:?} by {limiter:?}");
+        return Err(AdminFailure::not_found(message).into());
+    }
+    let body = json!({ "lifted": true, "limiter": limiter, "key": key });
+    Ok(json(StatusCode::OK, &body))
+}

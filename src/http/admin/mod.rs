@@ -1,0 +1,140 @@
+//! `/api/admin/*`: the admin API for trusted servers and operators (SPEC B2), authenticated
+//! by an admin secret whose SHA-256 digest is in `auth.admin_tokens`.
+
+mod bans;
+mod tokens;
+mod verify;
+mod views;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Payload};
+use actix_web::HttpRequest;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::body::{json_body, BodyError, ADMIN_BODY_LIMIT};
+use super::error::AdminFailure;
+use super::AppState;
+use crate::config::AdminTokenSettings;
+use crate::token::metadata::MetadataError;
+
+/// Configured admin credentials: names and secret digests.
+pub struct AdminCredentials(Vec<(String, [u8; 32])>);
+
+impl AdminCredentials {
+    pub fn new(settings: &[AdminTokenSettings]) -> Self {
+        Self(
+            settings
+                .iter()
+                .filter_map(|admin| {
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(&admin.digest, &mut digest).ok()?;
+                    Some((admin.name.clone(), digest))
+                })
+                .collect(),
+        )
+    }
+
+    /// The admin's name for `Authorization: Bearer <secret>`. Every configured digest is
+    /// compared in constant time, so timing tells nothing about which one nearly matched.
+    pub fn authenticate(&self, req: &HttpRequest) -> Result<String, AdminFailure> {
+        let secret = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(AdminFailure::unauthorized)?;
+        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let mut found = None;
+        for (name, digest) in &self.0 {
+            if bool::from(presented.ct_eq(digest)) {
+                found = Some(name.clone());
+            }
+        }
+        found.ok_or_else(AdminFailure::unauthorized)
+    }
+}
+
+/// Registers the admin routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/admin/tokens", web::post().to(tokens::create))
+        .route("/api/admin/tokens/{id}", web::get().to(tokens::get))
+        .route(
+            "/api/admin/tokens/{id}/metadata",
+            web::patch().to(tokens::patch_metadata),
+        )
+        .route(
+            "/api/admin/tokens/{id}/metadata",
+            web::put().to(tokens::replace_metadata),
+        )
+        .route(
+            "/api/admin/tokens/{id}/revoke",
+            web::post().to(tokens::revoke),
+        )
+        .route(
+            "/api/admin/tokens/{id}/events",
+            web::get().to(tokens::events),
+        )
+        .route(
+            "/api/admin/users/{user_id}/tokens",
+            web::get().to(tokens::list),
+        )
+        .route("/api/admin/verify", web::post().to(verify::verify))
+        .route("/api/admin/bans", web::get().to(bans::list))
+        .route(
+            "/api/admin/bans/{limiter}/{key}",
+            web::delete().to(bans::lift),
+        );
+}
+
+/// The admin's name, or 401.
+fn admin(req: &HttpRequest, state: &AppState) -> Result<String, AdminFailure> {
+    state.admins.authenticate(req)
+}
+
+/// Reads an admin JSON body (≤ 16 KiB).
+async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Result<T, AdminFailure> {
+    json_body(req, payload, ADMIN_BODY_LIMIT)
+        .await
+        .map_err(|err| match err {
+            BodyError::NotJson => AdminFailure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ),
+            BodyError::Empty => AdminFailure::bad_request("the body is empty"),
+            BodyError::TooLarge { limit } => AdminFailure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("bodies are at most {limit} bytes"),
+            ),
+            BodyError::Shape(why) => AdminFailure::bad_request(why),
+        })
+}
+
+/// A token id from the path; anything else names no token.
+fn token_id(raw: &str) -> Result<u64, AdminFailure> {
+    raw.parse()
+        .map_err(|_| AdminFailure::not_found(format!("no token with id {raw:?}")))
+}
+
+/// 422 naming the key and the rule it broke.
+fn invalid_metadata(err: &MetadataError) -> AdminFailure {
+    let (message, field) = if err.key.is_empty() {
+        (err.rule.to_owned(), "metadata".to_owned())
+    } else {
+        (
+            format!("{}: {}", err.key, err.rule),
+            format!("metadata.{}", err.key),
+        )
+    };
+    AdminFailure::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_metadata",
+        message,
+    )
+    .field(field)
+}

@@ -1,0 +1,318 @@
+//! Admin token routes: create with metadata, read, metadata patch/replace, list, revoke, events.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path, Payload, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::views::{EventView, TokenView};
+use super::{admin, body, invalid_metadata, token_id};
+use crate::envelope::Reason;
+use crate::http::error::AdminFailure;
+use crate::http::response::json;
+use crate::http::{ApiError, AppState};
+use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
+use crate::token::metadata::MetadataPatch;
+use crate::token::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName};
+use crate::tokens::{CreateToken, MAX_LIFETIME_MS};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateTokenRequest {
+    user_id: u64,
+    name: String,
+    #[serde(default)]
+    privilege: Privilege,
+    prefix: Option<String>,
+    /// Lifetime in ms; absent or null = never expires.
+    expires: Option<u64>,
+    #[serde(default)]
+    ips: Vec<String>,
+    metadata: Option<serde_json::Value>,
+}
+
+/// `POST /api/admin/tokens`: 201 with the raw key (shown once) and the token.
+pub async fn create(
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state)?;
+    let request: CreateTokenRequest = body(&req, payload).await?;
+    let name = TokenName::parse(&request.name)
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("name"))?;
+    let prefix = request.prefix.unwrap_or_else(|| "api".to_owned());
+    Prefix::parse(&prefix)
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("prefix"))?;
+    if request
+        .expires
+        .is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS)
+    {
+        let message = format!("expires is a lifetime in ms from 1 to {MAX_LIFETIME_MS}");
+        return Err(AdminFailure::bad_request(message).field("expires").into());
+    }
+    let ips = IpRestriction::parse(&request.ips)
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("ips"))?;
+    let metadata = match &request.metadata {
+        None | Some(serde_json::Value::Null) => Metadata::default(),
+        Some(value) => Metadata::parse(value).map_err(|err| invalid_metadata(&err))?,
+    };
+    let create = CreateToken::new(request.user_id, request.privilege, name)
+        .prefix(prefix)
+        .expires_ms(request.expires)
+        .ips(ips)
+        .metadata(metadata);
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let created = match tokens.create(create).await.outcome {
+        Ok(created) => created,
+        Err(reason @ Reason::TooManyTokens { .. }) => {
+            let message = reason.as_str().into_owned();
+            return Err(AdminFailure::new(StatusCode::CONFLICT, "token_limit", message).into());
+        }
+        Err(Reason::ReservedPrefix | Reason::BadRequest) => {
+            return Err(AdminFailure::bad_request("invalid prefix or expiry").into())
+        }
+        Err(_) => {
+            let failure = AdminFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the token store is unavailable; try again",
+            );
+            return Err(failure.into());
+        }
+    };
+    let record = tokens
+        .token_by_id(created.token_id)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?
+        .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
+    let body = json!({
+        "rawApiKey": created.raw_api_key,
+        "rawPublicId": created.raw_public_id,
+        "expiresAt": created.expires_at.map(|t| crate::envelope::iso(&t)),
+        "token": TokenView::new(record, state.clock.now()),
+    });
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+/// `GET /api/admin/tokens/{id}`.
+pub async fn get(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state)?;
+    let id = token_id(&id)?;
+    let record = state
+        .tokens
+        .token_by_id(id)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?
+        .ok_or_else(|| AdminFailure::not_found(format!("no token with id {id}")))?;
+    Ok(json(
+        StatusCode::OK,
+        &TokenView::new(record, state.clock.now()),
+    ))
+}
+
+/// `PATCH /api/admin/tokens/{id}/metadata`: merge-patch; answers the resulting metadata.
+pub async fn patch_metadata(
+    req: HttpRequest,
+    id: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state)?;
+    let id = token_id(&id)?;
+    let value: serde_json::Value = body(&req, payload).await?;
+    let patch = MetadataPatch::parse(&value).map_err(|err| invalid_metadata(&err))?;
+    change_metadata(&state, admin, id, MetadataChange::Patch(patch)).await
+}
+
+/// `PUT /api/admin/tokens/{id}/metadata`: replaces all of it.
+pub async fn replace_metadata(
+    req: HttpRequest,
+    id: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state)?;
+    let id = token_id(&id)?;
+    let value: serde_json::Value = body(&req, payload).await?;
+    let metadata = Metadata::parse(&value).map_err(|err| invalid_metadata(&err))?;
+    change_metadata(&state, admin, id, MetadataChange::Replace(metadata)).await
+}
+
+async fn change_metadata(
+    state: &AppState,
+    admin: String,
+    id: u64,
+    change: MetadataChange,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = state
+        .tokens
+        .acting_as(Actor::Admin(admin))
+        .change_metadata(id, change)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    match outcome {
+        MetadataOutcome::Updated(metadata) => {
+            Ok(json(StatusCode::OK, &json!({ "metadata": metadata })))
+        }
+        MetadataOutcome::NotFound => {
+            Err(AdminFailure::not_found(format!("no token with id {id}")).into())
+        }
+        MetadataOutcome::Invalid(err) => Err(invalid_metadata(&err).into()),
+    }
+}
+
+/// `POST /api/admin/tokens/{id}/revoke`: idempotent; `revoked` says whether this call did it.
+pub async fn revoke(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state)?;
+    let id = token_id(&id)?;
+    let revoked = state
+        .tokens
+        .acting_as(Actor::Admin(admin))
+        .revoke_by_id(id)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    let (record, changed) =
+        revoked.ok_or_else(|| AdminFailure::not_found(format!("no token with id {id}")))?;
+    let body = json!({ "revoked": changed, "token": TokenView::new(record, state.clock.now()) });
+    Ok(json(StatusCode::OK, &body))
+}
+
+/// `GET /api/admin/tokens/{id}/events`: the audit log, oldest first.
+pub async fn events(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state)?;
+    let id = token_id(&id)?;
+    let unavailable = |err| AdminFailure::unavailable(&err);
+    let events = state.tokens.token_events(id).await.map_err(unavailable)?;
+    if events.is_empty()
+        && state
+            .tokens
+            .token_by_id(id)
+            .await
+            .map_err(unavailable)?
+            .is_none()
+    {
+        return Err(AdminFailure::not_found(format!("no token with id {id}")).into());
+    }
+    let events: Vec<EventView> = events.into_iter().map(EventView::from).collect();
+    Ok(json(StatusCode::OK, &json!({ "events": events })))
+}
+
+/// `GET /api/admin/users/{userId}/tokens?status=&meta.<key>=&limit=&cursor=`.
+pub async fn list(
+    req: HttpRequest,
+    user_id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state)?;
+    let user_id: u64 = user_id
+        .parse()
+        .map_err(|_| AdminFailure::bad_request("userId must be a number").field("userId"))?;
+    let params = Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| AdminFailure::bad_request("malformed query string"))?
+        .into_inner();
+    let query = list_query(user_id, &params, state.clock.now())?;
+    let limit = query.limit as usize;
+    let page_query = TokenQuery {
+        limit: query.limit + 1,
+        ..query
+    };
+    let mut records = state
+        .tokens
+        .list_tokens(&page_query)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    let more = records.len() > limit;
+    records.truncate(limit);
+    let next_cursor = more
+        .then(|| records.last().map(|r| r.id.to_string()))
+        .flatten();
+    let now = state.clock.now();
+    let tokens: Vec<TokenView> = records
+        .into_iter()
+        .map(|r| TokenView::new(r, now))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "tokens": tokens, "nextCursor": next_cursor }),
+    ))
+}
+
+fn list_query(
+    user_id: u64,
+    params: &HashMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenQuery, AdminFailure> {
+    let mut query = TokenQuery {
+        user_id,
+        status: TokenStatus::All,
+        metadata: None,
+        limit: DEFAULT_PAGE,
+        before_id: None,
+        now,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "status" => {
+                query.status = match value.as_str() {
+                    "valid" => TokenStatus::Valid,
+                    "invalid" => TokenStatus::Invalid,
+                    "all" => TokenStatus::All,
+                    _ => {
+                        let message = "status is valid, invalid or all";
+                        return Err(AdminFailure::bad_request(message).field("status"));
+                    }
+                }
+            }
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        AdminFailure::bad_request(format!("limit is 1 to {MAX_PAGE}"))
+                            .field("limit")
+                    })?;
+            }
+            "cursor" => {
+                let cursor = value.parse().map_err(|_| {
+                    AdminFailure::bad_request("cursor is the nextCursor of a previous page")
+                        .field("cursor")
+                })?;
+                query.before_id = Some(cursor);
+            }
+            other => {
+                let Some(key) = other.strip_prefix("meta.") else {
+                    let message = format!("unknown query parameter {other:?}");
+                    return Err(AdminFailure::bad_request(message).field(other.to_owned()));
+                };
+                // Same rule as stored keys: the key goes into a JSON path.
+                Metadata::parse(&json!({ key: null })).map_err(|err| invalid_metadata(&err))?;
+                if query.metadata.is_some() {
+                    let message = "filter on one metadata key at a time";
+                    return Err(AdminFailure::bad_request(message).field(other.to_owned()));
+                }
+                query.metadata = Some((key.to_owned(), value.clone()));
+            }
+        }
+    }
+    Ok(query)
+}

@@ -1,0 +1,66 @@
+//! `POST /api/admin/verify`: verification with full detail for trusted callers.
+
+use std::net::IpAddr;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::views::VerifiedView;
+use super::{admin, body};
+use crate::http::error::AdminFailure;
+use crate::http::response::json;
+use crate::http::{ApiError, AppState};
+use crate::token::Privilege;
+use crate::tokens::VerifyCode;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    key: String,
+    /// When given, a token of another privilege is `NOT_FOUND`.
+    privilege: Option<Privilege>,
+    /// When given, the token's IP restriction is checked against it.
+    ip: Option<IpAddr>,
+    /// Count this use (default true: a verification is a use).
+    count: Option<bool>,
+}
+
+/// Always 200 for a well-formed, authenticated request: `{valid, code, …token, metadata}`.
+pub async fn verify(
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state)?;
+    let request: VerifyRequest = body(&req, payload).await?;
+    let verification = state
+        .tokens
+        .verify_for_admin(
+            &request.key,
+            request.privilege,
+            request.ip,
+            request.count.unwrap_or(true),
+        )
+        .await
+        .map_err(|err| AdminFailure::unavailable(&err))?;
+    let mut answer = json!({
+        "valid": verification.code == VerifyCode::Valid,
+        "code": verification.code,
+    });
+    if let Some(token) = &verification.token {
+        let mut view = VerifiedView::new(token);
+        if let Some(verified) = &verification.verified {
+            view.usage_count = verified.usage_count;
+            view.last_used = verified.last_used;
+        }
+        if let (serde_json::Value::Object(fields), Ok(serde_json::Value::Object(token))) =
+            (&mut answer, serde_json::to_value(view))
+        {
+            fields.extend(token);
+        }
+    }
+    Ok(json(StatusCode::OK, &answer))
+}

@@ -1,0 +1,110 @@
+//! Rows of `api_tokens` as domain values: a row that does not fit is an error, never a panic.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use mysql_async::prelude::FromValue;
+use mysql_async::{params, Params, Row};
+
+use crate::store::{NewToken, StoreError, TokenRecord};
+use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier};
+
+/// Every column of `api_tokens`, in the order `record_from_row` reads them.
+macro_rules! select_tokens {
+    ($($rest:literal),*) => {
+        concat!(
+            "SELECT id, user_id, api_token, public_identifier, prefix, name, created_at, ",
+            "expires_at, restricted_to_ip_address, last_used, privilege_type, usage_count, valid, ",
+            "metadata FROM api_tokens ", $($rest),*
+        )
+    };
+}
+pub(super) use select_tokens;
+
+pub(super) fn take<T: FromValue>(row: &mut Row, index: usize) -> Result<T, StoreError> {
+    row.take_opt(index)
+        .ok_or_else(|| StoreError::CorruptRow(format!("column {index} missing")))?
+        .map_err(|_| StoreError::CorruptRow(format!("column {index} has an unexpected type")))
+}
+
+pub(super) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// Reads a row selected by `select_tokens!`.
+pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
+    let corrupt = |column: &str| StoreError::CorruptRow(column.to_owned());
+    let digest: String = take(&mut row, 2)?;
+    let ips: Option<String> = take(&mut row, 8)?;
+    let privilege: String = take(&mut row, 10)?;
+    let metadata: Option<String> = take(&mut row, 13)?;
+    let ip_restriction = match ips {
+        None => IpRestriction::unrestricted(),
+        Some(json) => serde_json::from_str::<Vec<String>>(&json)
+            .ok()
+            .and_then(|entries| IpRestriction::parse(&entries).ok())
+            .ok_or_else(|| corrupt("restricted_to_ip_address"))?,
+    };
+    let metadata = match metadata {
+        None => Metadata::default(),
+        Some(json) => Metadata::from_stored(&json).ok_or_else(|| corrupt("metadata"))?,
+    };
+    Ok(TokenRecord {
+        id: take(&mut row, 0)?,
+        user_id: take(&mut row, 1)?,
+        digest: Digest::parse(&digest).ok_or_else(|| corrupt("api_token"))?,
+        public_identifier: PublicIdentifier::from_stored(take(&mut row, 3)?),
+        prefix: take(&mut row, 4)?,
+        name: take(&mut row, 5)?,
+        created_at: utc(take(&mut row, 6)?),
+        expires_at: take::<Option<NaiveDateTime>>(&mut row, 7)?.map(utc),
+        ip_restriction,
+        last_used: take::<Option<NaiveDateTime>>(&mut row, 9)?.map(utc),
+        privilege: privilege.parse().map_err(|_| corrupt("privilege_type"))?,
+        usage_count: take(&mut row, 11)?,
+        valid: take::<i64>(&mut row, 12)? == 1,
+        metadata,
+    })
+}
+
+pub(super) fn first_record(row: Option<Row>) -> Result<Option<TokenRecord>, StoreError> {
+    row.map(record_from_row).transpose()
+}
+
+/// The record a successful insert of `new` produced.
+pub(super) fn record_from_new(id: u64, new: &NewToken) -> TokenRecord {
+    TokenRecord {
+        id,
+        user_id: new.user_id,
+        digest: new.digest.clone(),
+        public_identifier: new.public_identifier.clone(),
+        prefix: new.prefix.clone(),
+        name: new.name.clone(),
+        created_at: new.created_at,
+        expires_at: new.expires_at,
+        ip_restriction: new.ip_restriction.clone(),
+        last_used: None,
+        privilege: new.privilege,
+        usage_count: 0,
+        valid: true,
+        metadata: new.metadata.clone(),
+    }
+}
+
+/// `NULL` for no restriction, else a JSON array of entries (riavzon's stored form).
+pub(super) fn ips_json(ips: &IpRestriction) -> Option<String> {
+    (!ips.is_unrestricted()).then(|| serde_json::Value::from(ips.entries()).to_string())
+}
+
+pub(super) fn insert_params(new: &NewToken) -> Params {
+    params! {
+        "user_id" => new.user_id,
+        "digest" => new.digest.as_str(),
+        "public_identifier" => new.public_identifier.as_str(),
+        "prefix" => new.prefix.as_str(),
+        "name" => new.name.as_str(),
+        "created_at" => new.created_at.naive_utc(),
+        "expires_at" => new.expires_at.map(|t| t.naive_utc()),
+        "ips" => ips_json(&new.ip_restriction),
+        "privilege" => new.privilege.as_str(),
+        "metadata" => new.metadata.to_stored(),
+    }
+}

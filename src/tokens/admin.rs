@@ -1,0 +1,111 @@
+//! Operations for trusted operators (SPEC B2): tokens by id, metadata, listings, the audit
+//! log, and verification with full detail. Failures to reach the store are the `Err`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
+use crate::store::{
+    AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
+};
+use crate::token::Privilege;
+
+/// The answer of an admin verification. Unknown keys and a privilege mismatch are both
+/// `NotFound`, so existence never leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    IpNotAllowed,
+}
+
+/// What an admin verification found.
+#[derive(Debug, Clone)]
+pub struct AdminVerification {
+    pub code: VerifyCode,
+    /// The token, for every code but `NotFound`.
+    pub token: Option<Arc<CachedToken>>,
+    /// With `code == Valid`: the verify data, including this use when counted.
+    pub verified: Option<VerifiedToken>,
+}
+
+impl TokenService {
+    /// Verifies for a trusted caller: any privilege when `privilege` is `None`, the IP
+    /// restriction checked when `ip` is given, the use counted when `count`.
+    pub async fn verify_for_admin(
+        &self,
+        key: &str,
+        privilege: Option<Privilege>,
+        ip: Option<IpAddr>,
+        count: bool,
+    ) -> Result<AdminVerification, StoreError> {
+        let options = VerifyOptions {
+            privilege: privilege.unwrap_or_default(),
+            skip_count_updates: !count,
+            bypass_ip_check: ip.is_none(),
+            is_internal_hash: false,
+            ip,
+        };
+        let (outcome, token) = self.check(key, options, privilege).await?;
+        let (code, verified) = match outcome {
+            VerifyOutcome::Valid(verified) => (VerifyCode::Valid, Some(verified)),
+            VerifyOutcome::InvalidKey => (VerifyCode::NotFound, None),
+            VerifyOutcome::InvalidHost => (VerifyCode::IpNotAllowed, None),
+            VerifyOutcome::Expired => (VerifyCode::Expired, None),
+        };
+        let token = (code != VerifyCode::NotFound).then_some(token).flatten();
+        Ok(AdminVerification {
+            code,
+            token,
+            verified,
+        })
+    }
+
+    /// The token with this id, valid or not, with its metadata.
+    pub async fn token_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError> {
+        self.store.find_by_id(token_id).await
+    }
+
+    /// Changes a token's metadata (merge-patch or replace-all); the next verification sees it.
+    pub async fn change_metadata(
+        &self,
+        token_id: u64,
+        change: MetadataChange,
+    ) -> Result<MetadataOutcome, StoreError> {
+        let Some(record) = self.store.find_by_id(token_id).await? else {
+            return Ok(MetadataOutcome::NotFound);
+        };
+        let outcome = self
+            .store
+            .update_metadata(token_id, &change, &self.audit())
+            .await;
+        self.invalidate(&record.digest);
+        outcome
+    }
+
+    /// Revokes by id: `None` for an unknown id, else the token as it is now and whether this
+    /// call revoked it (false when it already was invalid).
+    pub async fn revoke_by_id(
+        &self,
+        token_id: u64,
+    ) -> Result<Option<(TokenRecord, bool)>, StoreError> {
+        let revoked = self.store.revoke_by_id(token_id, &self.audit()).await?;
+        Ok(revoked.map(|(mut record, changed)| {
+            self.invalidate(&record.digest);
+            record.valid = false;
+            (record, changed)
+        }))
+    }
+
+    /// A page of a user's tokens.
+    pub async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        self.store.list_tokens(query).await
+    }
+
+    /// The audit log of a token.
+    pub async fn token_events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError> {
+        self.store.events(token_id).await
+    }
+}
