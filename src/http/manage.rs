@@ -12,7 +12,7 @@ use super::response::json;
 use super::{ApiError, AppState};
 use crate::envelope::{Reason, Results};
 use crate::limits::Operation;
-use crate::token::{IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
+use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
 use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 
 /// The seven actions and the status each answers on failure (SPEC A7).
@@ -161,7 +161,7 @@ pub async fn manage(
     if req.method() != expected_method {
         return Err(bad_request());
     }
-    let tokens = &state.tokens;
+    let tokens = &state.tokens.acting_as(Actor::User(user_id));
     let Some(operation) = action.operation() else {
         return Ok(respond(action, tokens.list_valid_tokens(user_id).await));
     };
