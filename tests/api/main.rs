@@ -33,3 +33,9 @@ mod limits_verify;
 mod batched_counting;
 mod outage;
 mod verify_cache;
+
+// Admin API, metadata and the audit log (SPEC B1, B2).
+mod admin_metadata;
+mod admin_tokens;
+mod admin_verify_and_bans;
+mod audit_log;
