@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
-use crate::store::{MySqlStore, StoreError, TokenStore};
+use crate::store::{MySqlStore, OnRuntime, StoreError, TokenStore};
 use crate::tokens::{CacheConfig, ServiceOptions, TokenService};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +53,11 @@ impl Application {
         if settings.database.migrate_on_start {
             MySqlStore::migrate(url).await?;
         }
-        let store = Arc::new(MySqlStore::connect_lazy(
-            url,
-            settings.database.max_connections,
-        )?);
+        // All database I/O on this (the main) runtime, never on actix's per-worker runtimes.
+        let store = Arc::new(OnRuntime::new(
+            MySqlStore::connect_lazy(url, settings.database.max_connections)?,
+            tokio::runtime::Handle::current(),
+        ));
         let tokens = token_service(&settings, store.clone(), clock.clone());
         let limits = Arc::new(Limits::new(
             &settings.rate_limiters,

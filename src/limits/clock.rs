@@ -12,7 +12,7 @@ pub struct GovernorClock(pub Arc<dyn Clock>);
 
 impl GovernorClock {
     pub fn now_ms(&self) -> i64 {
-        self.0.now().timestamp_millis()
+        i64::try_from(self.0.now_nanos() / 1_000_000).unwrap_or(i64::MAX)
     }
 }
 
@@ -20,7 +20,6 @@ impl governor::clock::Clock for GovernorClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
-        let nanos = self.0.now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-        Nanos::from(u64::try_from(nanos).unwrap_or(0))
+        Nanos::from(self.0.now_nanos())
     }
 }

@@ -101,3 +101,80 @@ impl ShrinkableKeyedStateStore<u64> for KeyStates {
         self.0.is_empty()
     }
 }
+
+/// A `HashedMap` that knows cheaply whether it is empty (`DashMap::is_empty` locks every
+/// shard), so the common "nobody is blocked" path costs one atomic load.
+pub struct CountedMap<V> {
+    map: HashedMap<V>,
+    len: std::sync::atomic::AtomicUsize,
+}
+
+impl<V> Default for CountedMap<V> {
+    fn default() -> Self {
+        Self {
+            map: HashedMap::default(),
+            len: Default::default(),
+        }
+    }
+}
+
+impl<V> CountedMap<V> {
+    pub fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
+    pub fn get(&self, key: u64) -> Option<dashmap::mapref::one::Ref<'_, u64, V>> {
+        if self.is_empty() {
+            return None;
+        }
+        self.map.get(&key)
+    }
+
+    pub fn get_mut(&self, key: u64) -> Option<dashmap::mapref::one::RefMut<'_, u64, V>> {
+        self.map.get_mut(&key)
+    }
+
+    pub fn contains_key(&self, key: u64) -> bool {
+        !self.is_empty() && self.map.contains_key(&key)
+    }
+
+    /// The entry for `key`, made with `make` when absent.
+    pub fn get_or_insert_with(
+        &self,
+        key: u64,
+        make: impl FnOnce() -> V,
+    ) -> dashmap::mapref::one::RefMut<'_, u64, V> {
+        match self.map.entry(key) {
+            dashmap::Entry::Occupied(entry) => entry.into_ref(),
+            dashmap::Entry::Vacant(entry) => {
+                self.len.fetch_add(1, Ordering::AcqRel);
+                entry.insert(make())
+            }
+        }
+    }
+
+    pub fn remove(&self, key: u64) -> Option<V> {
+        let removed = self.map.remove(&key).map(|(_, v)| v);
+        if removed.is_some() {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    pub fn retain(&self, mut keep: impl FnMut(&u64, &mut V) -> bool) {
+        let removed = std::sync::atomic::AtomicUsize::new(0);
+        self.map.retain(|key, value| {
+            let kept = keep(key, value);
+            if !kept {
+                removed.fetch_add(1, Ordering::Relaxed);
+            }
+            kept
+        });
+        self.len.fetch_sub(removed.into_inner(), Ordering::AcqRel);
+        self.map.shrink_to_fit();
+    }
+
+    pub fn iter(&self) -> dashmap::iter::Iter<'_, u64, V, BuildHasherDefault<PassThroughHasher>> {
+        self.map.iter()
+    }
+}

@@ -14,7 +14,7 @@ use governor::nanos::Nanos;
 use governor::{Quota, RateLimiter};
 
 use super::clock::GovernorClock;
-use super::key_states::{HashedMap, KeyStates};
+use super::key_states::{CountedMap, KeyStates};
 use crate::store::BanRecord;
 
 /// `points` per `duration`, and how long a key is blocked once it goes over.
@@ -83,8 +83,8 @@ pub struct Limiter {
     config: LimiterConfig,
     gcra: Gcra,
     states: KeyStates,
-    blocks: HashedMap<Block>,
-    bans: HashedMap<BanEntry>,
+    blocks: CountedMap<Block>,
+    bans: CountedMap<BanEntry>,
     hasher: RandomState,
     clock: GovernorClock,
     ban_after_strikes: u32,
@@ -112,8 +112,8 @@ impl Limiter {
             config,
             gcra: RateLimiter::new(quota, states.clone(), clock.clone()),
             states,
-            blocks: HashedMap::default(),
-            bans: HashedMap::default(),
+            blocks: CountedMap::default(),
+            bans: CountedMap::default(),
             hasher,
             clock,
             ban_after_strikes: ban_after_strikes.max(1),
@@ -147,17 +147,18 @@ impl Limiter {
     /// with the time left of its block, or `Allowed`.
     pub fn peek(&self, key: &str) -> Decision {
         let hash = self.hasher.hash_one(key);
-        if !self.bans.is_empty() && self.bans.contains_key(&hash) {
+        if self.bans.contains_key(hash) {
             return Decision::Banned;
         }
+        let Some(until_ms) = self.blocks.get(hash).map(|block| block.until_ms) else {
+            return Decision::Allowed;
+        };
         let now = self.clock.now_ms();
-        match self.blocks.get(&hash) {
-            Some(block) if block.until_ms > now => Decision::Limited {
-                retry_after: Duration::from_millis(
-                    u64::try_from(block.until_ms - now).unwrap_or(0),
-                ),
-            },
-            _ => Decision::Allowed,
+        if until_ms <= now {
+            return Decision::Allowed;
+        }
+        Decision::Limited {
+            retry_after: Duration::from_millis(u64::try_from(until_ms - now).unwrap_or(0)),
         }
     }
 
@@ -170,17 +171,16 @@ impl Limiter {
     pub fn reset(&self, key: &str) {
         let hash = self.hasher.hash_one(key);
         self.states.remove(hash);
-        self.blocks.remove(&hash);
+        self.blocks.remove(hash);
     }
 
     fn rejection(&self, hash: u64, key: &str) -> Option<Decision> {
-        if !self.bans.is_empty() && self.bans.contains_key(&hash) {
+        if self.bans.contains_key(hash) {
             return Some(Decision::Banned);
         }
-        let now = self.clock.now_ms();
-        let block = *self.blocks.get(&hash)?;
-        if block.until_ms <= now {
-            self.blocks.remove(&hash);
+        let block = *self.blocks.get(hash)?;
+        if block.until_ms <= self.clock.now_ms() {
+            self.blocks.remove(hash);
             return None;
         }
         Some(self.strike(hash, key))
@@ -189,14 +189,14 @@ impl Limiter {
     /// Records a rejection: starts the block (first strike) or extends the tally of one.
     fn strike(&self, hash: u64, key: &str) -> Decision {
         let now = self.clock.now_ms();
-        let mut block = self.blocks.entry(hash).or_insert(Block {
+        let mut block = self.blocks.get_or_insert_with(hash, || Block {
             until_ms: now.saturating_add(duration_ms(self.config.block_duration)),
             strikes: 0,
         });
         block.strikes += 1;
         if block.strikes >= self.ban_after_strikes {
             drop(block);
-            self.blocks.remove(&hash);
+            self.blocks.remove(hash);
             self.ban(hash, key);
             return Decision::Banned;
         }
@@ -208,15 +208,14 @@ impl Limiter {
 
     fn ban(&self, hash: u64, key: &str) {
         let created_at = self.clock.0.now();
-        self.bans.insert(
-            hash,
-            BanEntry {
-                key: key.into(),
-                reason: BAN_REASON,
-                created_at,
-                persisted: false,
-            },
-        );
+        let mut entry = self.bans.get_or_insert_with(hash, || BanEntry {
+            key: key.into(),
+            reason: BAN_REASON,
+            created_at,
+            persisted: false,
+        });
+        entry.persisted = false;
+        drop(entry);
         tracing::warn!(limiter = self.name, "key banned permanently");
         let record = BanRecord {
             limiter: self.name.to_owned(),
@@ -231,7 +230,7 @@ impl Limiter {
 
     /// Marks a ban as written to the store.
     pub fn mark_persisted(&self, key: &str) {
-        if let Some(mut entry) = self.bans.get_mut(&self.hasher.hash_one(key)) {
+        if let Some(mut entry) = self.bans.get_mut(self.hasher.hash_one(key)) {
             entry.persisted = true;
         }
     }
@@ -243,7 +242,7 @@ impl Limiter {
         for ban in stored {
             let hash = self.hasher.hash_one(ban.key.as_str());
             present.insert(hash);
-            self.bans.entry(hash).or_insert_with(|| BanEntry {
+            self.bans.get_or_insert_with(hash, || BanEntry {
                 key: ban.key.as_str().into(),
                 reason: BAN_REASON,
                 created_at: ban.created_at,
@@ -256,7 +255,7 @@ impl Limiter {
 
     /// Lifts a ban in memory and forgets the key's state.
     pub fn lift(&self, key: &str) -> bool {
-        let lifted = self.bans.remove(&self.hasher.hash_one(key)).is_some();
+        let lifted = self.bans.remove(self.hasher.hash_one(key)).is_some();
         self.reset(key);
         lifted
     }
@@ -281,7 +280,6 @@ impl Limiter {
         self.gcra.shrink_to_fit();
         let now = self.clock.now_ms();
         self.blocks.retain(|_, block| block.until_ms > now);
-        self.blocks.shrink_to_fit();
     }
 
     /// Keys with rate state (for tests and the memory benchmark).

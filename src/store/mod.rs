@@ -3,10 +3,12 @@
 
 mod migrate;
 mod mysql;
+mod on_runtime;
 mod record;
 
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
+pub use on_runtime::OnRuntime;
 pub use record::{
     Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenQuery, TokenRecord, TokenStatus,
     UsageDelta,
@@ -26,6 +28,8 @@ pub enum StoreError {
     CorruptRow(String),
     #[error("invalid database url: {0}")]
     Url(String),
+    #[error("store task failed: {0}")]
+    Runtime(String),
     #[error("migration {version} failed: {source}")]
     Migration {
         version: u32,

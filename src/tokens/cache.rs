@@ -71,6 +71,8 @@ pub struct CacheConfig {
 pub struct VerificationCache {
     entries: DashMap<[u8; 32], Entry>,
     config: CacheConfig,
+    /// Which eighth of the digests the next eviction drops (rotates, so evictions spread).
+    next_victim: std::sync::atomic::AtomicU8,
 }
 
 /// Result of asking the cache.
@@ -86,6 +88,7 @@ impl VerificationCache {
         Self {
             entries: DashMap::new(),
             config,
+            next_victim: Default::default(),
         }
     }
 
@@ -139,12 +142,14 @@ impl VerificationCache {
         self.entries.is_empty()
     }
 
-    /// Drops expired entries; if that is not enough, about an eighth of the rest.
+    /// Drops expired entries, then eighths of the rest (by digest) until there is room for one
+    /// more: a bound, never exceeded.
     fn make_room(&self, now_ms: i64) {
+        use std::sync::atomic::Ordering;
         let keep_for = millis(self.config.ttl.max(self.config.negative_ttl));
         self.entries.retain(|_, e| now_ms - e.loaded_ms < keep_for);
-        if self.entries.len() >= self.config.max_entries {
-            let victim = (now_ms & 7) as u8;
+        while self.entries.len() >= self.config.max_entries {
+            let victim = self.next_victim.fetch_add(1, Ordering::Relaxed) & 7;
             self.entries.retain(|key, _| key[0] & 7 != victim);
         }
         self.entries.shrink_to_fit();

@@ -18,7 +18,9 @@ struct UsageState {
     /// Uses not yet sent.
     pending: u64,
     last_used: Option<DateTime<Utc>>,
-    last_activity_ms: i64,
+    /// Last use, store read or confirmed write: the state is kept at least a cache TTL past
+    /// it, so no cached record can be older than what this state already accounts for.
+    last_touch_ms: i64,
 }
 
 impl UsageState {
@@ -70,7 +72,7 @@ impl UsageRecorder {
         state.pending += 1;
         let last = state.last_used.map_or(now, |t| t.max(now));
         state.last_used = Some(last);
-        state.last_activity_ms = now.timestamp_millis();
+        state.last_touch_ms = now.timestamp_millis();
         (state.count(), last)
     }
 
@@ -88,8 +90,10 @@ impl UsageRecorder {
         token_id: u64,
         stored_count: u64,
         stored_last_used: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) {
         if let Some(mut state) = self.states.get_mut(&token_id) {
+            state.last_touch_ms = now.timestamp_millis();
             if state.in_flight == 0 {
                 state.base = state.base.max(stored_count);
                 state.last_used = state.last_used.max(stored_last_used);
@@ -112,7 +116,7 @@ impl UsageRecorder {
             .ok()
             .and_then(|mut slot| slot.take());
         if let Some(batch) = retry {
-            self.write(batch).await?;
+            self.write(batch, now).await?;
         }
         let deltas: Vec<UsageDelta> = self
             .states
@@ -133,19 +137,20 @@ impl UsageRecorder {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 deltas,
             };
-            self.write(batch).await?;
+            self.write(batch, now).await?;
         }
         self.forget_idle(now.timestamp_millis());
         Ok(())
     }
 
-    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+    async fn write(&self, batch: Batch, now: DateTime<Utc>) -> Result<(), StoreError> {
         match self.store.apply_usage(&batch.id, &batch.deltas).await {
             Ok(()) => {
                 for delta in &batch.deltas {
                     if let Some(mut state) = self.states.get_mut(&delta.token_id) {
                         state.in_flight -= delta.uses;
                         state.base += delta.uses;
+                        state.last_touch_ms = now.timestamp_millis();
                     }
                 }
                 Ok(())
@@ -162,9 +167,7 @@ impl UsageRecorder {
     fn forget_idle(&self, now_ms: i64) {
         let forget_after = self.forget_after_ms;
         self.states.retain(|_, state| {
-            state.pending > 0
-                || state.in_flight > 0
-                || now_ms - state.last_activity_ms <= forget_after
+            state.pending > 0 || state.in_flight > 0 || now_ms - state.last_touch_ms <= forget_after
         });
     }
 }

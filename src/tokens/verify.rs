@@ -128,7 +128,12 @@ impl TokenService {
             Ok(record) => {
                 let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
                 if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
-                    usage.observe(token.id, token.usage_count, token.last_used);
+                    usage.observe(
+                        token.id,
+                        token.usage_count,
+                        token.last_used,
+                        self.clock.now(),
+                    );
                 }
                 cache.put(digest, lookup.clone(), now_ms);
                 Ok(lookup)

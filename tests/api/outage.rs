@@ -1,1 +1,292 @@
-//! (to be written)
+//! The database goes away and comes back, behind a TCP proxy we switch off and on: cached
+//! tokens keep verifying (within `max_stale`), unknown ones fail closed, `/ready` follows the
+//! database while `/health` stays up, and uses counted meanwhile are written once it is back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iam_tokens::secret::Secret;
+use iam_tokens::token::{GeneratedKey, Prefix};
+use iam_tokens::Settings;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::helpers::{spawn_on, TestApp};
+
+const SERVER_ERROR: &str = "Server error validating token.";
+
+#[derive(Default)]
+struct Switch {
+    down: bool,
+    /// Forwarded connections alive right now.
+    live: Vec<JoinHandle<()>>,
+}
+
+/// A TCP proxy to the MySQL server that can be switched off: "down" cuts every forwarded
+/// connection and closes each new one at once, as a dead database host would.
+struct Proxy {
+    port: u16,
+    switch: Arc<Mutex<Switch>>,
+    accepting: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let port = listener.local_addr().expect("proxy address").port();
+        let switch = Arc::new(Mutex::new(Switch::default()));
+        let shared = switch.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut switch = shared.lock().expect("switch");
+                if switch.down {
+                    continue; // dropping `inbound` closes it
+                }
+                switch.live.retain(|forward| !forward.is_finished());
+                switch.live.push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            port,
+            switch,
+            accepting,
+        }
+    }
+
+    /// Cuts every live connection (and waits until they are closed); refuses new ones.
+    async fn down(&self) {
+        let live = {
+            let mut switch = self.switch.lock().expect("switch");
+            switch.down = true;
+            std::mem::take(&mut switch.live)
+        };
+        for forward in live {
+            forward.abort();
+            let _ = forward.await;
+        }
+    }
+
+    fn up(&self) {
+        self.switch.lock().expect("switch").down = false;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        if let Ok(switch) = self.switch.lock() {
+            switch.live.iter().for_each(JoinHandle::abort);
+        }
+    }
+}
+
+/// A service reaching its fresh database only through a proxy (up at first), with batched
+/// counting whose timer never fires and the default cache (5 s TTL, 5 min max stale).
+async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, Proxy) {
+    let proxy = Proxy::start().await;
+    let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
+    let mut settings = Settings::defaults().expect("defaults load");
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    // Without `prefer_socket=false` the driver would move to the server's Unix socket and
+    // bypass the proxy.
+    let url = format!(
+        "mysql://root@127.0.0.1:{}/{db_name}?prefer_socket=false",
+        proxy.port
+    );
+    settings.database.url = Secret::new(url);
+    settings.database.max_connections = 4;
+    settings.rate_limiters.enabled = false;
+    settings.usage.flush_interval = Duration::from_secs(3600);
+    configure(&mut settings);
+    (spawn_on(settings, db_name).await, proxy)
+}
+
+/// A `full` token of user 7 named `ci`: its raw key, id and creation time.
+async fn token(app: &TestApp) -> (String, u64, String) {
+    let created = app
+        .create_token(7, iam_tokens::token::Privilege::Full, "ci")
+        .await;
+    let id = app.token_id(&created.raw_public_id).await;
+    (created.raw_api_key, id, app.clock_iso())
+}
+
+/// The whole 200 answer of a verification with this count, as the route answers it now.
+fn verified(app: &TestApp, id: u64, created_at: &str, usage_count: u64) -> Value {
+    app.success_now(json!({
+        "name": "ci",
+        "tokenId": id,
+        "userId": 7,
+        "createdAt": created_at,
+        "expiresAt": null,
+        "lastUsed": app.clock_iso(),
+        "usageCount": usage_count,
+        "providedPrivilege": "full",
+    }))
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String) {
+    let response = app.client.get(app.url(path)).send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+async fn assert_ready(app: &TestApp, up: bool) {
+    let (status, body) = get(app, "/ready").await;
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    let expected = match up {
+        true => (200, json!({"status": "ready", "database": "up"})),
+        false => (503, json!({"status": "unavailable", "database": "down"})),
+    };
+    assert_eq!(
+        (status, body),
+        expected,
+        "/ready with the database up: {up}"
+    );
+    assert_eq!(get(app, "/health").await, (200, "OK".into()), "/health");
+}
+
+#[tokio::test]
+async fn a_cached_token_verifies_while_the_database_is_down_until_max_stale() {
+    let (app, proxy) = spawn_behind_proxy(|_| {}).await;
+    let (key, id, created_at) = token(&app).await;
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 1),
+        "read once, cached"
+    );
+
+    proxy.down().await;
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 2),
+        "within the TTL"
+    );
+    app.clock.advance(Duration::from_secs(10));
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 3),
+        "stale, store down"
+    );
+    app.clock.advance(Duration::from_secs(290));
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 4),
+        "5 min after the read"
+    );
+    app.clock.advance(Duration::from_millis(1));
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(answer.status, 401, "past max_stale: {answer:?}");
+    assert_eq!(answer.body, app.failure_now(SERVER_ERROR));
+
+    proxy.up();
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(answer.body, verified(&app, id, &created_at, 5), "back");
+}
+
+#[tokio::test]
+async fn an_uncached_token_fails_closed_while_the_database_is_down() {
+    let (app, proxy) = spawn_behind_proxy(|_| {}).await;
+    let (key, id, created_at) = token(&app).await;
+    proxy.down().await;
+    let unknown = GeneratedKey::generate(&Prefix::default());
+    for (presented, case) in [
+        (key.as_str(), "a real token"),
+        (unknown.raw.expose(), "unknown"),
+    ] {
+        let answer = app.verify(presented, "full").await;
+        assert_eq!(answer.status, 401, "{case}: {answer:?}");
+        assert_eq!(answer.body, app.failure_now(SERVER_ERROR), "{case}");
+    }
+    let answer = app.verify("api_garbage_12345678", "full").await;
+    assert_eq!(
+        answer.body,
+        app.failure_now("Invalid key"),
+        "no database needed"
+    );
+
+    proxy.up();
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(answer.body, verified(&app, id, &created_at, 1), "back");
+}
+
+#[tokio::test]
+async fn health_stays_up_and_ready_follows_the_database() {
+    let (app, proxy) = spawn_behind_proxy(|_| {}).await;
+    assert_ready(&app, true).await;
+    proxy.down().await;
+    assert_ready(&app, false).await;
+    assert_ready(&app, false).await;
+    proxy.up();
+    assert_ready(&app, true).await;
+}
+
+#[tokio::test]
+async fn uses_counted_during_the_outage_are_written_once_the_database_is_back() {
+    let (app, proxy) = spawn_behind_proxy(|_| {}).await;
+    let (key, id, _) = token(&app).await;
+    for _ in 0..3 {
+        assert_eq!(app.verify(&key, "full").await.status, 200);
+    }
+    app.tokens.flush_usage().await.expect("flush");
+    assert_eq!(app.usage_and_valid(id).await, (3, true));
+
+    proxy.down().await;
+    for n in 4..=6 {
+        assert_eq!(app.verify(&key, "full").await.data()["usageCount"], n);
+    }
+    app.clock.advance(Duration::from_secs(60));
+    for n in 7..=8 {
+        let answer = app.verify(&key, "full").await;
+        assert_eq!(answer.data()["usageCount"], n, "stale entry, store down");
+    }
+    for attempt in 1..=2 {
+        assert!(
+            app.tokens.flush_usage().await.is_err(),
+            "flush {attempt} fails"
+        );
+    }
+    assert_eq!(
+        app.usage_and_valid(id).await,
+        (3, true),
+        "read behind the proxy"
+    );
+    assert_eq!(app.tokens.unwritten_uses(), 5);
+
+    proxy.up();
+    app.tokens
+        .flush_usage()
+        .await
+        .expect("flush once the database is back");
+    assert_eq!(app.usage_and_valid(id).await, (8, true), "every use, once");
+    assert_eq!(app.tokens.unwritten_uses(), 0);
+    assert_eq!(app.verify(&key, "full").await.data()["usageCount"], 9);
+}
+
+#[tokio::test]
+async fn without_serve_stale_on_error_a_cached_token_past_its_ttl_fails_closed() {
+    let (app, proxy) = spawn_behind_proxy(|s| s.verify.serve_stale_on_error = false).await;
+    let (key, id, created_at) = token(&app).await;
+    assert_eq!(app.verify(&key, "full").await.status, 200);
+    proxy.down().await;
+    app.clock.advance(Duration::from_millis(4999));
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 2),
+        "within the TTL"
+    );
+    app.clock.advance(Duration::from_millis(1));
+    let answer = app.verify(&key, "full").await;
+    assert_eq!(answer.status, 401, "past the TTL: {answer:?}");
+    assert_eq!(answer.body, app.failure_now(SERVER_ERROR));
+}
