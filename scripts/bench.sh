@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" IAM__RATE_LIMITERS__ENABLED=false \
+export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" \
   IAM__LOG__LEVEL=warn
 KEY=$("$BIN" token create --user 1 --name bench --privilege full 2>/dev/null \
   | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')

@@ -112,7 +112,35 @@ impl<T> Results<T> {
 
 /// ISO-8601 UTC with milliseconds and `Z`, as riavzon's `Date#toISOString()`.
 pub fn iso(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    // Hand-rolled: this runs three or four times per verification response.
+    let ms = t.timestamp_subsec_millis().min(999);
+    let fields = [
+        (year as u32, 4),
+        (t.month(), 2),
+        (t.day(), 2),
+        (t.hour(), 2),
+        (t.minute(), 2),
+        (t.second(), 2),
+        (ms, 3),
+    ];
+    let mut out = String::with_capacity(24);
+    for (index, (value, width)) in fields.into_iter().enumerate() {
+        out.push_str(["", "-", "-", "T", ":", ":", "."][index]);
+        let mut digits = [b'0'; 4];
+        let mut rest = value;
+        for slot in digits[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend(digits[..width].iter().map(|&d| d as char));
+    }
+    out.push('Z');
+    out
 }
 
 /// serde helpers for timestamps inside payloads.
@@ -156,6 +184,25 @@ impl<T: Serialize> Serialize for Results<T> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn iso_matches_chrono_to_the_millisecond() {
+        for millis in [
+            0_i64,
+            1,
+            999,
+            1_777_629_600_123,
+            253_402_300_799_999,
+            86_399_999,
+        ] {
+            let t = DateTime::from_timestamp_millis(millis).unwrap();
+            assert_eq!(
+                iso(&t),
+                t.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "{millis}"
+            );
+        }
+    }
 
     #[test]
     fn envelopes_serialize_exactly() {

@@ -1,7 +1,5 @@
 //! `/health`, `GET /api/public/verify` and the 404 fallback.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
@@ -45,6 +43,11 @@ pub async fn not_found() -> HttpResponse {
     )
 }
 
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    privilege: Option<String>,
+}
+
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
@@ -69,9 +72,9 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         enforce(limits, limits.verify_failed(&ip, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
-    let privilege = Query::<HashMap<String, String>>::from_query(req.query_string())
+    let privilege = Query::<VerifyQuery>::from_query(req.query_string())
         .ok()
-        .and_then(|query| query.get("privilege")?.parse::<Privilege>().ok())
+        .and_then(|query| query.privilege.as_deref()?.parse::<Privilege>().ok())
         .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
     let mut options = VerifyOptions::new(privilege, client);
     // A use answered with a 429 is not a use.

@@ -37,11 +37,16 @@ pub type HashedMap<V> = DashMap<u64, V, BuildHasherDefault<PassThroughHasher>>;
 
 /// Theoretical arrival times per key (0 = never seen), shared with governor's `RateLimiter`.
 #[derive(Clone, Default)]
-pub struct KeyStates(Arc<HashedMap<AtomicU64>>);
+pub struct KeyStates(Arc<CountedMap<AtomicU64>>);
 
 impl KeyStates {
     pub fn remove(&self, key: u64) {
-        self.0.remove(&key);
+        self.0.remove(key);
+    }
+
+    /// No key has rate state (one atomic load).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -52,10 +57,10 @@ impl StateStore for KeyStates {
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
-        if let Some(state) = self.0.get(key) {
+        if let Some(state) = self.0.get(*key) {
             return measure_and_replace_one(&state, f);
         }
-        let state = self.0.entry(*key).or_default();
+        let state = self.0.get_or_insert_with(*key, AtomicU64::default);
         measure_and_replace_one(&state, f)
     }
 }
@@ -90,7 +95,7 @@ impl ShrinkableKeyedStateStore<u64> for KeyStates {
     }
 
     fn shrink_to_fit(&self) {
-        self.0.shrink_to_fit();
+        // `retain` already gave the memory back.
     }
 
     fn len(&self) -> usize {
@@ -121,6 +126,10 @@ impl<V> Default for CountedMap<V> {
 impl<V> CountedMap<V> {
     pub fn is_empty(&self) -> bool {
         self.len.load(Ordering::Acquire) == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
     }
 
     pub fn get(&self, key: u64) -> Option<dashmap::mapref::one::Ref<'_, u64, V>> {

@@ -162,6 +162,11 @@ impl Limiter {
         }
     }
 
+    /// True when no key has points spent, a block or a ban: a reset would change nothing.
+    pub fn is_idle(&self) -> bool {
+        self.states.is_empty() && self.blocks.is_empty() && self.bans.is_empty()
+    }
+
     /// True when some key is blocked or banned (lets callers skip work on the common path).
     pub fn has_rejections(&self) -> bool {
         !self.blocks.is_empty() || !self.bans.is_empty()

@@ -194,7 +194,7 @@ impl Limits {
 
     /// A successful verification resets the failure count of its key and IP.
     pub fn verify_succeeded(&self, ip: &str, presented: &str) {
-        if self.enabled {
+        if self.enabled && !self.consumption.is_idle() {
             for key in consumption_keys(ip, Some(presented)) {
                 self.consumption.reset(&key);
             }
