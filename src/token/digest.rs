@@ -27,6 +27,16 @@ impl Digest {
         Self::parse(text).unwrap_or_else(|| Self::of(text))
     }
 
+    /// The hex form of a SHA-256 output.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self(hex::encode(bytes))
+    }
+
+    /// SHA-256 of the text as raw bytes: the hot path's cache key, with no hex round trip.
+    pub fn bytes_of(raw: &str) -> [u8; 32] {
+        Sha256::digest(raw.as_bytes()).into()
+    }
+
     /// The 32 bytes the hex stands for (compact map keys).
     pub fn to_bytes(&self) -> [u8; 32] {
         let mut bytes = [0u8; 32];

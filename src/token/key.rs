@@ -60,6 +60,11 @@ impl RawKey {
         Digest::of(&self.0)
     }
 
+    /// The digest as raw bytes (what the verification cache is keyed by).
+    pub fn digest_bytes(&self) -> [u8; 32] {
+        Digest::bytes_of(&self.0)
+    }
+
     /// The raw text, for the one place allowed to reveal it: the creation/rotation response.
     pub fn expose(&self) -> &str {
         &self.0

@@ -92,8 +92,8 @@ impl VerificationCache {
         }
     }
 
-    pub fn get(&self, digest: &Digest, now_ms: i64) -> Cached {
-        let Some(entry) = self.entries.get(&digest.to_bytes()) else {
+    pub fn get(&self, digest: &[u8; 32], now_ms: i64) -> Cached {
+        let Some(entry) = self.entries.get(digest) else {
             return Cached::Missing;
         };
         let ttl = if entry.lookup.is_some() {
@@ -109,19 +109,23 @@ impl VerificationCache {
     }
 
     /// A stale positive entry still young enough to answer during an outage.
-    pub fn usable_while_down(&self, digest: &Digest, now_ms: i64) -> Option<Arc<CachedToken>> {
+    pub fn usable_while_down(&self, digest: &[u8; 32], now_ms: i64) -> Option<Arc<CachedToken>> {
         let max_stale = self.config.max_stale?;
-        let entry = self.entries.get(&digest.to_bytes())?;
+        let entry = self.entries.get(digest)?;
         let token = entry.lookup.clone()?;
         (now_ms - entry.loaded_ms <= millis(max_stale)).then_some(token)
     }
 
     pub fn put(&self, digest: &Digest, lookup: Lookup, now_ms: i64) {
+        self.put_bytes(digest.to_bytes(), lookup, now_ms);
+    }
+
+    pub fn put_bytes(&self, digest: [u8; 32], lookup: Lookup, now_ms: i64) {
         if self.entries.len() >= self.config.max_entries {
             self.make_room(now_ms);
         }
         self.entries.insert(
-            digest.to_bytes(),
+            digest,
             Entry {
                 lookup,
                 loaded_ms: now_ms,
@@ -131,7 +135,11 @@ impl VerificationCache {
 
     /// Forgets a digest: the next verification reads the store.
     pub fn invalidate(&self, digest: &Digest) {
-        self.entries.remove(&digest.to_bytes());
+        self.invalidate_bytes(&digest.to_bytes());
+    }
+
+    pub fn invalidate_bytes(&self, digest: &[u8; 32]) {
+        self.entries.remove(digest);
     }
 
     pub fn len(&self) -> usize {

@@ -93,12 +93,12 @@ impl TokenService {
         // 1–2. Shape and checksum (no I/O), then the digest.
         let digest = if options.is_internal_hash {
             match Digest::parse(presented) {
-                Some(digest) => digest,
+                Some(digest) => digest.to_bytes(),
                 None => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         } else {
             match RawKey::parse(presented) {
-                Ok(raw) => raw.digest(),
+                Ok(raw) => raw.digest_bytes(),
                 Err(_) => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         };
@@ -115,16 +115,16 @@ impl TokenService {
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
     /// — when the store is down — a stale entry young enough to serve.
-    async fn load(&self, digest: &Digest) -> Result<Lookup, StoreError> {
+    async fn load(&self, digest: &[u8; 32]) -> Result<Lookup, StoreError> {
         let Some(cache) = &self.cache else {
-            let record = self.store.find_by_digest(digest).await?;
+            let record = self.store.find_by_digest(&Digest::from_bytes(digest)).await?;
             return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
         };
         let now_ms = self.clock.now().timestamp_millis();
         if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
             return Ok(lookup);
         }
-        match self.store.find_by_digest(digest).await {
+        match self.store.find_by_digest(&Digest::from_bytes(digest)).await {
             Ok(record) => {
                 let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
                 if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
@@ -135,7 +135,7 @@ impl TokenService {
                         self.clock.now(),
                     );
                 }
-                cache.put(digest, lookup.clone(), now_ms);
+                cache.put_bytes(*digest, lookup.clone(), now_ms);
                 Ok(lookup)
             }
             Err(err) => match cache.usable_while_down(digest, now_ms) {
@@ -151,7 +151,7 @@ impl TokenService {
     /// Steps 4–6 on a loaded token of the right privilege.
     async fn decide(
         &self,
-        digest: &Digest,
+        digest: &[u8; 32],
         token: &CachedToken,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
@@ -163,7 +163,9 @@ impl TokenService {
         let now = self.clock.now();
         if token.is_expired_at(now) {
             let invalidated = self.store.expire(token.id, now).await;
-            self.invalidate(digest);
+            if let Some(cache) = &self.cache {
+                cache.invalidate_bytes(digest);
+            }
             if let Err(err) = invalidated {
                 // Still expired: answering so is safe; the next sight tries again.
                 tracing::error!(error = %err, "could not mark an expired token invalid");
