@@ -2,10 +2,12 @@
 # Side-by-side load test on this machine: GET /health vs the counting GET /api/public/verify,
 # then verify again with the cache off and synchronous counting (riavzon's way).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
+# RUNS=n (default 3) alternates n runs of each route and reports the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
+RUNS=${RUNS:-3}
 PORT=${BENCH_PORT:-18181}
 DB="iam_bench_$$"
 URL="mysql://root@127.0.0.1:3306/$DB"
@@ -41,16 +43,25 @@ start() {
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 rps() { wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 start
-HEALTH=$(rps "http://127.0.0.1:$PORT/health")
-VERIFY=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")
+# Alternate the two routes so that a change in the machine's load hits both alike.
+HEALTH_RUNS=() VERIFY_RUNS=()
+for _ in $(seq 1 "$RUNS"); do
+  HEALTH_RUNS+=("$(rps "http://127.0.0.1:$PORT/health")")
+  VERIFY_RUNS+=("$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")")
+done
+HEALTH=$(printf '%s\n' "${HEALTH_RUNS[@]}" | median)
+VERIFY=$(printf '%s\n' "${VERIFY_RUNS[@]}" | median)
 stop
 start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
 UNCACHED=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")
 stop
 
 COUNT=$(mysql --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT usage_count FROM \`$DB\`.api_tokens")
-echo "duration ${DURATION}s, ${CONNECTIONS} connections, $(nproc) cores"
+echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $(nproc) cores"
+echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
 echo "GET /health                              ${HEALTH} req/s"
 echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"
 echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s"
