@@ -83,7 +83,7 @@ pub(super) fn parse_prefix_and_expiry(
     Ok((prefix, expires_at))
 }
 
-/// A fresh key and identifier for `user_id`, not yet stored.
+/// A fresh key and identifier for `user_id`, unrestricted and without metadata, not yet stored.
 pub(super) fn new_token(
     user_id: u64,
     privilege: Privilege,
@@ -91,8 +91,6 @@ pub(super) fn new_token(
     prefix: &Prefix,
     now: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
-    ips: IpRestriction,
-    metadata: Metadata,
 ) -> (GeneratedKey, NewToken) {
     let key = GeneratedKey::generate(prefix);
     let new = NewToken {
@@ -103,9 +101,9 @@ pub(super) fn new_token(
         name: name.to_owned(),
         created_at: now,
         expires_at,
-        ip_restriction: ips,
+        ip_restriction: IpRestriction::unrestricted(),
         privilege,
-        metadata,
+        metadata: Metadata::default(),
     };
     (key, new)
 }
@@ -121,16 +119,16 @@ impl TokenService {
                 Ok(parsed) => parsed,
                 Err(reason) => return self.failure(reason),
             };
-        let (key, new) = new_token(
+        let (key, mut new) = new_token(
             request.user_id,
             request.privilege,
             request.name.as_str(),
             &prefix,
             now,
             expires_at,
-            request.ips,
-            request.metadata,
         );
+        new.ip_restriction = request.ips;
+        new.metadata = request.metadata;
         let created = self
             .store
             .create_token(&new, self.limit_tokens_per_user, &self.audit())

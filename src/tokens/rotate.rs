@@ -4,7 +4,7 @@ use super::create::{new_token, parse_prefix_and_expiry};
 use super::{RotatedToken, TokenService, ROTATED_MSG};
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, RotateOutcome, Rotation};
-use crate::token::{Digest, IpRestriction, Metadata, Prefix, Privilege, TokenName};
+use crate::token::{Digest, IpRestriction, Prefix, Privilege, TokenName};
 
 /// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
 #[derive(Debug, Clone)]
@@ -84,16 +84,8 @@ impl TokenService {
             expires_at = inherited;
         }
         // The owner and the metadata are the old token's; the store fills them in.
-        let (key, new) = new_token(
-            0,
-            privilege,
-            name,
-            &prefix,
-            now,
-            expires_at,
-            ips,
-            Metadata::default(),
-        );
+        let (key, mut new) = new_token(0, privilege, name, &prefix, now, expires_at);
+        new.ip_restriction = ips;
         // The owner is known only once the old row is read; the store fills it in.
         let rotation = Rotation {
             old_digest: old_digest.clone(),

@@ -117,7 +117,10 @@ impl TokenService {
     /// — when the store is down — a stale entry young enough to serve.
     async fn load(&self, digest: &[u8; 32]) -> Result<Lookup, StoreError> {
         let Some(cache) = &self.cache else {
-            let record = self.store.find_by_digest(&Digest::from_bytes(digest)).await?;
+            let record = self
+                .store
+                .find_by_digest(&Digest::from_bytes(digest))
+                .await?;
             return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
         };
         let now_ms = self.clock.now().timestamp_millis();
