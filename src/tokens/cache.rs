@@ -133,6 +133,23 @@ impl VerificationCache {
         );
     }
 
+    /// Records a use written straight to the store (synchronous counting), so that answers
+    /// that do not count (metadata snapshots) show it before the entry is reloaded.
+    pub fn note_usage(&self, digest: &[u8; 32], count: u64, last_used: DateTime<Utc>) {
+        if let Some(mut entry) = self.entries.get_mut(digest) {
+            if let Some(token) = &entry.lookup {
+                if token.usage_count < count {
+                    let updated = CachedToken {
+                        usage_count: count,
+                        last_used: Some(last_used),
+                        ..(**token).clone()
+                    };
+                    entry.lookup = Some(Arc::new(updated));
+                }
+            }
+        }
+    }
+
     /// Forgets a digest: the next verification reads the store.
     pub fn invalidate(&self, digest: &Digest) {
         self.invalidate_bytes(&digest.to_bytes());

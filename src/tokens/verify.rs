@@ -184,10 +184,14 @@ impl TokenService {
         if !options.skip_count_updates {
             let (count, last_used) = match &self.usage {
                 Some(usage) => usage.record(token.id, token.usage_count, token.last_used, now),
-                None => match self.store.record_usage(token.id, 1, now).await? {
-                    Some(read) => read,
-                    None => (token.usage_count + 1, now),
-                },
+                None => {
+                    let read = self.store.record_usage(token.id, 1, now).await?;
+                    let (count, last_used) = read.unwrap_or((token.usage_count + 1, now));
+                    if let Some(cache) = &self.cache {
+                        cache.note_usage(digest, count, last_used);
+                    }
+                    (count, last_used)
+                }
             };
             verified.usage_count = count;
             verified.last_used = Some(last_used);

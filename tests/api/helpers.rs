@@ -425,3 +425,134 @@ pub async fn spawn_limited_app(configure: impl FnOnce(&mut Settings)) -> TestApp
 pub fn trust_local_proxy(settings: &mut Settings) {
     settings.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("CIDR")];
 }
+
+// ---- Admin API helpers (admin_*, audit_log) ----
+
+/// The secret the `ops` admin presents; the audit log names changes made with it `admin:ops`.
+pub const ADMIN_SECRET: &str = "iam_admin_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// Configures one admin credential: `ops`, holding `ADMIN_SECRET` (config keeps its digest).
+pub fn ops_admin(settings: &mut Settings) {
+    use sha2::Digest as _;
+    settings.auth.admin_tokens = vec![iam_tokens::config::AdminTokenSettings {
+        name: "ops".into(),
+        digest: hex::encode(sha2::Sha256::digest(ADMIN_SECRET)),
+    }];
+}
+
+/// Default settings with the `ops` admin, changed by `configure`, on a fresh database.
+pub async fn spawn_admin_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(|settings| {
+        ops_admin(settings);
+        configure(settings);
+    })
+    .await
+}
+
+/// Default settings with the `ops` admin, on a fresh database.
+pub async fn spawn_admin_app() -> TestApp {
+    spawn_admin_app_with(|_| {}).await
+}
+
+/// An admin API failure body: `{"error":{"code","message","field"?}}`.
+pub fn admin_error(code: &str, message: &str, field: Option<&str>) -> Value {
+    let mut error = serde_json::json!({"code": code, "message": message});
+    if let Some(field) = field {
+        error["field"] = serde_json::json!(field);
+    }
+    serde_json::json!({ "error": error })
+}
+
+/// A token created through `POST /api/admin/tokens`: the raw key and the whole 201 body.
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    pub key: String,
+    pub public_id: String,
+    pub id: u64,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// `/api/admin{path}` with the `ops` secret, left open for a body or headers.
+    pub fn admin_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/admin{path}")))
+            .bearer_auth(ADMIN_SECRET)
+    }
+
+    /// `GET /api/admin{path}` as `ops`.
+    pub async fn admin_get(&self, path: &str) -> Answer {
+        self.send(self.admin_request(reqwest::Method::GET, path))
+            .await
+    }
+
+    /// `/api/admin{path}` as `ops` with a JSON body.
+    pub async fn admin_json(&self, method: reqwest::Method, path: &str, body: &Value) -> Answer {
+        self.send(self.admin_request(method, path).json(body)).await
+    }
+
+    /// `POST /api/admin/tokens` as `ops`; panics unless it answers 201.
+    pub async fn admin_create(&self, body: &Value) -> AdminToken {
+        let answer = self
+            .admin_json(reqwest::Method::POST, "/tokens", body)
+            .await;
+        assert_eq!(answer.status, 201, "admin create failed: {answer:?}");
+        let text = |field: &str| answer.body[field].as_str().expect(field).to_owned();
+        AdminToken {
+            key: text("rawApiKey"),
+            public_id: text("rawPublicId"),
+            id: answer.body["token"]["id"].as_u64().expect("token.id"),
+            body: answer.body,
+        }
+    }
+
+    /// `(event, actor, detail)` of every audit row of `token_id` (`None`: rows of no token),
+    /// oldest first.
+    pub async fn audit_rows(&self, token_id: Option<u64>) -> Vec<(String, String, Value)> {
+        let mut conn = self.pool.get_conn().await.expect("test connection");
+        let rows: Vec<(String, String, String)> = conn
+            .exec(
+                "SELECT event, actor, detail FROM audit_events WHERE token_id <=> ? ORDER BY id",
+                (token_id,),
+            )
+            .await
+            .expect("query");
+        rows.into_iter()
+            .map(|(event, actor, detail)| {
+                let detail = serde_json::from_str(&detail).expect("detail is JSON");
+                (event, actor, detail)
+            })
+            .collect()
+    }
+
+    /// The `metadata` column of a token, parsed; `Value::Null` when it is NULL.
+    pub async fn stored_metadata(&self, token_id: u64) -> Value {
+        let text: Option<String> = self
+            .query_one("SELECT metadata FROM api_tokens WHERE id = ?", (token_id,))
+            .await;
+        text.map_or(Value::Null, |text| {
+            serde_json::from_str(&text).expect("metadata is JSON")
+        })
+    }
+}
+
+/// Runs `iam-tokens <args>` on `app`'s database, with no inherited `IAM_*` or `RUST_LOG`
+/// variables and from a directory without a `config.toml`.
+pub async fn run_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_iam-tokens"));
+    command.args(args).current_dir(env!("CARGO_TARGET_TMPDIR"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IAM") {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command.env(
+        "IAM__DATABASE__URL",
+        format!("{SERVER_URL}/{}", app.db_name),
+    );
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("blocking task")
+        .expect("the binary runs")
+}

@@ -111,8 +111,19 @@ async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Resul
                 "payload_too_large",
                 format!("bodies are at most {limit} bytes"),
             ),
-            BodyError::Shape(why) => AdminFailure::bad_request(why),
+            BodyError::Shape(why) => match named_field(&why) {
+                Some(field) => AdminFailure::bad_request(why.clone()).field(field),
+                None => AdminFailure::bad_request(why),
+            },
         })
+}
+
+/// The field serde names in "unknown field `x`" / "missing field `x`".
+fn named_field(why: &str) -> Option<String> {
+    let rest = why
+        .strip_prefix("unknown field `")
+        .or_else(|| why.strip_prefix("missing field `"))?;
+    rest.split_once('`').map(|(field, _)| field.to_owned())
 }
 
 /// A token id from the path; anything else names no token.

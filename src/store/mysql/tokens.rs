@@ -286,6 +286,7 @@ impl TokenStore for MySqlStore {
                 }
                 let new = NewToken {
                     user_id: old.user_id,
+                    metadata: old.metadata.clone(),
                     ..rotation.new.clone()
                 };
                 let mut detail = created_detail(&new);
