@@ -31,8 +31,18 @@ KEY=$("$BIN" token create --user 1 --name bench --privilege full 2>/dev/null \
   | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
 [ -n "$KEY" ] || { echo "could not create a token" >&2; exit 1; }
 
+# The load generator gets CPU 0 and the server the others, so that wrk parsing responses does not
+# eat the server's CPU (on one core both share it).
+CORES=$(nproc)
+if [ "$CORES" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+  SERVER_CPUS="1-$((CORES - 1))"; LOAD_CPUS=0; WORKERS=$((CORES - 1))
+  PIN_SERVER=(taskset -c "$SERVER_CPUS"); PIN_LOAD=(taskset -c "$LOAD_CPUS")
+else
+  WORKERS=0; PIN_SERVER=(); PIN_LOAD=()
+fi
+
 start() {
-  env "$@" "$BIN" serve 2>/dev/null &
+  env IAM__SERVER__WORKERS="$WORKERS" "$@" "${PIN_SERVER[@]}" "$BIN" serve 2>/dev/null &
   SERVER=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
@@ -41,7 +51,7 @@ start() {
   echo "server did not start" >&2; exit 1
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
-rps() { wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+rps() { "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -60,7 +70,8 @@ UNCACHED=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?pr
 stop
 
 COUNT=$(mysql --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT usage_count FROM \`$DB\`.api_tokens")
-echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $(nproc) cores"
+echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $CORES cores"
+echo "server on CPU(s) ${SERVER_CPUS:-any} with $WORKERS worker(s), wrk on CPU ${LOAD_CPUS:-any}"
 echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
 echo "GET /health                              ${HEALTH} req/s"
 echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// Source of "now". Everything that reads the time (expiry, usage timestamps, limiters)
 /// goes through one of these, so tests move time instead of sleeping.
@@ -68,5 +68,8 @@ impl Clock for ManualClock {
 }
 
 fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(Duration::milliseconds(1)).unwrap_or(t)
+    use chrono::Timelike;
+    // Cheaper than `duration_trunc`: this runs a few times per verification.
+    t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
 }

@@ -23,8 +23,3 @@ pub async fn enforce(limits: &Limits, decision: Decision) -> Result<(), ApiError
         }
     }
 }
-
-/// The client IP as a limiter key part (`unknown` when the peer address is not known).
-pub fn ip_key(ip: Option<std::net::IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-}

@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use super::body::{json_body, BodyError, MANAGE_BODY_LIMIT};
 use super::client_ip;
-use super::limit::{enforce, ip_key};
+use super::limit::enforce;
 use super::response::json;
 use super::{ApiError, AppState};
 use crate::envelope::{Reason, Results};
-use crate::limits::Operation;
+use crate::limits::{ip_key, Operation};
 use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
 use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 

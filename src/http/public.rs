@@ -5,7 +5,7 @@ use actix_web::web::{Data, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json as json_value;
 
-use super::limit::{enforce, ip_key};
+use super::limit::enforce;
 use super::response::json;
 use super::{client_ip, ApiError, AppState};
 use crate::envelope::{Reason, Results};
@@ -59,17 +59,16 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     }
     let limits = &state.limits;
     let client = client_ip(&req, &state.trusted_proxies);
-    let ip = ip_key(client);
     // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist.
     let key = req
         .headers()
         .get("x-api-key")
         .map(|value| value.to_str().unwrap_or("\u{fffd}").trim())
         .filter(|key| !key.is_empty());
-    let (gate, block) = limits.before_verify(&ip, key);
+    let (gate, block) = limits.before_verify(client, key);
     enforce(limits, gate).await?;
     let Some(key) = key else {
-        enforce(limits, limits.verify_failed(&ip, None)).await?;
+        enforce(limits, limits.verify_failed(client, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
     let privilege = Query::<VerifyQuery>::from_query(req.query_string())
@@ -90,11 +89,11 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         Ok(token) => {
             // A good key does not end a block earned by failures, nor count as a strike.
             enforce(limits, block).await?;
-            limits.verify_succeeded(&ip, key);
+            limits.verify_succeeded(client, key);
             Ok(json(StatusCode::OK, &Results::success(now, token)))
         }
         Err(reason) => {
-            enforce(limits, limits.verify_failed(&ip, Some(key))).await?;
+            enforce(limits, limits.verify_failed(client, Some(key))).await?;
             Err(unauthorized(reason))
         }
     }

@@ -10,6 +10,7 @@ pub use clock::GovernorClock;
 pub use limiter::{Decision, Limiter, LimiterConfig, NewBans};
 
 use std::collections::hash_map::RandomState;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -160,17 +161,21 @@ impl Limits {
     /// `rate_limit_on_successful_request` is on, and banned keys or IPs. The second is a
     /// running consumption block of the key or IP: the request is still verified (so only a
     /// failure counts as a strike) but a success is answered with it instead of the data.
-    pub fn before_verify(&self, ip: &str, presented: Option<&str>) -> (Decision, Decision) {
+    pub fn before_verify(
+        &self,
+        ip: Option<IpAddr>,
+        presented: Option<&str>,
+    ) -> (Decision, Decision) {
         if !self.enabled {
             return (Decision::Allowed, Decision::Allowed);
         }
         let mut now = Decision::Allowed;
         if self.union_on_verify {
-            now = self.union(&format!("{ip}_verify"));
+            now = self.union(&format!("{}_verify", ip_key(ip)));
         }
         let mut block = Decision::Allowed;
         if self.consumption.has_rejections() {
-            for key in consumption_keys(ip, presented) {
+            for key in consumption_keys(&ip_key(ip), presented) {
                 block = block.and(self.consumption.peek(&key));
             }
         }
@@ -181,11 +186,11 @@ impl Limits {
     }
 
     /// A failed verification consumes from the consumption limiter for the key and the IP.
-    pub fn verify_failed(&self, ip: &str, presented: Option<&str>) -> Decision {
+    pub fn verify_failed(&self, ip: Option<IpAddr>, presented: Option<&str>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
-        consumption_keys(ip, presented)
+        consumption_keys(&ip_key(ip), presented)
             .iter()
             .fold(Decision::Allowed, |d, key| {
                 d.and(self.consumption.check(key))
@@ -193,9 +198,9 @@ impl Limits {
     }
 
     /// A successful verification resets the failure count of its key and IP.
-    pub fn verify_succeeded(&self, ip: &str, presented: &str) {
+    pub fn verify_succeeded(&self, ip: Option<IpAddr>, presented: &str) {
         if self.enabled && !self.consumption.is_idle() {
-            for key in consumption_keys(ip, Some(presented)) {
+            for key in consumption_keys(&ip_key(ip), Some(presented)) {
                 self.consumption.reset(&key);
             }
         }
@@ -266,6 +271,11 @@ impl Limits {
             limiter.prune();
         }
     }
+}
+
+/// The client IP as a limiter key part (`unknown` when the peer address is not known).
+pub fn ip_key(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 fn limiter_config(settings: LimiterSettings) -> LimiterConfig {

@@ -123,7 +123,7 @@ impl TokenService {
                 .await?;
             return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
         };
-        let now_ms = self.clock.now().timestamp_millis();
+        let now_ms = i64::try_from(self.clock.now_nanos() / 1_000_000).unwrap_or(i64::MAX);
         if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
             return Ok(lookup);
         }
