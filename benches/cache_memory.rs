@@ -1,8 +1,6 @@
 //! Memory per cached token record with 1,000,000 tokens in the verification cache.
 //! Run: `cargo bench --bench cache_memory` (prints bytes/record; figures in the README).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,30 +8,10 @@ use chrono::Utc;
 use iam_tokens::token::{Digest, IpRestriction, Privilege};
 use iam_tokens::tokens::{CacheConfig, CachedToken, VerificationCache};
 
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+use counting_alloc::live;
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -54,7 +32,7 @@ fn main() {
     let digests: Vec<Digest> = (0..tokens)
         .map(|i| Digest::of(&format!("key-{i}")))
         .collect();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     for (i, digest) in digests.iter().enumerate() {
         let token = CachedToken {
             id: i as u64,
@@ -70,7 +48,7 @@ fn main() {
         };
         cache.put(digest, Some(Arc::new(token)), now.timestamp_millis());
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = live();
     println!(
         "memory per cached token record: {:.1} bytes ({tokens} records, {} bytes in all)",
         (after - before) as f64 / tokens as f64,

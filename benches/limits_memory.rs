@@ -1,41 +1,18 @@
 //! Memory per tracked key after 1,000,000 distinct keys, and after pruning.
 //! Run: `cargo bench --bench limits_memory` (prints bytes/key; figures in the README).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::hash_map::RandomState;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use iam_tokens::clock::ManualClock;
 use iam_tokens::limits::{GovernorClock, Limiter, LimiterConfig, NewBans};
 
-/// Counts live heap bytes.
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+use counting_alloc::live;
 
 const KEYS: usize = 1_000_000;
 
@@ -62,7 +39,7 @@ fn main() {
     } else {
         10_000
     };
-    let empty = LIVE.load(Ordering::Relaxed);
+    let empty = live();
     for i in 0..keys {
         limiter.check(&format!(
             "{}.{}.{}.{}_{}",
@@ -73,7 +50,7 @@ fn main() {
             i
         ));
     }
-    let full = LIVE.load(Ordering::Relaxed);
+    let full = live();
     let per_key = (full - empty) as f64 / keys as f64;
     println!("tracked keys: {}", limiter.tracked_keys());
     println!(
@@ -82,7 +59,7 @@ fn main() {
     );
     clock.advance(config.duration + Duration::from_secs(1));
     limiter.prune();
-    let pruned = LIVE.load(Ordering::Relaxed);
+    let pruned = live();
     println!(
         "after pruning idle keys: {} bytes above the empty state ({} keys left)",
         pruned - empty,

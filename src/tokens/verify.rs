@@ -176,12 +176,15 @@ impl TokenService {
             return Ok(VerifyOutcome::Expired);
         }
         let mut verified = VerifiedToken::from_cached(token);
-        if let Some((count, last_used)) = self.usage.as_ref().and_then(|u| u.current(token.id)) {
-            verified.usage_count = count;
-            verified.last_used = last_used;
-        }
-        // 6. Count this use; the answer includes it.
-        if !options.skip_count_updates {
+        if options.skip_count_updates {
+            // Uses counted but not yet written are part of the answer.
+            if let Some((count, last_used)) = self.usage.as_ref().and_then(|u| u.current(token.id))
+            {
+                verified.usage_count = count;
+                verified.last_used = last_used;
+            }
+        } else {
+            // 6. Count this use; the answer includes it.
             let (count, last_used) = match &self.usage {
                 Some(usage) => usage.record(token.id, token.usage_count, token.last_used, now),
                 None => {

@@ -71,24 +71,29 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let db_name = self.db_name.clone();
-        // A fresh runtime on its own thread: Drop cannot await, and may run during a panic.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut conn) = mysql_async::Conn::from_url(SERVER_URL).await {
-                    let _ = conn
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{db_name}`"))
-                        .await;
-                    let _ = conn.disconnect().await;
-                }
-            });
-        })
-        .join();
+        drop_database(&self.db_name);
     }
+}
+
+/// Drops a test database from synchronous code (a `Drop`, possibly during a panic): a fresh
+/// runtime on its own thread, since the caller cannot await.
+pub fn drop_database(name: &str) {
+    let db_name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            if let Ok(mut conn) = mysql_async::Conn::from_url(SERVER_URL).await {
+                let _ = conn
+                    .query_drop(format!("DROP DATABASE IF EXISTS `{db_name}`"))
+                    .await;
+                let _ = conn.disconnect().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A parsed HTTP answer.

@@ -10,22 +10,7 @@ struct FreshDatabase(String);
 
 impl Drop for FreshDatabase {
     fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                if let Ok(mut conn) = mysql_async::Conn::from_url(SERVER_URL).await {
-                    let _ = conn
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await;
-                    let _ = conn.disconnect().await;
-                }
-            });
-        })
-        .join();
+        crate::helpers::drop_database(&self.0);
     }
 }
 
