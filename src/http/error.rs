@@ -78,6 +78,11 @@ impl AdminFailure {
     /// The store could not answer; the cause is logged, not shown.
     pub fn unavailable(err: &crate::store::StoreError) -> Self {
         tracing::error!(error = %err, "admin API: token store failed");
+        Self::store_down()
+    }
+
+    /// 503 for a failure already logged where it happened.
+    pub fn store_down() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

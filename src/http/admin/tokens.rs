@@ -78,14 +78,8 @@ pub async fn create(
         Err(Reason::ReservedPrefix | Reason::BadRequest) => {
             return Err(AdminFailure::bad_request("invalid prefix or expiry").into())
         }
-        Err(_) => {
-            let failure = AdminFailure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the token store is unavailable; try again",
-            );
-            return Err(failure.into());
-        }
+        // The service logged the store's error.
+        Err(_) => return Err(AdminFailure::store_down().into()),
     };
     let record = tokens
         .token_by_id(created.token_id)
