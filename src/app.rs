@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
-use crate::store::{MySqlStore, OnRuntime, StoreError, TokenStore};
+use crate::store::{self, StoreError, TokenStore};
 use crate::tokens::{CacheConfig, ServiceOptions, TokenService};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +49,13 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        let url = settings.database.url.expose();
-        if settings.database.migrate_on_start {
-            MySqlStore::migrate(url).await?;
-        }
-        // All database I/O on this (the main) runtime, never on actix's per-worker runtimes.
-        let store = Arc::new(OnRuntime::new(
-            MySqlStore::connect_lazy(url, settings.database.max_connections)?,
-            tokio::runtime::Handle::current(),
-        ));
+        let database = &settings.database;
+        let store = store::open(
+            database.url.expose(),
+            database.max_connections,
+            database.migrate_on_start,
+        )
+        .await?;
         let tokens = token_service(&settings, store.clone(), clock.clone());
         let limits = Arc::new(Limits::new(
             &settings.rate_limiters,

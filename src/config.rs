@@ -289,8 +289,11 @@ impl Settings {
                 "ban_refresh and prune_interval must be above zero",
             );
         }
-        if !self.database.url.expose().starts_with("mysql://") {
-            return invalid("database.url", "must start with mysql://");
+        if crate::store::Location::parse(self.database.url.expose()).is_err() {
+            return invalid(
+                "database.url",
+                "must be mysql://user@host:port/database or sqlite://path/to/file.db",
+            );
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1");

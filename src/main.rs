@@ -9,7 +9,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
-use iam_tokens::store::{Audit, BanStore, MySqlStore};
+use iam_tokens::store::{self, Audit};
 use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
 use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
@@ -153,7 +153,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
             app.run_until_stopped().await?;
         }
         Command::Migrate => {
-            let ran = MySqlStore::migrate(settings.database.url.expose()).await?;
+            let ran = store::migrate(settings.database.url.expose()).await?;
             println!("applied {ran} migration(s)");
         }
         Command::DevToken { user, ttl } => {
@@ -179,11 +179,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
 
 async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(), AnyError> {
     let url = settings.database.url.expose();
-    MySqlStore::migrate(url).await?;
-    let store = MySqlStore::connect_lazy(url, 2)?;
+    let store = store::open(url, 2, true).await?;
     // One-shot commands go straight to the store: no cache, no batched counting.
     let tokens = TokenService::new(
-        Arc::new(store.clone()),
+        store,
         Arc::new(SystemClock),
         settings.api_tokens.limit_tokens_per_user,
     )
@@ -222,7 +221,6 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
     };
     let (json, ok) = output;
     println!("{json}");
-    store.close().await?;
     if ok {
         Ok(())
     } else {
@@ -232,8 +230,7 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
 
 async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), AnyError> {
     let url = settings.database.url.expose();
-    MySqlStore::migrate(url).await?;
-    let store = MySqlStore::connect_lazy(url, 2)?;
+    let store = store::open(url, 2, true).await?;
     let result = match command {
         BansCommand::List => {
             let bans: Vec<serde_json::Value> = store
@@ -265,7 +262,6 @@ async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), A
             }
         }
     };
-    store.close().await?;
     result
 }
 

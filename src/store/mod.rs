@@ -4,15 +4,19 @@
 mod migrate;
 mod mysql;
 mod on_runtime;
+mod open;
 mod record;
+mod sqlite;
 
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
 pub use on_runtime::OnRuntime;
+pub use open::{migrate, open, Location, Store};
 pub use record::{
     Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenQuery, TokenRecord, TokenStatus,
     UsageDelta,
 };
+pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +28,8 @@ use crate::token::{Digest, IpRestriction, Metadata, MetadataError, MetadataPatch
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] mysql_async::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored row is not valid: {0}")]
     CorruptRow(String),
     #[error("invalid database url: {0}")]

@@ -24,6 +24,26 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// The record a successful insert of `new` under `id` produced.
+    pub fn from_new(id: u64, new: &NewToken) -> Self {
+        Self {
+            id,
+            user_id: new.user_id,
+            digest: new.digest.clone(),
+            public_identifier: new.public_identifier.clone(),
+            prefix: new.prefix.clone(),
+            name: new.name.clone(),
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            ip_restriction: new.ip_restriction.clone(),
+            last_used: None,
+            privilege: new.privilege,
+            usage_count: 0,
+            valid: true,
+            metadata: new.metadata.clone(),
+        }
+    }
+
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

@@ -57,6 +57,11 @@ impl IpRestriction {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// The stored form (riavzon's): `None` for no restriction, else a JSON array of entries.
+    pub fn to_stored(&self) -> Option<String> {
+        (!self.is_unrestricted()).then(|| serde_json::Value::from(self.entries()).to_string())
+    }
+
     /// Canonical text of each entry: a bare address for a single host, else `addr/len`.
     pub fn entries(&self) -> Vec<String> {
         self.0.iter().map(entry_text).collect()

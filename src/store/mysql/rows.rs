@@ -69,31 +69,6 @@ pub(super) fn first_record(row: Option<Row>) -> Result<Option<TokenRecord>, Stor
     row.map(record_from_row).transpose()
 }
 
-/// The record a successful insert of `new` produced.
-pub(super) fn record_from_new(id: u64, new: &NewToken) -> TokenRecord {
-    TokenRecord {
-        id,
-        user_id: new.user_id,
-        digest: new.digest.clone(),
-        public_identifier: new.public_identifier.clone(),
-        prefix: new.prefix.clone(),
-        name: new.name.clone(),
-        created_at: new.created_at,
-        expires_at: new.expires_at,
-        ip_restriction: new.ip_restriction.clone(),
-        last_used: None,
-        privilege: new.privilege,
-        usage_count: 0,
-        valid: true,
-        metadata: new.metadata.clone(),
-    }
-}
-
-/// `NULL` for no restriction, else a JSON array of entries (riavzon's stored form).
-pub(super) fn ips_json(ips: &IpRestriction) -> Option<String> {
-    (!ips.is_unrestricted()).then(|| serde_json::Value::from(ips.entries()).to_string())
-}
-
 pub(super) fn insert_params(new: &NewToken) -> Params {
     params! {
         "user_id" => new.user_id,
@@ -103,7 +78,7 @@ pub(super) fn insert_params(new: &NewToken) -> Params {
         "name" => new.name.as_str(),
         "created_at" => new.created_at.naive_utc(),
         "expires_at" => new.expires_at.map(|t| t.naive_utc()),
-        "ips" => ips_json(&new.ip_restriction),
+        "ips" => new.ip_restriction.to_stored(),
         "privilege" => new.privilege.as_str(),
         "metadata" => new.metadata.to_stored(),
     }

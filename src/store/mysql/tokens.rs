@@ -6,9 +6,7 @@ use mysql_async::prelude::*;
 use mysql_async::{params, Row, Transaction};
 use serde_json::json;
 
-use super::rows::{
-    first_record, insert_params, ips_json, record_from_new, record_from_row, select_tokens,
-};
+use super::rows::{first_record, insert_params, record_from_row, select_tokens};
 use super::{corrupt, server_code, write_event, MySqlStore, TxEnd, ER_DUP_ENTRY};
 use crate::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
@@ -135,7 +133,7 @@ impl TokenStore for MySqlStore {
             })
             .await?;
         Ok(match created {
-            Some(id) => CreateOutcome::Created(Box::new(record_from_new(id, new))),
+            Some(id) => CreateOutcome::Created(Box::new(TokenRecord::from_new(id, new))),
             None => CreateOutcome::LimitReached,
         })
     }
@@ -303,7 +301,7 @@ impl TokenStore for MySqlStore {
                 write_event(tx, Some(old.id), "rotated", &rotation.audit, detail).await?;
                 Ok(TxEnd::Commit(RotateOutcome::Rotated {
                     old: Box::new(old),
-                    new: Box::new(record_from_new(new_id, &new)),
+                    new: Box::new(TokenRecord::from_new(new_id, &new)),
                 }))
             })
         })
@@ -326,7 +324,7 @@ impl TokenStore for MySqlStore {
                 };
                 tx.exec_drop(
                     UPDATE_IPS,
-                    params! { "id" => record.id, "ips" => ips_json(&ips) },
+                    params! { "id" => record.id, "ips" => ips.to_stored() },
                 )
                 .await?;
                 let detail = json!({

@@ -1,0 +1,72 @@
+//! Which backend a `database.url` names, opened and migrated.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{BanStore, MySqlStore, OnRuntime, SqliteStore, StoreError, TokenStore};
+
+/// Everything the service needs of a store.
+pub trait Store: TokenStore + BanStore {}
+
+impl<T: TokenStore + BanStore> Store for T {}
+
+/// A parsed `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `mysql://user:password@host:port/database`
+    MySql(String),
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("mysql://") {
+            return Ok(Self::MySql(url.to_owned()));
+        }
+        match url.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
+            _ => Err(StoreError::Url(
+                "use mysql://user@host:port/database or sqlite://path/to/file.db".into(),
+            )),
+        }
+    }
+}
+
+/// Creates the database if missing and applies pending migrations. Returns how many ran.
+pub async fn migrate(url: &str) -> Result<usize, StoreError> {
+    match Location::parse(url)? {
+        Location::MySql(url) => MySqlStore::migrate(&url).await,
+        Location::Sqlite(path) => tokio::task::spawn_blocking(move || SqliteStore::migrate(&path))
+            .await
+            .map_err(|err| StoreError::Runtime(err.to_string()))?,
+    }
+}
+
+/// Opens the store `url` names. MySQL is migrated when `migrate` is set (a database that does
+/// not exist is created); SQLite is always migrated, since opening creates the file anyway.
+pub async fn open(
+    url: &str,
+    max_connections: usize,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match Location::parse(url)? {
+        Location::MySql(url) => {
+            if migrate {
+                MySqlStore::migrate(&url).await?;
+            }
+            let store = MySqlStore::connect_lazy(&url, max_connections)?;
+            // All MySQL I/O on this runtime, never on actix's per-worker runtimes.
+            Ok(Arc::new(OnRuntime::new(
+                store,
+                tokio::runtime::Handle::current(),
+            )))
+        }
+        Location::Sqlite(path) => {
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|err| StoreError::Runtime(err.to_string()))??;
+            Ok(Arc::new(store))
+        }
+    }
+}

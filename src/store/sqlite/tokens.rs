@@ -1,0 +1,554 @@
+//! `TokenStore` on SQLite: the same lifecycle and audit events as the MySQL backend.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::json;
+
+use super::rows::{from_ms, record_from_row, to_sql_id, TOKEN_COLUMNS};
+use super::{write_event, SqliteStore};
+use crate::store::{
+    Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
+    Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus, TokenStore,
+    UsageDelta,
+};
+use crate::token::{Actor, Digest, IpRestriction, Privilege};
+
+const IS_VALID: &str = "(valid = 1 AND (expires_at IS NULL OR expires_at > ?))";
+
+fn find(
+    tx: &rusqlite::Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {filter}");
+    let mut statement = tx.prepare_cached(&sql)?;
+    let mut rows = statement.query(args)?;
+    match rows.next()? {
+        Some(row) => Ok(Some(record_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Marks the owner's expired tokens invalid (each an `expired` event) and counts the valid rest.
+fn expire_and_count(
+    tx: &Transaction<'_>,
+    user_id: u64,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let expired: Vec<i64> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT id FROM api_tokens WHERE user_id = ?1 AND valid = 1 AND expires_at <= ?2",
+        )?;
+        let ids = statement
+            .query_map(params![to_sql_id(user_id), now.timestamp_millis()], |r| {
+                r.get(0)
+            })?;
+        ids.collect::<Result<_, _>>()?
+    };
+    let system = Audit {
+        actor: Actor::System,
+        at: now,
+    };
+    for id in expired {
+        tx.execute("UPDATE api_tokens SET valid = 0 WHERE id = ?1", [id])?;
+        write_event(tx, Some(id as u64), "expired", &system, json!({}))?;
+    }
+    let count: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1 AND valid = 1",
+        [to_sql_id(user_id)],
+        |row| row.get(0),
+    )?;
+    Ok(count as u64)
+}
+
+/// Inserts a token and its `created` event; `None` when an identifier collides.
+fn insert_token(
+    tx: &Transaction<'_>,
+    new: &NewToken,
+    audit: &Audit,
+    mut detail: serde_json::Value,
+) -> Result<Option<u64>, StoreError> {
+    let inserted = tx.execute(
+        "INSERT INTO api_tokens (user_id, api_token, public_identifier, prefix, name, created_at, \
+         expires_at, restricted_to_ip_address, privilege_type, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            to_sql_id(new.user_id),
+            new.digest.as_str(),
+            new.public_identifier.as_str(),
+            new.prefix,
+            new.name,
+            new.created_at.timestamp_millis(),
+            new.expires_at.map(|t| t.timestamp_millis()),
+            new.ip_restriction.to_stored(),
+            new.privilege.as_str(),
+            new.metadata.to_stored(),
+        ],
+    );
+    match inserted {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(err, _))
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Ok(None)
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let id = tx.last_insert_rowid() as u64;
+    if let Some(object) = detail.as_object_mut() {
+        object.extend(created_detail(new).as_object().cloned().unwrap_or_default());
+    }
+    write_event(tx, Some(id), "created", audit, detail)?;
+    Ok(Some(id))
+}
+
+fn created_detail(new: &NewToken) -> serde_json::Value {
+    json!({
+        "userId": new.user_id,
+        "name": new.name,
+        "privilege": new.privilege,
+        "prefix": new.prefix,
+        "metadataKeys": new.metadata_keys(),
+    })
+}
+
+fn invalidate(tx: &Transaction<'_>, id: u64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE api_tokens SET valid = 0 WHERE id = ?1 AND valid = 1",
+        [to_sql_id(id)],
+    )? > 0)
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn create_token(
+        &self,
+        new: &NewToken,
+        limit: u32,
+        audit: &Audit,
+    ) -> Result<CreateOutcome, StoreError> {
+        let (new, audit) = (new.clone(), audit.clone());
+        self.write(move |tx| {
+            if expire_and_count(tx, new.user_id, new.created_at)? >= u64::from(limit) {
+                return Ok((true, CreateOutcome::LimitReached));
+            }
+            match insert_token(tx, &new, &audit, json!({}))? {
+                Some(id) => Ok((
+                    true,
+                    CreateOutcome::Created(Box::new(TokenRecord::from_new(id, &new))),
+                )),
+                None => Err(StoreError::CorruptRow("identifier collision".into())),
+            }
+        })
+        .await
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
+        let digest = digest.as_str().to_owned();
+        self.run(move |conn| find(conn, "api_token = ?1", [digest]))
+            .await
+    }
+
+    async fn find_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError> {
+        self.run(move |conn| find(conn, "id = ?1", [to_sql_id(token_id)]))
+            .await
+    }
+
+    async fn find_for_owner(
+        &self,
+        user_id: u64,
+        token_id: u64,
+        public_identifier: &str,
+        name: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (public_identifier, name) = (public_identifier.to_owned(), name.to_owned());
+        self.run(move |conn| {
+            find(
+                conn,
+                "id = ?1 AND user_id = ?2 AND public_identifier = ?3 AND name = ?4 AND valid = 1",
+                params![
+                    to_sql_id(token_id),
+                    to_sql_id(user_id),
+                    public_identifier,
+                    name
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn expire(&self, token_id: u64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            if !invalidate(tx, token_id)? {
+                return Ok((false, false));
+            }
+            let system = Audit {
+                actor: Actor::System,
+                at,
+            };
+            write_event(tx, Some(token_id), "expired", &system, json!({}))?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn record_usage(
+        &self,
+        token_id: u64,
+        uses: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
+        self.write(move |tx| {
+            let at = at.timestamp_millis();
+            tx.execute(
+                "UPDATE api_tokens SET usage_count = usage_count + ?1, \
+                 last_used = MAX(COALESCE(last_used, ?2), ?2) WHERE id = ?3",
+                params![to_sql_id(uses), at, to_sql_id(token_id)],
+            )?;
+            let read: Option<(i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT usage_count, last_used FROM api_tokens WHERE id = ?1",
+                    [to_sql_id(token_id)],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok((
+                true,
+                read.map(|(count, last)| (count as u64, from_ms(last.unwrap_or(at)))),
+            ))
+        })
+        .await
+    }
+
+    async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        let (batch_id, deltas) = (batch_id.to_owned(), deltas.to_vec());
+        let Some(newest) = deltas.iter().map(|d| d.last_used).max() else {
+            return Ok(());
+        };
+        self.write(move |tx| {
+            let recorded = tx.execute(
+                "INSERT OR IGNORE INTO usage_flushes (flush_id, applied_at) VALUES (?1, ?2)",
+                params![batch_id, newest.timestamp_millis()],
+            )?;
+            if recorded == 0 {
+                // Applied by an earlier attempt whose answer was lost.
+                return Ok((false, ()));
+            }
+            for delta in &deltas {
+                let at = delta.last_used.timestamp_millis();
+                tx.execute(
+                    "UPDATE api_tokens SET usage_count = usage_count + ?1, \
+                     last_used = MAX(COALESCE(last_used, ?2), ?2) WHERE id = ?3",
+                    params![to_sql_id(delta.uses), at, to_sql_id(delta.token_id)],
+                )?;
+            }
+            let day_ms = 86_400_000;
+            tx.execute(
+                "DELETE FROM usage_flushes WHERE applied_at < ?1",
+                [newest.timestamp_millis() - day_ms],
+            )?;
+            Ok((true, ()))
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        digest: &Digest,
+        privilege: Option<Privilege>,
+        audit: &Audit,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (digest, audit) = (digest.as_str().to_owned(), audit.clone());
+        self.write(move |tx| {
+            let Some(record) = find(tx, "api_token = ?1", [digest])? else {
+                return Ok((false, None));
+            };
+            if !record.valid || privilege.is_some_and(|p| p != record.privilege) {
+                return Ok((false, None));
+            }
+            invalidate(tx, record.id)?;
+            write_event(tx, Some(record.id), "revoked", &audit, json!({}))?;
+            Ok((true, Some(record)))
+        })
+        .await
+    }
+
+    async fn revoke_by_id(
+        &self,
+        token_id: u64,
+        audit: &Audit,
+    ) -> Result<Option<(TokenRecord, bool)>, StoreError> {
+        let audit = audit.clone();
+        self.write(move |tx| {
+            let Some(record) = find(tx, "id = ?1", [to_sql_id(token_id)])? else {
+                return Ok((false, None));
+            };
+            if !record.valid {
+                return Ok((false, Some((record, false))));
+            }
+            invalidate(tx, token_id)?;
+            write_event(tx, Some(token_id), "revoked", &audit, json!({}))?;
+            Ok((true, Some((record, true))))
+        })
+        .await
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let rotation = rotation.clone();
+        self.write(move |tx| {
+            let found = find(
+                tx,
+                "api_token = ?1 AND valid = 1 AND privilege_type = ?2",
+                params![rotation.old_digest.as_str(), rotation.privilege.as_str()],
+            )?;
+            let Some(old) = found else {
+                return Ok((false, RotateOutcome::OldNotFound));
+            };
+            if old.is_expired_at(rotation.audit.at) {
+                return Ok((false, RotateOutcome::OldExpired));
+            }
+            let retire = if rotation.delete_old {
+                "DELETE FROM api_tokens WHERE id = ?1"
+            } else {
+                "UPDATE api_tokens SET valid = 0 WHERE id = ?1"
+            };
+            tx.execute(retire, [to_sql_id(old.id)])?;
+            if expire_and_count(tx, old.user_id, rotation.audit.at)? >= u64::from(rotation.limit) {
+                return Ok((false, RotateOutcome::LimitReached));
+            }
+            let new = NewToken {
+                user_id: old.user_id,
+                metadata: old.metadata.clone(),
+                ..rotation.new.clone()
+            };
+            let Some(new_id) =
+                insert_token(tx, &new, &rotation.audit, json!({ "rotatedFrom": old.id }))?
+            else {
+                return Ok((false, RotateOutcome::CreateFailed));
+            };
+            let detail = json!({ "newTokenId": new_id, "deleted": rotation.delete_old });
+            write_event(tx, Some(old.id), "rotated", &rotation.audit, detail)?;
+            Ok((
+                true,
+                RotateOutcome::Rotated {
+                    old: Box::new(old),
+                    new: Box::new(TokenRecord::from_new(new_id, &new)),
+                },
+            ))
+        })
+        .await
+    }
+
+    async fn update_ip_restriction(
+        &self,
+        user_id: u64,
+        digest: &Digest,
+        ips: &IpRestriction,
+        audit: &Audit,
+    ) -> Result<bool, StoreError> {
+        let (digest, ips, audit) = (digest.as_str().to_owned(), ips.clone(), audit.clone());
+        self.write(move |tx| {
+            let found = find(
+                tx,
+                "user_id = ?1 AND api_token = ?2 AND valid = 1",
+                params![to_sql_id(user_id), digest],
+            )?;
+            let Some(record) = found else {
+                return Ok((false, false));
+            };
+            tx.execute(
+                "UPDATE api_tokens SET restricted_to_ip_address = ?1 WHERE id = ?2",
+                params![ips.to_stored(), to_sql_id(record.id)],
+            )?;
+            let detail = json!({ "old": record.ip_restriction.entries(), "new": ips.entries() });
+            write_event(
+                tx,
+                Some(record.id),
+                "ip_restriction_updated",
+                &audit,
+                detail,
+            )?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn update_privilege(
+        &self,
+        user_id: u64,
+        digest: &Digest,
+        privilege: Privilege,
+        audit: &Audit,
+    ) -> Result<bool, StoreError> {
+        let (digest, audit) = (digest.as_str().to_owned(), audit.clone());
+        self.write(move |tx| {
+            let found = find(
+                tx,
+                "user_id = ?1 AND api_token = ?2 AND valid = 1",
+                params![to_sql_id(user_id), digest],
+            )?;
+            let Some(record) = found else {
+                return Ok((false, false));
+            };
+            tx.execute(
+                "UPDATE api_tokens SET privilege_type = ?1 WHERE id = ?2",
+                params![privilege.as_str(), to_sql_id(record.id)],
+            )?;
+            let detail = json!({ "old": record.privilege, "new": privilege });
+            write_event(tx, Some(record.id), "privilege_updated", &audit, detail)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn update_metadata(
+        &self,
+        token_id: u64,
+        change: &MetadataChange,
+        audit: &Audit,
+    ) -> Result<MetadataOutcome, StoreError> {
+        let (change, audit) = (change.clone(), audit.clone());
+        self.write(move |tx| {
+            let Some(record) = find(tx, "id = ?1", [to_sql_id(token_id)])? else {
+                return Ok((false, MetadataOutcome::NotFound));
+            };
+            let mut metadata = record.metadata;
+            let (mode, changed) = match &change {
+                MetadataChange::Patch(patch) => match metadata.apply(patch) {
+                    Ok(changed) => ("patch", changed),
+                    Err(err) => return Ok((false, MetadataOutcome::Invalid(err))),
+                },
+                MetadataChange::Replace(with) => ("replace", metadata.replace(with.clone())),
+            };
+            tx.execute(
+                "UPDATE api_tokens SET metadata = ?1 WHERE id = ?2",
+                params![metadata.to_stored(), to_sql_id(token_id)],
+            )?;
+            write_event(
+                tx,
+                Some(token_id),
+                "metadata_updated",
+                &audit,
+                json!({ "mode": mode, "keys": changed }),
+            )?;
+            Ok((true, MetadataOutcome::Updated(metadata)))
+        })
+        .await
+    }
+
+    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
+        self.run(move |conn| {
+            let (valid, total): (i64, i64) = conn.query_row(
+                &format!("SELECT COALESCE(SUM({IS_VALID}), 0), COUNT(*) FROM api_tokens WHERE user_id = ?"),
+                params![now.timestamp_millis(), to_sql_id(user_id)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(TokenCounts {
+                valid: valid as u64,
+                invalid: (total - valid).max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn list_valid(
+        &self,
+        user_id: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let query = TokenQuery {
+            user_id,
+            status: TokenStatus::Valid,
+            metadata: None,
+            limit: u32::MAX,
+            before_id: None,
+            now,
+        };
+        self.list_tokens(&query).await
+    }
+
+    async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let query = query.clone();
+        self.run(move |conn| {
+            let mut sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ?");
+            let mut args: Vec<rusqlite::types::Value> = vec![to_sql_id(query.user_id).into()];
+            let now = query.now.timestamp_millis();
+            match query.status {
+                TokenStatus::All => {}
+                TokenStatus::Valid => {
+                    sql.push_str(&format!(" AND {IS_VALID}"));
+                    args.push(now.into());
+                }
+                TokenStatus::Invalid => {
+                    sql.push_str(&format!(" AND NOT {IS_VALID}"));
+                    args.push(now.into());
+                }
+            }
+            if let Some((key, value)) = &query.metadata {
+                // As MySQL's JSON_UNQUOTE: strings bare, numbers as written, true/false/null.
+                sql.push_str(
+                    " AND (CASE json_type(metadata, ?1) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                     WHEN 'null' THEN 'null' ELSE CAST(json_extract(metadata, ?1) AS TEXT) END) = ?",
+                );
+                let path = format!("$.\"{key}\"");
+                sql = sql.replace("?1", "?");
+                args.push(path.clone().into());
+                args.push(path.into());
+                args.push(value.clone().into());
+            }
+            if let Some(before) = query.before_id {
+                sql.push_str(" AND id < ?");
+                args.push(to_sql_id(before).into());
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push(i64::from(query.limit).into());
+            let mut statement = conn.prepare(&sql)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(args))?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                records.push(record_from_row(row)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError> {
+        self.run(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, token_id, event, actor, detail, created_at FROM audit_events \
+                 WHERE token_id = ?1 ORDER BY id",
+            )?;
+            let rows = statement.query_map([to_sql_id(token_id)], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, token_id, event, actor, detail, created_at) = row?;
+                Ok(AuditEvent {
+                    id: id as u64,
+                    token_id: token_id.map(|t| t as u64),
+                    event,
+                    actor,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|_| StoreError::CorruptRow("audit_events.detail".into()))?,
+                    created_at: from_ms(created_at),
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+}
