@@ -2,6 +2,7 @@
 
 mod helpers;
 mod migrations;
+mod store_conformance;
 mod smoke;
 
 // In-process library operations (SPEC A5).

@@ -1,0 +1,402 @@
+//! One store conformance suite, run against both backends: every scenario below runs once on
+//! MySQL (a fresh database) and once on SQLite (a fresh file), through the same traits.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use iam_tokens::clock::ManualClock;
+use iam_tokens::store::{
+    self, Audit, BanRecord, MetadataChange, MetadataOutcome, Store, TokenQuery, TokenStatus,
+    UsageDelta,
+};
+use iam_tokens::token::metadata::MetadataPatch;
+use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
+use iam_tokens::tokens::{CreateToken, RotateToken, TokenService, VerifyOptions};
+use serde_json::json;
+
+use crate::helpers::{drop_database, SERVER_URL};
+
+/// A fresh store of one backend, removed at the end.
+struct Backend {
+    store: Arc<dyn Store>,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    MySql(String),
+    Sqlite(std::path::PathBuf),
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::MySql(name) => drop_database(name),
+            Cleanup::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+async fn mysql() -> Backend {
+    let name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
+    let store = store::open(&format!("{SERVER_URL}/{name}"), 8, true)
+        .await
+        .expect("MariaDB store");
+    Backend {
+        store,
+        cleanup: Cleanup::MySql(name),
+    }
+}
+
+async fn sqlite() -> Backend {
+    let dir = std::env::temp_dir().join(format!("iam_test_{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("sqlite://{}", dir.join("tokens.db").display());
+    let store = store::open(&url, 1, true).await.expect("SQLite store");
+    Backend {
+        store,
+        cleanup: Cleanup::Sqlite(dir),
+    }
+}
+
+/// The service as the library would build it, with no cache: every call reaches the store.
+fn service(backend: &Backend, limit: u32) -> (TokenService, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let service = TokenService::new(backend.store.clone(), clock.clone(), limit);
+    (service, clock)
+}
+
+fn audit() -> Audit {
+    Audit {
+        actor: Actor::Admin("conformance".into()),
+        at: Utc::now(),
+    }
+}
+
+async fn create(service: &TokenService, user: u64, name: &str) -> (String, u64) {
+    let request = CreateToken::new(user, Privilege::Full, TokenName::parse(name).unwrap());
+    let created = service.create(request).await.outcome.expect("created");
+    (created.raw_api_key, created.token_id)
+}
+
+/// Declares each scenario once per backend.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_mysql {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::mysql().await).await })*
+        }
+        mod on_sqlite {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(super::sqlite().await).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    creation_respects_the_limit_atomically,
+    verification_counts_exactly_under_concurrency,
+    revocation_is_idempotent_and_keeps_the_row,
+    rotation_is_atomic_and_keeps_metadata,
+    updates_and_metadata_are_audited,
+    concurrent_metadata_patches_lose_nothing,
+    listing_filters_and_pages,
+    usage_batches_apply_once,
+    bans_round_trip,
+);
+
+async fn creation_respects_the_limit_atomically(backend: Backend) {
+    let (service, _) = service(&backend, 5);
+    for n in 0..4 {
+        create(&service, 1, &format!("t{n}")).await;
+    }
+    let attempts = (0..20).map(|n| {
+        let service = service.clone();
+        async move {
+            let name = TokenName::parse(&format!("race{n}")).unwrap();
+            service
+                .create(CreateToken::new(1, Privilege::Full, name))
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    let counts = backend.store.counts(1, Utc::now()).await.unwrap();
+    assert_eq!((counts.valid, counts.invalid), (5, 0));
+}
+
+async fn verification_counts_exactly_under_concurrency(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (key, id) = create(&service, 2, "busy").await;
+    let uses = (0..100).map(|_| {
+        let (service, key) = (service.clone(), key.clone());
+        async move {
+            let options = VerifyOptions::new(Privilege::Full, None);
+            service
+                .verify(&key, options)
+                .await
+                .outcome
+                .expect("valid")
+                .usage_count
+        }
+    });
+    let mut counts = futures_util::future::join_all(uses).await;
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=100).collect::<Vec<u64>>());
+    let stored = backend.store.find_by_id(id).await.unwrap().unwrap();
+    assert_eq!(stored.usage_count, 100);
+}
+
+async fn revocation_is_idempotent_and_keeps_the_row(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (key, id) = create(&service, 3, "gone").await;
+    assert!(service.revoke(&key, Privilege::Demo).await.is_ok());
+    assert!(
+        backend.store.find_by_id(id).await.unwrap().unwrap().valid,
+        "other privilege"
+    );
+    let first = serde_json::to_value(service.revoke(&key, Privilege::Full).await).unwrap();
+    assert_eq!(first["data"]["invalidedTokenId"], json!(id));
+    let again = serde_json::to_value(service.revoke(&key, Privilege::Full).await).unwrap();
+    assert_eq!(again["data"], json!("Token invalided successfully"));
+    let row = backend.store.find_by_id(id).await.unwrap().unwrap();
+    assert!(!row.valid);
+    let events: Vec<String> = backend
+        .store
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["created", "revoked"]);
+}
+
+async fn rotation_is_atomic_and_keeps_metadata(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (key, id) = create(&service, 4, "rotor").await;
+    let patch = MetadataPatch::parse(&json!({"tier": 3})).unwrap();
+    service
+        .change_metadata(id, MetadataChange::Patch(patch))
+        .await
+        .unwrap();
+    // A service with a lower limit cannot create the replacement: nothing changes.
+    create(&service, 4, "second").await;
+    let strict = TokenService::new(backend.store.clone(), service.clock().clone(), 1);
+    let name = TokenName::parse("rotor").unwrap();
+    let refused = strict
+        .rotate(RotateToken::new(key.clone(), Privilege::Full, name.clone()))
+        .await;
+    assert!(!refused.is_ok());
+    assert!(backend.store.find_by_id(id).await.unwrap().unwrap().valid);
+    let rotated = service
+        .rotate(RotateToken::new(key, Privilege::Full, name))
+        .await;
+    let new_key = rotated.outcome.expect("rotated").new_raw_token;
+    let new = backend
+        .store
+        .find_by_digest(&Digest::of(&new_key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&new.metadata).unwrap(),
+        json!({"tier": 3})
+    );
+    assert!(!backend.store.find_by_id(id).await.unwrap().unwrap().valid);
+    let old_events = backend.store.events(id).await.unwrap();
+    assert_eq!(
+        old_events.last().unwrap().detail["newTokenId"],
+        json!(new.id)
+    );
+}
+
+async fn updates_and_metadata_are_audited(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let service = service.acting_as(Actor::User(5));
+    let (key, id) = create(&service, 5, "audited").await;
+    let ips = IpRestriction::parse(&["10.0.0.0/8"]).unwrap();
+    assert!(service.update_ip_restriction(5, &key, ips).await.is_ok());
+    assert!(service
+        .update_privilege(5, &key, Privilege::Demo)
+        .await
+        .is_ok());
+    assert!(
+        !service
+            .update_privilege(6, &key, Privilege::Full)
+            .await
+            .is_ok(),
+        "foreign"
+    );
+    let events = backend.store.events(id).await.unwrap();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("created", "user:5"),
+            ("ip_restriction_updated", "user:5"),
+            ("privilege_updated", "user:5")
+        ]
+    );
+    assert_eq!(events[2].detail, json!({"old": "full", "new": "demo"}));
+    let replaced = Metadata::parse(&json!({"a": 1})).unwrap();
+    let outcome = backend
+        .store
+        .update_metadata(id, &MetadataChange::Replace(replaced), &audit())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, MetadataOutcome::Updated(_)));
+}
+
+async fn concurrent_metadata_patches_lose_nothing(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (_, id) = create(&service, 7, "meta").await;
+    let patches = (0..40).map(|n| {
+        let store = backend.store.clone();
+        async move {
+            let patch = MetadataPatch::parse(&json!({ format!("k{n}"): n })).unwrap();
+            store
+                .update_metadata(id, &MetadataChange::Patch(patch), &audit())
+                .await
+                .unwrap()
+        }
+    });
+    futures_util::future::join_all(patches).await;
+    let stored = backend.store.find_by_id(id).await.unwrap().unwrap();
+    assert_eq!(stored.metadata.len(), 40);
+}
+
+async fn listing_filters_and_pages(backend: Backend) {
+    let (service, clock) = service(&backend, 20);
+    for n in 0..5 {
+        let (_, id) = create(&service, 8, &format!("l{n}")).await;
+        let patch =
+            MetadataPatch::parse(&json!({"region": if n % 2 == 0 { "eu" } else { "us" }, "n": n}))
+                .unwrap();
+        service
+            .change_metadata(id, MetadataChange::Patch(patch))
+            .await
+            .unwrap();
+    }
+    let query = |metadata: Option<(&str, &str)>, status, before_id| TokenQuery {
+        user_id: 8,
+        status,
+        metadata: metadata.map(|(k, v)| (k.to_owned(), v.to_owned())),
+        limit: 2,
+        before_id,
+        now: iam_tokens::Clock::now(clock.as_ref()),
+    };
+    let eu = backend
+        .store
+        .list_tokens(&query(Some(("region", "eu")), TokenStatus::All, None))
+        .await
+        .unwrap();
+    assert_eq!(eu.len(), 2);
+    assert!(eu[0].id > eu[1].id, "newest first");
+    let rest = backend
+        .store
+        .list_tokens(&query(
+            Some(("region", "eu")),
+            TokenStatus::All,
+            Some(eu[1].id),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let number = backend
+        .store
+        .list_tokens(&query(Some(("n", "3")), TokenStatus::Valid, None))
+        .await
+        .unwrap();
+    assert_eq!(number.len(), 1);
+    let invalid = backend
+        .store
+        .list_tokens(&query(None, TokenStatus::Invalid, None))
+        .await
+        .unwrap();
+    assert!(invalid.is_empty());
+}
+
+async fn usage_batches_apply_once(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (_, id) = create(&service, 9, "batched").await;
+    let delta = UsageDelta {
+        token_id: id,
+        uses: 7,
+        last_used: Utc::now(),
+    };
+    backend
+        .store
+        .apply_usage("batch-one", &[delta])
+        .await
+        .unwrap();
+    backend
+        .store
+        .apply_usage("batch-one", &[delta])
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .store
+            .find_by_id(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .usage_count,
+        7
+    );
+}
+
+async fn bans_round_trip(backend: Backend) {
+    let ban = BanRecord {
+        limiter: "burst_limiter".into(),
+        key: "203.0.113.7".into(),
+        reason: "rejected again while blocked".into(),
+        created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+    };
+    backend.store.insert_ban(&ban).await.unwrap();
+    backend.store.insert_ban(&ban).await.unwrap();
+    assert_eq!(backend.store.list_bans().await.unwrap(), vec![ban.clone()]);
+    assert!(backend
+        .store
+        .delete_ban(&ban.limiter, &ban.key, &audit())
+        .await
+        .unwrap());
+    assert!(!backend
+        .store
+        .delete_ban(&ban.limiter, &ban.key, &audit())
+        .await
+        .unwrap());
+    assert!(backend.store.list_bans().await.unwrap().is_empty());
+}
+
+/// The whole HTTP flow of the walkthrough on the embedded store.
+#[tokio::test]
+async fn the_service_runs_end_to_end_on_the_embedded_store() {
+    let dir = std::env::temp_dir().join(format!("iam_test_{}", uuid::Uuid::new_v4().simple()));
+    let mut settings = iam_tokens::Settings::defaults().unwrap();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings.rate_limiters.enabled = false;
+    settings.database.url =
+        iam_tokens::secret::Secret::new(format!("sqlite://{}", dir.join("t.db").display()));
+    let app = crate::helpers::spawn_on(settings, "unused_sqlite_run".into()).await;
+    let created = app
+        .manage_post("new-token", 7, &json!({"privilege": "full", "name": "ci"}))
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let key = created.data()["rawApiKey"].as_str().unwrap().to_owned();
+    let verified = app.verify(&key, "full").await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    let listed = app.manage_get("list-metadata", 7).await;
+    let row = &listed.data()["tokenList"][0];
+    let body =
+        json!({"tokenId": row["id"], "publicIdentifier": row["public_identifier"], "name": "ci"});
+    let rotated = app.manage_post("rotate", 7, &body).await;
+    assert_eq!(rotated.status, 200, "{rotated:?}");
+    assert_eq!(app.verify(&key, "full").await.reason(), "Invalid key");
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
