@@ -46,6 +46,19 @@ enum Command {
     /// Operate on API tokens directly in the store.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy every token, metadata, audit event and ban from one store to another
+    /// (e.g. sqlite://data/iam-tokens.db → mysql://…), then verify the row counts.
+    Copy {
+        /// The source database URL.
+        #[arg(long)]
+        from: String,
+        /// The target database URL (created and migrated if needed).
+        #[arg(long)]
+        to: String,
+        /// Replace what the target holds instead of refusing a non-empty target.
+        #[arg(long)]
+        force: bool,
+    },
     /// Admin API credentials.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
@@ -162,6 +175,24 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
         }
         Command::Token(command) => token_command(command, &settings).await?,
         Command::Bans(command) => bans_command(command, &settings).await?,
+        Command::Copy { from, to, force } => {
+            let source = store::open(&from, 2, true).await?;
+            let target = store::open(&to, 2, true).await?;
+            match store::copy(source.as_ref(), target.as_ref(), force).await? {
+                store::CopyOutcome::Copied(rows) => println!(
+                    "copied {} tokens, {} audit events, {} bans; the target's counts match",
+                    rows.tokens, rows.events, rows.bans
+                ),
+                store::CopyOutcome::TargetNotEmpty(rows) => {
+                    return Err(format!(
+                        "the target already holds {} tokens, {} audit events and {} bans; \
+                         pass --force to replace them",
+                        rows.tokens, rows.events, rows.bans
+                    )
+                    .into())
+                }
+            }
+        }
         Command::AdminToken(AdminTokenCommand::New { name }) => {
             let secret = format!("iam_admin_{}", iam_tokens::token::random_secret_hex());
             let digest = Digest::of(&secret);

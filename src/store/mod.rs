@@ -1,6 +1,7 @@
 //! Storage behind small traits. Nothing above this module knows SQL; nothing in it knows HTTP.
 //! Every mutation writes its audit event in the same transaction as the change.
 
+mod copy;
 mod migrate;
 mod mysql;
 mod on_runtime;
@@ -8,6 +9,7 @@ mod open;
 mod record;
 mod sqlite;
 
+pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
 pub use on_runtime::OnRuntime;
@@ -201,6 +203,43 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Everything a store holds, for moving it to another store (`iam-tokens copy`).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub tokens: Vec<TokenRecord>,
+    pub events: Vec<AuditEvent>,
+    pub bans: Vec<BanRecord>,
+}
+
+/// How many rows of each kind a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowCounts {
+    pub tokens: u64,
+    pub events: u64,
+    pub bans: u64,
+}
+
+impl Snapshot {
+    pub fn counts(&self) -> RowCounts {
+        RowCounts {
+            tokens: self.tokens.len() as u64,
+            events: self.events.len() as u64,
+            bans: self.bans.len() as u64,
+        }
+    }
+}
+
+/// Whole-store export and import, ids and times kept as they are.
+#[async_trait]
+pub trait CopyStore: Send + Sync + 'static {
+    async fn export(&self) -> Result<Snapshot, StoreError>;
+
+    /// Writes every row of `snapshot` in one transaction, after deleting what the store held.
+    async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    async fn row_counts(&self) -> Result<RowCounts, StoreError>;
 }
 
 /// Persistence of the rate limiters' permanent bans.

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use tokio::runtime::Handle;
 
 use super::{
-    Audit, AuditEvent, BanRecord, BanStore, CreateOutcome, MetadataChange, MetadataOutcome,
-    NewToken, RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord,
-    TokenStore, UsageDelta,
+    Audit, AuditEvent, BanRecord, BanStore, CopyStore, CreateOutcome, MetadataChange,
+    MetadataOutcome, NewToken, RotateOutcome, Rotation, RowCounts, Snapshot, StoreError,
+    TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 use crate::token::{Digest, IpRestriction, Privilege};
 
@@ -195,6 +195,22 @@ impl<S: TokenStore + Clone> TokenStore for OnRuntime<S> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|s| async move { s.ping().await }).await
+    }
+}
+
+#[async_trait]
+impl<S: CopyStore + Clone> CopyStore for OnRuntime<S> {
+    async fn export(&self) -> Result<Snapshot, StoreError> {
+        self.run(|s| async move { s.export().await }).await
+    }
+
+    async fn import(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        self.run(|s| async move { s.import(&snapshot).await }).await
+    }
+
+    async fn row_counts(&self) -> Result<RowCounts, StoreError> {
+        self.run(|s| async move { s.row_counts().await }).await
     }
 }
 

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{BanStore, MySqlStore, OnRuntime, SqliteStore, StoreError, TokenStore};
+use super::{BanStore, CopyStore, MySqlStore, OnRuntime, SqliteStore, StoreError, TokenStore};
 
-/// Everything the service needs of a store.
-pub trait Store: TokenStore + BanStore {}
+/// Everything the service and the CLI need of a store.
+pub trait Store: TokenStore + BanStore + CopyStore {}
 
-impl<T: TokenStore + BanStore> Store for T {}
+impl<T: TokenStore + BanStore + CopyStore> Store for T {}
 
 /// A parsed `database.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

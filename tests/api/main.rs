@@ -2,8 +2,8 @@
 
 mod helpers;
 mod migrations;
-mod store_conformance;
 mod smoke;
+mod store_conformance;
 
 // In-process library operations (SPEC A5).
 mod library_create;

@@ -400,3 +400,65 @@ async fn the_service_runs_end_to_end_on_the_embedded_store() {
     assert_eq!(ready.status().as_u16(), 200);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `copy` moves every token, metadata, event and ban, both ways, and refuses a full target.
+#[tokio::test]
+async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
+    use iam_tokens::store::CopyOutcome;
+    let (from, to) = (sqlite().await, mysql().await);
+    let (source, _) = service(&from, 20);
+    let (key, id) = create(&source, 11, "moving").await;
+    let patch = MetadataPatch::parse(&json!({"billing_account": "acct_1"})).unwrap();
+    source
+        .change_metadata(id, MetadataChange::Patch(patch))
+        .await
+        .unwrap();
+    let ban = BanRecord {
+        limiter: "burst_limiter".into(),
+        key: "198.51.100.4".into(),
+        reason: "rejected again while blocked".into(),
+        created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+    };
+    from.store.insert_ban(&ban).await.unwrap();
+
+    let copied = store::copy(from.store.as_ref(), to.store.as_ref(), false)
+        .await
+        .unwrap();
+    let CopyOutcome::Copied(rows) = copied else {
+        panic!("{copied:?}")
+    };
+    // Events: created, metadata_updated, banned.
+    assert_eq!((rows.tokens, rows.events, rows.bans), (1, 3, 1));
+    let (moved, _) = service(&to, 20);
+    let verified = moved
+        .verify(&key, VerifyOptions::new(Privilege::Full, None))
+        .await;
+    let token = verified.outcome.expect("the key verifies on the target");
+    assert_eq!(token.token_id, id);
+    assert_eq!(
+        serde_json::to_value(&token.metadata).unwrap(),
+        json!({"billing_account": "acct_1"})
+    );
+    assert_eq!(to.store.list_bans().await.unwrap(), vec![ban]);
+    assert_eq!(
+        from.store.events(id).await.unwrap().len(),
+        to.store.events(id).await.unwrap().len()
+    );
+
+    let refused = store::copy(from.store.as_ref(), to.store.as_ref(), false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, CopyOutcome::TargetNotEmpty(_)),
+        "{refused:?}"
+    );
+    let back = sqlite().await;
+    let copied_back = store::copy(to.store.as_ref(), back.store.as_ref(), false)
+        .await
+        .unwrap();
+    assert!(matches!(copied_back, CopyOutcome::Copied(_)));
+    let forced = store::copy(from.store.as_ref(), to.store.as_ref(), true)
+        .await
+        .unwrap();
+    assert!(matches!(forced, CopyOutcome::Copied(_)));
+}

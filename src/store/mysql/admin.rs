@@ -98,18 +98,25 @@ impl MySqlStore {
             .await?
             .exec(LIST_EVENTS, (token_id,))
             .await?;
-        rows.into_iter()
-            .map(|(id, token_id, event, actor, detail, created_at)| {
-                Ok(AuditEvent {
-                    id,
-                    token_id,
-                    event,
-                    actor,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|_| StoreError::CorruptRow("audit_events.detail".into()))?,
-                    created_at: utc(created_at),
-                })
-            })
-            .collect()
+        events_from_rows(rows)
     }
+}
+
+/// Audit rows as events.
+pub(super) fn events_from_rows(
+    rows: Vec<(u64, Option<u64>, String, String, String, NaiveDateTime)>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    rows.into_iter()
+        .map(|(id, token_id, event, actor, detail, created_at)| {
+            Ok(AuditEvent {
+                id,
+                token_id,
+                event,
+                actor,
+                detail: serde_json::from_str(&detail)
+                    .map_err(|_| StoreError::CorruptRow("audit_events.detail".into()))?,
+                created_at: utc(created_at),
+            })
+        })
+        .collect()
 }

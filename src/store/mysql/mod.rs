@@ -3,6 +3,7 @@
 
 mod admin;
 mod bans;
+mod copy;
 mod rows;
 mod tokens;
 mod usage;

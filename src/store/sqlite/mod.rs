@@ -4,6 +4,7 @@
 //! and rotation are atomic without a lock table.
 
 mod bans;
+mod copy;
 mod rows;
 mod tokens;
 
