@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Side-by-side load test on this machine: GET /health vs the counting GET /api/public/verify,
-# then verify again with the cache off and synchronous counting (riavzon's way).
+# Side-by-side load test on this machine, on both stores (MySQL, then the embedded SQLite):
+# GET /health vs the counting GET /api/public/verify, then verify again with the cache off and
+# synchronous counting (riavzon's way).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
 # RUNS=n (default 3) alternates n runs of each route and reports the medians.
+# BACKENDS="mysql sqlite" (default) picks the stores to measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
 RUNS=${RUNS:-3}
+BACKENDS=${BACKENDS:-mysql sqlite}
 PORT=${BENCH_PORT:-18181}
 DB="iam_bench_$$"
-URL="mysql://root@127.0.0.1:3306/$DB"
+SQLITE_DIR=$(mktemp -d)
 
 bash scripts/services.sh
 if ! command -v wrk >/dev/null 2>&1; then
@@ -22,14 +25,9 @@ BIN=target/release/iam-tokens
 cleanup() {
   [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
   mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true
+  rm -rf "$SQLITE_DIR"
 }
 trap cleanup EXIT
-
-export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" \
-  IAM__LOG__LEVEL=warn
-KEY=$("$BIN" token create --user 1 --name bench --privilege full 2>/dev/null \
-  | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
-[ -n "$KEY" ] || { echo "could not create a token" >&2; exit 1; }
 
 # The load generator gets CPU 0 and the server the others, so that wrk parsing responses does not
 # eat the server's CPU (on one core both share it).
@@ -52,30 +50,45 @@ start() {
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
 rps() { "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
 
-start
-# Alternate the two routes so that a change in the machine's load hits both alike.
-HEALTH_RUNS=() VERIFY_RUNS=()
-for _ in $(seq 1 "$RUNS"); do
-  HEALTH_RUNS+=("$(rps "http://127.0.0.1:$PORT/health")")
-  VERIFY_RUNS+=("$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")")
-done
-HEALTH=$(printf '%s\n' "${HEALTH_RUNS[@]}" | median)
-VERIFY=$(printf '%s\n' "${VERIFY_RUNS[@]}" | median)
-stop
-start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
-UNCACHED=$(rps -H "x-api-key: $KEY" "http://127.0.0.1:$PORT/api/public/verify?privilege=full")
-stop
-
-COUNT=$(mysql --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT usage_count FROM \`$DB\`.api_tokens")
 echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $CORES cores"
 echo "server on CPU(s) ${SERVER_CPUS:-any} with $WORKERS worker(s), wrk on CPU ${LOAD_CPUS:-any}"
-echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
-echo "GET /health                              ${HEALTH} req/s"
-echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"
-echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s"
-awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" \
-  'BEGIN { printf "verify / health = %.2f   cached / uncached = %.1fx\n", v / h, v / u }'
-echo "uses recorded in the database: ${COUNT}"
+
+for BACKEND in $BACKENDS; do
+  case "$BACKEND" in
+    mysql) URL="mysql://root@127.0.0.1:3306/$DB" ;;
+    sqlite) URL="sqlite://$SQLITE_DIR/bench.db" ;;
+    *) echo "unknown backend $BACKEND" >&2; exit 2 ;;
+  esac
+  export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" IAM__LOG__LEVEL=warn
+  KEY=$("$BIN" token create --user 1 --name "bench-$BACKEND" --privilege full 2>/dev/null \
+    | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
+  [ -n "$KEY" ] || { echo "could not create a token on $BACKEND" >&2; exit 1; }
+
+  start
+  # Alternate the two routes so that a change in the machine's load hits both alike.
+  HEALTH_RUNS=() VERIFY_RUNS=()
+  for _ in $(seq 1 "$RUNS"); do
+    HEALTH_RUNS+=("$(rps "http://127.0.0.1:$PORT/health")")
+    VERIFY_RUNS+=("$(rps -H "x-api-key: $KEY" "$VERIFY_URL")")
+  done
+  HEALTH=$(printf '%s\n' "${HEALTH_RUNS[@]}" | median)
+  VERIFY=$(printf '%s\n' "${VERIFY_RUNS[@]}" | median)
+  stop
+  start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
+  UNCACHED=$(rps -H "x-api-key: $KEY" "$VERIFY_URL")
+  stop
+  COUNT=$("$BIN" token list --user 1 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
+
+  echo
+  echo "[$BACKEND]"
+  echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
+  echo "GET /health                              ${HEALTH} req/s"
+  echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"
+  echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s"
+  awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" \
+    'BEGIN { printf "verify / health = %.2f   cached / uncached = %.1fx\n", v / h, v / u }'
+  echo "uses recorded in the store: ${COUNT}"
+done
