@@ -227,12 +227,10 @@ async fn ban_the_ip(app: &TestApp) -> String {
 
 /// Stores a ban as another instance would, at `at`.
 async fn store_ban(app: &TestApp, limiter: &str, key: &str, at: &str) {
-    use mysql_async::prelude::*;
-    let mut conn = app.pool.get_conn().await.expect("test connection");
     let sql = "INSERT INTO rate_limit_bans VALUES (?, ?, ?, ?)";
     let at = chrono::DateTime::parse_from_rfc3339(at).expect("ISO time");
     let row = (limiter, key, REASON, at.naive_utc());
-    conn.exec_drop(sql, row).await.expect("insert");
+    app.execute(sql, row).await;
 }
 
 fn ban(limiter: &str, key: &str, at: &str) -> Value {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use iam_tokens::token::Privilege;
 use serde_json::{json, Value};
 
-use crate::helpers::{envelope_json, spawn_app, spawn_app_with, Answer, TestApp, SERVER_URL};
+use crate::helpers::{envelope_json, spawn_app, spawn_app_with, Answer, TestApp};
 use crate::verify_cache::{cache, counted_service, ApplyFailure};
 
 /// Batched counting whose timer never fires during a test: tests flush when they mean to.
@@ -278,10 +278,7 @@ async fn serve(app: &TestApp) -> Served {
     command
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
-        .env(
-            "IAM__DATABASE__URL",
-            format!("{SERVER_URL}/{}", app.db_name),
-        )
+        .env("IAM__DATABASE__URL", app.database_url())
         .env("IAM__SERVER__PORT", port.to_string())
         .env("IAM__USAGE__FLUSH_INTERVAL", "1h")
         .env("IAM__RATE_LIMITERS__ENABLED", "false")

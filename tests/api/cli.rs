@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use iam_tokens::token::Privilege;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, SERVER_URL};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 /// Runs the binary with `args`, with no inherited `IAM_*` or `RUST_LOG` variables, from a
 /// directory without a `config.toml`, plus the given environment.
@@ -31,7 +31,7 @@ async fn run(args: &[&str], env: &[(&str, String)]) -> Output {
 
 /// Runs `args` against the test app's database and expects success.
 async fn run_on(app: &TestApp, args: &[&str]) -> String {
-    let url = format!("{SERVER_URL}/{}", app.db_name);
+    let url = app.database_url();
     let output = run(args, &[("IAM__DATABASE__URL", url)]).await;
     assert!(
         output.status.success(),

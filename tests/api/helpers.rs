@@ -5,14 +5,34 @@ use std::time::Duration;
 
 use iam_tokens::clock::ManualClock;
 use iam_tokens::http::JwtVerifier;
+use iam_tokens::store::Location;
 use iam_tokens::token::{Privilege, TokenName};
 use iam_tokens::tokens::{CreateToken, CreatedToken};
 use iam_tokens::{Application, Settings, TokenService};
 use mysql_async::prelude::*;
+
+use crate::test_db::TestDb;
 use reqwest::{Client, Response};
 use serde_json::Value;
 
 pub const SERVER_URL: &str = "mysql://root@127.0.0.1:3306";
+
+/// `IAM_TEST_STORE=sqlite` runs the suite on the embedded store (scripts/test.sh runs both).
+pub fn on_sqlite() -> bool {
+    std::env::var("IAM_TEST_STORE").as_deref() == Ok("sqlite")
+}
+
+/// Ends a test that exercises MySQL itself (a TCP proxy, DROP DATABASE, the migrations lock)
+/// when the suite runs on the embedded store; the store conformance suite covers both.
+#[macro_export]
+macro_rules! mysql_only {
+    () => {
+        if $crate::helpers::on_sqlite() {
+            eprintln!("MySQL-specific: not run on the embedded store");
+            return;
+        }
+    };
+}
 
 /// One running service with its own database, dropped when the test ends (even on panic).
 pub struct TestApp {
@@ -22,7 +42,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub tokens: TokenService,
     pub settings: Settings,
-    pub pool: mysql_async::Pool,
+    /// The app's database, for assertions (portable SQL; see `test_db`).
+    pub db: TestDb,
     jwt: JwtVerifier,
 }
 
@@ -37,7 +58,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.port = 0;
     settings.server.workers = 1;
-    settings.database.url = iam_tokens::secret::Secret::new(format!("{SERVER_URL}/{db_name}"));
+    let url = if on_sqlite() {
+        let dir = std::env::temp_dir().join("iam_tokens_tests");
+        format!("sqlite://{}", dir.join(format!("{db_name}.db")).display())
+    } else {
+        format!("{SERVER_URL}/{db_name}")
+    };
+    settings.database.url = iam_tokens::secret::Secret::new(url);
     settings.database.max_connections = 16;
     // Limits have their own tests; everything else runs without them (enable in `configure`).
     settings.rate_limiters.enabled = false;
@@ -56,7 +83,12 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let tokens = app.tokens().clone();
     tokio::spawn(app.run_until_stopped());
-    let pool = mysql_async::Pool::new(format!("{SERVER_URL}/{db_name}").as_str());
+    let db = match Location::parse(settings.database.url.expose()).expect("database url") {
+        Location::Sqlite(path) => TestDb::Sqlite(path),
+        Location::MySql(_) => TestDb::MySql(mysql_async::Pool::new(
+            format!("{SERVER_URL}/{db_name}").as_str(),
+        )),
+    };
     TestApp {
         address,
         db_name,
@@ -65,13 +97,22 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
         tokens,
         jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock),
         settings,
-        pool,
+        db,
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        drop_database(&self.db_name);
+        match &self.db {
+            TestDb::MySql(_) => drop_database(&self.db_name),
+            TestDb::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        }
     }
 }
 
@@ -220,11 +261,28 @@ impl TestApp {
         sql: &str,
         params: P,
     ) -> T {
-        let mut conn = self.pool.get_conn().await.expect("test connection");
-        conn.exec_first(sql, params)
+        self.query_all(sql, params)
             .await
-            .expect("query")
+            .into_iter()
+            .next()
             .expect("one row")
+    }
+
+    pub async fn query_all<T: FromRow + Send + 'static, P: Into<mysql_async::Params> + Send>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Vec<T> {
+        self.db.query(sql, params.into()).await
+    }
+
+    pub async fn execute<P: Into<mysql_async::Params> + Send>(&self, sql: &str, params: P) {
+        self.db.exec(sql, params.into()).await
+    }
+
+    /// The URL the app's store was opened with (for the CLI and second instances).
+    pub fn database_url(&self) -> String {
+        self.settings.database.url.expose().to_owned()
     }
 }
 
@@ -372,11 +430,12 @@ pub fn assert_banned(answer: &Answer, case: &str) {
 impl TestApp {
     /// Every row of `rate_limit_bans` as `(limiter, key, reason, created_at as ISO)`, sorted.
     pub async fn ban_rows(&self) -> Vec<(String, String, String, String)> {
-        let mut conn = self.pool.get_conn().await.expect("test connection");
-        let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = conn
-            .query("SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans")
-            .await
-            .expect("query");
+        let rows: Vec<(String, String, String, chrono::NaiveDateTime)> = self
+            .query_all(
+                "SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans",
+                (),
+            )
+            .await;
         let mut rows: Vec<_> = rows
             .into_iter()
             .map(|(limiter, key, reason, at)| {
@@ -514,14 +573,12 @@ impl TestApp {
     /// `(event, actor, detail)` of every audit row of `token_id` (`None`: rows of no token),
     /// oldest first.
     pub async fn audit_rows(&self, token_id: Option<u64>) -> Vec<(String, String, Value)> {
-        let mut conn = self.pool.get_conn().await.expect("test connection");
-        let rows: Vec<(String, String, String)> = conn
-            .exec(
+        let rows: Vec<(String, String, String)> = self
+            .query_all(
                 "SELECT event, actor, detail FROM audit_events WHERE token_id <=> ? ORDER BY id",
                 (token_id,),
             )
-            .await
-            .expect("query");
+            .await;
         rows.into_iter()
             .map(|(event, actor, detail)| {
                 let detail = serde_json::from_str(&detail).expect("detail is JSON");
@@ -552,10 +609,7 @@ pub async fn run_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         }
     }
     command.env_remove("RUST_LOG");
-    command.env(
-        "IAM__DATABASE__URL",
-        format!("{SERVER_URL}/{}", app.db_name),
-    );
+    command.env("IAM__DATABASE__URL", app.database_url());
     tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("blocking task")

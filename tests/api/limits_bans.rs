@@ -11,7 +11,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::helpers::{
     assert_banned, assert_blocked, spawn_limited_app, spawn_on, trust_local_proxy, Answer, TestApp,
-    SERVER_URL,
 };
 
 const USER: u64 = 42;
@@ -69,10 +68,7 @@ async fn cli(app: &TestApp, args: &[&str]) -> Output {
         }
     }
     command.env_remove("RUST_LOG");
-    command.env(
-        "IAM__DATABASE__URL",
-        format!("{SERVER_URL}/{}", app.db_name),
-    );
+    command.env("IAM__DATABASE__URL", app.database_url());
     let output = tokio::task::spawn_blocking(move || command.output());
     output
         .await

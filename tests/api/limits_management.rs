@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use iam_tokens::token::Privilege;
-use mysql_async::prelude::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -393,14 +392,9 @@ async fn without_trusted_proxies_x_forwarded_for_cannot_buy_a_new_budget() {
 #[tokio::test]
 async fn with_rate_limiters_disabled_no_call_is_ever_refused_not_even_a_stored_ban() {
     let first = spawn_app_with(|s| s.rate_limiters.enabled = false).await;
-    let mut conn = first.pool.get_conn().await.expect("connection");
-    conn.query_drop(
-        "INSERT INTO rate_limit_bans (limiter, ban_key, reason, created_at) \
-         VALUES ('burst_limiter', '127.0.0.1', 'test', NOW(3))",
-    )
-    .await
-    .expect("ban inserted");
-    drop(conn);
+    let sql = "INSERT INTO rate_limit_bans (limiter, ban_key, reason, created_at) \
+         VALUES ('burst_limiter', '127.0.0.1', 'test', ?)";
+    first.execute(sql, (chrono::Utc::now().naive_utc(),)).await;
     // A fresh instance would load that ban at startup if limits were on.
     let app = spawn_on(first.settings.clone(), first.db_name.clone()).await;
     let body = address(&app, USER, "meta").await;

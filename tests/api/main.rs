@@ -4,6 +4,7 @@ mod helpers;
 mod migrations;
 mod smoke;
 mod store_conformance;
+mod test_db;
 
 // In-process library operations (SPEC A5).
 mod library_create;

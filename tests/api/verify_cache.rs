@@ -9,9 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use iam_tokens::store::{
-    Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, MySqlStore, NewToken,
-    RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
-    UsageDelta,
+    Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
+    Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 use iam_tokens::token::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName,
@@ -20,10 +19,9 @@ use iam_tokens::tokens::{
     CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
     VerifyOptions,
 };
-use mysql_async::prelude::*;
 use serde_json::Value;
 
-use crate::helpers::{envelope_json, failure_json, spawn_app, TestApp, SERVER_URL};
+use crate::helpers::{envelope_json, failure_json, spawn_app, TestApp};
 
 /// How `apply_usage` fails, to test flushes whose outcome is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +35,7 @@ pub(crate) enum ApplyFailure {
 
 /// The MySQL store, counting every call and failing `apply_usage` on demand.
 pub(crate) struct CountingStore {
-    inner: Arc<MySqlStore>,
+    inner: Arc<dyn Store>,
     pub(crate) calls: Calls,
     apply_failure: AtomicU8,
 }
@@ -116,9 +114,11 @@ pub(crate) struct Counted {
 
 pub(crate) async fn counted_service(cache: Option<CacheConfig>, batch_usage: bool) -> Counted {
     let app = spawn_app().await;
-    let url = format!("{SERVER_URL}/{}", app.db_name);
+    let inner = iam_tokens::store::open(&app.database_url(), 4, false)
+        .await
+        .expect("store");
     let store = Arc::new(CountingStore {
-        inner: Arc::new(MySqlStore::connect_lazy(&url, 4).expect("store")),
+        inner,
         calls: Calls::default(),
         apply_failure: AtomicU8::new(ApplyFailure::Never as u8),
     });
@@ -407,10 +407,8 @@ async fn a_change_made_behind_the_services_back_is_seen_once_the_ttl_has_passed(
     let c = counted_service(Some(cache(ttl, HOUR, 1000)), false).await;
     let (key, _, id) = c.token(7, None).await;
     c.accepts(&key, "cached").await;
-    let mut conn = c.app.pool.get_conn().await.expect("test connection");
-    conn.exec_drop("UPDATE api_tokens SET valid = 0 WHERE id = ?", (id,))
-        .await
-        .expect("revoked by another instance");
+    let revoke = "UPDATE api_tokens SET valid = 0 WHERE id = ?";
+    c.app.execute(revoke, (id,)).await; // as another instance would
     c.app.clock.advance(ttl - MS);
     c.accepts(&key, "within the TTL").await;
     c.app.clock.advance(MS);
