@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: brings up MariaDB and Redis (installing them if
-# needed), then runs every unit and integration test against them.
+# needed), then runs every test on both stores: unit tests, benches in test mode and the
+# integration suite on MySQL, then the integration suite again on the embedded SQLite store
+# (the store conformance suite runs both backends in either pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -8,4 +10,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 1
 fi
-exec cargo test --all-targets "$@"
+echo "== integration suite on MySQL (plus unit tests and benches in test mode)"
+IAM_TEST_STORE=mysql cargo test --all-targets "$@"
+echo "== integration suite on the embedded SQLite store"
+IAM_TEST_STORE=sqlite cargo test --test api "$@"

@@ -254,15 +254,13 @@ async fn expires_at_is_the_creation_time_plus_the_lifetime() {
             json!(expected),
             "{case}"
         );
-        let stored: Option<String> = app
+        let stored: Option<chrono::NaiveDateTime> = app
             .query_one(
-                "SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM api_tokens \
-                 WHERE public_identifier = ?",
+                "SELECT expires_at FROM api_tokens WHERE public_identifier = ?",
                 (data.raw_public_id.as_str(),),
             )
             .await;
-        // DATE_FORMAT prints microseconds; the column keeps milliseconds.
-        let stored = stored.map(|t| t.replace("000Z", "Z"));
+        let stored = stored.map(|t| iam_tokens::envelope::iso(&t.and_utc()));
         assert_eq!(stored, expected, "{case}: stored expires_at");
         app.clock.advance(Duration::from_millis(7));
     }

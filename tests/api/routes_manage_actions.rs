@@ -56,13 +56,22 @@ async fn act(app: &TestApp, action: &str, token: &HttpToken, name: &str) -> Answ
 
 /// Every row's id, owner, name, validity, privilege, uses and IP list, as one string.
 async fn table_state(app: &TestApp) -> String {
-    app.query_one(
-        "SELECT COALESCE(GROUP_CONCAT(CONCAT_WS(':', id, user_id, name, valid, privilege_type, \
-         usage_count, COALESCE(restricted_to_ip_address, '-')) ORDER BY id SEPARATOR '|'), '') \
-         FROM api_tokens",
-        (),
-    )
-    .await
+    type Row = (u64, u64, String, u64, String, u64, Option<String>);
+    let rows: Vec<Row> = app
+        .query_all(
+            "SELECT id, user_id, name, valid, privilege_type, usage_count, \
+             restricted_to_ip_address FROM api_tokens ORDER BY id",
+            (),
+        )
+        .await;
+    let rows: Vec<String> = rows
+        .into_iter()
+        .map(|(id, user, name, valid, privilege, uses, ips)| {
+            let ips = ips.unwrap_or_else(|| "-".into());
+            format!("{id}:{user}:{name}:{valid}:{privilege}:{uses}:{ips}")
+        })
+        .collect();
+    rows.join("|")
 }
 
 #[tokio::test]

@@ -141,6 +141,7 @@ async fn every_operation_reports_its_server_error_when_the_database_is_unreachab
 
 #[tokio::test]
 async fn a_database_dropped_mid_flight_fails_closed() {
+    crate::mysql_only!();
     let app = spawn_app().await;
     let created = app
         .manage_post("new-token", 7, &json!({"privilege": "full", "name": "ci"}))
