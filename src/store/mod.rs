@@ -87,6 +87,18 @@ pub enum MetadataChange {
     Replace(Metadata),
 }
 
+impl MetadataChange {
+    /// Applies the change to `metadata`; answers the audit detail (`mode` and the keys that
+    /// changed), or the rule a patch breaks (then `metadata` is unchanged).
+    pub fn apply_to(&self, metadata: &mut Metadata) -> Result<serde_json::Value, MetadataError> {
+        let (mode, changed) = match self {
+            Self::Patch(patch) => ("patch", metadata.apply(patch)?),
+            Self::Replace(with) => ("replace", metadata.replace(with.clone())),
+        };
+        Ok(serde_json::json!({ "mode": mode, "keys": changed }))
+    }
+}
+
 /// Result of a metadata change. Anything but `Updated` changed nothing.
 #[derive(Debug)]
 pub enum MetadataOutcome {

@@ -65,8 +65,15 @@ pub struct NewToken {
 }
 
 impl NewToken {
-    pub fn metadata_keys(&self) -> Vec<String> {
-        self.metadata.keys()
+    /// The detail of its `created` audit event: what it was made with (never the digest).
+    pub fn created_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "userId": self.user_id,
+            "name": self.name,
+            "privilege": self.privilege,
+            "prefix": self.prefix,
+            "metadataKeys": self.metadata.keys(),
+        })
     }
 }
 

@@ -3,7 +3,6 @@
 use chrono::NaiveDateTime;
 use mysql_async::prelude::*;
 use mysql_async::{params, Row, Value};
-use serde_json::json;
 
 use super::rows::{record_from_row, select_tokens, utc};
 use super::{corrupt, write_event, MySqlStore, TxEnd};
@@ -36,19 +35,15 @@ impl MySqlStore {
                     return Ok(TxEnd::Rollback(MetadataOutcome::NotFound));
                 };
                 let mut metadata = record.metadata;
-                let (mode, changed) = match &change {
-                    MetadataChange::Patch(patch) => match metadata.apply(patch) {
-                        Ok(changed) => ("patch", changed),
-                        Err(err) => return Ok(TxEnd::Rollback(MetadataOutcome::Invalid(err))),
-                    },
-                    MetadataChange::Replace(with) => ("replace", metadata.replace(with.clone())),
+                let detail = match change.apply_to(&mut metadata) {
+                    Ok(detail) => detail,
+                    Err(err) => return Ok(TxEnd::Rollback(MetadataOutcome::Invalid(err))),
                 };
                 tx.exec_drop(
                     UPDATE_METADATA,
                     params! { "id" => token_id, "metadata" => metadata.to_stored() },
                 )
                 .await?;
-                let detail = json!({ "mode": mode, "keys": changed });
                 write_event(tx, Some(token_id), "metadata_updated", &audit, detail).await?;
                 Ok(TxEnd::Commit(MetadataOutcome::Updated(metadata)))
             })

@@ -100,17 +100,6 @@ async fn insert_token(
     Ok(id)
 }
 
-/// The detail of a `created` event: what the token was made with (never the digest).
-fn created_detail(new: &NewToken) -> serde_json::Value {
-    json!({
-        "userId": new.user_id,
-        "name": new.name,
-        "privilege": new.privilege,
-        "prefix": new.prefix,
-        "metadataKeys": new.metadata_keys(),
-    })
-}
-
 #[async_trait]
 impl TokenStore for MySqlStore {
     async fn create_token(
@@ -127,7 +116,7 @@ impl TokenStore for MySqlStore {
                     if valid >= u64::from(limit) {
                         return Ok(TxEnd::Rollback(None));
                     }
-                    let id = insert_token(tx, &new, &audit, created_detail(&new)).await?;
+                    let id = insert_token(tx, &new, &audit, new.created_detail()).await?;
                     Ok(TxEnd::Commit(Some(id)))
                 })
             })
@@ -287,7 +276,7 @@ impl TokenStore for MySqlStore {
                     metadata: old.metadata.clone(),
                     ..rotation.new.clone()
                 };
-                let mut detail = created_detail(&new);
+                let mut detail = new.created_detail();
                 detail["rotatedFrom"] = json!(old.id);
                 let new_id = match insert_token(tx, &new, &rotation.audit, detail).await {
                     Ok(id) => id,

@@ -3,6 +3,7 @@
 //! writes run in `BEGIN IMMEDIATE` transactions, which SQLite serialises, so the per-user limit
 //! and rotation are atomic without a lock table.
 
+mod admin;
 mod bans;
 mod copy;
 mod rows;

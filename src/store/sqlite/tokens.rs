@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
 
+use super::admin::IS_VALID;
 use super::rows::{from_ms, record_from_row, to_sql_id, TOKEN_COLUMNS};
 use super::{write_event, SqliteStore};
 use crate::store::{
@@ -14,9 +15,7 @@ use crate::store::{
 };
 use crate::token::{Actor, Digest, IpRestriction, Privilege};
 
-const IS_VALID: &str = "(valid = 1 AND (expires_at IS NULL OR expires_at > ?))";
-
-fn find(
+pub(super) fn find(
     tx: &rusqlite::Connection,
     filter: &str,
     args: impl rusqlite::Params,
@@ -97,20 +96,15 @@ fn insert_token(
     }
     let id = tx.last_insert_rowid() as u64;
     if let Some(object) = detail.as_object_mut() {
-        object.extend(created_detail(new).as_object().cloned().unwrap_or_default());
+        object.extend(
+            new.created_detail()
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
     write_event(tx, Some(id), "created", audit, detail)?;
     Ok(Some(id))
-}
-
-fn created_detail(new: &NewToken) -> serde_json::Value {
-    json!({
-        "userId": new.user_id,
-        "name": new.name,
-        "privilege": new.privilege,
-        "prefix": new.prefix,
-        "metadataKeys": new.metadata_keys(),
-    })
 }
 
 fn invalidate(tx: &Transaction<'_>, id: u64) -> Result<bool, StoreError> {
@@ -408,35 +402,8 @@ impl TokenStore for SqliteStore {
         change: &MetadataChange,
         audit: &Audit,
     ) -> Result<MetadataOutcome, StoreError> {
-        let (change, audit) = (change.clone(), audit.clone());
-        self.write(move |tx| {
-            let Some(record) = find(tx, "id = ?1", [to_sql_id(token_id)])? else {
-                return Ok((false, MetadataOutcome::NotFound));
-            };
-            let mut metadata = record.metadata;
-            let (mode, changed) = match &change {
-                MetadataChange::Patch(patch) => match metadata.apply(patch) {
-                    Ok(changed) => ("patch", changed),
-                    Err(err) => return Ok((false, MetadataOutcome::Invalid(err))),
-                },
-                MetadataChange::Replace(with) => ("replace", metadata.replace(with.clone())),
-            };
-            tx.execute(
-                "UPDATE api_tokens SET metadata = ?1 WHERE id = ?2",
-                params![metadata.to_stored(), to_sql_id(token_id)],
-            )?;
-            write_event(
-                tx,
-                Some(token_id),
-                "metadata_updated",
-                &audit,
-                json!({ "mode": mode, "keys": changed }),
-            )?;
-            Ok((true, MetadataOutcome::Updated(metadata)))
-        })
-        .await
+        self.change_metadata(token_id, change, audit).await
     }
-
     async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
         self.run(move |conn| {
             let (valid, total): (i64, i64) = conn.query_row(
@@ -469,84 +436,11 @@ impl TokenStore for SqliteStore {
     }
 
     async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        let query = query.clone();
-        self.run(move |conn| {
-            let mut sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ?");
-            let mut args: Vec<rusqlite::types::Value> = vec![to_sql_id(query.user_id).into()];
-            let now = query.now.timestamp_millis();
-            match query.status {
-                TokenStatus::All => {}
-                TokenStatus::Valid => {
-                    sql.push_str(&format!(" AND {IS_VALID}"));
-                    args.push(now.into());
-                }
-                TokenStatus::Invalid => {
-                    sql.push_str(&format!(" AND NOT {IS_VALID}"));
-                    args.push(now.into());
-                }
-            }
-            if let Some((key, value)) = &query.metadata {
-                // As MySQL's JSON_UNQUOTE: strings bare, numbers as written, true/false/null.
-                sql.push_str(
-                    " AND (CASE json_type(metadata, ?1) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                     WHEN 'null' THEN 'null' ELSE CAST(json_extract(metadata, ?1) AS TEXT) END) = ?",
-                );
-                let path = format!("$.\"{key}\"");
-                sql = sql.replace("?1", "?");
-                args.push(path.clone().into());
-                args.push(path.into());
-                args.push(value.clone().into());
-            }
-            if let Some(before) = query.before_id {
-                sql.push_str(" AND id < ?");
-                args.push(to_sql_id(before).into());
-            }
-            sql.push_str(" ORDER BY id DESC LIMIT ?");
-            args.push(i64::from(query.limit).into());
-            let mut statement = conn.prepare(&sql)?;
-            let mut rows = statement.query(rusqlite::params_from_iter(args))?;
-            let mut records = Vec::new();
-            while let Some(row) = rows.next()? {
-                records.push(record_from_row(row)?);
-            }
-            Ok(records)
-        })
-        .await
+        self.query_tokens(query).await
     }
-
     async fn events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError> {
-        self.run(move |conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT id, token_id, event, actor, detail, created_at FROM audit_events \
-                 WHERE token_id = ?1 ORDER BY id",
-            )?;
-            let rows = statement.query_map([to_sql_id(token_id)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })?;
-            rows.map(|row| {
-                let (id, token_id, event, actor, detail, created_at) = row?;
-                Ok(AuditEvent {
-                    id: id as u64,
-                    token_id: token_id.map(|t| t as u64),
-                    event,
-                    actor,
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|_| StoreError::CorruptRow("audit_events.detail".into()))?,
-                    created_at: from_ms(created_at),
-                })
-            })
-            .collect()
-        })
-        .await
+        self.token_events(token_id).await
     }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
