@@ -71,6 +71,10 @@ impl AdminFailure {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    pub fn no_token(id: u64) -> Self {
+        Self::not_found(format!("no token with id {id}"))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }

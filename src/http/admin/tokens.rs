@@ -108,7 +108,7 @@ pub async fn get(
         .token_by_id(id)
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?
-        .ok_or_else(|| AdminFailure::not_found(format!("no token with id {id}")))?;
+        .ok_or_else(|| AdminFailure::no_token(id))?;
     Ok(json(
         StatusCode::OK,
         &TokenView::new(record, state.clock.now()),
@@ -159,9 +159,7 @@ async fn change_metadata(
         MetadataOutcome::Updated(metadata) => {
             Ok(json(StatusCode::OK, &json!({ "metadata": metadata })))
         }
-        MetadataOutcome::NotFound => {
-            Err(AdminFailure::not_found(format!("no token with id {id}")).into())
-        }
+        MetadataOutcome::NotFound => Err(AdminFailure::no_token(id).into()),
         MetadataOutcome::Invalid(err) => Err(invalid_metadata(&err).into()),
     }
 }
@@ -180,8 +178,7 @@ pub async fn revoke(
         .revoke_by_id(id)
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?;
-    let (record, changed) =
-        revoked.ok_or_else(|| AdminFailure::not_found(format!("no token with id {id}")))?;
+    let (record, changed) = revoked.ok_or_else(|| AdminFailure::no_token(id))?;
     let body = json!({ "revoked": changed, "token": TokenView::new(record, state.clock.now()) });
     Ok(json(StatusCode::OK, &body))
 }
@@ -204,7 +201,7 @@ pub async fn events(
             .map_err(unavailable)?
             .is_none()
     {
-        return Err(AdminFailure::not_found(format!("no token with id {id}")).into());
+        return Err(AdminFailure::no_token(id).into());
     }
     let events: Vec<EventView> = events.into_iter().map(EventView::from).collect();
     Ok(json(StatusCode::OK, &json!({ "events": events })))

@@ -114,6 +114,40 @@ fn invalidate(tx: &Transaction<'_>, id: u64) -> Result<bool, StoreError> {
     )? > 0)
 }
 
+impl SqliteStore {
+    /// Changes the owner's valid token with this digest (`change` runs the UPDATE and answers
+    /// the audit detail) and records `event`; false when the owner has no such token.
+    async fn update_owned<F>(
+        &self,
+        user_id: u64,
+        digest: &Digest,
+        audit: &Audit,
+        event: &'static str,
+        change: F,
+    ) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&Transaction<'_>, &TokenRecord) -> Result<serde_json::Value, StoreError>
+            + Send
+            + 'static,
+    {
+        let (digest, audit) = (digest.as_str().to_owned(), audit.clone());
+        self.write(move |tx| {
+            let found = find(
+                tx,
+                "user_id = ?1 AND api_token = ?2 AND valid = 1",
+                params![to_sql_id(user_id), digest],
+            )?;
+            let Some(record) = found else {
+                return Ok((false, false));
+            };
+            let detail = change(tx, &record)?;
+            write_event(tx, Some(record.id), event, &audit, detail)?;
+            Ok((true, true))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn create_token(
@@ -341,30 +375,20 @@ impl TokenStore for SqliteStore {
         ips: &IpRestriction,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let (digest, ips, audit) = (digest.as_str().to_owned(), ips.clone(), audit.clone());
-        self.write(move |tx| {
-            let found = find(
-                tx,
-                "user_id = ?1 AND api_token = ?2 AND valid = 1",
-                params![to_sql_id(user_id), digest],
-            )?;
-            let Some(record) = found else {
-                return Ok((false, false));
-            };
-            tx.execute(
-                "UPDATE api_tokens SET restricted_to_ip_address = ?1 WHERE id = ?2",
-                params![ips.to_stored(), to_sql_id(record.id)],
-            )?;
-            let detail = json!({ "old": record.ip_restriction.entries(), "new": ips.entries() });
-            write_event(
-                tx,
-                Some(record.id),
-                "ip_restriction_updated",
-                &audit,
-                detail,
-            )?;
-            Ok((true, true))
-        })
+        let ips = ips.clone();
+        self.update_owned(
+            user_id,
+            digest,
+            audit,
+            "ip_restriction_updated",
+            move |tx, record| {
+                tx.execute(
+                    "UPDATE api_tokens SET restricted_to_ip_address = ?1 WHERE id = ?2",
+                    params![ips.to_stored(), to_sql_id(record.id)],
+                )?;
+                Ok(json!({ "old": record.ip_restriction.entries(), "new": ips.entries() }))
+            },
+        )
         .await
     }
 
@@ -375,24 +399,19 @@ impl TokenStore for SqliteStore {
         privilege: Privilege,
         audit: &Audit,
     ) -> Result<bool, StoreError> {
-        let (digest, audit) = (digest.as_str().to_owned(), audit.clone());
-        self.write(move |tx| {
-            let found = find(
-                tx,
-                "user_id = ?1 AND api_token = ?2 AND valid = 1",
-                params![to_sql_id(user_id), digest],
-            )?;
-            let Some(record) = found else {
-                return Ok((false, false));
-            };
-            tx.execute(
-                "UPDATE api_tokens SET privilege_type = ?1 WHERE id = ?2",
-                params![privilege.as_str(), to_sql_id(record.id)],
-            )?;
-            let detail = json!({ "old": record.privilege, "new": privilege });
-            write_event(tx, Some(record.id), "privilege_updated", &audit, detail)?;
-            Ok((true, true))
-        })
+        self.update_owned(
+            user_id,
+            digest,
+            audit,
+            "privilege_updated",
+            move |tx, record| {
+                tx.execute(
+                    "UPDATE api_tokens SET privilege_type = ?1 WHERE id = ?2",
+                    params![privilege.as_str(), to_sql_id(record.id)],
+                )?;
+                Ok(json!({ "old": record.privilege, "new": privilege }))
+            },
+        )
         .await
     }
 
