@@ -119,7 +119,7 @@ pub fn iso(t: &DateTime<Utc>) -> String {
 }
 
 /// `iso` into a stack buffer; `None` outside the years 0000–9999.
-fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
+pub(crate) fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
     let millis = t.timestamp_millis();
     // Years 0000–9999 only; anything else takes chrono's slower general path.
     if !(-62_167_219_200_000..=253_402_300_799_999).contains(&millis) {

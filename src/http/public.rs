@@ -1,14 +1,14 @@
 //! `/health`, `GET /api/public/verify` and the 404 fallback.
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Query};
+use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json as json_value;
 
 use super::limit::enforce;
-use super::response::json;
+use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
-use crate::envelope::{Reason, Results};
+use crate::envelope::Reason;
 use crate::token::Privilege;
 use crate::tokens::VerifyOptions;
 
@@ -43,9 +43,19 @@ pub async fn not_found() -> HttpResponse {
     )
 }
 
-#[derive(serde::Deserialize)]
-struct VerifyQuery {
-    privilege: Option<String>,
+/// The one `privilege` query parameter; `None` when it is missing, repeated or unknown.
+/// (Parsed by hand rather than through a serde struct: this runs on every verification.)
+fn privilege_param(query: &str) -> Option<Privilege> {
+    let mut privilege = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "privilege" {
+            if privilege.is_some() {
+                return None;
+            }
+            privilege = Some(value);
+        }
+    }
+    privilege?.parse().ok()
 }
 
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
@@ -59,11 +69,17 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     }
     let limits = &state.limits;
     let client = client_ip(&req, &state.trusted_proxies);
-    // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist.
+    // Non-UTF-8 bytes cannot be a key; they verify as one that does not exist. (`from_utf8`
+    // rather than `HeaderValue::to_str`, whose byte-by-byte check costs more than the rest of a
+    // cached verification; the key's own shape check refuses anything but ASCII.)
     let key = req
         .headers()
         .get("x-api-key")
-        .map(|value| value.to_str().unwrap_or("\u{fffd}").trim())
+        .map(|value| {
+            std::str::from_utf8(value.as_bytes())
+                .unwrap_or("\u{fffd}")
+                .trim()
+        })
         .filter(|key| !key.is_empty());
     let (gate, block) = limits.before_verify(client, key);
     enforce(limits, gate).await?;
@@ -71,9 +87,7 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         enforce(limits, limits.verify_failed(client, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
-    let privilege = Query::<VerifyQuery>::from_query(req.query_string())
-        .ok()
-        .and_then(|query| query.privilege.as_deref()?.parse::<Privilege>().ok())
+    let privilege = privilege_param(req.query_string())
         .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
     let mut options = VerifyOptions::new(privilege, client);
     // A use answered with a 429 is not a use.
@@ -90,7 +104,7 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
             // A good key does not end a block earned by failures, nor count as a strike.
             enforce(limits, block).await?;
             limits.verify_succeeded(client, key);
-            Ok(json(StatusCode::OK, &Results::success(now, token)))
+            Ok(verified(now, &token))
         }
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key))).await?;

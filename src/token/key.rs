@@ -13,10 +13,21 @@ const CHECKSUM_LEN: usize = 8;
 
 /// First 8 lower-case hex characters of SHA-256 over the ASCII text of `random`.
 pub fn checksum_of(random: &str) -> String {
+    String::from_utf8_lossy(&checksum_bytes(random)).into_owned()
+}
+
+/// `checksum_of` on the stack (verification runs it on every call).
+fn checksum_bytes(random: &str) -> [u8; CHECKSUM_LEN] {
     let hash = Sha256::digest(random.as_bytes());
-    let mut hex = hex::encode(&hash[..CHECKSUM_LEN / 2]);
-    hex.truncate(CHECKSUM_LEN);
+    let mut hex = [0u8; CHECKSUM_LEN];
+    // Cannot fail: 4 bytes are exactly 8 hex characters.
+    let _ = hex::encode_to_slice(&hash[..CHECKSUM_LEN / 2], &mut hex);
     hex
+}
+
+/// Whether `checksum` is the checksum of `random`, compared in constant time.
+pub fn checksum_matches(random: &str, checksum: &str) -> bool {
+    bool::from(checksum_bytes(random).ct_eq(checksum.as_bytes()))
 }
 
 /// Why a presented key was rejected before any lookup. All of them read `Invalid key` to callers.
@@ -36,33 +47,48 @@ impl RawKey {
     /// Splits the key into prefix, random part and checksum and checks the checksum in constant
     /// time. Never touches storage, so garbage is rejected in microseconds.
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
+        Self::check(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The digest of `raw` once its shape and checksum hold: raw bytes, what the verification
+    /// cache is keyed by, without copying the secret (the hot path).
+    pub fn digest_of_valid(raw: &str) -> Result<[u8; 32], KeyError> {
+        Self::check(raw)?;
+        Ok(Digest::bytes_of(raw))
+    }
+
+    fn check(raw: &str) -> Result<(), KeyError> {
         if raw.len() > MAX_RAW_KEY_LEN || !raw.is_ascii() {
             return Err(KeyError::Malformed);
         }
-        let mut parts = raw.split('_');
-        let (Some(prefix), Some(random), Some(checksum), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // Exactly `<prefix>_<128>_<8>` with a non-empty prefix and no other `_`: the two
+        // separators sit at fixed distances from the end.
+        let Some(prefix_len) = raw.len().checked_sub(RANDOM_LEN + CHECKSUM_LEN + 2) else {
             return Err(KeyError::Malformed);
         };
-        if prefix.is_empty() || random.len() != RANDOM_LEN || checksum.len() != CHECKSUM_LEN {
+        let bytes = raw.as_bytes();
+        let random_at = prefix_len + 1;
+        let checksum_at = random_at + RANDOM_LEN + 1;
+        if prefix_len == 0
+            || bytes[prefix_len] != b'_'
+            || bytes[checksum_at - 1] != b'_'
+            || bytes[..prefix_len].contains(&b'_')
+            || bytes[random_at..checksum_at - 1].contains(&b'_')
+            || bytes[checksum_at..].contains(&b'_')
+        {
             return Err(KeyError::Malformed);
         }
-        let expected = checksum_of(random);
-        if !bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
+        let (random, checksum) = (&raw[random_at..checksum_at - 1], &raw[checksum_at..]);
+        if !checksum_matches(random, checksum) {
             return Err(KeyError::BadChecksum);
         }
-        Ok(Self(raw.to_owned()))
+        Ok(())
     }
 
     /// The digest stored for this key.
     pub fn digest(&self) -> Digest {
         Digest::of(&self.0)
-    }
-
-    /// The digest as raw bytes (what the verification cache is keyed by).
-    pub fn digest_bytes(&self) -> [u8; 32] {
-        Digest::bytes_of(&self.0)
     }
 
     /// The raw text, for the one place allowed to reveal it: the creation/rotation response.
@@ -140,6 +166,36 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_extra_separator_anywhere_is_malformed_even_at_the_right_length() {
+        let key = GeneratedKey::generate(&Prefix::parse("api").unwrap());
+        let text = key.raw.expose();
+        let with = |at: usize| {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes[at] = b'_';
+            String::from_utf8(bytes).unwrap()
+        };
+        let checksum_at = text.len() - CHECKSUM_LEN;
+        for bad in [
+            with(1),               // inside the prefix
+            with(10),              // inside the random part
+            with(checksum_at - 2), // the random part's last character
+            with(checksum_at + 3), // inside the checksum
+            format!("_{}", &text[3..]),
+            format!("a_{}", &text[3..]).replacen("a_", "a__", 1),
+        ] {
+            assert_eq!(
+                RawKey::parse(&bad).unwrap_err(),
+                KeyError::Malformed,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            RawKey::digest_of_valid(text).unwrap(),
+            RawKey::parse(text).unwrap().digest().to_bytes()
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod public_id;
 pub use actor::Actor;
 pub use digest::Digest;
 pub use ip::{IpRestriction, IpRestrictionError};
-pub use key::{checksum_of, GeneratedKey, KeyError, RawKey};
+pub use key::{checksum_matches, checksum_of, GeneratedKey, KeyError, RawKey};
 pub use metadata::{Metadata, MetadataError, MetadataPatch};
 pub use name::{NameError, TokenName};
 pub use prefix::{Prefix, PrefixError};

@@ -1,8 +1,6 @@
 //! The public identifier `<random>_<checksum>`: not a secret, addresses a token in management calls.
 
-use subtle::ConstantTimeEq;
-
-use super::{checksum_of, random_hex};
+use super::{checksum_matches, checksum_of, random_hex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicIdentifier(String);
@@ -37,9 +35,7 @@ impl PublicIdentifier {
         let Some((random, checksum)) = self.0.split_once('_') else {
             return false;
         };
-        random.len() == 128
-            && checksum.len() == 8
-            && bool::from(checksum_of(random).as_bytes().ct_eq(checksum.as_bytes()))
+        random.len() == 128 && checksum.len() == 8 && checksum_matches(random, checksum)
     }
 
     pub fn as_str(&self) -> &str {

@@ -3,6 +3,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::envelope::{Reason, Results};
@@ -97,25 +99,26 @@ impl TokenService {
                 None => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         } else {
-            match RawKey::parse(presented) {
-                Ok(raw) => raw.digest_bytes(),
+            match RawKey::digest_of_valid(presented) {
+                Ok(digest) => digest,
                 Err(_) => return Ok((VerifyOutcome::InvalidKey, None)),
             }
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
-        let Some(token) = self.load(&digest).await? else {
+        let now = self.clock.now();
+        let Some(token) = self.load(&digest, now).await? else {
             return Ok((VerifyOutcome::InvalidKey, None));
         };
         if privilege.is_some_and(|p| p != token.privilege) {
             return Ok((VerifyOutcome::InvalidKey, None));
         }
-        let outcome = self.decide(&digest, &token, options).await?;
+        let outcome = self.decide(&digest, &token, options, now).await?;
         Ok((outcome, Some(token)))
     }
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
     /// — when the store is down — a stale entry young enough to serve.
-    async fn load(&self, digest: &[u8; 32]) -> Result<Lookup, StoreError> {
+    async fn load(&self, digest: &[u8; 32], now: DateTime<Utc>) -> Result<Lookup, StoreError> {
         let Some(cache) = &self.cache else {
             let record = self
                 .store
@@ -123,7 +126,7 @@ impl TokenService {
                 .await?;
             return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
         };
-        let now_ms = i64::try_from(self.clock.now_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let now_ms = now.timestamp_millis();
         if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
             return Ok(lookup);
         }
@@ -131,12 +134,7 @@ impl TokenService {
             Ok(record) => {
                 let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
                 if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
-                    usage.observe(
-                        token.id,
-                        token.usage_count,
-                        token.last_used,
-                        self.clock.now(),
-                    );
+                    usage.observe(token.id, token.usage_count, token.last_used, now);
                 }
                 cache.put_bytes(*digest, lookup.clone(), now_ms);
                 Ok(lookup)
@@ -157,13 +155,13 @@ impl TokenService {
         digest: &[u8; 32],
         token: &CachedToken,
         options: VerifyOptions,
+        now: DateTime<Utc>,
     ) -> Result<VerifyOutcome, StoreError> {
         // 4. IP restriction.
         if !options.bypass_ip_check && !token.ip_restriction.allows(options.ip) {
             return Ok(VerifyOutcome::InvalidHost);
         }
         // 5. Expiry: the first sight of an expired token invalidates it.
-        let now = self.clock.now();
         if token.is_expired_at(now) {
             let invalidated = self.store.expire(token.id, now).await;
             if let Some(cache) = &self.cache {

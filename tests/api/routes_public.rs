@@ -122,6 +122,7 @@ async fn verify_with_a_missing_or_unknown_privilege_answers_400_bad_request() {
         ("unknown privilege",         "?privilege=admin"),
         ("privileges are lower case", "?privilege=FULL"),
         ("trailing NUL",              "?privilege=full%00"),
+        ("privilege given twice",     "?privilege=full&privilege=full"),
     ];
     for (case, query) in cases {
         let url = app.url(&format!("/api/public/verify{query}"));
@@ -132,6 +133,21 @@ async fn verify_with_a_missing_or_unknown_privilege_answers_400_bad_request() {
     }
     let id = app.token_id(&token.raw_public_id).await;
     assert_eq!(app.usage_and_valid(id).await, (0, true));
+}
+
+#[tokio::test]
+async fn the_privilege_parameter_is_percent_decoded_and_other_parameters_are_ignored() {
+    let app = spawn_app().await;
+    let token = app.create_token(7, Privilege::Full, "ci").await;
+    for query in ["?privilege=%66ull", "?other=1&privilege=full&x"] {
+        let url = app.url(&format!("/api/public/verify{query}"));
+        let answer = app
+            .send(app.client.get(url).header("x-api-key", &token.raw_api_key))
+            .await;
+        assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
+    }
+    let id = app.token_id(&token.raw_public_id).await;
+    assert_eq!(app.usage_and_valid(id).await, (2, true));
 }
 
 #[tokio::test]
