@@ -138,27 +138,30 @@ pub(crate) fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let fields = [
-        (year as u32, 4),
-        (month as u32, 2),
-        (day as u32, 2),
-        ((in_day / 3_600_000) as u32, 2),
-        ((in_day / 60_000 % 60) as u32, 2),
-        ((in_day / 1_000 % 60) as u32, 2),
-        ((in_day % 1_000) as u32, 3),
-    ];
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut end = 0;
-    for (index, (value, width)) in fields.into_iter().enumerate() {
-        end += width;
-        let mut rest = value;
-        for slot in out[end - width..end].iter_mut().rev() {
-            *slot = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
-        end += usize::from(index < 6); // the separator after this field
-    }
+    let (year, month, day) = (year as usize, month as usize, day as usize);
+    let in_day = in_day as usize;
+    let millis = in_day % 1_000;
+    put_two_digits(&mut out, 0, year / 100);
+    put_two_digits(&mut out, 2, year % 100);
+    put_two_digits(&mut out, 5, month);
+    put_two_digits(&mut out, 8, day);
+    put_two_digits(&mut out, 11, in_day / 3_600_000);
+    put_two_digits(&mut out, 14, in_day / 60_000 % 60);
+    put_two_digits(&mut out, 17, in_day / 1_000 % 60);
+    out[20] = b'0' + (millis / 100) as u8;
+    put_two_digits(&mut out, 21, millis % 100);
     Some(out)
+}
+
+/// Writes `value` (0–99) as two digits at `at`.
+fn put_two_digits(out: &mut [u8; 24], at: usize, value: usize) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                                2021222324252627282930313233343536373839\
+                                4041424344454647484950515253545556575859\
+                                6061626364656667686970717273747576777879\
+                                8081828384858687888990919293949596979899";
+    out[at..at + 2].copy_from_slice(&PAIRS[value * 2..value * 2 + 2]);
 }
 
 /// Serializes a timestamp without allocating.
@@ -234,7 +237,9 @@ mod tests {
             -62_167_219_200_000,
             -1,
         ];
-        for millis in samples {
+        // Plus a sweep over the whole range, every ~92 days at an odd millisecond.
+        let sweep = (-62_167_219_200_000..=253_402_300_799_999).step_by(7_919_000_003);
+        for millis in samples.into_iter().chain(sweep) {
             let t = DateTime::from_timestamp_millis(millis).unwrap();
             assert_eq!(
                 iso(&t),

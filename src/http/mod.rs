@@ -40,10 +40,11 @@ pub struct AppState {
 }
 
 /// Registers every route and the 404 fallback.
+/// Routes match in the order they are registered: the busiest, verification, comes first.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(public::health))
+    cfg.route("/api/public/verify", web::get().to(public::verify))
+        .route("/health", web::get().to(public::health))
         .route("/ready", web::get().to(public::ready))
-        .route("/api/public/verify", web::get().to(public::verify))
         .route("/api/manage/{action}", web::route().to(manage::manage))
         .configure(admin::routes)
         .default_service(web::to(public::not_found));

@@ -46,6 +46,12 @@ pub async fn not_found() -> HttpResponse {
 /// The one `privilege` query parameter; `None` when it is missing, repeated or unknown.
 /// (Parsed by hand rather than through a serde struct: this runs on every verification.)
 fn privilege_param(query: &str) -> Option<Privilege> {
+    // What callers send: `privilege=<name>` alone, nothing to decode.
+    if let Some(value) = query.strip_prefix("privilege=") {
+        if !value.contains(['&', '%', '+']) {
+            return value.parse().ok();
+        }
+    }
     let mut privilege = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if name == "privilege" {
@@ -92,8 +98,8 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     let mut options = VerifyOptions::new(privilege, client);
     // A use answered with a 429 is not a use.
     options.skip_count_updates = !block.is_allowed();
-    let outcome = match state.tokens.verify_outcome(key, options).await {
-        Ok(outcome) => outcome.into_token(),
+    let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
+        Ok(outcome) => outcome.into_verified(),
         Err(err) => {
             tracing::error!(error = %err, "verification could not reach the store");
             Err(Reason::VerifyServerError)
@@ -109,6 +115,33 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key))).await?;
             Err(unauthorized(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_privilege_parameter_reads_the_same_on_the_fast_and_the_general_path() {
+        #[rustfmt::skip]
+        let cases = [
+            ("privilege=full",                 Some(Privilege::Full)),
+            ("privilege=demo",                 Some(Privilege::Demo)),
+            ("privilege=%66ull",               Some(Privilege::Full)),
+            ("a=1&privilege=custom&b",         Some(Privilege::Custom)),
+            ("privilege=full&x=1",             Some(Privilege::Full)),
+            ("privilege=full&privilege=full",  None),
+            ("privilege=full=x",               None),
+            ("privilege=full+",                None),
+            ("privilege=",                     None),
+            ("privilege",                      None),
+            ("Privilege=full",                 None),
+            ("",                               None),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(privilege_param(query), expected, "{query:?}");
         }
     }
 }

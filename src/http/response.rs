@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::envelope::{iso, iso_bytes};
-use crate::tokens::VerifiedToken;
+use crate::tokens::Verified;
 
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -25,10 +25,12 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
     }
 }
 
-/// The public verify route's 200: byte for byte what `json(OK, &Results::success(date, token))`
-/// writes (a test holds the two equal), without serde's per-key escaping, at a fraction of the
-/// cost on the busiest route.
-pub fn verified(date: DateTime<Utc>, token: &VerifiedToken) -> HttpResponse {
+/// The public verify route's 200: byte for byte what
+/// `json(OK, &Results::success(date, verified.token()))` writes (a test holds the two equal),
+/// straight from the cached record and without serde's per-key escaping: this is the busiest
+/// route.
+pub fn verified(date: DateTime<Utc>, verified: &Verified) -> HttpResponse {
+    let token = &verified.record;
     let mut out = Vec::with_capacity(232 + token.name.len());
     out.extend_from_slice(br#"{"ok":true,"date":"#);
     let date_at = out.len();
@@ -36,9 +38,9 @@ pub fn verified(date: DateTime<Utc>, token: &VerifiedToken) -> HttpResponse {
     let date_text = date_at..out.len();
     out.extend_from_slice(br#","data":{"name":"#);
     // A string always serializes; escaping is the one part worth leaving to serde_json.
-    let _ = serde_json::to_writer(&mut out, token.name.as_str());
+    let _ = serde_json::to_writer(&mut out, &*token.name);
     out.extend_from_slice(br#","tokenId":"#);
-    push_number(&mut out, token.token_id);
+    push_number(&mut out, token.id);
     out.extend_from_slice(br#","userId":"#);
     push_number(&mut out, token.user_id);
     out.extend_from_slice(br#","createdAt":"#);
@@ -46,15 +48,15 @@ pub fn verified(date: DateTime<Utc>, token: &VerifiedToken) -> HttpResponse {
     out.extend_from_slice(br#","expiresAt":"#);
     push_optional_time(&mut out, token.expires_at.as_ref());
     out.extend_from_slice(br#","lastUsed":"#);
-    match token.last_used {
+    match verified.last_used {
         // A counted use happened just now: the date is already written once.
         Some(last_used) if last_used == date => out.extend_from_within(date_text),
         last_used => push_optional_time(&mut out, last_used.as_ref()),
     }
     out.extend_from_slice(br#","usageCount":"#);
-    push_number(&mut out, token.usage_count);
+    push_number(&mut out, verified.usage_count);
     out.extend_from_slice(br#","providedPrivilege":""#);
-    out.extend_from_slice(token.provided_privilege.as_str().as_bytes());
+    out.extend_from_slice(token.privilege.as_str().as_bytes());
     out.extend_from_slice(br#""}}"#);
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8)))
@@ -93,33 +95,42 @@ mod tests {
     use actix_web::body::MessageBody;
     use chrono::TimeZone;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::envelope::Results;
-    use crate::token::{Metadata, Privilege};
+    use crate::token::{IpRestriction, Metadata, Privilege};
+    use crate::tokens::CachedToken;
 
     fn body_of(response: HttpResponse) -> String {
         let bytes = response.into_body().try_into_bytes().unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    fn token(
-        name: &str,
-        expires: bool,
-        last_used: Option<i64>,
-        privilege: Privilege,
-    ) -> VerifiedToken {
+    fn verified_token(name: &str, expires: bool, last_used: Option<i64>) -> Verified {
         let created = Utc.with_ymd_and_hms(2026, 2, 28, 23, 59, 59).unwrap();
-        VerifiedToken {
-            name: name.to_owned(),
-            token_id: u64::MAX,
+        let last_used = last_used.map(|ms| Utc.timestamp_millis_opt(ms).unwrap());
+        let record = CachedToken {
+            id: u64::MAX,
             user_id: 7,
+            name: name.into(),
             created_at: created,
             // Years past 9999 take the slow general path.
             expires_at: expires.then(|| Utc.with_ymd_and_hms(12_000, 12, 31, 0, 0, 0).unwrap()),
-            last_used: last_used.map(|ms| Utc.timestamp_millis_opt(ms).unwrap()),
+            last_used: None,
             usage_count: 0,
-            provided_privilege: privilege,
+            privilege: if expires {
+                Privilege::Custom
+            } else {
+                Privilege::Full
+            },
+            ip_restriction: IpRestriction::default(),
             metadata: Metadata::default(),
+        };
+        Verified {
+            record: Arc::new(record),
+            usage_count: 41,
+            last_used,
         }
     }
 
@@ -136,9 +147,9 @@ mod tests {
         ];
         for name in names {
             for last_used in [None, Some(now), Some(now - 1), Some(0)] {
-                for (expires, privilege) in [(false, Privilege::Full), (true, Privilege::Custom)] {
-                    let token = token(name, expires, last_used, privilege);
-                    let expected = serde_json::to_string(&Results::success(date, token.clone()));
+                for expires in [false, true] {
+                    let token = verified_token(name, expires, last_used);
+                    let expected = serde_json::to_string(&Results::success(date, token.token()));
                     let written = body_of(verified(date, &token));
                     assert_eq!(written, expected.unwrap(), "{name:?} {last_used:?}");
                 }
@@ -149,7 +160,7 @@ mod tests {
     #[test]
     fn the_verify_body_carries_the_json_content_type() {
         let date = Utc.timestamp_millis_opt(0).unwrap();
-        let response = verified(date, &token("ci", false, None, Privilege::Full));
+        let response = verified(date, &verified_token("ci", false, None));
         assert_eq!(response.headers().get(CONTENT_TYPE).unwrap(), JSON_UTF8);
     }
 }

@@ -48,9 +48,11 @@ impl TokenService {
             is_internal_hash: false,
             ip,
         };
-        let (outcome, token) = self.check(key, options, privilege).await?;
+        let (outcome, token) = self
+            .check(key, options, privilege, self.clock.now())
+            .await?;
         let (code, verified) = match outcome {
-            VerifyOutcome::Valid(verified) => (VerifyCode::Valid, Some(verified)),
+            VerifyOutcome::Valid(verified) => (VerifyCode::Valid, Some(verified.token())),
             VerifyOutcome::InvalidKey => (VerifyCode::NotFound, None),
             VerifyOutcome::InvalidHost => (VerifyCode::IpNotAllowed, None),
             VerifyOutcome::Expired => (VerifyCode::Expired, None),

@@ -18,7 +18,7 @@ pub use manager::{ManagerAction, ManagerData};
 pub use payloads::*;
 pub use rotate::RotateToken;
 pub use usage::UsageRecorder;
-pub use verify::{VerifyOptions, VerifyOutcome};
+pub use verify::{Verified, VerifyOptions, VerifyOutcome};
 
 use std::sync::Arc;
 

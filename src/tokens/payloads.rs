@@ -48,15 +48,16 @@ pub struct VerifiedToken {
 }
 
 impl VerifiedToken {
-    pub fn from_cached(token: &CachedToken) -> Self {
+    /// The payload for `token` with the given counts (this use included when it was counted).
+    pub fn new(token: &CachedToken, usage_count: u64, last_used: Option<DateTime<Utc>>) -> Self {
         Self {
             name: token.name.to_string(),
             token_id: token.id,
             user_id: token.user_id,
             created_at: token.created_at,
             expires_at: token.expires_at,
-            last_used: token.last_used,
-            usage_count: token.usage_count,
+            last_used,
+            usage_count,
             provided_privilege: token.privilege,
             metadata: token.metadata.clone(),
         }

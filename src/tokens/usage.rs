@@ -36,7 +36,8 @@ struct Batch {
 }
 
 pub struct UsageRecorder {
-    states: DashMap<u64, UsageState>,
+    /// Token id → counts (foldhash: cheaper than SipHash; ids are ours, not callers').
+    states: DashMap<u64, UsageState, foldhash::fast::RandomState>,
     store: Arc<dyn TokenStore>,
     unconfirmed: Mutex<Option<Batch>>,
     flushing: tokio::sync::Mutex<()>,
@@ -48,7 +49,7 @@ pub struct UsageRecorder {
 impl UsageRecorder {
     pub fn new(store: Arc<dyn TokenStore>, forget_after: std::time::Duration) -> Self {
         Self {
-            states: DashMap::new(),
+            states: DashMap::default(),
             store,
             unconfirmed: Mutex::new(None),
             flushing: tokio::sync::Mutex::new(()),

@@ -40,7 +40,7 @@ impl VerifyOptions {
 /// What verification decided. Storage failures are not outcomes: they are `Err`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyOutcome {
-    Valid(VerifiedToken),
+    Valid(Verified),
     /// Malformed, bad checksum, unknown, revoked, expired earlier, or another privilege.
     InvalidKey,
     InvalidHost,
@@ -51,12 +51,32 @@ pub enum VerifyOutcome {
 impl VerifyOutcome {
     /// The verified token, or the riavzon reason of the rejection.
     pub fn into_token(self) -> Result<VerifiedToken, Reason> {
+        self.into_verified().map(|verified| verified.token())
+    }
+
+    /// Like `into_token`, without copying the token's record out of the cache.
+    pub fn into_verified(self) -> Result<Verified, Reason> {
         match self {
-            Self::Valid(token) => Ok(token),
+            Self::Valid(verified) => Ok(verified),
             Self::InvalidKey => Err(Reason::InvalidKey),
             Self::InvalidHost => Err(Reason::InvalidHost),
             Self::Expired => Err(Reason::TokenExpired),
         }
+    }
+}
+
+/// A verification that passed: the token's record as cached, with its counts after this use.
+/// Making one copies nothing; `token()` builds the caller-facing payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub record: Arc<CachedToken>,
+    pub usage_count: u64,
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+impl Verified {
+    pub fn token(&self) -> VerifiedToken {
+        VerifiedToken::new(&self.record, self.usage_count, self.last_used)
     }
 }
 
@@ -80,8 +100,20 @@ impl TokenService {
         presented: &str,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
+        self.verify_outcome_at(presented, options, self.clock.now())
+            .await
+    }
+
+    /// `verify_outcome` as of `now`, for a caller that has just read the clock (the HTTP route
+    /// stamps its answer with the same instant; one clock read per request, not two).
+    pub(crate) async fn verify_outcome_at(
+        &self,
+        presented: &str,
+        options: VerifyOptions,
+        now: DateTime<Utc>,
+    ) -> Result<VerifyOutcome, StoreError> {
         let privilege = Some(options.privilege);
-        Ok(self.check(presented, options, privilege).await?.0)
+        Ok(self.check(presented, options, privilege, now).await?.0)
     }
 
     /// Verification with the token it found, if any; `privilege: None` accepts any privilege
@@ -91,6 +123,7 @@ impl TokenService {
         presented: &str,
         options: VerifyOptions,
         privilege: Option<Privilege>,
+        now: DateTime<Utc>,
     ) -> Result<(VerifyOutcome, Lookup), StoreError> {
         // 1–2. Shape and checksum (no I/O), then the digest.
         let digest = if options.is_internal_hash {
@@ -105,7 +138,6 @@ impl TokenService {
             }
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
-        let now = self.clock.now();
         let Some(token) = self.load(&digest, now).await? else {
             return Ok((VerifyOutcome::InvalidKey, None));
         };
@@ -153,7 +185,7 @@ impl TokenService {
     async fn decide(
         &self,
         digest: &[u8; 32],
-        token: &CachedToken,
+        token: &Arc<CachedToken>,
         options: VerifyOptions,
         now: DateTime<Utc>,
     ) -> Result<VerifyOutcome, StoreError> {
@@ -173,7 +205,11 @@ impl TokenService {
             }
             return Ok(VerifyOutcome::Expired);
         }
-        let mut verified = VerifiedToken::from_cached(token);
+        let mut verified = Verified {
+            record: Arc::clone(token),
+            usage_count: token.usage_count,
+            last_used: token.last_used,
+        };
         if options.skip_count_updates {
             // Uses counted but not yet written are part of the answer.
             if let Some((count, last_used)) = self.usage.as_ref().and_then(|u| u.current(token.id))
