@@ -3,13 +3,15 @@
 # GET /health vs the counting GET /api/public/verify, then verify again with the cache off and
 # synchronous counting (riavzon's way).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
-# RUNS=n (default 3) alternates n runs of each route and reports the medians.
+# RUNS=n (default 5) alternates n runs of each route and reports the medians (this machine is
+# noisy: single 10 s runs of the same route differ by up to 15%). Next to req/s it prints the
+# server's CPU time per request (user + system, from /proc), which noise moves less.
 # BACKENDS="mysql sqlite" (default) picks the stores to measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-mysql sqlite}
 PORT=${BENCH_PORT:-18181}
 DB="iam_bench_$$"
@@ -49,7 +51,17 @@ start() {
   echo "server did not start" >&2; exit 1
 }
 stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
-rps() { "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+# Prints "<req/s> <server CPU µs per request>".
+rps() {
+  local before after out
+  before=$(cpu_ticks)
+  out=$("${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@")
+  after=$(cpu_ticks)
+  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ { n = $1 } /Requests\/sec/ { r = $2 }
+    END { printf "%s %.2f\n", r, ticks / hz / n * 1e6 }' <<<"$out"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
 
@@ -69,25 +81,27 @@ for BACKEND in $BACKENDS; do
 
   start
   # Alternate the two routes so that a change in the machine's load hits both alike.
-  HEALTH_RUNS=() VERIFY_RUNS=()
+  HEALTH_RUNS=() VERIFY_RUNS=() HEALTH_CPU=() VERIFY_CPU=()
   for _ in $(seq 1 "$RUNS"); do
-    HEALTH_RUNS+=("$(rps "http://127.0.0.1:$PORT/health")")
-    VERIFY_RUNS+=("$(rps -H "x-api-key: $KEY" "$VERIFY_URL")")
+    read -r r c < <(rps "http://127.0.0.1:$PORT/health"); HEALTH_RUNS+=("$r") HEALTH_CPU+=("$c")
+    read -r r c < <(rps -H "x-api-key: $KEY" "$VERIFY_URL"); VERIFY_RUNS+=("$r") VERIFY_CPU+=("$c")
   done
   HEALTH=$(printf '%s\n' "${HEALTH_RUNS[@]}" | median)
   VERIFY=$(printf '%s\n' "${VERIFY_RUNS[@]}" | median)
+  HEALTH_US=$(printf '%s\n' "${HEALTH_CPU[@]}" | median)
+  VERIFY_US=$(printf '%s\n' "${VERIFY_CPU[@]}" | median)
   stop
   start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
-  UNCACHED=$(rps -H "x-api-key: $KEY" "$VERIFY_URL")
+  read -r UNCACHED UNCACHED_US < <(rps -H "x-api-key: $KEY" "$VERIFY_URL")
   stop
   COUNT=$("$BIN" token list --user 1 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
 
   echo
   echo "[$BACKEND]"
   echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
-  echo "GET /health                              ${HEALTH} req/s"
-  echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s"
-  echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s"
+  echo "GET /health                              ${HEALTH} req/s   ${HEALTH_US} µs server CPU/request"
+  echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s   ${VERIFY_US} µs server CPU/request"
+  echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s   ${UNCACHED_US} µs server CPU/request"
   awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" \
     'BEGIN { printf "verify / health = %.2f   cached / uncached = %.1fx\n", v / h, v / u }'
   echo "uses recorded in the store: ${COUNT}"

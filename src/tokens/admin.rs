@@ -48,9 +48,7 @@ impl TokenService {
             is_internal_hash: false,
             ip,
         };
-        let (outcome, token) = self
-            .check(key, options, privilege, self.clock.now())
-            .await?;
+        let (outcome, token) = self.check(key, options, privilege, None).await?;
         let (code, verified) = match outcome {
             VerifyOutcome::Valid(verified) => (VerifyCode::Valid, Some(verified.token())),
             VerifyOutcome::InvalidKey => (VerifyCode::NotFound, None),

@@ -100,8 +100,8 @@ impl TokenService {
         presented: &str,
         options: VerifyOptions,
     ) -> Result<VerifyOutcome, StoreError> {
-        self.verify_outcome_at(presented, options, self.clock.now())
-            .await
+        let privilege = Some(options.privilege);
+        Ok(self.check(presented, options, privilege, None).await?.0)
     }
 
     /// `verify_outcome` as of `now`, for a caller that has just read the clock (the HTTP route
@@ -113,17 +113,21 @@ impl TokenService {
         now: DateTime<Utc>,
     ) -> Result<VerifyOutcome, StoreError> {
         let privilege = Some(options.privilege);
-        Ok(self.check(presented, options, privilege, now).await?.0)
+        Ok(self
+            .check(presented, options, privilege, Some(now))
+            .await?
+            .0)
     }
 
     /// Verification with the token it found, if any; `privilege: None` accepts any privilege
-    /// (trusted callers asking "what is this key?").
+    /// (trusted callers asking "what is this key?"). `at: None` reads the clock once the key has
+    /// passed its shape check, so garbage costs no clock read.
     pub(super) async fn check(
         &self,
         presented: &str,
         options: VerifyOptions,
         privilege: Option<Privilege>,
-        now: DateTime<Utc>,
+        at: Option<DateTime<Utc>>,
     ) -> Result<(VerifyOutcome, Lookup), StoreError> {
         // 1–2. Shape and checksum (no I/O), then the digest.
         let digest = if options.is_internal_hash {
@@ -138,6 +142,7 @@ impl TokenService {
             }
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
+        let now = at.unwrap_or_else(|| self.clock.now());
         let Some(token) = self.load(&digest, now).await? else {
             return Ok((VerifyOutcome::InvalidKey, None));
         };
