@@ -1,7 +1,7 @@
 //! `Results<T>`: the `{ok, date, data | reason}` envelope every operation and route returns,
 //! and `Reason`, the closed set of riavzon failure strings.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
 /// Every failure an operation can report, each with its exact riavzon text.
@@ -118,37 +118,24 @@ pub fn iso(t: &DateTime<Utc>) -> String {
     }
 }
 
-/// `iso` into a stack buffer; `None` outside the years 0000–9999.
+/// `iso` into a stack buffer; `None` outside the years 0000–9999 (and for leap seconds).
+/// Hand-rolled from chrono's field accessors: this runs twice per verification response.
 pub(crate) fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
-    let millis = t.timestamp_millis();
-    // Years 0000–9999 only; anything else takes chrono's slower general path.
-    if !(-62_167_219_200_000..=253_402_300_799_999).contains(&millis) {
+    let (date, time) = (t.date_naive(), t.time());
+    let year = usize::try_from(date.year()).ok().filter(|year| *year <= 9999)?;
+    let nanos = time.nanosecond();
+    if nanos >= 1_000_000_000 {
         return None;
     }
-    // Hand-rolled (this runs three or four times per verification response): days since the
-    // epoch to a civil date, Howard Hinnant's `civil_from_days`.
-    let days = millis.div_euclid(86_400_000);
-    let in_day = millis.rem_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let millis = (nanos / 1_000_000) as usize;
     let mut out = *b"0000-00-00T00:00:00.000Z";
-    let (year, month, day) = (year as usize, month as usize, day as usize);
-    let in_day = in_day as usize;
-    let millis = in_day % 1_000;
     put_two_digits(&mut out, 0, year / 100);
     put_two_digits(&mut out, 2, year % 100);
-    put_two_digits(&mut out, 5, month);
-    put_two_digits(&mut out, 8, day);
-    put_two_digits(&mut out, 11, in_day / 3_600_000);
-    put_two_digits(&mut out, 14, in_day / 60_000 % 60);
-    put_two_digits(&mut out, 17, in_day / 1_000 % 60);
+    put_two_digits(&mut out, 5, date.month() as usize);
+    put_two_digits(&mut out, 8, date.day() as usize);
+    put_two_digits(&mut out, 11, time.hour() as usize);
+    put_two_digits(&mut out, 14, time.minute() as usize);
+    put_two_digits(&mut out, 17, time.second() as usize);
     out[20] = b'0' + (millis / 100) as u8;
     put_two_digits(&mut out, 21, millis % 100);
     Some(out)
@@ -247,6 +234,15 @@ mod tests {
                 "{millis}"
             );
         }
+    }
+
+    #[test]
+    fn a_leap_second_takes_chronos_general_path() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .unwrap()
+            .and_utc();
+        assert_eq!(iso(&leap), leap.to_rfc3339_opts(SecondsFormat::Millis, true));
     }
 
     #[test]
