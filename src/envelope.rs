@@ -122,7 +122,9 @@ pub fn iso(t: &DateTime<Utc>) -> String {
 /// Hand-rolled from chrono's field accessors: this runs twice per verification response.
 pub(crate) fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
     let (date, time) = (t.date_naive(), t.time());
-    let year = usize::try_from(date.year()).ok().filter(|year| *year <= 9999)?;
+    let year = usize::try_from(date.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
     let nanos = time.nanosecond();
     if nanos >= 1_000_000_000 {
         return None;
@@ -242,7 +244,10 @@ mod tests {
             .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
             .unwrap()
             .and_utc();
-        assert_eq!(iso(&leap), leap.to_rfc3339_opts(SecondsFormat::Millis, true));
+        assert_eq!(
+            iso(&leap),
+            leap.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
     }
 
     #[test]

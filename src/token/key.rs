@@ -179,12 +179,12 @@ mod tests {
         };
         let checksum_at = text.len() - CHECKSUM_LEN;
         for bad in [
-            with(1),               // inside the prefix
-            with(10),              // inside the random part
-            with(checksum_at - 2), // the random part's last character
-            with(checksum_at + 3), // inside the checksum
-            format!("_{}", &text[3..]),
-            format!("a_{}", &text[3..]).replacen("a_", "a__", 1),
+            with(1),                     // inside the prefix
+            with(10),                    // inside the random part
+            with(checksum_at - 2),       // the random part's last character
+            with(checksum_at + 3),       // inside the checksum
+            format!("_{}", &text[3..]),  // no prefix
+            text.replacen('_', "__", 1), // an empty part after the prefix
         ] {
             assert_eq!(
                 RawKey::parse(&bad).unwrap_err(),
