@@ -8,6 +8,7 @@ mod bans;
 mod copy;
 mod rows;
 mod tokens;
+mod usage;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

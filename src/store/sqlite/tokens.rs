@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 use serde_json::json;
 
 use super::admin::IS_VALID;
-use super::rows::{from_ms, record_from_row, to_sql_id, TOKEN_COLUMNS};
+use super::rows::{record_from_row, to_sql_id, TOKEN_COLUMNS};
 use super::{write_event, SqliteStore};
 use crate::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
@@ -227,58 +227,11 @@ impl TokenStore for SqliteStore {
         uses: u64,
         at: DateTime<Utc>,
     ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
-        self.write(move |tx| {
-            let at = at.timestamp_millis();
-            tx.execute(
-                "UPDATE api_tokens SET usage_count = usage_count + ?1, \
-                 last_used = MAX(COALESCE(last_used, ?2), ?2) WHERE id = ?3",
-                params![to_sql_id(uses), at, to_sql_id(token_id)],
-            )?;
-            let read: Option<(i64, Option<i64>)> = tx
-                .query_row(
-                    "SELECT usage_count, last_used FROM api_tokens WHERE id = ?1",
-                    [to_sql_id(token_id)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok((
-                true,
-                read.map(|(count, last)| (count as u64, from_ms(last.unwrap_or(at)))),
-            ))
-        })
-        .await
+        self.add_usage_now(token_id, uses, at).await
     }
 
     async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError> {
-        let (batch_id, deltas) = (batch_id.to_owned(), deltas.to_vec());
-        let Some(newest) = deltas.iter().map(|d| d.last_used).max() else {
-            return Ok(());
-        };
-        self.write(move |tx| {
-            let recorded = tx.execute(
-                "INSERT OR IGNORE INTO usage_flushes (flush_id, applied_at) VALUES (?1, ?2)",
-                params![batch_id, newest.timestamp_millis()],
-            )?;
-            if recorded == 0 {
-                // Applied by an earlier attempt whose answer was lost.
-                return Ok((false, ()));
-            }
-            for delta in &deltas {
-                let at = delta.last_used.timestamp_millis();
-                tx.execute(
-                    "UPDATE api_tokens SET usage_count = usage_count + ?1, \
-                     last_used = MAX(COALESCE(last_used, ?2), ?2) WHERE id = ?3",
-                    params![to_sql_id(delta.uses), at, to_sql_id(delta.token_id)],
-                )?;
-            }
-            let day_ms = 86_400_000;
-            tx.execute(
-                "DELETE FROM usage_flushes WHERE applied_at < ?1",
-                [newest.timestamp_millis() - day_ms],
-            )?;
-            Ok((true, ()))
-        })
-        .await
+        self.apply_usage_batch(batch_id, deltas).await
     }
 
     async fn revoke(
