@@ -120,7 +120,7 @@ pub fn iso(t: &DateTime<Utc>) -> String {
 
 /// `iso` into a stack buffer; `None` outside the years 0000–9999 (and for leap seconds).
 /// Hand-rolled from chrono's field accessors: this runs twice per verification response.
-pub(crate) fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
+fn iso_bytes(t: &DateTime<Utc>) -> Option<[u8; 24]> {
     let (date, time) = (t.date_naive(), t.time());
     let year = usize::try_from(date.year())
         .ok()
@@ -153,12 +153,17 @@ fn put_two_digits(out: &mut [u8; 24], at: usize, value: usize) {
     out[at..at + 2].copy_from_slice(&PAIRS[value * 2..value * 2 + 2]);
 }
 
+/// Hands `iso(t)` to `write`, from a stack buffer unless the year is outside 0000–9999.
+pub(crate) fn with_iso<R>(t: &DateTime<Utc>, write: impl FnOnce(&str) -> R) -> R {
+    match iso_bytes(t) {
+        Some(bytes) => write(std::str::from_utf8(&bytes).unwrap_or_default()),
+        None => write(&iso(t)),
+    }
+}
+
 /// Serializes a timestamp without allocating.
 fn serialize_iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    match iso_bytes(t) {
-        Some(bytes) => s.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default()),
-        None => s.serialize_str(&iso(t)),
-    }
+    with_iso(t, |text| s.serialize_str(text))
 }
 
 /// A timestamp that serializes as `iso`.

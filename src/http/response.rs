@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::envelope::{iso, iso_bytes};
+use crate::envelope::with_iso;
 use crate::tokens::Verified;
 
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
@@ -76,10 +76,7 @@ fn push_number(out: &mut Vec<u8>, n: u64) {
 /// A quoted ISO-8601 time (its characters never need escaping).
 fn push_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     out.push(b'"');
-    match iso_bytes(t) {
-        Some(bytes) => out.extend_from_slice(&bytes),
-        None => out.extend_from_slice(iso(t).as_bytes()),
-    }
+    with_iso(t, |text| out.extend_from_slice(text.as_bytes()));
     out.push(b'"');
 }
 

@@ -62,24 +62,21 @@ impl RawKey {
         if raw.len() > MAX_RAW_KEY_LEN || !raw.is_ascii() {
             return Err(KeyError::Malformed);
         }
-        // Exactly `<prefix>_<128>_<8>` with a non-empty prefix and no other `_`: the two
-        // separators sit at fixed distances from the end.
+        // Exactly `<prefix>_<128>_<8>` with a non-empty prefix: two `_` in all, at fixed
+        // distances from the end.
         let Some(prefix_len) = raw.len().checked_sub(RANDOM_LEN + CHECKSUM_LEN + 2) else {
             return Err(KeyError::Malformed);
         };
         let bytes = raw.as_bytes();
-        let random_at = prefix_len + 1;
-        let checksum_at = random_at + RANDOM_LEN + 1;
+        let checksum_at = raw.len() - CHECKSUM_LEN;
         if prefix_len == 0
             || bytes[prefix_len] != b'_'
             || bytes[checksum_at - 1] != b'_'
-            || bytes[..prefix_len].contains(&b'_')
-            || bytes[random_at..checksum_at - 1].contains(&b'_')
-            || bytes[checksum_at..].contains(&b'_')
+            || bytes.iter().filter(|&&b| b == b'_').count() != 2
         {
             return Err(KeyError::Malformed);
         }
-        let (random, checksum) = (&raw[random_at..checksum_at - 1], &raw[checksum_at..]);
+        let (random, checksum) = (&raw[prefix_len + 1..checksum_at - 1], &raw[checksum_at..]);
         if !checksum_matches(random, checksum) {
             return Err(KeyError::BadChecksum);
         }
