@@ -79,7 +79,11 @@ fn bench_checks(c: &mut Criterion) {
         b.iter(|| {
             let ip = black_box("203.0.113.7");
             black_box(limits.management(ip, false));
-            black_box(limits.operation(Operation::Metadata, ip, 42));
+            black_box(limits.operation(
+                Operation::Metadata,
+                ip,
+                iam_tokens::token::UserId::new(42).unwrap(),
+            ));
             limits.management_succeeded(ip);
         })
     });

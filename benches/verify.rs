@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use iam_tokens::store::MySqlStore;
-use iam_tokens::token::{Privilege, TokenName};
+use iam_tokens::token::{Privilege, TokenName, UserId};
 use iam_tokens::tokens::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
 use iam_tokens::SystemClock;
 use mysql_async::prelude::*;
@@ -36,7 +36,11 @@ fn bench_verify(c: &mut Criterion) {
             batch_usage: true,
         };
         let service = TokenService::with_options(store, Arc::new(SystemClock), options);
-        let request = CreateToken::new(1, Privilege::Full, TokenName::parse("bench").unwrap());
+        let request = CreateToken::new(
+            UserId::new(1).unwrap(),
+            Privilege::Full,
+            TokenName::parse("bench").unwrap(),
+        );
         let key = service.create(request).await.outcome.unwrap().raw_api_key;
         let options = VerifyOptions::new(Privilege::Full, None);
         assert!(

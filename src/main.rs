@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::store::{self, Audit};
-use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
+use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName, UserId};
 use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
@@ -38,7 +38,7 @@ enum Command {
     DevToken {
         /// The user id to put in `sub`.
         #[arg(long)]
-        user: u64,
+        user: UserId,
         /// Lifetime, e.g. 15m, 1h, 7days.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
@@ -75,7 +75,7 @@ enum TokenCommand {
     /// Create a token and print the creation result (the raw key is shown only here) as JSON.
     Create {
         #[arg(long)]
-        user: u64,
+        user: UserId,
         /// 1–50 characters.
         #[arg(long)]
         name: String,
@@ -98,7 +98,7 @@ enum TokenCommand {
     /// Print a user's counts and valid tokens as JSON.
     List {
         #[arg(long)]
-        user: u64,
+        user: UserId,
     },
     /// Revoke a token given its raw key or its 64-hex digest, whatever its privilege.
     Revoke {

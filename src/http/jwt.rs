@@ -12,12 +12,18 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use crate::clock::Clock;
 use crate::secret::Secret;
+use crate::token::UserId;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<serde_json::Value>,
     exp: Option<serde_json::Value>,
+    nbf: Option<serde_json::Value>,
 }
+
+/// Longest access token read: a BFF's JWT is a few hundred bytes; a longer one is refused before
+/// any HMAC is computed over it.
+const MAX_JWT_BYTES: usize = 8 * 1024;
 
 /// Checks access tokens against the configured secret and the injected clock.
 #[derive(Clone)]
@@ -37,7 +43,7 @@ impl JwtVerifier {
     }
 
     /// The user id of a request's `Authorization: Bearer <jwt>`.
-    pub fn authenticate(&self, req: &HttpRequest) -> Result<u64, ApiError> {
+    pub fn authenticate(&self, req: &HttpRequest) -> Result<UserId, ApiError> {
         let header = req
             .headers()
             .get("authorization")
@@ -51,11 +57,15 @@ impl JwtVerifier {
         self.user_id(token)
     }
 
-    /// Validates the header (HS256 only), the signature, the required `exp` against our clock
-    /// (no leeway, as riavzon's jsonwebtoken) and a numeric `sub`. The claims are parsed only
+    /// Validates the size (at most 8 KiB), the header (HS256 only), the signature, an `nbf` not
+    /// in the future and the required `exp` against our clock (no leeway, as riavzon's
+    /// jsonwebtoken) and a `sub` in the owner id domain (SPEC B3). The claims are parsed only
     /// after the signature holds, and by us, so any JSON in `sub` (even an array) is a
     /// `Malformed token payload` rather than a parse failure.
-    pub fn user_id(&self, token: &str) -> Result<u64, ApiError> {
+    pub fn user_id(&self, token: &str) -> Result<UserId, ApiError> {
+        if token.len() > MAX_JWT_BYTES {
+            return Err(ApiError::BadAccessToken("jwt malformed"));
+        }
         let header = decode_header(token).map_err(|_| ApiError::BadAccessToken("jwt malformed"))?;
         if header.alg != Algorithm::HS256 {
             return Err(ApiError::BadAccessToken("invalid algorithm"));
@@ -80,23 +90,34 @@ impl JwtVerifier {
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok())
             .ok_or(ApiError::BadAccessToken("jwt malformed"))?;
+        // Node jsonwebtoken's order and wording: `nbf`, then `exp`, then our `sub` rule.
+        let now = self.clock.now().timestamp() as f64;
+        match claims.nbf {
+            None => {}
+            Some(serde_json::Value::Number(nbf)) => {
+                if nbf.as_f64().unwrap_or(f64::MAX) > now {
+                    return Err(ApiError::BadAccessToken("jwt not active"));
+                }
+            }
+            Some(_) => return Err(ApiError::BadAccessToken("invalid nbf value")),
+        }
         let exp = match claims.exp {
             None => return Err(ApiError::BadAccessToken("jwt must contain an exp claim")),
             Some(serde_json::Value::Number(exp)) => exp.as_f64().unwrap_or(f64::MIN),
-            Some(_) => return Err(ApiError::BadAccessToken("jwt malformed")),
+            Some(_) => return Err(ApiError::BadAccessToken("invalid exp value")),
         };
-        if exp <= self.clock.now().timestamp() as f64 {
+        if exp <= now {
             return Err(ApiError::BadAccessToken("jwt expired"));
         }
+        // SPEC B3: the owner id domain, one rule at every edge.
         match claims.sub {
-            Some(serde_json::Value::String(text))
-                if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                text.parse().map_err(|_| ApiError::MalformedTokenPayload)
+            Some(serde_json::Value::String(text)) => {
+                UserId::parse(&text).map_err(|_| ApiError::MalformedTokenPayload)
             }
-            Some(serde_json::Value::Number(number)) => {
-                number.as_u64().ok_or(ApiError::MalformedTokenPayload)
-            }
+            Some(serde_json::Value::Number(number)) => number
+                .as_u64()
+                .and_then(|id| UserId::new(id).ok())
+                .ok_or(ApiError::MalformedTokenPayload),
             _ => Err(ApiError::MalformedTokenPayload),
         }
     }
@@ -104,7 +125,7 @@ impl JwtVerifier {
     /// Signs an access token for `user_id` valid for `ttl` (the `dev-token` command, tests).
     pub fn issue(
         &self,
-        user_id: u64,
+        user_id: UserId,
         ttl: std::time::Duration,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         #[derive(Serialize)]

@@ -12,7 +12,7 @@ use super::response::json;
 use super::{ApiError, AppState};
 use crate::envelope::{Reason, Results};
 use crate::limits::{ip_key, Operation};
-use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName};
+use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
 use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 
 /// The seven actions and the status each answers on failure (SPEC A7).
@@ -194,7 +194,7 @@ pub async fn manage(
     Ok(response)
 }
 
-fn parse_new_token(user_id: u64, body: serde_json::Value) -> Option<CreateToken> {
+fn parse_new_token(user_id: UserId, body: serde_json::Value) -> Option<CreateToken> {
     let request: NewTokenRequest = serde_json::from_value(body).ok()?;
     let name = TokenName::parse(&request.name).ok()?;
     let prefix = match request.prefix {

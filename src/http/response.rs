@@ -42,7 +42,7 @@ pub fn verified(date: DateTime<Utc>, verified: &Verified) -> HttpResponse {
     out.extend_from_slice(br#","tokenId":"#);
     push_number(&mut out, token.id);
     out.extend_from_slice(br#","userId":"#);
-    push_number(&mut out, token.user_id);
+    push_number(&mut out, token.user_id.get());
     out.extend_from_slice(br#","createdAt":"#);
     push_time(&mut out, &token.created_at);
     out.extend_from_slice(br#","expiresAt":"#);
@@ -109,7 +109,7 @@ mod tests {
         let last_used = last_used.map(|ms| Utc.timestamp_millis_opt(ms).unwrap());
         let record = CachedToken {
             id: u64::MAX,
-            user_id: 7,
+            user_id: crate::token::UserId::new(7).unwrap(),
             name: name.into(),
             created_at: created,
             // Years past 9999 take the slow general path.

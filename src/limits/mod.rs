@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::Clock;
 use crate::config::{LimiterSettings, RateLimitersSettings};
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
-use crate::token::Actor;
+use crate::token::{Actor, UserId};
 
 /// The per-operation limiters of `/api/manage/*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl Limits {
     }
 
     /// The action's own limiter, after body validation, keyed `<ip>_<userId>`.
-    pub fn operation(&self, operation: Operation, ip: &str, user_id: u64) -> Decision {
+    pub fn operation(&self, operation: Operation, ip: &str, user_id: UserId) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }

@@ -15,15 +15,17 @@ pub use mysql::MySqlStore;
 pub use on_runtime::OnRuntime;
 pub use open::{migrate, open, Location, Store};
 pub use record::{
-    Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenQuery, TokenRecord, TokenStatus,
-    UsageDelta,
+    Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery, TokenRecord,
+    TokenStatus, UsageDelta,
 };
 pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::token::{Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege};
+use crate::token::{
+    Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege, UserId,
+};
 
 /// The store could not answer. Never shown to clients; its text goes to the log once.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +76,8 @@ pub struct Rotation {
     pub old_digest: Digest,
     pub privilege: Privilege,
     pub delete_old: bool,
-    /// The replacement; its `user_id` is ignored and set to the old token's owner.
-    pub new: NewToken,
+    /// The replacement; it takes the old token's owner and metadata.
+    pub new: TokenDraft,
     pub limit: u32,
     pub audit: Audit,
 }
@@ -125,13 +127,12 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The token with this id, valid or not.
     async fn find_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// The valid token matching all four points, if any.
+    /// The owner's valid token with this id, if any. (Its name and public identifier are
+    /// compared by the caller, byte for byte: SQL collations pad, fold or normalise.)
     async fn find_for_owner(
         &self,
-        user_id: u64,
+        user_id: UserId,
         token_id: u64,
-        public_identifier: &str,
-        name: &str,
     ) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Marks a token found expired invalid (actor `system`). Returns whether a valid row changed.
@@ -172,7 +173,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Sets the IP restriction of the owner's valid token with this digest; false if none.
     async fn update_ip_restriction(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         ips: &IpRestriction,
         audit: &Audit,
@@ -181,7 +182,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Sets the privilege of the owner's valid token with this digest; false if none.
     async fn update_privilege(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         privilege: Privilege,
         audit: &Audit,
@@ -198,12 +199,12 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Valid and invalid token counts over every row of the owner; a token whose expiry has
     /// passed at `now` counts as invalid.
-    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError>;
+    async fn counts(&self, user_id: UserId, now: DateTime<Utc>) -> Result<TokenCounts, StoreError>;
 
     /// The owner's valid, unexpired tokens, newest first.
     async fn list_valid(
         &self,
-        user_id: u64,
+        user_id: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError>;
 

@@ -15,7 +15,7 @@ use super::{
     MetadataOutcome, NewToken, RotateOutcome, Rotation, RowCounts, Snapshot, StoreError,
     TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
-use crate::token::{Digest, IpRestriction, Privilege};
+use crate::token::{Digest, IpRestriction, Privilege, UserId};
 
 /// `inner`, with every call sent to `home`.
 #[derive(Clone)]
@@ -68,17 +68,11 @@ impl<S: TokenStore + Clone> TokenStore for OnRuntime<S> {
 
     async fn find_for_owner(
         &self,
-        user_id: u64,
+        user_id: UserId,
         token_id: u64,
-        public_identifier: &str,
-        name: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let (public_identifier, name) = (public_identifier.to_owned(), name.to_owned());
-        self.run(|s| async move {
-            s.find_for_owner(user_id, token_id, &public_identifier, &name)
-                .await
-        })
-        .await
+        self.run(|s| async move { s.find_for_owner(user_id, token_id).await })
+            .await
     }
 
     async fn expire(&self, token_id: u64, at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -130,7 +124,7 @@ impl<S: TokenStore + Clone> TokenStore for OnRuntime<S> {
 
     async fn update_ip_restriction(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         ips: &IpRestriction,
         audit: &Audit,
@@ -145,7 +139,7 @@ impl<S: TokenStore + Clone> TokenStore for OnRuntime<S> {
 
     async fn update_privilege(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         privilege: Privilege,
         audit: &Audit,
@@ -169,14 +163,14 @@ impl<S: TokenStore + Clone> TokenStore for OnRuntime<S> {
             .await
     }
 
-    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
+    async fn counts(&self, user_id: UserId, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
         self.run(|s| async move { s.counts(user_id, now).await })
             .await
     }
 
     async fn list_valid(
         &self,
-        user_id: u64,
+        user_id: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.run(|s| async move { s.list_valid(user_id, now).await })

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::token::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier};
+use crate::token::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 
 /// One row of `api_tokens`.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     pub id: u64,
-    pub user_id: u64,
+    pub user_id: UserId,
     pub digest: Digest,
     pub public_identifier: PublicIdentifier,
     pub prefix: String,
@@ -52,7 +52,7 @@ impl TokenRecord {
 /// A token about to be inserted.
 #[derive(Debug, Clone)]
 pub struct NewToken {
-    pub user_id: u64,
+    pub user_id: UserId,
     pub digest: Digest,
     pub public_identifier: PublicIdentifier,
     pub prefix: String,
@@ -62,6 +62,37 @@ pub struct NewToken {
     pub ip_restriction: IpRestriction,
     pub privilege: Privilege,
     pub metadata: Metadata,
+}
+
+/// A token not yet given an owner and metadata: what a rotation puts in place of the old token,
+/// whose owner and metadata it takes inside the rotation's transaction.
+#[derive(Debug, Clone)]
+pub struct TokenDraft {
+    pub digest: Digest,
+    pub public_identifier: PublicIdentifier,
+    pub prefix: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ip_restriction: IpRestriction,
+    pub privilege: Privilege,
+}
+
+impl TokenDraft {
+    pub fn owned_by(self, user_id: UserId, metadata: Metadata) -> NewToken {
+        NewToken {
+            user_id,
+            digest: self.digest,
+            public_identifier: self.public_identifier,
+            prefix: self.prefix,
+            name: self.name,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            ip_restriction: self.ip_restriction,
+            privilege: self.privilege,
+            metadata,
+        }
+    }
 }
 
 impl NewToken {
@@ -136,7 +167,7 @@ pub enum TokenStatus {
 /// An admin listing: one user's tokens, newest first, a page at a time.
 #[derive(Debug, Clone)]
 pub struct TokenQuery {
-    pub user_id: u64,
+    pub user_id: UserId,
     pub status: TokenStatus,
     /// Only tokens whose metadata has this key with this value, compared as text: `42`
     /// matches the string "42" and the number 42, `true` the boolean and the string.

@@ -1,5 +1,7 @@
 //! Who made a change, as the audit log records it.
 
+use super::UserId;
+
 /// `user:<id>`, `admin:<name>`, `cli` or `system`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Actor {
@@ -7,7 +9,7 @@ pub enum Actor {
     #[default]
     System,
     Cli,
-    User(u64),
+    User(UserId),
     Admin(String),
 }
 

@@ -9,6 +9,7 @@ mod name;
 mod prefix;
 mod privilege;
 mod public_id;
+mod user_id;
 
 pub use actor::Actor;
 pub use digest::Digest;
@@ -19,6 +20,7 @@ pub use name::{NameError, TokenName};
 pub use prefix::{Prefix, PrefixError};
 pub use privilege::{Privilege, PrivilegeError};
 pub use public_id::{PublicIdError, PublicIdentifier};
+pub use user_id::{UserId, UserIdError};
 
 use rand::RngCore;
 

@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use crate::store::TokenRecord;
-use crate::token::{Digest, IpRestriction, Metadata, Privilege};
+use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 /// What verification needs of a token, and nothing else (the cache holds many of them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedToken {
     pub id: u64,
-    pub user_id: u64,
+    pub user_id: UserId,
     pub name: Box<str>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,

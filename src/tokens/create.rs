@@ -4,16 +4,16 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{CreatedToken, TokenService, MAX_LIFETIME_MS};
 use crate::envelope::{Reason, Results};
-use crate::store::{CreateOutcome, NewToken};
+use crate::store::{CreateOutcome, TokenDraft};
 use crate::token::{
     GeneratedKey, IpRestriction, Metadata, Prefix, PrefixError, Privilege, PublicIdentifier,
-    TokenName,
+    TokenName, UserId,
 };
 
 /// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
 #[derive(Debug, Clone)]
 pub struct CreateToken {
-    pub user_id: u64,
+    pub user_id: UserId,
     pub privilege: Privilege,
     pub name: TokenName,
     pub prefix: String,
@@ -25,7 +25,7 @@ pub struct CreateToken {
 }
 
 impl CreateToken {
-    pub fn new(user_id: u64, privilege: Privilege, name: TokenName) -> Self {
+    pub fn new(user_id: UserId, privilege: Privilege, name: TokenName) -> Self {
         Self {
             user_id,
             privilege,
@@ -83,18 +83,16 @@ pub(super) fn parse_prefix_and_expiry(
     Ok((prefix, expires_at))
 }
 
-/// A fresh key and identifier for `user_id`, unrestricted and without metadata, not yet stored.
+/// A fresh key and identifier, unrestricted, not yet owned nor stored.
 pub(super) fn new_token(
-    user_id: u64,
     privilege: Privilege,
     name: &str,
     prefix: &Prefix,
     now: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
-) -> (GeneratedKey, NewToken) {
+) -> (GeneratedKey, TokenDraft) {
     let key = GeneratedKey::generate(prefix);
-    let new = NewToken {
-        user_id,
+    let new = TokenDraft {
         digest: key.digest.clone(),
         public_identifier: PublicIdentifier::generate(),
         prefix: prefix.as_str().to_owned(),
@@ -103,7 +101,6 @@ pub(super) fn new_token(
         expires_at,
         ip_restriction: IpRestriction::unrestricted(),
         privilege,
-        metadata: Metadata::default(),
     };
     (key, new)
 }
@@ -119,16 +116,15 @@ impl TokenService {
                 Ok(parsed) => parsed,
                 Err(reason) => return self.failure(reason),
             };
-        let (key, mut new) = new_token(
-            request.user_id,
+        let (key, mut draft) = new_token(
             request.privilege,
             request.name.as_str(),
             &prefix,
             now,
             expires_at,
         );
-        new.ip_restriction = request.ips;
-        new.metadata = request.metadata;
+        draft.ip_restriction = request.ips;
+        let new = draft.owned_by(request.user_id, request.metadata);
         let created = self
             .store
             .create_token(&new, self.limit_tokens_per_user, &self.audit())

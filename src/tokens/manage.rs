@@ -5,7 +5,7 @@ use super::{
     VerifyOptions, PRIVILEGE_UPDATED_MSG, RESTRICTION_UPDATED_MSG, REVOKED_MSG,
 };
 use crate::envelope::{Reason, Results};
-use crate::token::{Digest, IpRestriction, Privilege};
+use crate::token::{Digest, IpRestriction, Privilege, UserId};
 
 impl TokenService {
     /// Revokes the valid token `presented` (raw key or digest) with this privilege. Idempotent:
@@ -69,7 +69,7 @@ impl TokenService {
     /// Replaces the IP restriction of the owner's token; an empty list removes it.
     pub async fn update_ip_restriction(
         &self,
-        user_id: u64,
+        user_id: UserId,
         presented: &str,
         ips: IpRestriction,
     ) -> Results<Message> {
@@ -93,7 +93,7 @@ impl TokenService {
     /// Changes the privilege of the owner's token.
     pub async fn update_privilege(
         &self,
-        user_id: u64,
+        user_id: UserId,
         presented: &str,
         privilege: Privilege,
     ) -> Results<Message> {
@@ -113,7 +113,7 @@ impl TokenService {
     }
 
     /// The owner's counts and valid tokens (`tokenList` left out when there are none).
-    pub async fn list_valid_tokens(&self, user_id: u64) -> Results<TokenList> {
+    pub async fn list_valid_tokens(&self, user_id: UserId) -> Results<TokenList> {
         let now = self.clock.now();
         let listed = async {
             let counts = self.store.counts(user_id, now).await?;
@@ -135,7 +135,7 @@ impl TokenService {
     /// The owner's counts. A store failure is the `Err`.
     pub async fn total_user_tokens_count(
         &self,
-        user_id: u64,
+        user_id: UserId,
     ) -> Result<UserTokenCounts, crate::store::StoreError> {
         let counts = self.store.counts(user_id, self.clock.now()).await?;
         Ok(UserTokenCounts {

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::rotate::NewExpiry;
 use super::{Message, MetadataSnapshot, RevokeData, RotatedToken, TokenService};
 use crate::envelope::{Reason, Results};
-use crate::token::{IpRestriction, Privilege, PublicIdentifier};
+use crate::store::TokenRecord;
+use crate::token::{IpRestriction, Privilege, PublicIdentifier, UserId};
 
 /// What to do with the addressed token.
 #[derive(Debug, Clone)]
@@ -39,7 +40,7 @@ impl TokenService {
     /// 3. dispatch with the stored digest and privilege, returning the sub-operation's result.
     pub async fn private_action_manager(
         &self,
-        user_id: u64,
+        user_id: UserId,
         token_id: u64,
         public_identifier: &PublicIdentifier,
         name: &str,
@@ -48,13 +49,17 @@ impl TokenService {
         if !public_identifier.checksum_holds() {
             return self.failure(Reason::InvalidIdentity);
         }
-        let found = self
-            .store
-            .find_for_owner(user_id, token_id, public_identifier.as_str(), name)
-            .await;
+        let found = self.store.find_for_owner(user_id, token_id).await;
+        // SPEC B3: names and identifiers match byte for byte on every store (no collation's
+        // padding, folding or normalisation), so the comparison is ours, not the database's.
+        let matches = |record: &TokenRecord| {
+            record.name.as_bytes() == name.as_bytes()
+                && record.public_identifier.as_str().as_bytes()
+                    == public_identifier.as_str().as_bytes()
+        };
         let record = match found {
-            Ok(Some(record)) => record,
-            Ok(None) => return self.failure(Reason::BadRequest),
+            Ok(Some(record)) if matches(&record) => record,
+            Ok(_) => return self.failure(Reason::BadRequest),
             Err(err) => return self.store_failure("manager", &err, Reason::ManagerServerError),
         };
         let digest = record.digest.as_str();

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::CachedToken;
 use crate::envelope::iso_time;
 use crate::store::{TokenCounts, TokenRecord};
-use crate::token::{Metadata, Privilege};
+use crate::token::{Metadata, Privilege, UserId};
 
 pub const REVOKED_MSG: &str = "Token invalided successfully";
 pub const ROTATED_MSG: &str = "Successfully rotated an api key";
@@ -32,7 +32,7 @@ pub struct CreatedToken {
 pub struct VerifiedToken {
     pub name: String,
     pub token_id: u64,
-    pub user_id: u64,
+    pub user_id: UserId,
     #[serde(with = "iso_time")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "iso_time::option")]
@@ -73,7 +73,7 @@ pub enum RevokeData {
     Revoked {
         msg: &'static str,
         invalided_token_id: u64,
-        user_id: u64,
+        user_id: UserId,
     },
 }
 
@@ -169,7 +169,7 @@ pub struct TokenList {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTokenCounts {
-    pub user_id: u64,
+    pub user_id: UserId,
     pub total_valid_tokens: u64,
     pub total_invalid_tokens: u64,
     pub total: u64,

@@ -83,10 +83,9 @@ impl TokenService {
         if inherited.is_some() {
             expires_at = inherited;
         }
-        // The owner and the metadata are the old token's; the store fills them in.
-        let (key, mut new) = new_token(0, privilege, name, &prefix, now, expires_at);
+        // The owner and the metadata are the old token's, known once the store reads it.
+        let (key, mut new) = new_token(privilege, name, &prefix, now, expires_at);
         new.ip_restriction = ips;
-        // The owner is known only once the old row is read; the store fills it in.
         let rotation = Rotation {
             old_digest: old_digest.clone(),
             privilege,

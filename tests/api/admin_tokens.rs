@@ -402,6 +402,10 @@ async fn list_answers_400_for_bad_parameters() {
     let status = bad_request("status is valid, invalid or all", "status");
     let cursor = bad_request("cursor is the nextCursor of a previous page", "cursor");
     let unknown = bad_request("unknown query parameter \"sort\"", "sort");
+    let id_rule = bad_request(
+        "userId must be an integer from 1 to 9223372036854775807",
+        "userId",
+    );
     #[rustfmt::skip]
     let cases = [
         ("/users/5/tokens?limit=0",        limit.clone()),
@@ -410,7 +414,11 @@ async fn list_answers_400_for_bad_parameters() {
         ("/users/5/tokens?status=expired", status),
         ("/users/5/tokens?cursor=abc",     cursor),
         ("/users/5/tokens?sort=asc",       unknown),
-        ("/users/me/tokens",               bad_request("userId must be a number", "userId")),
+        ("/users/me/tokens",               id_rule.clone()),
+        ("/users/0/tokens",                id_rule.clone()),
+        ("/users/-1/tokens",               id_rule.clone()),
+        ("/users/9223372036854775808/tokens", id_rule.clone()),
+        ("/users/18446744073709551615/tokens", id_rule),
     ];
     for (path, expected) in cases {
         app.admin_get(path).await.assert_is(400, &expected, path);

@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
+use crate::helpers::uid;
 use crate::helpers::{
     admin_error, assert_banned, assert_blocked, ops_admin, run_cli, spawn_admin_app,
     spawn_admin_app_with, spawn_app_with, spawn_limited_app, TestApp,
@@ -154,7 +155,7 @@ async fn the_events_route_answers_404_for_an_unknown_token() {
 async fn library_changes_are_recorded_as_the_acting_actor_or_system() {
     let app = spawn_admin_app().await;
     let token = app.create_token(4, Privilege::Full, "lib").await;
-    let as_user = app.tokens.acting_as(Actor::User(4));
+    let as_user = app.tokens.acting_as(Actor::User(uid(4)));
     for attempt in ["first", "again"] {
         let revoked = as_user.revoke(&token.raw_api_key, Privilege::Full).await;
         assert!(revoked.is_ok(), "{attempt}: {revoked:?}");

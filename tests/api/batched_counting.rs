@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use iam_tokens::token::Privilege;
 use serde_json::{json, Value};
 
-use crate::helpers::{envelope_json, spawn_app, spawn_app_with, Answer, TestApp};
+use crate::helpers::{envelope_json, spawn_app, spawn_app_with, uid, Answer, TestApp};
 use crate::verify_cache::{cache, counted_service, ApplyFailure};
 
 /// Batched counting whose timer never fires during a test: tests flush when they mean to.
@@ -158,7 +158,7 @@ async fn flushes_fail_then_recover(failure: ApplyFailure, written_by_failures: u
         true,
     )
     .await;
-    let (key, _, id) = c.token(7, None).await;
+    let (key, _, id) = c.token(uid(7), None).await;
     for _ in 0..7 {
         assert_eq!(c.verify(&key, Privilege::Full).await["ok"], true);
     }

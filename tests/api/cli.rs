@@ -203,3 +203,42 @@ async fn every_subcommand_has_help() {
         assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
     }
 }
+
+/// SPEC B3 at the command line: the same domain, refused before anything is opened.
+#[tokio::test]
+async fn user_flags_outside_the_id_domain_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let url = app.database_url();
+    for user in [
+        "0",
+        "-1",
+        "9223372036854775808",
+        "18446744073709551615",
+        "seven",
+    ] {
+        let flag = format!("--user={user}");
+        for args in [
+            vec!["token", "create", &flag, "--name", "cli"],
+            vec!["token", "list", &flag],
+            vec!["dev-token", &flag],
+        ] {
+            let output = run(&args, &[("IAM__DATABASE__URL", url.clone())]).await;
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                describe(&output)
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("user id must be an integer from 1 to 9223372036854775807"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(app.token_row_count().await, 0);
+    let max = "9223372036854775807";
+    run_on(&app, &["token", "create", "--user", max, "--name", "cli"]).await;
+    let listed = json_of(&run_on(&app, &["token", "list", "--user", max]).await);
+    assert_eq!(listed["data"]["totalValidTokens"], 1, "{listed}");
+}

@@ -8,6 +8,7 @@ use iam_tokens::token::{Privilege, TokenName};
 use iam_tokens::tokens::CreateToken;
 
 use crate::helpers::spawn_app;
+use crate::helpers::uid;
 
 const USER: u64 = 7;
 
@@ -23,7 +24,7 @@ async fn parallel_creations_never_exceed_the_per_user_limit() {
         let name = TokenName::parse(&format!("racer {n}")).expect("name");
         tokio::spawn(async move {
             tokens
-                .create(CreateToken::new(USER, Privilege::Full, name))
+                .create(CreateToken::new(uid(USER), Privilege::Full, name))
                 .await
         })
     });

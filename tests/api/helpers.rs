@@ -6,7 +6,7 @@ use std::time::Duration;
 use iam_tokens::clock::ManualClock;
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::store::Location;
-use iam_tokens::token::{Privilege, TokenName};
+use iam_tokens::token::{Privilege, TokenName, UserId};
 use iam_tokens::tokens::{CreateToken, CreatedToken};
 use iam_tokens::{Application, Settings, TokenService};
 use mysql_async::prelude::*;
@@ -14,6 +14,11 @@ use mysql_async::prelude::*;
 use crate::test_db::TestDb;
 use reqwest::{Client, Response};
 use serde_json::Value;
+
+/// A user id the tests know to be in the domain (SPEC B3).
+pub fn uid(id: u64) -> UserId {
+    UserId::new(id).expect("test user id in 1 ..= 2^63-1")
+}
 
 pub const SERVER_URL: &str = "mysql://root@127.0.0.1:3306";
 
@@ -183,7 +188,7 @@ impl TestApp {
     /// A valid access token for `user_id`, signed with the configured secret.
     pub fn access_token(&self, user_id: u64) -> String {
         self.jwt
-            .issue(user_id, Duration::from_secs(3600))
+            .issue(uid(user_id), Duration::from_secs(3600))
             .expect("sign")
     }
 
@@ -228,7 +233,11 @@ impl TestApp {
         privilege: Privilege,
         name: &str,
     ) -> CreatedToken {
-        let request = CreateToken::new(user_id, privilege, TokenName::parse(name).expect("name"));
+        let request = CreateToken::new(
+            uid(user_id),
+            privilege,
+            TokenName::parse(name).expect("name"),
+        );
         self.tokens
             .create(request)
             .await

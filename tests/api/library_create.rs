@@ -9,6 +9,7 @@ use mysql_async::Row;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use crate::helpers::uid;
 use crate::helpers::{
     envelope_json, failure_json, spawn_app, spawn_app_with, success_json, TestApp,
 };
@@ -17,7 +18,7 @@ const HOUR_MS: u64 = 3_600_000;
 
 fn request(user_id: u64, name: &str) -> CreateToken {
     CreateToken::new(
-        user_id,
+        uid(user_id),
         Privilege::Full,
         TokenName::parse(name).expect("name"),
     )

@@ -7,6 +7,7 @@ use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
 use iam_tokens::tokens::CreateToken;
 use serde_json::{json, Value};
 
+use crate::helpers::uid;
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 const REVOKED: &str = "Token invalided successfully";
@@ -19,7 +20,7 @@ async fn token_with(
     request: impl FnOnce(CreateToken) -> CreateToken,
 ) -> (String, String, u64) {
     let base = CreateToken::new(
-        user_id,
+        uid(user_id),
         Privilege::Full,
         TokenName::parse(name).expect("name"),
     );
@@ -208,7 +209,7 @@ async fn update_ip_restriction_replaces_the_list_and_an_empty_list_removes_it() 
     let (key, id) = token(&app, 7, "ci").await;
     let updated = app
         .tokens
-        .update_ip_restriction(7, &key, ips(&["10.0.0.0/8", "2001:db8::/32"]))
+        .update_ip_restriction(uid(7), &key, ips(&["10.0.0.0/8", "2001:db8::/32"]))
         .await;
     assert_eq!(
         envelope_json(&updated),
@@ -233,7 +234,10 @@ async fn update_ip_restriction_replaces_the_list_and_an_empty_list_removes_it() 
         Some("Invalid Host".into())
     );
 
-    let cleared = app.tokens.update_ip_restriction(7, &key, ips(&[])).await;
+    let cleared = app
+        .tokens
+        .update_ip_restriction(uid(7), &key, ips(&[]))
+        .await;
     assert!(cleared.is_ok(), "{cleared:?}");
     assert_eq!(stored_ips(&app, id).await, None, "NULL column");
     assert!(app
@@ -255,11 +259,11 @@ async fn updates_of_a_token_the_user_does_not_own_or_that_is_revoked_are_refused
     for (user_id, key, case) in cases {
         let ip = app
             .tokens
-            .update_ip_restriction(user_id, key, ips(&["10.0.0.0/8"]))
+            .update_ip_restriction(uid(user_id), key, ips(&["10.0.0.0/8"]))
             .await;
         let privilege = app
             .tokens
-            .update_privilege(user_id, key, Privilege::Demo)
+            .update_privilege(uid(user_id), key, Privilege::Demo)
             .await;
         for answer in [envelope_json(&ip), envelope_json(&privilege)] {
             assert_eq!(
@@ -277,7 +281,10 @@ async fn updates_of_a_token_the_user_does_not_own_or_that_is_revoked_are_refused
 async fn update_privilege_moves_the_token_to_the_new_privilege() {
     let app = spawn_app().await;
     let (key, _) = token(&app, 7, "ci").await;
-    let updated = app.tokens.update_privilege(7, &key, Privilege::Demo).await;
+    let updated = app
+        .tokens
+        .update_privilege(uid(7), &key, Privilege::Demo)
+        .await;
     assert_eq!(
         envelope_json(&updated),
         success_json(
@@ -300,7 +307,7 @@ async fn list_valid_tokens_leaves_out_the_token_list_when_there_is_none() {
     let (key, _) = token(&app, 7, "revoked").await;
     assert!(app.tokens.revoke(&key, Privilege::Full).await.is_ok());
     for (user_id, invalid) in [(7, 1), (99, 0)] {
-        let listed = app.tokens.list_valid_tokens(user_id).await;
+        let listed = app.tokens.list_valid_tokens(uid(user_id)).await;
         assert_eq!(
             envelope_json(&listed),
             success_json(
@@ -332,7 +339,7 @@ async fn list_valid_tokens_lists_valid_unexpired_rows_in_snake_case() {
         .is_ok());
     let used_at = app.clock_iso();
 
-    let listed = envelope_json(&app.tokens.list_valid_tokens(7).await);
+    let listed = envelope_json(&app.tokens.list_valid_tokens(uid(7)).await);
     let mut rows = listed["data"]["tokenList"]
         .as_array()
         .cloned()
@@ -374,14 +381,18 @@ async fn total_user_tokens_count_covers_every_row_of_the_owner() {
     token(&app, 8, "someone else's").await;
     app.clock.advance(Duration::from_secs(2));
 
-    let counts = app.tokens.total_user_tokens_count(7).await.expect("counts");
+    let counts = app
+        .tokens
+        .total_user_tokens_count(uid(7))
+        .await
+        .expect("counts");
     assert_eq!(
         serde_json::to_value(&counts).expect("serializes"),
         json!({"userId": 7, "totalValidTokens": 1, "totalInvalidTokens": 2, "total": 3})
     );
     let nobody = app
         .tokens
-        .total_user_tokens_count(99)
+        .total_user_tokens_count(uid(99))
         .await
         .expect("counts");
     assert_eq!(

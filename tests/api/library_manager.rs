@@ -7,6 +7,7 @@ use iam_tokens::token::{IpRestriction, Privilege, PublicIdentifier, TokenName};
 use iam_tokens::tokens::{CreateToken, ManagerAction};
 use serde_json::{json, Value};
 
+use crate::helpers::uid;
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 const USER: u64 = 7;
@@ -25,7 +26,7 @@ async fn token_with(
     request: impl FnOnce(CreateToken) -> CreateToken,
 ) -> Addressed {
     let base = CreateToken::new(
-        USER,
+        uid(USER),
         Privilege::Protected,
         TokenName::parse(name).expect("name"),
     );
@@ -55,7 +56,7 @@ async fn manage(
     let public_id = PublicIdentifier::parse_shape(public_id).expect("137 characters");
     let answer = app
         .tokens
-        .private_action_manager(user_id, token_id, &public_id, name, action)
+        .private_action_manager(uid(user_id), token_id, &public_id, name, action)
         .await;
     envelope_json(&answer)
 }

@@ -6,6 +6,7 @@ use iam_tokens::token::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, 
 use iam_tokens::tokens::{CreateToken, RotateToken, TokenService};
 use serde_json::json;
 
+use crate::helpers::uid;
 use crate::helpers::{
     envelope_json, failure_json, spawn_app, spawn_app_with, success_json, TestApp,
 };
@@ -18,7 +19,8 @@ fn name(text: &str) -> TokenName {
 
 /// A `full` token for user 7; returns the raw key and the token id.
 async fn token(app: &TestApp, token_name: &str, expires_ms: Option<u64>) -> (String, u64) {
-    let request = CreateToken::new(7, Privilege::Full, name(token_name)).expires_ms(expires_ms);
+    let request =
+        CreateToken::new(uid(7), Privilege::Full, name(token_name)).expires_ms(expires_ms);
     let created = app.lib_create(request).await;
     let created = created.data().expect("token created");
     let id = app.token_id(&created.raw_public_id).await;
@@ -99,7 +101,7 @@ async fn after_rotation_the_old_key_is_invalid_and_the_new_one_verifies() {
             verified.user_id,
             verified.provided_privilege
         ),
-        ("ci v2", 7, Privilege::Full)
+        ("ci v2", uid(7), Privilege::Full)
     );
     assert_ne!(verified.token_id, old_id);
     let outside = app

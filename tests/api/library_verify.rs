@@ -7,6 +7,7 @@ use iam_tokens::token::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, 
 use iam_tokens::tokens::{CreateToken, VerifyOptions};
 use serde_json::{json, Value};
 
+use crate::helpers::uid;
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 /// A token for user 7 named `name` with `privilege`, optional IP list and lifetime; returns
@@ -18,7 +19,7 @@ async fn token(
     ips: &[&str],
     expires_ms: Option<u64>,
 ) -> (String, u64) {
-    let request = CreateToken::new(7, privilege, TokenName::parse(name).expect("name"))
+    let request = CreateToken::new(uid(7), privilege, TokenName::parse(name).expect("name"))
         .ips(IpRestriction::parse(ips).expect("test IPs"))
         .expires_ms(expires_ms);
     let created = app.lib_create(request).await;

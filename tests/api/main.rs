@@ -41,3 +41,6 @@ mod admin_metadata;
 mod admin_tokens;
 mod admin_verify_and_bans;
 mod audit_log;
+
+// Hardening found by testing from outside (issue 11).
+mod owner_identity;

@@ -186,6 +186,15 @@ async fn a_sub_that_is_not_a_user_id_answers_malformed_token_payload() {
         ("negative number",      Some(json!(-5))),
         ("fractional number",    Some(json!(1.5))),
         ("boolean",              Some(json!(true))),
+        // SPEC B3: the owner id domain is 1 ..= 2^63-1 on every store.
+        ("zero as a string",     Some(json!("0"))),
+        ("zero",                 Some(json!(0))),
+        ("2^63 as a string",     Some(json!("9223372036854775808"))),
+        ("2^63",                 Some(json!(9_223_372_036_854_775_808_u64))),
+        ("2^64-1 as a string",   Some(json!("18446744073709551615"))),
+        ("2^64-1",               Some(json!(u64::MAX))),
+        ("a float in range",     Some(json!(7.0))),
+        ("an exponent",          Some(json!(1e3))),
     ];
     for (case, sub) in cases {
         let mut claims = json!({"exp": in_an_hour(&app)});
@@ -234,6 +243,87 @@ async fn sub_as_a_numeric_string_or_a_json_number_names_the_same_user() {
             "{case}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_largest_user_id_and_a_sub_with_leading_zeros_are_accepted() {
+    let app = spawn_app().await;
+    let created = app.create_token(5150, Privilege::Full, "mine").await;
+    let token = sign(&app, &json!({"sub": "05150", "exp": in_an_hour(&app)}));
+    let answer = list_as(&app, &token).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let list = answer.data()["tokenList"].as_array().unwrap();
+    assert_eq!(list[0]["public_identifier"], created.raw_public_id.as_str());
+    let max = sign(
+        &app,
+        &json!({"sub": "9223372036854775807", "exp": in_an_hour(&app)}),
+    );
+    let answer = list_as(&app, &max).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.data()["total"], 0);
+}
+
+#[tokio::test]
+async fn an_access_token_not_yet_active_answers_jwt_not_active() {
+    let app = spawn_app().await;
+    let now = app.clock.now().timestamp();
+    let early = json!({"sub": "7", "exp": now + 3600, "nbf": now + 60});
+    list_as(&app, &sign(&app, &early)).await.assert_is(
+        401,
+        &error("jwt not active"),
+        "nbf in the future",
+    );
+    for (case, nbf) in [("nbf now", now), ("nbf in the past", now - 60)] {
+        let claims = json!({"sub": "7", "exp": now + 3600, "nbf": nbf});
+        let answer = list_as(&app, &sign(&app, &claims)).await;
+        assert_eq!(answer.status, 200, "{case}: {answer:?}");
+    }
+    let text = json!({"sub": "7", "exp": now + 3600, "nbf": "soon"});
+    list_as(&app, &sign(&app, &text)).await.assert_is(
+        401,
+        &error("invalid nbf value"),
+        "nbf as text",
+    );
+    let text = json!({"sub": "7", "exp": "later"});
+    list_as(&app, &sign(&app, &text)).await.assert_is(
+        401,
+        &error("invalid exp value"),
+        "exp as text",
+    );
+    // Node's order: a token both early and expired is reported as not active.
+    let both = json!({"sub": "7", "exp": now - 10, "nbf": now + 60});
+    list_as(&app, &sign(&app, &both)).await.assert_is(
+        401,
+        &error("jwt not active"),
+        "early and expired",
+    );
+}
+
+/// `exp: 1e308` is a number far in the future: riavzon's jsonwebtoken accepts it, and so do
+/// we (the BFF that signed it chose it). Non-finite values cannot be written in JSON.
+#[tokio::test]
+async fn an_exp_far_in_the_future_is_accepted() {
+    let app = spawn_app().await;
+    let answer = list_as(&app, &sign(&app, &json!({"sub": "7", "exp": 1e308}))).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// A few KiB of claims verify like any other token; past 8 KiB the token is refused before any
+/// HMAC is computed over it.
+#[tokio::test]
+async fn a_multi_kib_access_token_is_accepted_up_to_8_kib() {
+    let app = spawn_app().await;
+    let claims =
+        |padding: usize| json!({"sub": "7", "exp": in_an_hour(&app), "pad": "x".repeat(padding)});
+    let four_kib = sign(&app, &claims(3 * 1024));
+    assert!(four_kib.len() > 4096 && four_kib.len() <= 8192);
+    let answer = list_as(&app, &four_kib).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let too_long = sign(&app, &claims(7 * 1024));
+    assert!(too_long.len() > 8192);
+    list_as(&app, &too_long)
+        .await
+        .assert_is(401, &error("jwt malformed"), "over 8 KiB");
 }
 
 #[tokio::test]

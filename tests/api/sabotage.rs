@@ -7,6 +7,7 @@ use iam_tokens::tokens::{CreateToken, ManagerAction, RotateToken};
 use mysql_async::prelude::*;
 use serde_json::json;
 
+use crate::helpers::uid;
 use crate::helpers::{envelope_json, failure_json, spawn_app, spawn_app_with, TestApp, SERVER_URL};
 
 const SERVER_ERROR: &str = "Server error validating token.";
@@ -71,7 +72,7 @@ async fn checks_that_need_no_database_still_answer_when_it_is_unreachable() {
     let tampered = PublicIdentifier::parse_shape(&"x".repeat(137)).expect("137 characters");
     let managed = app
         .tokens
-        .private_action_manager(7, 1, &tampered, "ci", ManagerAction::Revoke)
+        .private_action_manager(uid(7), 1, &tampered, "ci", ManagerAction::Revoke)
         .await;
     assert_eq!(
         envelope_json(&managed),
@@ -107,23 +108,23 @@ async fn every_operation_reports_its_server_error_when_the_database_is_unreachab
         (
             envelope_json(
                 &tokens
-                    .update_ip_restriction(7, &key, Default::default())
+                    .update_ip_restriction(uid(7), &key, Default::default())
                     .await,
             ),
             "Internal server error",
         ),
         (
-            envelope_json(&tokens.update_privilege(7, &key, Privilege::Demo).await),
+            envelope_json(&tokens.update_privilege(uid(7), &key, Privilege::Demo).await),
             "Internal server error",
         ),
         (
-            envelope_json(&tokens.list_valid_tokens(7).await),
+            envelope_json(&tokens.list_valid_tokens(uid(7)).await),
             "Server error",
         ),
         (
             envelope_json(
                 &tokens
-                    .private_action_manager(7, 1, &public_id, "ci", ManagerAction::Metadata)
+                    .private_action_manager(uid(7), 1, &public_id, "ci", ManagerAction::Metadata)
                     .await,
             ),
             "Server Error",
@@ -133,10 +134,10 @@ async fn every_operation_reports_its_server_error_when_the_database_is_unreachab
         assert_eq!(answer, failure_json(&app.clock_iso(), reason), "{reason}");
     }
     let created = tokens
-        .create(CreateToken::new(7, Privilege::Full, name()))
+        .create(CreateToken::new(uid(7), Privilege::Full, name()))
         .await;
     assert!(created.reason().is_some(), "create fails: {created:?}");
-    assert!(tokens.total_user_tokens_count(7).await.is_err());
+    assert!(tokens.total_user_tokens_count(uid(7)).await.is_err());
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, Token
 use iam_tokens::tokens::{CreateToken, RotateToken, TokenService, VerifyOptions};
 use serde_json::json;
 
+use crate::helpers::uid;
 use crate::helpers::{drop_database, SERVER_URL};
 
 /// A fresh store of one backend, removed at the end.
@@ -74,7 +75,7 @@ fn audit() -> Audit {
 }
 
 async fn create(service: &TokenService, user: u64, name: &str) -> (String, u64) {
-    let request = CreateToken::new(user, Privilege::Full, TokenName::parse(name).unwrap());
+    let request = CreateToken::new(uid(user), Privilege::Full, TokenName::parse(name).unwrap());
     let created = service.create(request).await.outcome.expect("created");
     (created.raw_api_key, created.token_id)
 }
@@ -113,13 +114,13 @@ async fn creation_respects_the_limit_atomically(backend: Backend) {
         async move {
             let name = TokenName::parse(&format!("race{n}")).unwrap();
             service
-                .create(CreateToken::new(1, Privilege::Full, name))
+                .create(CreateToken::new(uid(1), Privilege::Full, name))
                 .await
         }
     });
     let results = futures_util::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    let counts = backend.store.counts(1, Utc::now()).await.unwrap();
+    let counts = backend.store.counts(uid(1), Utc::now()).await.unwrap();
     assert_eq!((counts.valid, counts.invalid), (5, 0));
 }
 
@@ -211,17 +212,20 @@ async fn rotation_is_atomic_and_keeps_metadata(backend: Backend) {
 
 async fn updates_and_metadata_are_audited(backend: Backend) {
     let (service, _) = service(&backend, 20);
-    let service = service.acting_as(Actor::User(5));
+    let service = service.acting_as(Actor::User(uid(5)));
     let (key, id) = create(&service, 5, "audited").await;
     let ips = IpRestriction::parse(&["10.0.0.0/8"]).unwrap();
-    assert!(service.update_ip_restriction(5, &key, ips).await.is_ok());
     assert!(service
-        .update_privilege(5, &key, Privilege::Demo)
+        .update_ip_restriction(uid(5), &key, ips)
+        .await
+        .is_ok());
+    assert!(service
+        .update_privilege(uid(5), &key, Privilege::Demo)
         .await
         .is_ok());
     assert!(
         !service
-            .update_privilege(6, &key, Privilege::Full)
+            .update_privilege(uid(6), &key, Privilege::Full)
             .await
             .is_ok(),
         "foreign"
@@ -280,7 +284,7 @@ async fn listing_filters_and_pages(backend: Backend) {
             .unwrap();
     }
     let query = |metadata: Option<(&str, &str)>, status, before_id| TokenQuery {
-        user_id: 8,
+        user_id: uid(8),
         status,
         metadata: metadata.map(|(k, v)| (k.to_owned(), v.to_owned())),
         limit: 2,

@@ -13,7 +13,7 @@ use iam_tokens::store::{
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 use iam_tokens::token::{
-    Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName,
+    Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
 };
 use iam_tokens::tokens::{
     CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
@@ -21,7 +21,7 @@ use iam_tokens::tokens::{
 };
 use serde_json::Value;
 
-use crate::helpers::{envelope_json, failure_json, spawn_app, TestApp};
+use crate::helpers::{envelope_json, failure_json, spawn_app, uid, TestApp};
 
 /// How `apply_usage` fails, to test flushes whose outcome is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,20 +86,19 @@ counting_store! {
     create_token(new: &NewToken, limit: u32, audit: &Audit) -> CreateOutcome;
     find_by_digest(digest: &Digest) -> Option<TokenRecord>;
     find_by_id(token_id: u64) -> Option<TokenRecord>;
-    find_for_owner(user_id: u64, token_id: u64, public_identifier: &str, name: &str)
-        -> Option<TokenRecord>;
+    find_for_owner(user_id: UserId, token_id: u64) -> Option<TokenRecord>;
     expire(token_id: u64, at: DateTime<Utc>) -> bool;
     record_usage(token_id: u64, uses: u64, at: DateTime<Utc>) -> Option<(u64, DateTime<Utc>)>;
     apply_usage(batch_id: &str, deltas: &[UsageDelta]) -> ();
     revoke(digest: &Digest, privilege: Option<Privilege>, audit: &Audit) -> Option<TokenRecord>;
     revoke_by_id(token_id: u64, audit: &Audit) -> Option<(TokenRecord, bool)>;
     rotate(rotation: &Rotation) -> RotateOutcome;
-    update_ip_restriction(user_id: u64, digest: &Digest, ips: &IpRestriction, audit: &Audit)
+    update_ip_restriction(user_id: UserId, digest: &Digest, ips: &IpRestriction, audit: &Audit)
         -> bool;
-    update_privilege(user_id: u64, digest: &Digest, privilege: Privilege, audit: &Audit) -> bool;
+    update_privilege(user_id: UserId, digest: &Digest, privilege: Privilege, audit: &Audit) -> bool;
     update_metadata(token_id: u64, change: &MetadataChange, audit: &Audit) -> MetadataOutcome;
-    counts(user_id: u64, now: DateTime<Utc>) -> TokenCounts;
-    list_valid(user_id: u64, now: DateTime<Utc>) -> Vec<TokenRecord>;
+    counts(user_id: UserId, now: DateTime<Utc>) -> TokenCounts;
+    list_valid(user_id: UserId, now: DateTime<Utc>) -> Vec<TokenRecord>;
     list_tokens(query: &TokenQuery) -> Vec<TokenRecord>;
     events(token_id: u64) -> Vec<AuditEvent>;
     ping() -> ();
@@ -148,7 +147,7 @@ impl Counted {
     /// A token for `user_id` named `ci` (or as `request` says): raw key, public id and id.
     pub(crate) async fn token(
         &self,
-        user_id: u64,
+        user_id: UserId,
         request: Option<CreateToken>,
     ) -> (String, String, u64) {
         let name = TokenName::parse("ci").expect("name");
@@ -261,7 +260,7 @@ async fn an_unknown_key_reaches_the_store_once_per_negative_ttl() {
 async fn a_known_key_reaches_the_store_once_per_ttl() {
     let ttl = Duration::from_secs(5);
     let c = counted_service(Some(cache(ttl, HOUR, 1000)), true).await;
-    let (key, _, id) = c.token(7, None).await;
+    let (key, _, id) = c.token(uid(7), None).await;
     for n in 1..=1000u64 {
         let answer = c.verify(&key, Privilege::Full).await;
         assert_eq!(answer["data"]["usageCount"], n, "{answer}");
@@ -300,7 +299,7 @@ enum Mutation {
 async fn mutate(
     c: &Counted,
     mutation: Mutation,
-    user_id: u64,
+    user_id: UserId,
     key: &str,
     public_id: &str,
 ) -> Value {
@@ -353,7 +352,7 @@ async fn every_change_made_through_the_service_is_seen_by_the_very_next_verifica
         PrivilegeUpdate,
         ManagerPrivilegeUpdate,
     ];
-    for (user_id, mutation) in (100..).zip(mutations) {
+    for (user_id, mutation) in (100..).map(uid).zip(mutations) {
         let case = format!("{mutation:?}");
         let (key, public_id, _) = c.token(user_id, None).await;
         let finds = c.finds();
@@ -385,8 +384,8 @@ async fn every_change_made_through_the_service_is_seen_by_the_very_next_verifica
 async fn expiry_is_seen_by_the_very_next_verification_of_a_cached_token() {
     let c = counted_service(Some(cache(HOUR, HOUR, 1000)), false).await;
     let name = TokenName::parse("ci").expect("name");
-    let request = CreateToken::new(7, Privilege::Full, name).expires_ms(Some(60_000));
-    let (key, _, id) = c.token(7, Some(request)).await;
+    let request = CreateToken::new(uid(7), Privilege::Full, name).expires_ms(Some(60_000));
+    let (key, _, id) = c.token(uid(7), Some(request)).await;
     c.accepts(&key, "fresh").await;
     c.app.clock.advance(Duration::from_secs(60) - MS);
     c.accepts(&key, "just before expiry").await;
@@ -405,7 +404,7 @@ async fn expiry_is_seen_by_the_very_next_verification_of_a_cached_token() {
 async fn a_change_made_behind_the_services_back_is_seen_once_the_ttl_has_passed() {
     let ttl = Duration::from_secs(5);
     let c = counted_service(Some(cache(ttl, HOUR, 1000)), false).await;
-    let (key, _, id) = c.token(7, None).await;
+    let (key, _, id) = c.token(uid(7), None).await;
     c.accepts(&key, "cached").await;
     let revoke = "UPDATE api_tokens SET valid = 0 WHERE id = ?";
     c.app.execute(revoke, (id,)).await; // as another instance would

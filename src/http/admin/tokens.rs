@@ -16,16 +16,18 @@ use crate::http::response::json;
 use crate::http::{ApiError, AppState};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
 use crate::token::metadata::MetadataPatch;
-use crate::token::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName};
+use crate::token::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName, UserId};
 use crate::tokens::{CreateToken, MAX_LIFETIME_MS};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+const USER_ID_RULE: &str = "userId must be an integer from 1 to 9223372036854775807";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateTokenRequest {
-    user_id: u64,
+    /// Checked by hand so that the 400 names the field (SPEC B3).
+    user_id: serde_json::Value,
     name: String,
     #[serde(default)]
     privilege: Privilege,
@@ -45,6 +47,11 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state)?;
     let request: CreateTokenRequest = body(&req, payload).await?;
+    let user_id = request
+        .user_id
+        .as_u64()
+        .and_then(|id| UserId::new(id).ok())
+        .ok_or_else(|| AdminFailure::bad_request(USER_ID_RULE).field("userId"))?;
     let name = TokenName::parse(&request.name)
         .map_err(|err| AdminFailure::bad_request(err.to_string()).field("name"))?;
     let prefix = request.prefix.unwrap_or_else(|| "api".to_owned());
@@ -63,7 +70,7 @@ pub async fn create(
         None | Some(serde_json::Value::Null) => Metadata::default(),
         Some(value) => Metadata::parse(value).map_err(|err| invalid_metadata(&err))?,
     };
-    let create = CreateToken::new(request.user_id, request.privilege, name)
+    let create = CreateToken::new(user_id, request.privilege, name)
         .prefix(prefix)
         .expires_ms(request.expires)
         .ips(ips)
@@ -214,9 +221,9 @@ pub async fn list(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&req, &state)?;
-    let user_id: u64 = user_id
+    let user_id: UserId = user_id
         .parse()
-        .map_err(|_| AdminFailure::bad_request("userId must be a number").field("userId"))?;
+        .map_err(|_| AdminFailure::bad_request(USER_ID_RULE).field("userId"))?;
     let params = Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|_| AdminFailure::bad_request("malformed query string"))?
         .into_inner();
@@ -248,7 +255,7 @@ pub async fn list(
 }
 
 fn list_query(
-    user_id: u64,
+    user_id: UserId,
     params: &HashMap<String, String>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TokenQuery, AdminFailure> {

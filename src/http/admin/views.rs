@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::envelope::iso_time;
 use crate::store::{AuditEvent, BanRecord, TokenRecord};
-use crate::token::{Metadata, Privilege};
+use crate::token::{Metadata, Privilege, UserId};
 use crate::tokens::CachedToken;
 
 /// A token as operators see it.
@@ -13,7 +13,7 @@ use crate::tokens::CachedToken;
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub id: u64,
-    pub user_id: u64,
+    pub user_id: UserId,
     pub name: String,
     pub prefix: String,
     pub public_identifier: String,
@@ -57,7 +57,7 @@ impl TokenView {
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedView {
     pub id: u64,
-    pub user_id: u64,
+    pub user_id: UserId,
     pub name: String,
     pub privilege: Privilege,
     #[serde(with = "iso_time")]

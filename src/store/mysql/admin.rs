@@ -57,7 +57,7 @@ impl MySqlStore {
         query: &TokenQuery,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let mut sql = format!("{} WHERE user_id = ?", select_tokens!());
-        let mut params: Vec<Value> = vec![query.user_id.into()];
+        let mut params: Vec<Value> = vec![query.user_id.get().into()];
         let now = query.now.naive_utc();
         match query.status {
             TokenStatus::All => {}

@@ -65,7 +65,7 @@ impl CopyStore for MySqlStore {
                 for t in &snapshot.tokens {
                     let values = params! {
                         "id" => t.id,
-                        "user_id" => t.user_id,
+                        "user_id" => t.user_id.get(),
                         "digest" => t.digest.as_str(),
                         "public_identifier" => t.public_identifier.as_str(),
                         "prefix" => t.prefix.as_str(),

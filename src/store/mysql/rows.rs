@@ -5,7 +5,7 @@ use mysql_async::prelude::FromValue;
 use mysql_async::{params, Params, Row};
 
 use crate::store::{NewToken, StoreError, TokenRecord};
-use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier};
+use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 
 /// Every column of `api_tokens`, in the order `record_from_row` reads them.
 macro_rules! select_tokens {
@@ -49,7 +49,7 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
     };
     Ok(TokenRecord {
         id: take(&mut row, 0)?,
-        user_id: take(&mut row, 1)?,
+        user_id: UserId::new(take(&mut row, 1)?).map_err(|_| corrupt("user_id"))?,
         digest: Digest::parse(&digest).ok_or_else(|| corrupt("api_token"))?,
         public_identifier: PublicIdentifier::from_stored(take(&mut row, 3)?),
         prefix: take(&mut row, 4)?,
@@ -71,7 +71,7 @@ pub(super) fn first_record(row: Option<Row>) -> Result<Option<TokenRecord>, Stor
 
 pub(super) fn insert_params(new: &NewToken) -> Params {
     params! {
-        "user_id" => new.user_id,
+        "user_id" => new.user_id.get(),
         "digest" => new.digest.as_str(),
         "public_identifier" => new.public_identifier.as_str(),
         "prefix" => new.prefix.as_str(),

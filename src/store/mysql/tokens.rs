@@ -12,16 +12,13 @@ use crate::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
-use crate::token::{Actor, Digest, IpRestriction, Privilege};
+use crate::token::{Actor, Digest, IpRestriction, Privilege, UserId};
 
 const FIND_BY_DIGEST: &str = select_tokens!("WHERE api_token = :digest");
 const FIND_BY_ID: &str = select_tokens!("WHERE id = :id");
 const FIND_BY_ID_FOR_UPDATE: &str = select_tokens!("WHERE id = :id FOR UPDATE");
 const FIND_BY_DIGEST_FOR_UPDATE: &str = select_tokens!("WHERE api_token = :digest FOR UPDATE");
-const FIND_FOR_OWNER: &str = select_tokens!(
-    "WHERE id = :id AND user_id = :user_id AND public_identifier = :public_identifier ",
-    "AND name = :name AND valid = 1"
-);
+const FIND_FOR_OWNER: &str = select_tokens!("WHERE id = :id AND user_id = :user_id AND valid = 1");
 const FIND_OWNED_VALID_FOR_UPDATE: &str =
     select_tokens!("WHERE user_id = :user_id AND api_token = :digest AND valid = 1 FOR UPDATE");
 const FIND_VALID_FOR_UPDATE: &str = select_tokens!(
@@ -62,15 +59,15 @@ async fn find_one(
 /// and counts the valid rest.
 async fn lock_owner_and_count(
     tx: &mut Transaction<'static>,
-    user_id: u64,
+    user_id: UserId,
     now: DateTime<Utc>,
 ) -> Result<u64, mysql_async::Error> {
-    tx.exec_drop(LOCK_OWNER, params! { "user_id" => user_id })
+    tx.exec_drop(LOCK_OWNER, params! { "user_id" => user_id.get() })
         .await?;
     let expired: Vec<u64> = tx
         .exec(
             SELECT_EXPIRED,
-            params! { "user_id" => user_id, "now" => now.naive_utc() },
+            params! { "user_id" => user_id.get(), "now" => now.naive_utc() },
         )
         .await?;
     let system = Audit {
@@ -82,7 +79,7 @@ async fn lock_owner_and_count(
         write_event(tx, Some(id), "expired", &system, json!({})).await?;
     }
     let count: Option<u64> = tx
-        .exec_first(COUNT_VALID, params! { "user_id" => user_id })
+        .exec_first(COUNT_VALID, params! { "user_id" => user_id.get() })
         .await?;
     Ok(count.unwrap_or(0))
 }
@@ -145,21 +142,14 @@ impl TokenStore for MySqlStore {
 
     async fn find_for_owner(
         &self,
-        user_id: u64,
+        user_id: UserId,
         token_id: u64,
-        public_identifier: &str,
-        name: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
         let mut conn = self.pool.get_conn().await?;
         let row: Option<Row> = conn
             .exec_first(
                 FIND_FOR_OWNER,
-                params! {
-                    "id" => token_id,
-                    "user_id" => user_id,
-                    "public_identifier" => public_identifier,
-                    "name" => name,
-                },
+                params! { "id" => token_id, "user_id" => user_id.get() },
             )
             .await?;
         first_record(row)
@@ -271,11 +261,10 @@ impl TokenStore for MySqlStore {
                 if valid >= u64::from(rotation.limit) {
                     return Ok(TxEnd::Rollback(RotateOutcome::LimitReached));
                 }
-                let new = NewToken {
-                    user_id: old.user_id,
-                    metadata: old.metadata.clone(),
-                    ..rotation.new.clone()
-                };
+                let new = rotation
+                    .new
+                    .clone()
+                    .owned_by(old.user_id, old.metadata.clone());
                 let mut detail = new.created_detail();
                 detail["rotatedFrom"] = json!(old.id);
                 let new_id = match insert_token(tx, &new, &rotation.audit, detail).await {
@@ -299,7 +288,7 @@ impl TokenStore for MySqlStore {
 
     async fn update_ip_restriction(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         ips: &IpRestriction,
         audit: &Audit,
@@ -307,7 +296,7 @@ impl TokenStore for MySqlStore {
         self.in_transaction(|tx| {
             let (digest, ips, audit) = (digest.clone(), ips.clone(), audit.clone());
             Box::pin(async move {
-                let params = params! { "user_id" => user_id, "digest" => digest.as_str() };
+                let params = params! { "user_id" => user_id.get(), "digest" => digest.as_str() };
                 let Some(record) = find_one(tx, FIND_OWNED_VALID_FOR_UPDATE, params).await? else {
                     return Ok(TxEnd::Rollback(false));
                 };
@@ -336,7 +325,7 @@ impl TokenStore for MySqlStore {
 
     async fn update_privilege(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         privilege: Privilege,
         audit: &Audit,
@@ -344,7 +333,7 @@ impl TokenStore for MySqlStore {
         self.in_transaction(|tx| {
             let (digest, audit) = (digest.clone(), audit.clone());
             Box::pin(async move {
-                let params = params! { "user_id" => user_id, "digest" => digest.as_str() };
+                let params = params! { "user_id" => user_id.get(), "digest" => digest.as_str() };
                 let Some(record) = find_one(tx, FIND_OWNED_VALID_FOR_UPDATE, params).await? else {
                     return Ok(TxEnd::Rollback(false));
                 };
@@ -370,12 +359,12 @@ impl TokenStore for MySqlStore {
         self.change_metadata(token_id, change, audit).await
     }
 
-    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
+    async fn counts(&self, user_id: UserId, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
         let mut conn = self.pool.get_conn().await?;
         let row: Option<(u64, u64)> = conn
             .exec_first(
                 COUNTS,
-                params! { "user_id" => user_id, "now" => now.naive_utc() },
+                params! { "user_id" => user_id.get(), "now" => now.naive_utc() },
             )
             .await?;
         let (valid, total) = row.unwrap_or((0, 0));
@@ -387,14 +376,14 @@ impl TokenStore for MySqlStore {
 
     async fn list_valid(
         &self,
-        user_id: u64,
+        user_id: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let mut conn = self.pool.get_conn().await?;
         let rows: Vec<Row> = conn
             .exec(
                 LIST_VALID,
-                params! { "user_id" => user_id, "now" => now.naive_utc() },
+                params! { "user_id" => user_id.get(), "now" => now.naive_utc() },
             )
             .await?;
         rows.into_iter().map(record_from_row).collect()

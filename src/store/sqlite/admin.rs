@@ -46,7 +46,7 @@ impl SqliteStore {
         let query = query.clone();
         self.run(move |conn| {
             let mut sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ?");
-            let mut args: Vec<rusqlite::types::Value> = vec![to_sql_id(query.user_id).into()];
+            let mut args: Vec<rusqlite::types::Value> = vec![query.user_id.as_i64().into()];
             let now = query.now.timestamp_millis();
             match query.status {
                 TokenStatus::All => {}

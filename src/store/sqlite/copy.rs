@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::rows::{from_ms, record_from_row, to_sql_id, TOKEN_COLUMNS};
+use super::rows::{from_ms, record_from_row, to_sql_count, to_sql_id, TOKEN_COLUMNS};
 use super::SqliteStore;
 use crate::store::{AuditEvent, BanStore, CopyStore, RowCounts, Snapshot, StoreError};
 
@@ -62,7 +62,7 @@ impl CopyStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     params![
                         to_sql_id(t.id),
-                        to_sql_id(t.user_id),
+                        t.user_id.as_i64(),
                         t.digest.as_str(),
                         t.public_identifier.as_str(),
                         t.prefix,
@@ -72,7 +72,7 @@ impl CopyStore for SqliteStore {
                         t.ip_restriction.to_stored(),
                         t.last_used.map(|at| at.timestamp_millis()),
                         t.privilege.as_str(),
-                        to_sql_id(t.usage_count),
+                        to_sql_count(t.usage_count),
                         i64::from(t.valid),
                         t.metadata.to_stored(),
                     ],

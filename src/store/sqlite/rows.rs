@@ -4,15 +4,23 @@ use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
 use crate::store::{StoreError, TokenRecord};
-use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier};
+use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 
 /// Every column of `api_tokens`, in the order `record_from_row` reads them.
 pub const TOKEN_COLUMNS: &str = "id, user_id, api_token, public_identifier, prefix, name, \
     created_at, expires_at, restricted_to_ip_address, last_used, privilege_type, usage_count, \
     valid, metadata";
 
+/// A token id, event id or count as SQLite's signed integer. Ids the store hands out fit; an id
+/// past `i64::MAX` names no row, so it becomes -1, which no row has (ids start at 1), never a
+/// neighbour's id.
 pub fn to_sql_id(id: u64) -> i64 {
-    i64::try_from(id).unwrap_or(i64::MAX)
+    i64::try_from(id).unwrap_or(-1)
+}
+
+/// A count as SQLite's signed integer, saturating (a count past `i64::MAX` cannot happen).
+pub fn to_sql_count(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
@@ -45,7 +53,7 @@ pub fn record_from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
     let usage_count: i64 = row.get(11)?;
     Ok(TokenRecord {
         id: u64::try_from(id).map_err(|_| corrupt("id"))?,
-        user_id: u64::try_from(user_id).map_err(|_| corrupt("user_id"))?,
+        user_id: UserId::from_i64(user_id).map_err(|_| corrupt("user_id"))?,
         digest: Digest::parse(&digest).ok_or_else(|| corrupt("api_token"))?,
         public_identifier: PublicIdentifier::from_stored(row.get(3)?),
         prefix: row.get(4)?,

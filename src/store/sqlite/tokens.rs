@@ -13,7 +13,7 @@ use crate::store::{
     Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus, TokenStore,
     UsageDelta,
 };
-use crate::token::{Actor, Digest, IpRestriction, Privilege};
+use crate::token::{Actor, Digest, IpRestriction, Privilege, UserId};
 
 pub(super) fn find(
     tx: &rusqlite::Connection,
@@ -32,17 +32,16 @@ pub(super) fn find(
 /// Marks the owner's expired tokens invalid (each an `expired` event) and counts the valid rest.
 fn expire_and_count(
     tx: &Transaction<'_>,
-    user_id: u64,
+    user_id: UserId,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let expired: Vec<i64> = {
         let mut statement = tx.prepare_cached(
             "SELECT id FROM api_tokens WHERE user_id = ?1 AND valid = 1 AND expires_at <= ?2",
         )?;
-        let ids = statement
-            .query_map(params![to_sql_id(user_id), now.timestamp_millis()], |r| {
-                r.get(0)
-            })?;
+        let ids = statement.query_map(params![user_id.as_i64(), now.timestamp_millis()], |r| {
+            r.get(0)
+        })?;
         ids.collect::<Result<_, _>>()?
     };
     let system = Audit {
@@ -55,7 +54,7 @@ fn expire_and_count(
     }
     let count: i64 = tx.query_row(
         "SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1 AND valid = 1",
-        [to_sql_id(user_id)],
+        [user_id.as_i64()],
         |row| row.get(0),
     )?;
     Ok(count as u64)
@@ -73,7 +72,7 @@ fn insert_token(
          expires_at, restricted_to_ip_address, privilege_type, metadata) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
-            to_sql_id(new.user_id),
+            new.user_id.as_i64(),
             new.digest.as_str(),
             new.public_identifier.as_str(),
             new.prefix,
@@ -119,7 +118,7 @@ impl SqliteStore {
     /// the audit detail) and records `event`; false when the owner has no such token.
     async fn update_owned<F>(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         audit: &Audit,
         event: &'static str,
@@ -135,7 +134,7 @@ impl SqliteStore {
             let found = find(
                 tx,
                 "user_id = ?1 AND api_token = ?2 AND valid = 1",
-                params![to_sql_id(user_id), digest],
+                params![user_id.as_i64(), digest],
             )?;
             let Some(record) = found else {
                 return Ok((false, false));
@@ -185,22 +184,14 @@ impl TokenStore for SqliteStore {
 
     async fn find_for_owner(
         &self,
-        user_id: u64,
+        user_id: UserId,
         token_id: u64,
-        public_identifier: &str,
-        name: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let (public_identifier, name) = (public_identifier.to_owned(), name.to_owned());
         self.run(move |conn| {
             find(
                 conn,
-                "id = ?1 AND user_id = ?2 AND public_identifier = ?3 AND name = ?4 AND valid = 1",
-                params![
-                    to_sql_id(token_id),
-                    to_sql_id(user_id),
-                    public_identifier,
-                    name
-                ],
+                "id = ?1 AND user_id = ?2 AND valid = 1",
+                params![to_sql_id(token_id), user_id.as_i64()],
             )
         })
         .await
@@ -298,11 +289,10 @@ impl TokenStore for SqliteStore {
             if expire_and_count(tx, old.user_id, rotation.audit.at)? >= u64::from(rotation.limit) {
                 return Ok((false, RotateOutcome::LimitReached));
             }
-            let new = NewToken {
-                user_id: old.user_id,
-                metadata: old.metadata.clone(),
-                ..rotation.new.clone()
-            };
+            let new = rotation
+                .new
+                .clone()
+                .owned_by(old.user_id, old.metadata.clone());
             let Some(new_id) =
                 insert_token(tx, &new, &rotation.audit, json!({ "rotatedFrom": old.id }))?
             else {
@@ -323,7 +313,7 @@ impl TokenStore for SqliteStore {
 
     async fn update_ip_restriction(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         ips: &IpRestriction,
         audit: &Audit,
@@ -347,7 +337,7 @@ impl TokenStore for SqliteStore {
 
     async fn update_privilege(
         &self,
-        user_id: u64,
+        user_id: UserId,
         digest: &Digest,
         privilege: Privilege,
         audit: &Audit,
@@ -376,11 +366,11 @@ impl TokenStore for SqliteStore {
     ) -> Result<MetadataOutcome, StoreError> {
         self.change_metadata(token_id, change, audit).await
     }
-    async fn counts(&self, user_id: u64, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
+    async fn counts(&self, user_id: UserId, now: DateTime<Utc>) -> Result<TokenCounts, StoreError> {
         self.run(move |conn| {
             let (valid, total): (i64, i64) = conn.query_row(
                 &format!("SELECT COALESCE(SUM({IS_VALID}), 0), COUNT(*) FROM api_tokens WHERE user_id = ?"),
-                params![now.timestamp_millis(), to_sql_id(user_id)],
+                params![now.timestamp_millis(), user_id.as_i64()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             Ok(TokenCounts {
@@ -393,7 +383,7 @@ impl TokenStore for SqliteStore {
 
     async fn list_valid(
         &self,
-        user_id: u64,
+        user_id: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let query = TokenQuery {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::rows::{from_ms, to_sql_id};
+use super::rows::{from_ms, to_sql_count, to_sql_id};
 use super::SqliteStore;
 use crate::store::{StoreError, UsageDelta};
 
@@ -18,7 +18,7 @@ const DAY_MS: i64 = 86_400_000;
 fn add_usage(tx: &Transaction<'_>, token_id: u64, uses: u64, at_ms: i64) -> rusqlite::Result<()> {
     tx.execute(
         ADD_USAGE,
-        params![to_sql_id(uses), at_ms, to_sql_id(token_id)],
+        params![to_sql_count(uses), at_ms, to_sql_id(token_id)],
     )?;
     Ok(())
 }
