@@ -87,17 +87,14 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
                 .trim()
         })
         .filter(|key| !key.is_empty());
-    let (gate, block) = limits.before_verify(client, key);
-    enforce(limits, gate).await?;
+    enforce(limits, limits.before_verify(client)).await?;
     let Some(key) = key else {
         enforce(limits, limits.verify_failed(client, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
     let privilege = privilege_param(req.query_string())
         .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
-    let mut options = VerifyOptions::new(privilege, client);
-    // A use answered with a 429 is not a use.
-    options.skip_count_updates = !block.is_allowed();
+    let options = VerifyOptions::new(privilege, client);
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
         Ok(outcome) => outcome.into_verified(),
         Err(err) => {
@@ -107,8 +104,8 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     };
     match outcome {
         Ok(token) => {
-            // A good key does not end a block earned by failures, nor count as a strike.
-            enforce(limits, block).await?;
+            // Served whatever blocks are in force (SPEC A8: the guard is on failures only);
+            // the success resets failure counts but ends no block.
             limits.verify_succeeded(client, key);
             Ok(verified(now, &token))
         }

@@ -167,9 +167,9 @@ impl Limiter {
         self.states.is_empty() && self.blocks.is_empty() && self.bans.is_empty()
     }
 
-    /// True when some key is blocked or banned (lets callers skip work on the common path).
-    pub fn has_rejections(&self) -> bool {
-        !self.blocks.is_empty() || !self.bans.is_empty()
+    /// Forgets the key's consumed points, keeping any block in force.
+    pub fn forget_points(&self, key: &str) {
+        self.states.remove(self.hasher.hash_one(key));
     }
 
     /// Forgets the key's consumed points and block (after a success, or a lifted ban).

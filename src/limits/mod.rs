@@ -157,35 +157,18 @@ impl Limits {
         }
     }
 
-    /// Before verifying. The first decision is enforced at once: the union when
-    /// `rate_limit_on_successful_request` is on, and banned keys or IPs. The second is a
-    /// running consumption block of the key or IP: the request is still verified (so only a
-    /// failure counts as a strike) but a success is answered with it instead of the data.
-    pub fn before_verify(
-        &self,
-        ip: Option<IpAddr>,
-        presented: Option<&str>,
-    ) -> (Decision, Decision) {
-        if !self.enabled {
-            return (Decision::Allowed, Decision::Allowed);
+    /// Before verifying: the union, when `rate_limit_on_successful_request` is on. The
+    /// consumption limiter is not consulted here: it guards failures only (SPEC A8), so a
+    /// verification that succeeds is served whatever blocks or bans its key or IP has.
+    pub fn before_verify(&self, ip: Option<IpAddr>) -> Decision {
+        if !self.enabled || !self.union_on_verify {
+            return Decision::Allowed;
         }
-        let mut now = Decision::Allowed;
-        if self.union_on_verify {
-            now = self.union(&format!("{}_verify", ip_key(ip)));
-        }
-        let mut block = Decision::Allowed;
-        if self.consumption.has_rejections() {
-            for key in consumption_keys(&ip_key(ip), presented) {
-                block = block.and(self.consumption.peek(&key));
-            }
-        }
-        if block == Decision::Banned {
-            return (Decision::Banned, Decision::Allowed);
-        }
-        (now, block)
+        self.union(&format!("{}_verify", ip_key(ip)))
     }
 
-    /// A failed verification consumes from the consumption limiter for the key and the IP.
+    /// A failed verification consumes from the consumption limiter for the key and the IP;
+    /// during a block it is a strike, and the last strike bans.
     pub fn verify_failed(&self, ip: Option<IpAddr>, presented: Option<&str>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
@@ -197,11 +180,12 @@ impl Limits {
             })
     }
 
-    /// A successful verification resets the failure count of its key and IP.
+    /// A successful verification resets the failure count of its key and IP; a block (or
+    /// ban) already in force stays, with its strikes.
     pub fn verify_succeeded(&self, ip: Option<IpAddr>, presented: &str) {
         if self.enabled && !self.consumption.is_idle() {
             for key in consumption_keys(&ip_key(ip), Some(presented)) {
-                self.consumption.reset(&key);
+                self.consumption.forget_points(&key);
             }
         }
     }

@@ -80,31 +80,52 @@ async fn a_verification_block_counts_down_in_whole_seconds_and_ends_after_an_hou
     assert_eq!(after.status, 401, "the block is over: {after:?}");
 }
 
+/// SPEC A8: the consumption limiter guards failures only. A valid key is served (and counted)
+/// during a block of its IP; the success does not end the block; a failure meanwhile strikes
+/// and bans, and a valid key is still served after the ban.
 #[tokio::test]
-async fn a_valid_key_during_the_block_is_refused_without_a_strike_and_a_failure_bans() {
+async fn a_valid_key_during_the_block_is_served_and_counted_and_a_failure_still_bans() {
     let app = spawn_limited_app(|_| {}).await;
     let key = valid_key(&app).await;
     fail_with_fresh_keys(&app, "wrong", 10).await;
     assert_blocked(&app.verify("api_wrong_11", "full").await, 3600, "11");
     app.clock.advance(Duration::from_secs(600));
-    let valid = app.verify(&key, "full").await;
-    assert_blocked(
-        &valid,
-        3000,
-        "a good key does not end the block, nor is it a strike",
+    for call in 1..=2 {
+        let valid = app.verify(&key, "full").await;
+        assert_eq!(valid.status, 200, "success {call} during the block: {valid:?}");
+        assert_eq!(valid.data()["usageCount"], call, "the use is counted");
+    }
+    assert_banned(
+        &app.verify("api_wrong_12", "full").await,
+        "a failure during the block is its second strike",
     );
-    let again = app.verify(&key, "full").await;
-    assert_blocked(&again, 3000, "still no strike");
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    let after = app.verify(&key, "full").await;
+    assert_eq!(after.status, 200, "served after the ban too: {after:?}");
+    assert_banned(
+        &app.verify("api_wrong_13", "full").await,
+        "failures of the banned IP stay banned",
+    );
     let usage: u64 = app
         .query_one("SELECT usage_count FROM api_tokens", ())
         .await;
-    assert_eq!(usage, 0, "a use answered with 429 is not counted");
-    assert_banned(
+    let pending = app.tokens.unwritten_uses();
+    assert_eq!(usage + pending, 3, "every served use is counted");
+}
+
+#[tokio::test]
+async fn a_success_during_a_block_does_not_end_it() {
+    let app = spawn_limited_app(|s| s.rate_limiters.ban_after_strikes = 3).await;
+    let key = valid_key(&app).await;
+    fail_with_fresh_keys(&app, "wrong", 10).await;
+    assert_blocked(&app.verify("api_wrong_11", "full").await, 3600, "strike 1");
+    assert_eq!(app.verify(&key, "full").await.status, 200);
+    app.clock.advance(Duration::from_secs(1));
+    assert_blocked(
         &app.verify("api_wrong_12", "full").await,
-        "a failure during the block",
+        3599,
+        "strike 2: the block goes on after the success",
     );
-    app.clock.advance(Duration::from_secs(2 * 3600));
-    assert_banned(&app.verify(&key, "full").await, "2 hours later");
 }
 
 #[tokio::test]
