@@ -65,7 +65,8 @@ impl TokenService {
 
     /// The token with this id, valid or not, with its metadata.
     pub async fn token_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError> {
-        self.store.find_by_id(token_id).await
+        let found = self.store.find_by_id(token_id).await?;
+        Ok(found.map(|record| self.with_unwritten_uses(record)))
     }
 
     /// Changes a token's metadata (merge-patch or replace-all); the next verification sees it.
@@ -92,8 +93,9 @@ impl TokenService {
         token_id: u64,
     ) -> Result<Option<(TokenRecord, bool)>, StoreError> {
         let revoked = self.store.revoke_by_id(token_id, &self.audit()).await?;
-        Ok(revoked.map(|(mut record, changed)| {
+        Ok(revoked.map(|(record, changed)| {
             self.invalidate(&record.digest);
+            let mut record = self.with_unwritten_uses(record);
             record.valid = false;
             (record, changed)
         }))
@@ -101,7 +103,11 @@ impl TokenService {
 
     /// A page of a user's tokens.
     pub async fn list_tokens(&self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        self.store.list_tokens(query).await
+        let records = self.store.list_tokens(query).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| self.with_unwritten_uses(record))
+            .collect())
     }
 
     /// The audit log of a token.

@@ -125,8 +125,11 @@ impl TokenService {
                 total: counts.total(),
                 total_invalid_tokens: counts.invalid,
                 total_valid_tokens: counts.valid,
-                token_list: (!rows.is_empty())
-                    .then(|| rows.iter().map(TokenListRow::from).collect()),
+                token_list: (!rows.is_empty()).then(|| {
+                    rows.into_iter()
+                        .map(|row| TokenListRow::from(&self.with_unwritten_uses(row)))
+                        .collect()
+                }),
             }),
             Err(err) => self.store_failure("list", &err, Reason::ListServerError),
         }

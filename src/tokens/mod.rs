@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::envelope::{Reason, Results};
-use crate::store::{Audit, StoreError, TokenStore};
+use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
 use crate::token::Actor;
 
 /// Longest lifetime a token may be given (100 years), so that expiry arithmetic never overflows.
@@ -113,6 +113,20 @@ impl TokenService {
     /// Uses counted in memory and not yet confirmed in the store.
     pub fn unwritten_uses(&self) -> u64 {
         self.usage.as_ref().map_or(0, |usage| usage.unwritten())
+    }
+
+    /// A record read from the store, as readers must see it: with the uses this process has
+    /// counted and not yet written (as verify answers already show them).
+    fn with_unwritten_uses(&self, mut record: TokenRecord) -> TokenRecord {
+        if let Some((uses, last_used)) = self
+            .usage
+            .as_ref()
+            .and_then(|usage| usage.unwritten_of(record.id))
+        {
+            record.usage_count = record.usage_count.saturating_add(uses);
+            record.last_used = record.last_used.max(last_used);
+        }
+        record
     }
 
     /// Entries in the verification cache.

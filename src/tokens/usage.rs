@@ -102,6 +102,13 @@ impl UsageRecorder {
         }
     }
 
+    /// Uses of one token counted here and not yet confirmed written, with its last use.
+    pub fn unwritten_of(&self, token_id: u64) -> Option<(u64, Option<DateTime<Utc>>)> {
+        let state = self.states.get(&token_id)?;
+        let uses = state.in_flight + state.pending;
+        (uses > 0).then_some((uses, state.last_used))
+    }
+
     /// Uses counted and not yet confirmed written.
     pub fn unwritten(&self) -> u64 {
         self.states.iter().map(|s| s.in_flight + s.pending).sum()

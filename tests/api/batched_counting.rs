@@ -343,3 +343,60 @@ async fn sigterm_writes_every_counted_use_before_the_process_exits() {
         served.warnings()
     );
 }
+
+/// Every read shows the uses counted but not yet written, as verify answers do: the BFF's
+/// list, the snapshot, the admin read and the admin listing agree right after the uses.
+#[tokio::test]
+async fn every_read_shows_uses_not_yet_written() {
+    let app = spawn_app_with(|s| {
+        s.usage.flush_interval = Duration::from_secs(3600);
+        crate::helpers::ops_admin(s);
+    })
+    .await;
+    let (key, id, created_at) = token(&app).await;
+    app.clock.advance(Duration::from_secs(5));
+    for _ in 0..3 {
+        assert_eq!(app.verify(&key, "full").await.status, 200);
+    }
+    let used_at = app.clock_iso();
+    assert_eq!(stored_usage(&app, id).await, (0, None), "nothing written yet");
+
+    let listed = app.manage_get("list-metadata", 7).await;
+    let row = &listed.data()["tokenList"][0];
+    assert_eq!(
+        (&row["usage_count"], &row["last_used"]),
+        (&json!(3), &json!(used_at)),
+        "list-metadata: {listed:?}"
+    );
+    let public_id: String = app
+        .query_one("SELECT public_identifier FROM api_tokens WHERE id = ?", (id,))
+        .await;
+    let body = json!({"tokenId": id, "publicIdentifier": public_id, "name": "ci"});
+    let snapshot = app.manage_post("metadata", 7, &body).await;
+    assert_eq!(
+        snapshot.data()["tokenMeta"],
+        verified(id, &created_at, &used_at, 3),
+        "metadata: {snapshot:?}"
+    );
+    let admin = app.admin_get(&format!("/tokens/{id}")).await;
+    assert_eq!(
+        (&admin.body["usageCount"], &admin.body["lastUsed"]),
+        (&json!(3), &json!(used_at)),
+        "admin read: {admin:?}"
+    );
+    let page = app.admin_get("/users/7/tokens").await;
+    assert_eq!(
+        (&page.body["tokens"][0]["usageCount"], &page.body["tokens"][0]["lastUsed"]),
+        (&json!(3), &json!(used_at)),
+        "admin list: {page:?}"
+    );
+
+    app.tokens.flush_usage().await.expect("flush");
+    assert_eq!(stored_usage(&app, id).await, (3, Some(used_at.clone())));
+    let listed = app.manage_get("list-metadata", 7).await;
+    assert_eq!(
+        listed.data()["tokenList"][0]["usage_count"],
+        3,
+        "not counted twice once written"
+    );
+}
