@@ -36,7 +36,7 @@ fn main() {
     for (i, digest) in digests.iter().enumerate() {
         let token = CachedToken {
             id: i as u64,
-            user_id: iam_tokens::token::UserId::new(i % 1000 + 1).unwrap(),
+            user_id: iam_tokens::token::UserId::new((i % 1000 + 1) as u64).unwrap(),
             name: format!("service token {i}").into_boxed_str(),
             created_at: now,
             expires_at: Some(now),

@@ -14,7 +14,7 @@ pub mod token;
 pub mod tokens;
 
 pub use app::Application;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, Moment, SystemClock};
 pub use config::Settings;
 pub use envelope::{Reason, Results};
 pub use tokens::TokenService;

@@ -6,13 +6,14 @@ use governor::nanos::Nanos;
 
 use crate::clock::Clock;
 
-/// Nanoseconds since the Unix epoch of the injected clock.
+/// The injected clock's monotonic reading: windows and blocks are intervals, untouched by a
+/// step of the wall clock.
 #[derive(Clone)]
 pub struct GovernorClock(pub Arc<dyn Clock>);
 
 impl GovernorClock {
     pub fn now_ms(&self) -> i64 {
-        i64::try_from(self.0.now_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        self.0.monotonic_ms()
     }
 }
 
@@ -20,6 +21,6 @@ impl governor::clock::Clock for GovernorClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
-        Nanos::from(self.0.now_nanos())
+        Nanos::from(self.0.monotonic_nanos())
     }
 }

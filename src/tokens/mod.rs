@@ -22,7 +22,7 @@ pub use verify::{Verified, VerifyOptions, VerifyOutcome};
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Moment};
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
 use crate::token::Actor;
@@ -105,7 +105,11 @@ impl TokenService {
     /// Writes counted uses not yet in the store (batched counting; a no-op otherwise).
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
         match &self.usage {
-            Some(usage) => usage.flush(self.clock.now()).await,
+            Some(usage) => {
+                usage
+                    .flush(Moment::at(self.clock.now(), &*self.clock))
+                    .await
+            }
             None => Ok(()),
         }
     }

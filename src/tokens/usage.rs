@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+
+use crate::clock::Moment;
 use dashmap::DashMap;
 
 use crate::store::{StoreError, TokenStore, UsageDelta};
@@ -18,8 +20,8 @@ struct UsageState {
     /// Uses not yet sent.
     pending: u64,
     last_used: Option<DateTime<Utc>>,
-    /// Last use, store read or confirmed write: the state is kept at least a cache TTL past
-    /// it, so no cached record can be older than what this state already accounts for.
+    /// Last use, store read or confirmed write (monotonic ms): the state is kept at least a
+    /// cache TTL past it, so no cached record can be older than what this state accounts for.
     last_touch_ms: i64,
 }
 
@@ -63,8 +65,9 @@ impl UsageRecorder {
         token_id: u64,
         stored_count: u64,
         stored_last_used: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        at: Moment,
     ) -> (u64, DateTime<Utc>) {
+        let now = at.wall;
         let mut state = self.states.entry(token_id).or_insert_with(|| UsageState {
             base: stored_count,
             last_used: stored_last_used,
@@ -73,7 +76,7 @@ impl UsageRecorder {
         state.pending += 1;
         let last = state.last_used.map_or(now, |t| t.max(now));
         state.last_used = Some(last);
-        state.last_touch_ms = now.timestamp_millis();
+        state.last_touch_ms = at.monotonic_ms;
         (state.count(), last)
     }
 
@@ -91,10 +94,10 @@ impl UsageRecorder {
         token_id: u64,
         stored_count: u64,
         stored_last_used: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        at: Moment,
     ) {
         if let Some(mut state) = self.states.get_mut(&token_id) {
-            state.last_touch_ms = now.timestamp_millis();
+            state.last_touch_ms = at.monotonic_ms;
             if state.in_flight == 0 {
                 state.base = state.base.max(stored_count);
                 state.last_used = state.last_used.max(stored_last_used);
@@ -116,7 +119,8 @@ impl UsageRecorder {
 
     /// Writes every pending use. On failure nothing is lost or doubled: the batch is kept and
     /// retried with the same id by the next flush.
-    pub async fn flush(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn flush(&self, at: Moment) -> Result<(), StoreError> {
+        let now = at.wall;
         let _one_at_a_time = self.flushing.lock().await;
         let retry = self
             .unconfirmed
@@ -124,7 +128,7 @@ impl UsageRecorder {
             .ok()
             .and_then(|mut slot| slot.take());
         if let Some(batch) = retry {
-            self.write(batch, now).await?;
+            self.write(batch, at).await?;
         }
         let deltas: Vec<UsageDelta> = self
             .states
@@ -145,20 +149,20 @@ impl UsageRecorder {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 deltas,
             };
-            self.write(batch, now).await?;
+            self.write(batch, at).await?;
         }
-        self.forget_idle(now.timestamp_millis());
+        self.forget_idle(at.monotonic_ms);
         Ok(())
     }
 
-    async fn write(&self, batch: Batch, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn write(&self, batch: Batch, at: Moment) -> Result<(), StoreError> {
         match self.store.apply_usage(&batch.id, &batch.deltas).await {
             Ok(()) => {
                 for delta in &batch.deltas {
                     if let Some(mut state) = self.states.get_mut(&delta.token_id) {
                         state.in_flight -= delta.uses;
                         state.base += delta.uses;
-                        state.last_touch_ms = now.timestamp_millis();
+                        state.last_touch_ms = at.monotonic_ms;
                     }
                 }
                 Ok(())

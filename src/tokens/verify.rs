@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
+use crate::clock::Moment;
 use crate::envelope::{Reason, Results};
 use crate::store::StoreError;
 use crate::token::{Digest, Privilege, RawKey};
@@ -142,7 +143,7 @@ impl TokenService {
             }
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
-        let now = at.unwrap_or_else(|| self.clock.now());
+        let now = Moment::at(at.unwrap_or_else(|| self.clock.now()), &*self.clock);
         let Some(token) = self.load(&digest, now).await? else {
             return Ok((VerifyOutcome::InvalidKey, None));
         };
@@ -155,7 +156,7 @@ impl TokenService {
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
     /// — when the store is down — a stale entry young enough to serve.
-    async fn load(&self, digest: &[u8; 32], now: DateTime<Utc>) -> Result<Lookup, StoreError> {
+    async fn load(&self, digest: &[u8; 32], now: Moment) -> Result<Lookup, StoreError> {
         let Some(cache) = &self.cache else {
             let record = self
                 .store
@@ -163,7 +164,7 @@ impl TokenService {
                 .await?;
             return Ok(record.and_then(CachedToken::from_record).map(Arc::new));
         };
-        let now_ms = now.timestamp_millis();
+        let now_ms = now.monotonic_ms;
         if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
             return Ok(lookup);
         }
@@ -192,8 +193,9 @@ impl TokenService {
         digest: &[u8; 32],
         token: &Arc<CachedToken>,
         options: VerifyOptions,
-        now: DateTime<Utc>,
+        moment: Moment,
     ) -> Result<VerifyOutcome, StoreError> {
+        let now = moment.wall;
         // 4. IP restriction.
         if !options.bypass_ip_check && !token.ip_restriction.allows(options.ip) {
             return Ok(VerifyOutcome::InvalidHost);
@@ -225,7 +227,7 @@ impl TokenService {
         } else {
             // 6. Count this use; the answer includes it.
             let (count, last_used) = match &self.usage {
-                Some(usage) => usage.record(token.id, token.usage_count, token.last_used, now),
+                Some(usage) => usage.record(token.id, token.usage_count, token.last_used, moment),
                 None => {
                     let read = self.store.record_usage(token.id, 1, now).await?;
                     let (count, last_used) = read.unwrap_or((token.usage_count + 1, now));

@@ -359,7 +359,11 @@ async fn every_read_shows_uses_not_yet_written() {
         assert_eq!(app.verify(&key, "full").await.status, 200);
     }
     let used_at = app.clock_iso();
-    assert_eq!(stored_usage(&app, id).await, (0, None), "nothing written yet");
+    assert_eq!(
+        stored_usage(&app, id).await,
+        (0, None),
+        "nothing written yet"
+    );
 
     let listed = app.manage_get("list-metadata", 7).await;
     let row = &listed.data()["tokenList"][0];
@@ -369,7 +373,10 @@ async fn every_read_shows_uses_not_yet_written() {
         "list-metadata: {listed:?}"
     );
     let public_id: String = app
-        .query_one("SELECT public_identifier FROM api_tokens WHERE id = ?", (id,))
+        .query_one(
+            "SELECT public_identifier FROM api_tokens WHERE id = ?",
+            (id,),
+        )
         .await;
     let body = json!({"tokenId": id, "publicIdentifier": public_id, "name": "ci"});
     let snapshot = app.manage_post("metadata", 7, &body).await;
@@ -386,7 +393,10 @@ async fn every_read_shows_uses_not_yet_written() {
     );
     let page = app.admin_get("/users/7/tokens").await;
     assert_eq!(
-        (&page.body["tokens"][0]["usageCount"], &page.body["tokens"][0]["lastUsed"]),
+        (
+            &page.body["tokens"][0]["usageCount"],
+            &page.body["tokens"][0]["lastUsed"]
+        ),
         (&json!(3), &json!(used_at)),
         "admin list: {page:?}"
     );

@@ -92,7 +92,10 @@ async fn a_valid_key_during_the_block_is_served_and_counted_and_a_failure_still_
     app.clock.advance(Duration::from_secs(600));
     for call in 1..=2 {
         let valid = app.verify(&key, "full").await;
-        assert_eq!(valid.status, 200, "success {call} during the block: {valid:?}");
+        assert_eq!(
+            valid.status, 200,
+            "success {call} during the block: {valid:?}"
+        );
         assert_eq!(valid.data()["usageCount"], call, "the use is counted");
     }
     assert_banned(
@@ -234,5 +237,27 @@ async fn with_rate_limit_on_successful_request_a_strike_during_the_block_bans_ip
     assert_eq!(
         created.status, 201,
         "the IP's management key is another key"
+    );
+}
+
+/// Blocks are intervals on the monotonic clock: a step of the wall clock neither lengthens nor
+/// ends one.
+#[tokio::test]
+async fn a_block_lasts_its_duration_whatever_the_wall_clock_does() {
+    let app = spawn_limited_app(|s| s.rate_limiters.ban_after_strikes = 100).await;
+    fail_with_fresh_keys(&app, "wrong", 10).await;
+    assert_blocked(&app.verify("api_wrong_11", "full").await, 3600, "blocked");
+    app.clock.step_wall(chrono::Duration::hours(2));
+    assert_blocked(
+        &app.verify("api_wrong_12", "full").await,
+        3600,
+        "the wall clock two hours ahead: no time passed",
+    );
+    app.clock.step_wall(chrono::Duration::days(-1));
+    app.clock.advance(Duration::from_secs(3600));
+    let after = app.verify("api_wrong_13", "full").await;
+    assert_eq!(
+        after.status, 401,
+        "an hour passed: the block is over: {after:?}"
     );
 }

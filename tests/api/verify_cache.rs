@@ -430,3 +430,23 @@ async fn cache_max_entries_bounds_the_cached_tokens() {
         );
     }
 }
+
+/// Cache lifetimes are intervals on the monotonic clock: a wall-clock step forward does not
+/// expire an entry, a step back does not keep one past its TTL.
+#[tokio::test]
+async fn cache_lifetimes_ignore_steps_of_the_wall_clock() {
+    let ttl = Duration::from_secs(5);
+    let c = counted_service(Some(cache(ttl, HOUR, 1000)), true).await;
+    let (key, _, _) = c.token(uid(7), None).await;
+    c.accepts(&key, "first sight").await;
+    assert_eq!(c.finds(), 1);
+    c.app.clock.step_wall(chrono::Duration::hours(1));
+    c.accepts(&key, "after the wall clock jumped an hour ahead")
+        .await;
+    assert_eq!(c.finds(), 1, "no time passed: the entry is still fresh");
+    c.app.clock.step_wall(chrono::Duration::days(-1));
+    c.app.clock.advance(ttl);
+    c.accepts(&key, "a TTL later, the wall clock a day behind")
+        .await;
+    assert_eq!(c.finds(), 2, "the TTL passed: read again");
+}
