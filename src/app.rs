@@ -50,12 +50,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let database = &settings.database;
-        let store = store::open(
-            database.url.expose(),
-            database.max_connections,
-            database.migrate_on_start,
-        )
-        .await?;
+        let store = store::open(database.url.expose(), database.open_options()).await?;
         let tokens = token_service(&settings, store.clone(), clock.clone());
         let limits = Arc::new(Limits::new(
             &settings.rate_limiters,
@@ -83,6 +78,7 @@ impl Application {
             limits: limits.clone(),
             admins: AdminCredentials::new(&settings.auth.admin_tokens),
             clock,
+            body_timeout: settings.server.body_timeout,
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -100,6 +96,7 @@ impl Application {
                 .wrap(from_fn(http::request_id))
                 .configure(http::routes)
         })
+        .client_request_timeout(settings.server.request_timeout)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: format!("port {port}"),

@@ -59,6 +59,12 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub trusted_proxies: Vec<IpNet>,
+    /// Longest wait for a request's head (line and headers) once a connection is open.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest wait for a request's whole body once its head has arrived.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +74,20 @@ pub struct DatabaseSettings {
     pub url: Secret,
     pub migrate_on_start: bool,
     pub max_connections: usize,
+    /// Bound on every store call: past it the call fails as the store being down would.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// How the service opens its store.
+    pub fn open_options(&self) -> crate::store::OpenOptions {
+        crate::store::OpenOptions {
+            max_connections: self.max_connections,
+            migrate: self.migrate_on_start,
+            timeout: self.timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +298,15 @@ impl Settings {
             return invalid(
                 "verify.cache_max_entries",
                 "must be at least 1 while the cache is on",
+            );
+        }
+        if self.database.timeout.is_zero() {
+            return invalid("database.timeout", "must be above zero");
+        }
+        if self.server.request_timeout.is_zero() || self.server.body_timeout.is_zero() {
+            return invalid(
+                "server",
+                "request_timeout and body_timeout must be above zero",
             );
         }
         if limits.ban_after_strikes == 0 {

@@ -176,8 +176,13 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
         Command::Token(command) => token_command(command, &settings).await?,
         Command::Bans(command) => bans_command(command, &settings).await?,
         Command::Copy { from, to, force } => {
-            let source = store::open(&from, 2, true).await?;
-            let target = store::open(&to, 2, true).await?;
+            // One call moves a whole store: bounded generously, not by `database.timeout`.
+            let options = store::OpenOptions {
+                timeout: Duration::from_secs(3600),
+                ..store::OpenOptions::new(2)
+            };
+            let source = store::open(&from, options).await?;
+            let target = store::open(&to, options).await?;
             match store::copy(source.as_ref(), target.as_ref(), force).await? {
                 store::CopyOutcome::Copied(rows) => println!(
                     "copied {} tokens, {} audit events, {} bans; the target's counts match",
@@ -208,9 +213,17 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
     Ok(())
 }
 
+/// One-shot commands: two connections, migrated, bounded like the service's calls.
+fn cli_store_options(settings: &Settings) -> store::OpenOptions {
+    store::OpenOptions {
+        timeout: settings.database.timeout,
+        ..store::OpenOptions::new(2)
+    }
+}
+
 async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(), AnyError> {
     let url = settings.database.url.expose();
-    let store = store::open(url, 2, true).await?;
+    let store = store::open(url, cli_store_options(settings)).await?;
     // One-shot commands go straight to the store: no cache, no batched counting.
     let tokens = TokenService::new(
         store,
@@ -261,7 +274,7 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
 
 async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), AnyError> {
     let url = settings.database.url.expose();
-    let store = store::open(url, 2, true).await?;
+    let store = store::open(url, cli_store_options(settings)).await?;
     let result = match command {
         BansCommand::List => {
             let bans: Vec<serde_json::Value> = store

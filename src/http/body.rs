@@ -1,6 +1,8 @@
 //! JSON bodies: content type, size and shape, checked in that order. Each route family
 //! answers the failures in its own format.
 
+use std::time::Duration;
+
 use actix_web::web::Payload;
 use actix_web::HttpRequest;
 use futures_util::StreamExt;
@@ -10,6 +12,8 @@ use serde::de::DeserializeOwned;
 pub const MANAGE_BODY_LIMIT: usize = 1024;
 /// Admin bodies (metadata included) are at most 16 KiB.
 pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
+/// `server.body_timeout` as shipped, for a handler mounted without an `AppState`.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a body was refused.
 #[derive(Debug)]
@@ -22,13 +26,16 @@ pub enum BodyError {
     TooLarge { limit: usize },
     /// Not JSON, or not the expected shape; the parser's explanation (never body content).
     Shape(String),
+    /// The whole body did not arrive within `server.body_timeout` (a trickling client).
+    TimedOut { after: Duration },
 }
 
-/// Reads at most `limit` bytes of a JSON body and parses it into `T`.
+/// Reads at most `limit` bytes of a JSON body, within `timeout`, and parses it into `T`.
 pub async fn json_body<T: DeserializeOwned>(
     req: &HttpRequest,
-    mut payload: Payload,
+    payload: Payload,
     limit: usize,
+    timeout: Duration,
 ) -> Result<T, BodyError> {
     if !is_json(req) {
         return Err(BodyError::NotJson);
@@ -41,7 +48,22 @@ pub async fn json_body<T: DeserializeOwned>(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let capacity = declared.unwrap_or(0).min(limit as u64) as usize;
+    let body = tokio::time::timeout(timeout, read_at_most(payload, limit, capacity))
+        .await
+        .map_err(|_| BodyError::TimedOut { after: timeout })??;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError::Empty);
+    }
+    serde_json::from_slice(&body).map_err(|err| BodyError::Shape(describe(&err)))
+}
+
+async fn read_at_most(
+    mut payload: Payload,
+    limit: usize,
+    capacity: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::with_capacity(capacity);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Shape("the body could not be read".into()))?;
         if body.len() + chunk.len() > limit {
@@ -49,10 +71,7 @@ pub async fn json_body<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(BodyError::Empty);
-    }
-    serde_json::from_slice(&body).map_err(|err| BodyError::Shape(describe(&err)))
+    Ok(body)
 }
 
 /// serde_json's explanation without the offending input (which may hold a secret).

@@ -22,6 +22,9 @@ pub enum ApiError {
     NotAllowed,
     /// 413 `{"error":"Payload too large"}`.
     PayloadTooLarge { limit: usize },
+    /// 408 `{"error":"Request timeout"}`: the body did not arrive in time; the connection is
+    /// closed.
+    RequestTimeout,
     /// 429 from a rate limiter: `retry` seconds left of the block, `None` for a permanent ban.
     TooManyRequests { retry: Option<u64> },
     /// Admin API failures: `{"error":{"code","message","field"?}}`.
@@ -120,6 +123,7 @@ impl std::fmt::Display for ApiError {
             Self::NotAllowed => f.write_str("content type or body not allowed"),
             Self::PayloadTooLarge { limit } => write!(f, "body over {limit} bytes"),
             Self::TooManyRequests { .. } => f.write_str("rate limited"),
+            Self::RequestTimeout => f.write_str("request body timed out"),
             Self::Admin(failure) => write!(f, "{}: {}", failure.code, failure.message),
             Self::Envelope { status, reason, .. } => write!(f, "{status}: {}", reason.as_str()),
         }
@@ -135,6 +139,7 @@ impl ResponseError for ApiError {
             Self::NotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Admin(failure) => failure.status,
             Self::Envelope { status, .. } => *status,
         }
@@ -142,6 +147,19 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        let mut response = self.body(status);
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a trickled body may still be coming: the connection is not reused.
+            response
+                .head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+        }
+        response
+    }
+}
+
+impl ApiError {
+    fn body(&self, status: StatusCode) -> HttpResponse {
         match self {
             Self::MissingBearer => json(
                 status,
@@ -153,6 +171,7 @@ impl ResponseError for ApiError {
             }
             Self::NotAllowed => json(status, &json!({"error": "not allowed."})),
             Self::PayloadTooLarge { .. } => json(status, &json!({"error": "Payload too large"})),
+            Self::RequestTimeout => json(status, &json!({"error": "Request timeout"})),
             Self::TooManyRequests { retry } => {
                 let (header, retry) = match retry {
                     Some(seconds) => (seconds.to_string(), json!(seconds)),

@@ -94,11 +94,10 @@ impl JwtVerifier {
         let now = self.clock.now().timestamp() as f64;
         match claims.nbf {
             None => {}
-            Some(serde_json::Value::Number(nbf)) => {
-                if nbf.as_f64().unwrap_or(f64::MAX) > now {
-                    return Err(ApiError::BadAccessToken("jwt not active"));
-                }
+            Some(serde_json::Value::Number(nbf)) if nbf.as_f64().unwrap_or(f64::MAX) > now => {
+                return Err(ApiError::BadAccessToken("jwt not active"));
             }
+            Some(serde_json::Value::Number(_)) => {}
             Some(_) => return Err(ApiError::BadAccessToken("invalid nbf value")),
         }
         let exp = match claims.exp {

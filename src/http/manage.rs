@@ -166,9 +166,10 @@ pub async fn manage(
         return Ok(respond(action, tokens.list_valid_tokens(user_id).await));
     };
     let read = |payload| async {
-        json_body::<serde_json::Value>(&req, payload, MANAGE_BODY_LIMIT)
+        json_body::<serde_json::Value>(&req, payload, MANAGE_BODY_LIMIT, state.body_timeout)
             .await
             .map_err(|err| match err {
+                BodyError::TimedOut { .. } => ApiError::RequestTimeout,
                 BodyError::NotJson | BodyError::Empty => ApiError::NotAllowed,
                 BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
                 BodyError::Shape(_) => bad_request(),

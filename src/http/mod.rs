@@ -37,6 +37,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub admins: AdminCredentials,
     pub clock: Arc<dyn Clock>,
+    /// `server.body_timeout`: the longest wait for a request body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Registers every route and the 404 fallback.
@@ -44,7 +46,10 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/public/verify", web::get().to(public::verify))
         .route("/health", web::get().to(public::health))
+        // Load balancers probe with HEAD too; actix sends the head without the body.
+        .route("/health", web::head().to(public::health))
         .route("/ready", web::get().to(public::ready))
+        .route("/ready", web::head().to(public::ready))
         .route("/api/manage/{action}", web::route().to(manage::manage))
         .configure(admin::routes)
         .default_service(web::to(public::not_found));

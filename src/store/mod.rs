@@ -13,7 +13,7 @@ pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
 pub use on_runtime::OnRuntime;
-pub use open::{migrate, open, Location, Store};
+pub use open::{migrate, open, Location, OpenOptions, Store};
 pub use record::{
     Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery, TokenRecord,
     TokenStatus, UsageDelta,
@@ -40,6 +40,9 @@ pub enum StoreError {
     Url(String),
     #[error("store task failed: {0}")]
     Runtime(String),
+    /// No answer within `database.timeout` (a silent database, a black-holed network).
+    #[error("the store did not answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("migration {version} failed: {source}")]
     Migration {
         version: u32,

@@ -3,8 +3,12 @@
 //! sockets and background tasks belong to the runtime that made them and die with it (the
 //! last usage flush at shutdown would find the pool gone). Wrapped, all database I/O lives on
 //! the runtime that lives as long as the process.
+//!
+//! Every call is also bounded (`database.timeout`): mysql_async has no read or write timeout,
+//! so a database that accepts connections and then goes silent would hold requests forever.
 
 use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,16 +21,21 @@ use super::{
 };
 use crate::token::{Digest, IpRestriction, Privilege, UserId};
 
-/// `inner`, with every call sent to `home`.
+/// `inner`, with every call sent to `home` and given up after `timeout`.
 #[derive(Clone)]
 pub struct OnRuntime<S> {
     inner: S,
     home: Handle,
+    timeout: Duration,
 }
 
 impl<S: Clone + Send + Sync + 'static> OnRuntime<S> {
-    pub fn new(inner: S, home: Handle) -> Self {
-        Self { inner, home }
+    pub fn new(inner: S, home: Handle, timeout: Duration) -> Self {
+        Self {
+            inner,
+            home,
+            timeout,
+        }
     }
 
     async fn run<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
@@ -35,9 +44,16 @@ impl<S: Clone + Send + Sync + 'static> OnRuntime<S> {
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        match self.home.spawn(call(self.inner.clone())).await {
-            Ok(result) => result,
-            Err(err) => Err(StoreError::Runtime(err.to_string())),
+        let mut task = self.home.spawn(call(self.inner.clone()));
+        match tokio::time::timeout(self.timeout, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => Err(StoreError::Runtime(err.to_string())),
+            Err(_) => {
+                // Dropping the call's future drops its connection (a transaction left open
+                // is rolled back by the server); nothing was confirmed, so nothing is assumed.
+                task.abort();
+                Err(StoreError::Timeout(self.timeout))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{BanStore, CopyStore, MySqlStore, OnRuntime, SqliteStore, StoreError, TokenStore};
 
@@ -43,13 +44,36 @@ pub async fn migrate(url: &str) -> Result<usize, StoreError> {
     }
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptions {
+    /// MySQL pool size (SQLite has one connection).
+    pub max_connections: usize,
+    /// Apply pending MySQL migrations first (SQLite always migrates on open).
+    pub migrate: bool,
+    /// Bound on every store call (`database.timeout`).
+    pub timeout: Duration,
+}
+
+impl OpenOptions {
+    /// `max_connections` connections, migrated, the default 2 s bound.
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            max_connections,
+            migrate: true,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Opens the store `url` names. MySQL is migrated when `migrate` is set (a database that does
 /// not exist is created); SQLite is always migrated, since opening creates the file anyway.
-pub async fn open(
-    url: &str,
-    max_connections: usize,
-    migrate: bool,
-) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let OpenOptions {
+        max_connections,
+        migrate,
+        timeout,
+    } = options;
     match Location::parse(url)? {
         Location::MySql(url) => {
             if migrate {
@@ -60,10 +84,11 @@ pub async fn open(
             Ok(Arc::new(OnRuntime::new(
                 store,
                 tokio::runtime::Handle::current(),
+                timeout,
             )))
         }
         Location::Sqlite(path) => {
-            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, timeout))
                 .await
                 .map_err(|err| StoreError::Runtime(err.to_string()))??;
             Ok(Arc::new(store))

@@ -44,3 +44,4 @@ mod audit_log;
 
 // Hardening found by testing from outside (issue 11).
 mod owner_identity;
+mod slow_clients;

@@ -21,13 +21,18 @@ struct Switch {
     down: bool,
     /// Forwarded connections alive right now.
     live: Vec<JoinHandle<()>>,
+    /// Connections accepted since the proxy started.
+    accepted: usize,
 }
 
-/// A TCP proxy to the MySQL server that can be switched off: "down" cuts every forwarded
-/// connection and closes each new one at once, as a dead database host would.
+/// A TCP proxy to the MySQL server with three states, as a database host has: up (forwards),
+/// down (cuts every forwarded connection and closes each new one at once, as a dead host
+/// would) and silent (accepts and holds every connection, old and new, and forwards nothing,
+/// as a hung host or a black-holed network does).
 struct Proxy {
     port: u16,
     switch: Arc<Mutex<Switch>>,
+    silent: tokio::sync::watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
 
@@ -36,24 +41,25 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let port = listener.local_addr().expect("proxy address").port();
         let switch = Arc::new(Mutex::new(Switch::default()));
+        let (silent, silence) = tokio::sync::watch::channel(false);
         let shared = switch.clone();
         let accepting = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let mut switch = shared.lock().expect("switch");
+                switch.accepted += 1;
                 if switch.down {
                     continue; // dropping `inbound` closes it
                 }
                 switch.live.retain(|forward| !forward.is_finished());
-                switch.live.push(tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                }));
+                switch
+                    .live
+                    .push(tokio::spawn(forward(inbound, silence.clone())));
             }
         });
         Self {
             port,
             switch,
+            silent,
             accepting,
         }
     }
@@ -71,8 +77,36 @@ impl Proxy {
         }
     }
 
+    /// Holds every connection open and forwards nothing, old connections and new alike.
+    fn silent(&self) {
+        self.silent.send_replace(true);
+    }
+
     fn up(&self) {
         self.switch.lock().expect("switch").down = false;
+        self.silent.send_replace(false);
+    }
+
+    fn accepted(&self) -> usize {
+        self.switch.lock().expect("switch").accepted
+    }
+}
+
+/// Forwards one connection until either side closes, or holds it open forwarding nothing
+/// once the proxy is silent.
+async fn forward(mut inbound: TcpStream, mut silence: tokio::sync::watch::Receiver<bool>) {
+    let silent_already = *silence.borrow();
+    if silent_already {
+        return std::future::pending::<()>().await;
+    }
+    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        _ = async { drop(silence.wait_for(|silent| *silent).await) } => {
+            std::future::pending::<()>().await
+        }
     }
 }
 
@@ -86,19 +120,16 @@ impl Drop for Proxy {
 }
 
 /// A service reaching its fresh database only through a proxy (up at first), with batched
-/// counting whose timer never fires and the default cache (5 s TTL, 5 min max stale).
+/// counting whose timer never fires and the default cache (5 s TTL, 5 min max stale). The URL
+/// is the plain `mysql://root@127.0.0.1:<port>/<db>`: the service must keep using it as written
+/// (no move to the server's Unix socket), or these outages would not reach it.
 async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, Proxy) {
     let proxy = Proxy::start().await;
     let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.port = 0;
     settings.server.workers = 1;
-    // Without `prefer_socket=false` the driver would move to the server's Unix socket and
-    // bypass the proxy.
-    let url = format!(
-        "mysql://root@127.0.0.1:{}/{db_name}?prefer_socket=false",
-        proxy.port
-    );
+    let url = format!("mysql://root@127.0.0.1:{}/{db_name}", proxy.port);
     settings.database.url = Secret::new(url);
     settings.database.max_connections = 4;
     settings.rate_limiters.enabled = false;
@@ -289,4 +320,121 @@ async fn without_serve_stale_on_error_a_cached_token_past_its_ttl_fails_closed()
     let answer = app.verify(&key, "full").await;
     assert_eq!(answer.status, 401, "past the TTL: {answer:?}");
     assert_eq!(answer.body, app.failure_now(SERVER_ERROR));
+}
+
+/// `database.timeout` in the silent-database tests.
+const BOUND: Duration = Duration::from_millis(500);
+
+/// How long a call took, and its answer.
+async fn timed<T>(call: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    let answer = call.await;
+    (answer, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_silent_database_fails_unknown_keys_and_ready_within_the_bound() {
+    let (app, proxy) = spawn_behind_proxy(|s| s.database.timeout = BOUND).await;
+    let (key, _, _) = token(&app).await;
+    proxy.silent();
+    let unknown = GeneratedKey::generate(&Prefix::default());
+    for (presented, case) in [
+        (unknown.raw.expose(), "an unknown key"),
+        (key.as_str(), "a real key never verified here"),
+    ] {
+        let (answer, took) = timed(app.verify(presented, "full")).await;
+        assert_eq!(answer.status, 401, "{case}: {answer:?}");
+        assert_eq!(answer.body, app.failure_now(SERVER_ERROR), "{case}");
+        assert!(took < BOUND * 3, "{case}: answered in {took:?}");
+    }
+    let ((status, body), took) = timed(get(&app, "/ready")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(took < BOUND * 3, "/ready answered in {took:?}");
+    let (health, took) = timed(get(&app, "/health")).await;
+    assert_eq!(health, (200, "OK".into()));
+    assert!(
+        took < Duration::from_millis(100),
+        "/health is instant: {took:?}"
+    );
+
+    proxy.up();
+    assert_ready(&app, true).await;
+    assert_eq!(app.verify(&key, "full").await.status, 200, "back");
+}
+
+#[tokio::test]
+async fn a_cached_key_past_its_ttl_keeps_verifying_from_the_stale_entry_when_the_database_is_silent(
+) {
+    let (app, proxy) = spawn_behind_proxy(|s| s.database.timeout = BOUND).await;
+    let (key, id, created_at) = token(&app).await;
+    assert_eq!(
+        app.verify(&key, "full").await.status,
+        200,
+        "read once, cached"
+    );
+    proxy.silent();
+    app.clock.advance(Duration::from_secs(10));
+    let (answer, took) = timed(app.verify(&key, "full")).await;
+    assert_eq!(
+        answer.body,
+        verified(&app, id, &created_at, 2),
+        "stale, store silent"
+    );
+    assert!(took < BOUND * 3, "answered in {took:?}");
+    // The next sight tries the store again, and is bounded again.
+    let (answer, took) = timed(app.verify(&key, "full")).await;
+    assert_eq!(answer.body, verified(&app, id, &created_at, 3));
+    assert!(took < BOUND * 3, "answered in {took:?}");
+}
+
+#[tokio::test]
+async fn a_flush_to_a_silent_database_fails_within_the_bound_and_loses_nothing() {
+    let (app, proxy) = spawn_behind_proxy(|s| s.database.timeout = BOUND).await;
+    let (key, id, _) = token(&app).await;
+    for _ in 0..3 {
+        assert_eq!(app.verify(&key, "full").await.status, 200);
+    }
+    proxy.silent();
+    let (flushed, took) = timed(app.tokens.flush_usage()).await;
+    assert!(flushed.is_err(), "the flush cannot be confirmed");
+    assert!(took < BOUND * 3, "gave up in {took:?}");
+    proxy.up();
+    app.tokens
+        .flush_usage()
+        .await
+        .expect("flush once it answers");
+    assert_eq!(app.usage_and_valid(id).await, (3, true), "every use, once");
+}
+
+/// mysql_async moves a `127.0.0.1` URL to the server's Unix socket after the first TCP
+/// connection unless told not to; the service uses the URL as written.
+#[tokio::test]
+async fn a_mysql_url_naming_127_0_0_1_keeps_every_connection_on_tcp() {
+    let (app, proxy) = spawn_behind_proxy(|s| s.database.timeout = BOUND).await;
+    let (key, _, _) = token(&app).await;
+    assert_eq!(app.verify(&key, "full").await.status, 200);
+    let before = proxy.accepted();
+    assert!(before >= 1, "the first connections went through the proxy");
+    // New connections after the first: each must be made through the proxy again.
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let tokens = app.tokens.clone();
+        clients.spawn(async move {
+            let unknown = GeneratedKey::generate(&Prefix::default());
+            let options =
+                iam_tokens::tokens::VerifyOptions::new(iam_tokens::token::Privilege::Full, None);
+            tokens.verify(unknown.raw.expose(), options).await
+        });
+    }
+    while let Some(answer) = clients.join_next().await {
+        assert!(answer.expect("joined").reason().is_some());
+    }
+    proxy.down().await;
+    let unknown = GeneratedKey::generate(&Prefix::default());
+    let answer = app.verify(unknown.raw.expose(), "full").await;
+    assert_eq!(
+        answer.body,
+        app.failure_now(SERVER_ERROR),
+        "with the proxy down the database is unreachable: no socket bypass"
+    );
 }

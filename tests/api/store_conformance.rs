@@ -41,7 +41,7 @@ impl Drop for Backend {
 
 async fn mysql() -> Backend {
     let name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
-    let store = store::open(&format!("{SERVER_URL}/{name}"), 8, true)
+    let store = store::open(&format!("{SERVER_URL}/{name}"), store::OpenOptions::new(8))
         .await
         .expect("MariaDB store");
     Backend {
@@ -53,7 +53,9 @@ async fn mysql() -> Backend {
 async fn sqlite() -> Backend {
     let dir = std::env::temp_dir().join(format!("iam_test_{}", uuid::Uuid::new_v4().simple()));
     let url = format!("sqlite://{}", dir.join("tokens.db").display());
-    let store = store::open(&url, 1, true).await.expect("SQLite store");
+    let store = store::open(&url, store::OpenOptions::new(1))
+        .await
+        .expect("SQLite store");
     Backend {
         store,
         cleanup: Cleanup::Sqlite(dir),

@@ -113,9 +113,15 @@ pub(crate) struct Counted {
 
 pub(crate) async fn counted_service(cache: Option<CacheConfig>, batch_usage: bool) -> Counted {
     let app = spawn_app().await;
-    let inner = iam_tokens::store::open(&app.database_url(), 4, false)
-        .await
-        .expect("store");
+    let inner = iam_tokens::store::open(
+        &app.database_url(),
+        iam_tokens::store::OpenOptions {
+            migrate: false,
+            ..iam_tokens::store::OpenOptions::new(4)
+        },
+    )
+    .await
+    .expect("store");
     let store = Arc::new(CountingStore {
         inner,
         calls: Calls::default(),

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::body::{json_body, BodyError, ADMIN_BODY_LIMIT};
+use super::body::{json_body, BodyError, ADMIN_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 use super::error::AdminFailure;
 use super::AppState;
 use crate::config::AdminTokenSettings;
@@ -97,7 +97,10 @@ fn admin(req: &HttpRequest, state: &AppState) -> Result<String, AdminFailure> {
 
 /// Reads an admin JSON body (≤ 16 KiB).
 async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Result<T, AdminFailure> {
-    json_body(req, payload, ADMIN_BODY_LIMIT)
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |state| state.body_timeout);
+    json_body(req, payload, ADMIN_BODY_LIMIT, timeout)
         .await
         .map_err(|err| match err {
             BodyError::NotJson => AdminFailure::new(
@@ -110,6 +113,11 @@ async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Resul
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("bodies are at most {limit} bytes"),
+            ),
+            BodyError::TimedOut { after } => AdminFailure::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the body did not arrive within {after:?}"),
             ),
             BodyError::Shape(why) => match named_field(&why) {
                 Some(field) => AdminFailure::bad_request(why.clone()).field(field),

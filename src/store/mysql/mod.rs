@@ -131,8 +131,19 @@ async fn write_event(
     .await
 }
 
+/// The URL as written: mysql_async would otherwise move from `127.0.0.1`/`localhost` to the
+/// server's Unix socket after the first connection (`prefer_socket`), bypassing the host and
+/// port the URL names (a proxy, a tunnel, TLS). `?prefer_socket=true` asks for that move.
 fn parse_url(url: &str) -> Result<Opts, StoreError> {
-    Opts::from_url(url).map_err(|_| StoreError::Url("not a valid mysql:// URL".into()))
+    let opts =
+        Opts::from_url(url).map_err(|_| StoreError::Url("not a valid mysql:// URL".into()))?;
+    let asks_for_socket = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("prefer_socket=")));
+    if asks_for_socket {
+        return Ok(opts);
+    }
+    Ok(OptsBuilder::from_opts(opts).prefer_socket(false).into())
 }
 
 fn server_code(err: &mysql_async::Error) -> Option<u16> {
@@ -152,4 +163,17 @@ fn is_retryable(err: &mysql_async::Error) -> bool {
 /// Inside a transaction body only driver errors travel; a corrupt row becomes one.
 fn corrupt(err: StoreError) -> mysql_async::Error {
     mysql_async::Error::Other(err.to_string().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn a_url_is_used_as_written_unless_it_asks_for_the_socket() {
+        let tcp = parse_url("mysql://root@127.0.0.1:3306/db").expect("url");
+        assert!(!tcp.prefer_socket(), "127.0.0.1 stays on TCP");
+        let asked = parse_url("mysql://root@127.0.0.1:3306/db?prefer_socket=true").expect("url");
+        assert!(asked.prefer_socket(), "?prefer_socket=true is honoured");
+    }
 }

@@ -32,14 +32,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Bound on every call, as on MySQL (a call waiting for the connection counts).
+    timeout: Duration,
 }
 
 impl SqliteStore {
-    /// Opens (creating the file and its directory) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating the file and its directory) and migrates the database at `path`;
+    /// every call is given up after `timeout`.
+    pub fn open(path: &Path, timeout: Duration) -> Result<Self, StoreError> {
         let (conn, _) = Self::connect(path)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            timeout,
         })
     }
 
@@ -69,14 +73,18 @@ impl SqliteStore {
         T: Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let call = tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
                 .map_err(|_| StoreError::Runtime("poisoned".into()))?;
             work(&mut conn)
-        })
-        .await
-        .map_err(|err| StoreError::Runtime(err.to_string()))?
+        });
+        // A blocking call cannot be cancelled: past the bound its answer is not waited for
+        // (the caller reports a failure; the work finishes or rolls back on its own).
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(joined) => joined.map_err(|err| StoreError::Runtime(err.to_string()))?,
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok(true, _)`.
