@@ -213,10 +213,19 @@ pub struct HmacSettings {
     pub shared_secret: Secret,
     #[serde(with = "humantime_serde", default = "default_clock_skew")]
     pub max_clock_skew: Duration,
+    /// Request ids remembered at most (about 40 bytes each); past it signed requests are
+    /// refused until older ids leave their window.
+    #[serde(default = "default_max_remembered_ids")]
+    pub max_remembered_ids: usize,
 }
 
 fn default_clock_skew() -> Duration {
     Duration::from_secs(300)
+}
+
+/// 10,000 signed requests a second with the default skew keep 3,000,000 ids (~120 MB).
+fn default_max_remembered_ids() -> usize {
+    5_000_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -5,21 +5,18 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
-use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::replay::{Refusal, ReplayWindow};
 use crate::config::HmacSettings;
-
-/// Request ids remembered for replay protection; pruned past this size.
-const PRUNE_ABOVE: usize = 10_000;
 
 pub struct HmacGuard {
     client_id: String,
     secret: Vec<u8>,
     max_skew: Duration,
-    seen: DashMap<String, DateTime<Utc>>,
+    seen: ReplayWindow,
 }
 
 impl HmacGuard {
@@ -28,8 +25,13 @@ impl HmacGuard {
             client_id: settings.client_id.clone(),
             secret: settings.shared_secret.expose().as_bytes().to_vec(),
             max_skew: settings.max_clock_skew,
-            seen: DashMap::new(),
+            seen: ReplayWindow::new(settings.max_remembered_ids),
         }
+    }
+
+    /// Request ids remembered now (for tests and benchmarks).
+    pub fn remembered_ids(&self) -> usize {
+        self.seen.remembered()
     }
 
     /// `X-Signature` must be hex HMAC-SHA256 of `clientId:timestamp:METHOD:path?query:requestId`;
@@ -67,22 +69,18 @@ impl HmacGuard {
         mac.update(message.as_bytes());
         mac.verify_slice(&signature)
             .map_err(|_| "Invalid signature")?;
-        self.remember(request_id, now)
-    }
-
-    fn remember(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), &'static str> {
-        if self.seen.len() > PRUNE_ABOVE {
-            let window =
-                chrono::Duration::from_std(self.max_skew * 2).unwrap_or(chrono::Duration::MAX);
-            self.seen.retain(|_, at| now - *at <= window);
-        }
-        match self.seen.entry(request_id.to_owned()) {
-            dashmap::Entry::Occupied(_) => Err("Request id already used"),
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(now);
-                Ok(())
-            }
-        }
+        // A replay is refused by the timestamp check once `sent_at + max_skew` has passed:
+        // the id is remembered until then, and no longer.
+        let skew = chrono::Duration::from_std(self.max_skew).unwrap_or(chrono::Duration::MAX);
+        let until = sent_at
+            .checked_add_signed(skew)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.seen
+            .accept(request_id, until, now)
+            .map_err(|refusal| match refusal {
+                Refusal::Replayed => "Request id already used",
+                Refusal::Full => "Too many signed requests in the replay window",
+            })
     }
 }
 

@@ -11,6 +11,7 @@ mod jwt;
 mod limit;
 mod manage;
 mod public;
+mod replay;
 mod response;
 
 pub use admin::AdminCredentials;

@@ -267,6 +267,7 @@ fn with_hmac(settings: &mut Settings) {
         client_id: CLIENT_ID.to_owned(),
         shared_secret: Secret::new(SHARED_SECRET),
         max_clock_skew: Duration::from_secs(300),
+        max_remembered_ids: 5_000_000,
     });
 }
 
@@ -412,6 +413,67 @@ async fn the_hmac_guard_refuses_a_replayed_request_id() {
     let id = app.token_id(&token.raw_public_id).await;
     let uses = app.usage_and_valid(id).await;
     assert_eq!(uses, (1, true), "only the first request counted");
+}
+
+/// An id is remembered exactly while a replay could pass the timestamp check: once its
+/// timestamp is older than the skew, the replay fails on the timestamp, and the id is
+/// forgotten (a fresh signing may use it again).
+#[tokio::test]
+async fn a_request_id_is_remembered_until_its_timestamp_leaves_the_window() {
+    let app = spawn_app_with(with_hmac).await;
+    let token = app.create_token(7, Privilege::Full, "ci").await;
+    let first_at = app.clock.now().timestamp_millis();
+    let first = Signing::new(first_at, "id-1");
+    assert_eq!(
+        app.send(first.request(&app, &token.raw_api_key))
+            .await
+            .status,
+        200
+    );
+    app.clock.advance(Duration::from_secs(300));
+    let replay = app.send(first.request(&app, &token.raw_api_key)).await;
+    replay.assert_is(
+        401,
+        &app.failure_now("Request id already used"),
+        "at the edge",
+    );
+    app.clock.advance(Duration::from_secs(1));
+    let replay = app.send(first.request(&app, &token.raw_api_key)).await;
+    let window = "Request timestamp outside the allowed window";
+    replay.assert_is(401, &app.failure_now(window), "301 s later");
+    let fresh = Signing::new(app.clock.now().timestamp_millis(), "id-1");
+    let answer = app.send(fresh.request(&app, &token.raw_api_key)).await;
+    assert_eq!(
+        answer.status, 200,
+        "a new signing may reuse a forgotten id: {answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_replay_window_is_bounded_and_frees_up_as_ids_leave_it() {
+    let app = spawn_app_with(|s| {
+        with_hmac(s);
+        if let Some(hmac) = &mut s.service.hmac {
+            hmac.max_remembered_ids = 2;
+        }
+    })
+    .await;
+    let token = app.create_token(7, Privilege::Full, "ci").await;
+    let signed_now = |id: &str| {
+        let at = app.clock.now().timestamp_millis();
+        Signing::new(at, id).request(&app, &token.raw_api_key)
+    };
+    assert_eq!(app.send(signed_now("a")).await.status, 200);
+    assert_eq!(app.send(signed_now("b")).await.status, 200);
+    let full = app.send(signed_now("c")).await;
+    let reason = "Too many signed requests in the replay window";
+    full.assert_is(401, &app.failure_now(reason), "a third id");
+    app.clock.advance(Duration::from_secs(301));
+    assert_eq!(
+        app.send(signed_now("c")).await.status,
+        200,
+        "a and b left the window"
+    );
 }
 
 #[tokio::test]
