@@ -387,6 +387,9 @@ async fn list_filters_on_one_metadata_key_and_value_of_any_scalar_type() {
         ("meta.legacy=false", vec![silver]),
         ("meta.ratio=1.5",    vec![gold_too]),
         ("meta.missing=x",    vec![]),
+        // Values compare byte for byte on both stores (no padding, no case folding).
+        ("meta.tier=gold%20", vec![]),
+        ("meta.tier=GOLD",    vec![]),
         ("meta.tier=gold&status=valid&limit=1", vec![gold_too]),
     ];
     for (query, expected) in cases {

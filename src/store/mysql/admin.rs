@@ -72,7 +72,10 @@ impl MySqlStore {
         }
         if let Some((key, value)) = &query.metadata {
             // The key is checked to be [A-Za-z0-9_]{1,40} before it gets here.
-            sql.push_str(" AND JSON_UNQUOTE(JSON_EXTRACT(metadata, ?)) = ?");
+            // As bytes: the JSON text's collation would pad trailing spaces.
+            sql.push_str(
+                " AND CAST(JSON_UNQUOTE(JSON_EXTRACT(metadata, ?)) AS BINARY) = CAST(? AS BINARY)",
+            );
             params.push(format!("$.\"{key}\"").into());
             params.push(value.clone().into());
         }

@@ -16,8 +16,9 @@ const INSERT_BAN: &str =
     VALUES (:limiter, :ban_key, :reason, :created_at)";
 const LIST_BANS: &str =
     "SELECT limiter, ban_key, reason, created_at FROM rate_limit_bans ORDER BY created_at, limiter";
-const DELETE_BAN: &str =
-    "DELETE FROM rate_limit_bans WHERE limiter = :limiter AND ban_key = :ban_key";
+/// Byte for byte: `utf8mb4_bin` pads trailing spaces, so equal lengths are required too.
+const DELETE_BAN: &str = "DELETE FROM rate_limit_bans WHERE limiter = :limiter \
+    AND ban_key = :ban_key AND LENGTH(ban_key) = LENGTH(:ban_key)";
 
 #[async_trait]
 impl BanStore for MySqlStore {
