@@ -104,6 +104,8 @@ on_both_backends!(
     listing_filters_and_pages,
     usage_batches_apply_once,
     bans_round_trip,
+    a_refused_creation_changes_nothing_not_even_the_expiry_sweep,
+    only_an_identifier_collision_is_a_collision,
 );
 
 async fn creation_respects_the_limit_atomically(backend: Backend) {
@@ -467,4 +469,123 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         .await
         .unwrap();
     assert!(matches!(forced, CopyOutcome::Copied(_)));
+}
+
+impl Backend {
+    /// Runs raw SQL on the backend's database (test set-up only).
+    async fn execute_raw(&self, sql: &str) {
+        match &self.cleanup {
+            Cleanup::MySql(name) => {
+                let pool = mysql_async::Pool::new(format!("{SERVER_URL}/{name}").as_str());
+                let mut conn = pool.get_conn().await.expect("connection");
+                mysql_async::prelude::Queryable::query_drop(&mut conn, sql)
+                    .await
+                    .expect("raw SQL");
+                drop(conn);
+                pool.disconnect().await.expect("disconnect");
+            }
+            Cleanup::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("tokens.db")).expect("open");
+                conn.execute_batch(sql).expect("raw SQL");
+            }
+        }
+    }
+
+    fn is_mysql(&self) -> bool {
+        matches!(self.cleanup, Cleanup::MySql(_))
+    }
+}
+
+/// At the limit, the sweep that marks the owner's expired tokens invalid belongs to the refused
+/// creation's transaction: it is rolled back with it, rows and audit log untouched (it used to
+/// be committed on SQLite and rolled back on MySQL).
+async fn a_refused_creation_changes_nothing_not_even_the_expiry_sweep(backend: Backend) {
+    let (roomy, clock) = service(&backend, 3);
+    let soon = CreateToken::new(uid(4), Privilege::Full, TokenName::parse("soon").unwrap())
+        .expires_ms(Some(60_000));
+    let expiring = roomy.create(soon).await.outcome.expect("created").token_id;
+    create(&roomy, 4, "b").await;
+    create(&roomy, 4, "c").await;
+    clock.advance(std::time::Duration::from_secs(120));
+    let strict = TokenService::new(backend.store.clone(), clock.clone(), 2);
+    let refused = strict
+        .create(CreateToken::new(
+            uid(4),
+            Privilege::Full,
+            TokenName::parse("d").unwrap(),
+        ))
+        .await;
+    assert_eq!(
+        refused.reason().map(|r| r.as_str().into_owned()),
+        Some("You cannot have more then 2 valid tokens at a time".to_owned())
+    );
+    let row = backend.store.find_by_id(expiring).await.unwrap().unwrap();
+    assert!(row.valid, "the sweep was rolled back with the refusal");
+    let events: Vec<String> = backend
+        .store
+        .events(expiring)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events, ["created"], "no `expired` event was kept");
+    // A creation that goes through commits the sweep with its insert.
+    let admitted = roomy
+        .create(CreateToken::new(
+            uid(4),
+            Privilege::Full,
+            TokenName::parse("e").unwrap(),
+        ))
+        .await;
+    assert!(admitted.is_ok(), "{admitted:?}");
+    assert!(
+        !backend
+            .store
+            .find_by_id(expiring)
+            .await
+            .unwrap()
+            .unwrap()
+            .valid
+    );
+}
+
+/// A rotation whose insert fails for any reason but an identifier collision is a store failure
+/// (`Server error rotating a token.`), not `Cant create new tokens in this rotation`, and leaves
+/// the old key valid. The failure here is a trigger refusing every insert.
+async fn only_an_identifier_collision_is_a_collision(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    let (key, id) = create(&service, 9, "old").await;
+    let trigger = if backend.is_mysql() {
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON api_tokens FOR EACH ROW \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'"
+    } else {
+        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON api_tokens \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    };
+    backend.execute_raw(trigger).await;
+    let rotated = service
+        .rotate(RotateToken::new(
+            key.as_str(),
+            Privilege::Full,
+            TokenName::parse("new").unwrap(),
+        ))
+        .await;
+    assert_eq!(
+        rotated.reason().map(|r| r.as_str().into_owned()),
+        Some("Server error rotating a token.".to_owned())
+    );
+    assert!(backend.store.find_by_id(id).await.unwrap().unwrap().valid);
+    let created = service
+        .create(CreateToken::new(
+            uid(9),
+            Privilege::Full,
+            TokenName::parse("x").unwrap(),
+        ))
+        .await;
+    assert_eq!(
+        created.reason().map(|r| r.as_str().into_owned()),
+        Some("Server error".to_owned()),
+        "a failed insert on creation is a store failure too"
+    );
 }

@@ -86,8 +86,10 @@ fn insert_token(
     );
     match inserted {
         Ok(_) => {}
+        // Only a UNIQUE violation (digest or public identifier) is a collision; any other
+        // failure (a CHECK, a trigger, …) is a store error, as on MySQL.
         Err(rusqlite::Error::SqliteFailure(err, _))
-            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
             return Ok(None)
         }
@@ -158,7 +160,8 @@ impl TokenStore for SqliteStore {
         let (new, audit) = (new.clone(), audit.clone());
         self.write(move |tx| {
             if expire_and_count(tx, new.user_id, new.created_at)? >= u64::from(limit) {
-                return Ok((true, CreateOutcome::LimitReached));
+                // Refused: the sweep is rolled back with it (nothing changes), as on MySQL.
+                return Ok((false, CreateOutcome::LimitReached));
             }
             match insert_token(tx, &new, &audit, json!({}))? {
                 Some(id) => Ok((
