@@ -34,6 +34,7 @@ fn bench_verify(c: &mut Criterion) {
                 max_stale: None,
             }),
             batch_usage: true,
+            flush_every: None,
         };
         let service = TokenService::with_options(store, Arc::new(SystemClock), options);
         let request = CreateToken::new(

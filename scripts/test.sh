@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: brings up MariaDB and Redis (installing them if
 # needed), then runs every test on both stores: unit tests, benches in test mode and the
-# integration suite on MySQL, then the integration suite again on the embedded SQLite store
+# integration suite on MySQL, the documentation examples, then the integration suite again on
+# the embedded SQLite store
 # (the store conformance suite runs both backends in either pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 echo "== integration suite on MySQL (plus unit tests and benches in test mode)"
 IAM_TEST_STORE=mysql cargo test --all-targets "$@"
+echo "== documentation examples"
+cargo test --doc "$@"
 echo "== integration suite on the embedded SQLite store"
 IAM_TEST_STORE=sqlite cargo test --test api "$@"

@@ -13,8 +13,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
-use crate::store::{self, StoreError, TokenStore};
-use crate::tokens::{CacheConfig, ServiceOptions, TokenService};
+use crate::store::{self, StoreError};
+use crate::tokens::{ServiceOptions, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -35,7 +35,6 @@ pub struct Application {
     limits: Arc<Limits>,
     ban_refresh: std::time::Duration,
     prune_interval: std::time::Duration,
-    flush_interval: std::time::Duration,
 }
 
 impl Application {
@@ -51,7 +50,10 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let database = &settings.database;
         let store = store::open(database.url.expose(), database.open_options()).await?;
-        let tokens = token_service(&settings, store.clone(), clock.clone());
+        // Batched uses are written by the service's own background task (started here, on the
+        // main runtime: the MySQL pool must live on one runtime) and flushed by its shutdown.
+        let options = ServiceOptions::from_settings(&settings);
+        let tokens = TokenService::with_options(store.clone(), clock.clone(), options);
         let limits = Arc::new(Limits::new(
             &settings.rate_limiters,
             settings.api_tokens.rate_limit_on_successful_request,
@@ -112,7 +114,6 @@ impl Application {
             limits,
             ban_refresh: settings.rate_limiters.ban_refresh,
             prune_interval: settings.rate_limiters.prune_interval,
-            flush_interval: settings.usage.flush_interval,
         })
     }
 
@@ -130,8 +131,9 @@ impl Application {
         &self.limits
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests. Ban refresh and key
-    /// pruning run beside the server and stop with it.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and shuts the token service
+    /// down (every counted use written). Ban refresh and key pruning run beside the server and
+    /// stop with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mut background = tokio::task::JoinSet::new();
         if self.limits.enabled() {
@@ -150,58 +152,11 @@ impl Application {
                 async move { limits.prune() }
             }));
         }
-        if !self.flush_interval.is_zero() {
-            let tokens = self.tokens.clone();
-            background.spawn(every(self.flush_interval, move || {
-                let tokens = tokens.clone();
-                async move {
-                    if let Err(err) = tokens.flush_usage().await {
-                        tracing::warn!(error = %err, "usage flush failed; counts kept for the next one");
-                    }
-                }
-            }));
-        }
         let served = self.server.await;
         background.shutdown().await;
-        flush_on_shutdown(&self.tokens).await;
+        self.tokens.shutdown().await;
         served
     }
-}
-
-/// The last flush before exit: a few attempts, then the loss is logged with its size.
-async fn flush_on_shutdown(tokens: &TokenService) {
-    for attempt in 1..=3 {
-        match tokens.flush_usage().await {
-            Ok(()) => return,
-            Err(err) => tracing::warn!(attempt, error = %err, "shutdown flush failed"),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    tracing::error!(
-        uses = tokens.unwritten_uses(),
-        "exiting with counted uses that could not be written"
-    );
-}
-
-/// The token service as configured: cache and batched counting per `[verify]` and `[usage]`.
-pub fn token_service(
-    settings: &Settings,
-    store: Arc<dyn TokenStore>,
-    clock: Arc<dyn Clock>,
-) -> TokenService {
-    let verify = &settings.verify;
-    let cache = (!verify.cache_ttl.is_zero()).then(|| CacheConfig {
-        ttl: verify.cache_ttl,
-        negative_ttl: verify.negative_cache_ttl,
-        max_entries: verify.cache_max_entries,
-        max_stale: verify.serve_stale_on_error.then_some(verify.max_stale),
-    });
-    let options = ServiceOptions {
-        limit_tokens_per_user: settings.api_tokens.limit_tokens_per_user,
-        cache,
-        batch_usage: !settings.usage.flush_interval.is_zero(),
-    };
-    TokenService::with_options(store, clock, options)
 }
 
 /// Runs `task` every `period` (the first run after one period), forever.

@@ -48,6 +48,12 @@ impl PublicIdentifier {
     }
 }
 
+impl AsRef<str> for PublicIdentifier {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

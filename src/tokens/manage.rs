@@ -135,17 +135,17 @@ impl TokenService {
         }
     }
 
-    /// The owner's counts. A store failure is the `Err`.
-    pub async fn total_user_tokens_count(
-        &self,
-        user_id: UserId,
-    ) -> Result<UserTokenCounts, crate::store::StoreError> {
-        let counts = self.store.counts(user_id, self.clock.now()).await?;
-        Ok(UserTokenCounts {
-            user_id,
-            total_valid_tokens: counts.valid,
-            total_invalid_tokens: counts.invalid,
-            total: counts.total(),
-        })
+    /// The owner's counts over every row (`Server error` when the store cannot answer;
+    /// riavzon names no reason for it).
+    pub async fn total_user_tokens_count(&self, user_id: UserId) -> Results<UserTokenCounts> {
+        match self.store.counts(user_id, self.clock.now()).await {
+            Ok(counts) => self.success(UserTokenCounts {
+                user_id,
+                total_valid_tokens: counts.valid,
+                total_invalid_tokens: counts.invalid,
+                total: counts.total(),
+            }),
+            Err(err) => self.store_failure("count", &err, Reason::ListServerError),
+        }
     }
 }

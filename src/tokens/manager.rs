@@ -35,20 +35,24 @@ pub enum ManagerData {
 }
 
 impl TokenService {
-    /// 1. the identifier's checksum must hold (`Invalid identity`, no query);
+    /// riavzon's `privateActionManager`, taking the public identifier as any text (a
+    /// `PublicIdentifier` or a `&str`):
+    /// 1. it must be an identifier whose checksum holds (`Invalid identity`, no query — a
+    ///    wrong length included);
     /// 2. the five points must match one valid row (`Bad Request`, never saying which failed);
     /// 3. dispatch with the stored digest and privilege, returning the sub-operation's result.
     pub async fn private_action_manager(
         &self,
         user_id: UserId,
         token_id: u64,
-        public_identifier: &PublicIdentifier,
+        public_identifier: impl AsRef<str>,
         name: &str,
         action: ManagerAction,
     ) -> Results<ManagerData> {
-        if !public_identifier.checksum_holds() {
-            return self.failure(Reason::InvalidIdentity);
-        }
+        let public_identifier = match PublicIdentifier::parse_shape(public_identifier.as_ref()) {
+            Ok(parsed) if parsed.checksum_holds() => parsed,
+            _ => return self.failure(Reason::InvalidIdentity),
+        };
         let found = self.store.find_for_owner(user_id, token_id).await;
         // SPEC B3: names and identifiers match byte for byte on every store (no collation's
         // padding, folding or normalisation), so the comparison is ours, not the database's.

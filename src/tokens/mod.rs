@@ -4,6 +4,7 @@
 mod admin;
 mod cache;
 mod create;
+mod lifecycle;
 mod manage;
 mod manager;
 mod payloads;
@@ -14,6 +15,7 @@ mod verify;
 pub use admin::{AdminVerification, VerifyCode};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::CreateToken;
+pub use lifecycle::OpenError;
 pub use manager::{ManagerAction, ManagerData};
 pub use payloads::*;
 pub use rotate::RotateToken;
@@ -36,11 +38,41 @@ pub struct ServiceOptions {
     pub limit_tokens_per_user: u32,
     /// `None` = every verification reads the store.
     pub cache: Option<CacheConfig>,
-    /// Count uses in memory and write them in batches (`flush_usage`); else before answering.
+    /// Count uses in memory and write them in batches; else before answering.
     pub batch_usage: bool,
+    /// With batching, how often a background task started with the service writes them;
+    /// `None`: only [`TokenService::flush_usage`] and [`TokenService::shutdown`] do.
+    pub flush_every: Option<std::time::Duration>,
 }
 
 /// The token service. Cheap to clone; share one per process.
+///
+/// Build it from [`Settings`](crate::Settings) with [`TokenService::from_settings`], or on the
+/// embedded store with the shipped defaults with [`TokenService::embedded`]; call
+/// [`TokenService::shutdown`] before exiting, so that every counted use is written.
+///
+/// ```
+/// use iam_tokens::token::{Privilege, TokenName, UserId};
+/// use iam_tokens::tokens::{CreateToken, VerifyOptions};
+/// use iam_tokens::TokenService;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("iam_doc_{}", std::process::id()));
+/// let service = TokenService::embedded(dir.join("tokens.db")).await?;
+///
+/// let request = CreateToken::new(UserId::new(42)?, Privilege::Full, TokenName::parse("ci")?);
+/// let created = service.create(request).await.outcome.map_err(|r| r.as_str().into_owned())?;
+///
+/// let options = VerifyOptions::new(Privilege::Full, None);
+/// let verified = service.verify(&created.raw_api_key, options).await;
+/// assert_eq!(verified.data().map(|token| token.usage_count), Some(1));
+///
+/// service.shutdown().await; // writes the batched count
+/// # std::fs::remove_dir_all(dir)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct TokenService {
     store: Arc<dyn TokenStore>,
@@ -48,6 +80,8 @@ pub struct TokenService {
     limit_tokens_per_user: u32,
     cache: Option<Arc<VerificationCache>>,
     usage: Option<Arc<UsageRecorder>>,
+    /// Writes batched uses in the background (shared by every clone; stopped by `shutdown`).
+    flusher: Option<Arc<lifecycle::Flusher>>,
     /// Who the audit log names for changes made through this handle.
     actor: Actor,
 }
@@ -63,20 +97,32 @@ impl TokenService {
             limit_tokens_per_user,
             cache: None,
             batch_usage: false,
+            flush_every: None,
         };
         Self::with_options(store, clock, options)
     }
 
+    /// The service with these options. With batched counting and `flush_every`, a background
+    /// task (on the current tokio runtime) writes the uses; call [`shutdown`](Self::shutdown)
+    /// before exiting so that none is lost.
     pub fn with_options(
         store: Arc<dyn TokenStore>,
         clock: Arc<dyn Clock>,
         options: ServiceOptions,
     ) -> Self {
         let forget_after = options.cache.map_or(std::time::Duration::ZERO, |c| c.ttl);
+        let usage = options
+            .batch_usage
+            .then(|| Arc::new(UsageRecorder::new(store.clone(), forget_after)));
+        let flusher = match (&usage, options.flush_every) {
+            (Some(usage), Some(every)) if !every.is_zero() => {
+                lifecycle::Flusher::start(usage, clock.clone(), every).map(Arc::new)
+            }
+            _ => None,
+        };
         Self {
-            usage: options
-                .batch_usage
-                .then(|| Arc::new(UsageRecorder::new(store.clone(), forget_after))),
+            usage,
+            flusher,
             cache: options.cache.map(|c| Arc::new(VerificationCache::new(c))),
             store,
             clock,

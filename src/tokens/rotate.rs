@@ -32,6 +32,28 @@ impl RotateToken {
             prefix: Prefix::default().as_str().to_owned(),
         }
     }
+
+    /// Delete the old row instead of marking it invalid.
+    pub fn delete_old(mut self, delete_old: bool) -> Self {
+        self.delete_old = delete_old;
+        self
+    }
+
+    pub fn ips(mut self, ips: IpRestriction) -> Self {
+        self.ips = ips;
+        self
+    }
+
+    /// Lifetime of the new token in ms from now; `None` = never expires.
+    pub fn expires_ms(mut self, expires_ms: Option<u64>) -> Self {
+        self.expires_ms = expires_ms;
+        self
+    }
+
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
 }
 
 /// Where the new token's expiry comes from.

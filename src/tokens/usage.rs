@@ -183,3 +183,17 @@ impl UsageRecorder {
         });
     }
 }
+
+/// The last handle on the counts is gone: uses still unwritten are lost. Say so loudly, once.
+impl Drop for UsageRecorder {
+    fn drop(&mut self) {
+        let unwritten = self.unwritten();
+        if unwritten > 0 {
+            tracing::error!(
+                uses = unwritten,
+                "token service dropped with counted uses never written: \
+                 call TokenService::shutdown().await before exiting"
+            );
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
+    /// The public route's verification: counted, IP-checked against `ip`, a raw key.
     pub fn new(privilege: Privilege, ip: Option<IpAddr>) -> Self {
         Self {
             privilege,
@@ -35,6 +36,24 @@ impl VerifyOptions {
             is_internal_hash: false,
             ip,
         }
+    }
+
+    /// Do not count this use.
+    pub fn skip_count_updates(mut self, skip: bool) -> Self {
+        self.skip_count_updates = skip;
+        self
+    }
+
+    /// Ignore the token's IP restriction.
+    pub fn bypass_ip_check(mut self, bypass: bool) -> Self {
+        self.bypass_ip_check = bypass;
+        self
+    }
+
+    /// The presented value is the 64-hex digest, not a raw key.
+    pub fn internal_hash(mut self, is_internal_hash: bool) -> Self {
+        self.is_internal_hash = is_internal_hash;
+        self
     }
 }
 

@@ -385,6 +385,7 @@ async fn total_user_tokens_count_covers_every_row_of_the_owner() {
         .tokens
         .total_user_tokens_count(uid(7))
         .await
+        .outcome
         .expect("counts");
     assert_eq!(
         serde_json::to_value(&counts).expect("serializes"),
@@ -394,6 +395,7 @@ async fn total_user_tokens_count_covers_every_row_of_the_owner() {
         .tokens
         .total_user_tokens_count(uid(99))
         .await
+        .outcome
         .expect("counts");
     assert_eq!(
         serde_json::to_value(&nobody).expect("serializes"),

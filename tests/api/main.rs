@@ -8,6 +8,7 @@ mod test_db;
 
 // In-process library operations (SPEC A5).
 mod library_create;
+mod library_lifecycle;
 mod library_manage;
 mod library_manager;
 mod library_rotate;

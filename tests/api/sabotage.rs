@@ -137,7 +137,12 @@ async fn every_operation_reports_its_server_error_when_the_database_is_unreachab
         .create(CreateToken::new(uid(7), Privilege::Full, name()))
         .await;
     assert!(created.reason().is_some(), "create fails: {created:?}");
-    assert!(tokens.total_user_tokens_count(uid(7)).await.is_err());
+    let counted = tokens.total_user_tokens_count(uid(7)).await;
+    assert_eq!(
+        envelope_json(&counted),
+        failure_json(&app.clock_iso(), "Server error"),
+        "counts fail with the list's reason"
+    );
 }
 
 #[tokio::test]

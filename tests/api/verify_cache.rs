@@ -131,6 +131,7 @@ pub(crate) async fn counted_service(cache: Option<CacheConfig>, batch_usage: boo
         limit_tokens_per_user: 20,
         cache,
         batch_usage,
+        flush_every: None,
     };
     let service = TokenService::with_options(store.clone(), app.clock.clone(), options);
     Counted {
