@@ -15,8 +15,8 @@ pub use mysql::MySqlStore;
 pub use on_runtime::OnRuntime;
 pub use open::{migrate, open, Location, OpenOptions, Store};
 pub use record::{
-    Audit, AuditEvent, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery, TokenRecord,
-    TokenStatus, UsageDelta,
+    Audit, AuditEvent, AuditKind, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
+    TokenRecord, TokenStatus, UsageDelta,
 };
 pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 

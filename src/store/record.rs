@@ -145,6 +145,36 @@ pub struct Audit {
     pub at: DateTime<Utc>,
 }
 
+/// What an audit event records; stored as its `as_str` name in `audit_events.event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    Created,
+    Revoked,
+    Rotated,
+    Expired,
+    IpRestrictionUpdated,
+    PrivilegeUpdated,
+    MetadataUpdated,
+    Banned,
+    BanLifted,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Revoked => "revoked",
+            Self::Rotated => "rotated",
+            Self::Expired => "expired",
+            Self::IpRestrictionUpdated => "ip_restriction_updated",
+            Self::PrivilegeUpdated => "privilege_updated",
+            Self::MetadataUpdated => "metadata_updated",
+            Self::Banned => "banned",
+            Self::BanLifted => "ban_lifted",
+        }
+    }
+}
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {

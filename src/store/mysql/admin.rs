@@ -6,6 +6,7 @@ use mysql_async::{params, Row, Value};
 
 use super::rows::{record_from_row, select_tokens, utc};
 use super::{corrupt, write_event, MySqlStore, TxEnd};
+use crate::store::AuditKind;
 use crate::store::{
     Audit, AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
     TokenStatus,
@@ -44,7 +45,14 @@ impl MySqlStore {
                     params! { "id" => token_id, "metadata" => metadata.to_stored() },
                 )
                 .await?;
-                write_event(tx, Some(token_id), "metadata_updated", &audit, detail).await?;
+                write_event(
+                    tx,
+                    Some(token_id),
+                    AuditKind::MetadataUpdated,
+                    &audit,
+                    detail,
+                )
+                .await?;
                 Ok(TxEnd::Commit(MetadataOutcome::Updated(metadata)))
             })
         })

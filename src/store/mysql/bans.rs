@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::rows::utc;
 use super::{write_event, MySqlStore, TxEnd};
+use crate::store::AuditKind;
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
 use crate::token::Actor;
 
@@ -44,7 +45,7 @@ impl BanStore for MySqlStore {
                     at: ban.created_at,
                 };
                 let detail = json!({"limiter": ban.limiter, "key": ban.key, "reason": ban.reason});
-                write_event(tx, None, "banned", &audit, detail).await?;
+                write_event(tx, None, AuditKind::Banned, &audit, detail).await?;
                 Ok(TxEnd::Commit(()))
             })
         })
@@ -83,7 +84,7 @@ impl BanStore for MySqlStore {
                     return Ok(TxEnd::Rollback(false));
                 }
                 let detail = json!({"limiter": limiter, "key": key});
-                write_event(tx, None, "ban_lifted", &audit, detail).await?;
+                write_event(tx, None, AuditKind::BanLifted, &audit, detail).await?;
                 Ok(TxEnd::Commit(true))
             })
         })

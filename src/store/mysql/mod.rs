@@ -18,6 +18,7 @@ use mysql_async::{
 use serde_json::Value;
 
 use super::{migrate, Audit, StoreError};
+use crate::store::AuditKind;
 
 /// MySQL error numbers after which a whole transaction is worth running again.
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -114,7 +115,7 @@ enum TxEnd<T> {
 async fn write_event(
     tx: &mut Transaction<'static>,
     token_id: Option<u64>,
-    event: &str,
+    event: AuditKind,
     audit: &Audit,
     detail: Value,
 ) -> Result<(), mysql_async::Error> {
@@ -122,7 +123,7 @@ async fn write_event(
         INSERT_EVENT,
         (
             token_id,
-            event,
+            event.as_str(),
             audit.actor.to_string(),
             detail.to_string(),
             audit.at.naive_utc(),

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::rows::{first_record, insert_params, record_from_row, select_tokens};
 use super::{corrupt, server_code, write_event, MySqlStore, TxEnd, ER_DUP_ENTRY};
+use crate::store::AuditKind;
 use crate::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
@@ -76,7 +77,7 @@ async fn lock_owner_and_count(
     };
     for id in expired {
         tx.exec_drop(INVALIDATE, params! { "id" => id }).await?;
-        write_event(tx, Some(id), "expired", &system, json!({})).await?;
+        write_event(tx, Some(id), AuditKind::Expired, &system, json!({})).await?;
     }
     let count: Option<u64> = tx
         .exec_first(COUNT_VALID, params! { "user_id" => user_id.get() })
@@ -93,7 +94,7 @@ async fn insert_token(
 ) -> Result<u64, mysql_async::Error> {
     tx.exec_drop(INSERT_TOKEN, insert_params(new)).await?;
     let id = tx.last_insert_id().unwrap_or_default();
-    write_event(tx, Some(id), "created", audit, detail).await?;
+    write_event(tx, Some(id), AuditKind::Created, audit, detail).await?;
     Ok(id)
 }
 
@@ -167,7 +168,7 @@ impl TokenStore for MySqlStore {
                     actor: Actor::System,
                     at,
                 };
-                write_event(tx, Some(token_id), "expired", &system, json!({})).await?;
+                write_event(tx, Some(token_id), AuditKind::Expired, &system, json!({})).await?;
                 Ok(TxEnd::Commit(true))
             })
         })
@@ -206,7 +207,7 @@ impl TokenStore for MySqlStore {
                 }
                 tx.exec_drop(INVALIDATE, params! { "id" => record.id })
                     .await?;
-                write_event(tx, Some(record.id), "revoked", &audit, json!({})).await?;
+                write_event(tx, Some(record.id), AuditKind::Revoked, &audit, json!({})).await?;
                 Ok(TxEnd::Commit(Some(record)))
             })
         })
@@ -230,7 +231,7 @@ impl TokenStore for MySqlStore {
                 }
                 tx.exec_drop(INVALIDATE, params! { "id" => token_id })
                     .await?;
-                write_event(tx, Some(token_id), "revoked", &audit, json!({})).await?;
+                write_event(tx, Some(token_id), AuditKind::Revoked, &audit, json!({})).await?;
                 Ok(TxEnd::Commit(Some((record, true))))
             })
         })
@@ -276,7 +277,14 @@ impl TokenStore for MySqlStore {
                 };
                 let detail = json!({ "newTokenId": new_id, "deleted": rotation.delete_old });
                 // A deleted row keeps its history: the event names the id it had.
-                write_event(tx, Some(old.id), "rotated", &rotation.audit, detail).await?;
+                write_event(
+                    tx,
+                    Some(old.id),
+                    AuditKind::Rotated,
+                    &rotation.audit,
+                    detail,
+                )
+                .await?;
                 Ok(TxEnd::Commit(RotateOutcome::Rotated {
                     old: Box::new(old),
                     new: Box::new(TokenRecord::from_new(new_id, &new)),
@@ -312,7 +320,7 @@ impl TokenStore for MySqlStore {
                 write_event(
                     tx,
                     Some(record.id),
-                    "ip_restriction_updated",
+                    AuditKind::IpRestrictionUpdated,
                     &audit,
                     detail,
                 )
@@ -343,7 +351,14 @@ impl TokenStore for MySqlStore {
                 )
                 .await?;
                 let detail = json!({ "old": record.privilege, "new": privilege });
-                write_event(tx, Some(record.id), "privilege_updated", &audit, detail).await?;
+                write_event(
+                    tx,
+                    Some(record.id),
+                    AuditKind::PrivilegeUpdated,
+                    &audit,
+                    detail,
+                )
+                .await?;
                 Ok(TxEnd::Commit(true))
             })
         })

@@ -5,6 +5,7 @@ use rusqlite::params;
 use super::rows::{from_ms, record_from_row, to_sql_id, TOKEN_COLUMNS};
 use super::tokens::find;
 use super::{write_event, SqliteStore};
+use crate::store::AuditKind;
 use crate::store::{
     Audit, AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
     TokenStatus,
@@ -33,7 +34,13 @@ impl SqliteStore {
                 "UPDATE api_tokens SET metadata = ?1 WHERE id = ?2",
                 params![metadata.to_stored(), to_sql_id(token_id)],
             )?;
-            write_event(tx, Some(token_id), "metadata_updated", &audit, detail)?;
+            write_event(
+                tx,
+                Some(token_id),
+                AuditKind::MetadataUpdated,
+                &audit,
+                detail,
+            )?;
             Ok((true, MetadataOutcome::Updated(metadata)))
         })
         .await

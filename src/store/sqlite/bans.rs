@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::rows::from_ms;
 use super::{write_event, SqliteStore};
+use crate::store::AuditKind;
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
 use crate::token::Actor;
 
@@ -32,7 +33,7 @@ impl BanStore for SqliteStore {
                 at: ban.created_at,
             };
             let detail = json!({"limiter": ban.limiter, "key": ban.key, "reason": ban.reason});
-            write_event(tx, None, "banned", &audit, detail)?;
+            write_event(tx, None, AuditKind::Banned, &audit, detail)?;
             Ok((true, ()))
         })
         .await
@@ -75,7 +76,7 @@ impl BanStore for SqliteStore {
             write_event(
                 tx,
                 None,
-                "ban_lifted",
+                AuditKind::BanLifted,
                 &audit,
                 json!({"limiter": limiter, "key": key}),
             )?;

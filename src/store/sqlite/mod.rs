@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
 
 use super::{Audit, StoreError};
+use crate::store::AuditKind;
 
 /// `(version, name, sql)`, in order. A landed file is never edited; add a new one instead.
 pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[(
@@ -140,7 +141,7 @@ fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
 fn write_event(
     tx: &Transaction<'_>,
     token_id: Option<u64>,
-    event: &str,
+    event: AuditKind,
     audit: &Audit,
     detail: Value,
 ) -> Result<(), StoreError> {
@@ -149,7 +150,7 @@ fn write_event(
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             token_id.map(rows::to_sql_id),
-            event,
+            event.as_str(),
             audit.actor.to_string(),
             detail.to_string(),
             audit.at.timestamp_millis()

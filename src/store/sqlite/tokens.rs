@@ -8,6 +8,7 @@ use serde_json::json;
 use super::admin::IS_VALID;
 use super::rows::{record_from_row, to_sql_id, TOKEN_COLUMNS};
 use super::{write_event, SqliteStore};
+use crate::store::AuditKind;
 use crate::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus, TokenStore,
@@ -50,7 +51,7 @@ fn expire_and_count(
     };
     for id in expired {
         tx.execute("UPDATE api_tokens SET valid = 0 WHERE id = ?1", [id])?;
-        write_event(tx, Some(id as u64), "expired", &system, json!({}))?;
+        write_event(tx, Some(id as u64), AuditKind::Expired, &system, json!({}))?;
     }
     let count: i64 = tx.query_row(
         "SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1 AND valid = 1",
@@ -104,7 +105,7 @@ fn insert_token(
                 .unwrap_or_default(),
         );
     }
-    write_event(tx, Some(id), "created", audit, detail)?;
+    write_event(tx, Some(id), AuditKind::Created, audit, detail)?;
     Ok(Some(id))
 }
 
@@ -123,7 +124,7 @@ impl SqliteStore {
         user_id: UserId,
         digest: &Digest,
         audit: &Audit,
-        event: &'static str,
+        event: AuditKind,
         change: F,
     ) -> Result<bool, StoreError>
     where
@@ -209,7 +210,7 @@ impl TokenStore for SqliteStore {
                 actor: Actor::System,
                 at,
             };
-            write_event(tx, Some(token_id), "expired", &system, json!({}))?;
+            write_event(tx, Some(token_id), AuditKind::Expired, &system, json!({}))?;
             Ok((true, true))
         })
         .await
@@ -243,7 +244,7 @@ impl TokenStore for SqliteStore {
                 return Ok((false, None));
             }
             invalidate(tx, record.id)?;
-            write_event(tx, Some(record.id), "revoked", &audit, json!({}))?;
+            write_event(tx, Some(record.id), AuditKind::Revoked, &audit, json!({}))?;
             Ok((true, Some(record)))
         })
         .await
@@ -263,7 +264,7 @@ impl TokenStore for SqliteStore {
                 return Ok((false, Some((record, false))));
             }
             invalidate(tx, token_id)?;
-            write_event(tx, Some(token_id), "revoked", &audit, json!({}))?;
+            write_event(tx, Some(token_id), AuditKind::Revoked, &audit, json!({}))?;
             Ok((true, Some((record, true))))
         })
         .await
@@ -302,7 +303,13 @@ impl TokenStore for SqliteStore {
                 return Ok((false, RotateOutcome::CreateFailed));
             };
             let detail = json!({ "newTokenId": new_id, "deleted": rotation.delete_old });
-            write_event(tx, Some(old.id), "rotated", &rotation.audit, detail)?;
+            write_event(
+                tx,
+                Some(old.id),
+                AuditKind::Rotated,
+                &rotation.audit,
+                detail,
+            )?;
             Ok((
                 true,
                 RotateOutcome::Rotated {
@@ -326,7 +333,7 @@ impl TokenStore for SqliteStore {
             user_id,
             digest,
             audit,
-            "ip_restriction_updated",
+            AuditKind::IpRestrictionUpdated,
             move |tx, record| {
                 tx.execute(
                     "UPDATE api_tokens SET restricted_to_ip_address = ?1 WHERE id = ?2",
@@ -349,7 +356,7 @@ impl TokenStore for SqliteStore {
             user_id,
             digest,
             audit,
-            "privilege_updated",
+            AuditKind::PrivilegeUpdated,
             move |tx, record| {
                 tx.execute(
                     "UPDATE api_tokens SET privilege_type = ?1 WHERE id = ?2",
