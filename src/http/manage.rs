@@ -9,7 +9,7 @@ use super::body::{json_body, BodyError, MANAGE_BODY_LIMIT};
 use super::client_ip;
 use super::limit::enforce;
 use super::response::json;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, User};
 use crate::envelope::{Reason, Results};
 use crate::limits::{ip_key, Operation};
 use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
@@ -132,12 +132,12 @@ impl IpList {
 /// Authenticate → action → union limiter → method and body → operation limiter → operation
 /// → reset of the union after a success (SPEC A7, A8).
 pub async fn manage(
+    User(user_id): User,
     req: HttpRequest,
     action: Path<String>,
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = state.jwt.authenticate(&req)?;
     let now = state.clock.now();
     let bad_request = || ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest);
     let Some(action) = Action::parse(&action) else {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod body;
+mod caller;
 mod client_ip;
 mod error;
 mod headers;
@@ -13,8 +14,10 @@ mod manage;
 mod public;
 mod replay;
 mod response;
+mod routes;
 
 pub use admin::AdminCredentials;
+pub use caller::{Access, Admin, User};
 pub use client_ip::client_ip;
 pub use error::ApiError;
 pub use hmac_guard::HmacGuard;
@@ -22,7 +25,6 @@ pub use jwt::JwtVerifier;
 
 use std::sync::Arc;
 
-use actix_web::web;
 use ipnet::IpNet;
 
 use crate::clock::Clock;
@@ -42,18 +44,6 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
 }
 
-/// Registers every route and the 404 fallback.
-/// Routes match in the order they are registered: the busiest, verification, comes first.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/public/verify", web::get().to(public::verify))
-        .route("/health", web::get().to(public::health))
-        // Load balancers probe with HEAD too; actix sends the head without the body.
-        .route("/health", web::head().to(public::health))
-        .route("/ready", web::get().to(public::ready))
-        .route("/ready", web::head().to(public::ready))
-        .route("/api/manage/{action}", web::route().to(manage::manage))
-        .configure(admin::routes)
-        .default_service(web::to(public::not_found));
-}
+pub use routes::{routes, table as route_table, RouteSpec};
 
 pub use headers::{common_headers, request_id};

@@ -21,7 +21,7 @@ pub async fn health() -> HttpResponse {
 /// Readiness for load balancers: 200 when the database answers, else 503. `/health` stays 200
 /// either way (the process is alive and still serves cached tokens).
 pub async fn ready(state: Data<AppState>) -> HttpResponse {
-    match state.tokens.store().ping().await {
+    match state.tokens.ping().await {
         Ok(()) => json(
             StatusCode::OK,
             &json_value!({"status": "ready", "database": "up"}),

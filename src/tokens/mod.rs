@@ -191,8 +191,9 @@ impl TokenService {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
-        &self.store
+    /// Whether the store answers (within `database.timeout`): readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -218,7 +218,7 @@ async fn failed_operations_write_no_event() {
     let second = app.create_token(5, Privilege::Full, "two").await;
     let before = event_count(&app).await;
     // A service whose limit is now below what the user holds refuses the rotation.
-    let (store, clock) = (app.tokens.store().clone(), app.tokens.clock().clone());
+    let (store, clock) = (app.own_store().await, app.tokens.clock().clone());
     let stricter = TokenService::new(store, clock, 1);
     let name = TokenName::parse("one").expect("name");
     let rotation = RotateToken::new(&first.raw_api_key, Privilege::Full, name);

@@ -290,6 +290,13 @@ impl TestApp {
     }
 
     /// The URL the app's store was opened with (for the CLI and second instances).
+    /// A store of its own on the app's database (a second service, as another process would).
+    pub async fn own_store(&self) -> Arc<dyn iam_tokens::store::Store> {
+        iam_tokens::store::open(&self.database_url(), iam_tokens::store::OpenOptions::new(2))
+            .await
+            .expect("store")
+    }
+
     pub fn database_url(&self) -> String {
         self.settings.database.url.expose().to_owned()
     }

@@ -210,7 +210,7 @@ async fn rotate_keeps_the_old_key_valid_when_the_new_one_cannot_be_created() {
     let (old, old_id) = token(&app, "first", None).await;
     token(&app, "second", None).await;
     token(&app, "third", None).await;
-    let strict = TokenService::new(app.tokens.store().clone(), app.tokens.clock().clone(), 1);
+    let strict = TokenService::new(app.own_store().await, app.tokens.clock().clone(), 1);
 
     for delete_old in [false, true] {
         let mut request = rotation(&old, "replacement");

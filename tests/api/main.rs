@@ -20,6 +20,7 @@ mod concurrency;
 mod sabotage;
 
 // HTTP routes (SPEC A7).
+mod route_access;
 mod routes_body_rules;
 mod routes_client_ip;
 mod routes_hostile_input;

@@ -2,19 +2,18 @@
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde_json::json;
 
-use super::admin;
 use super::views::BanView;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
+use crate::http::Admin;
 use crate::http::{ApiError, AppState};
 use crate::token::Actor;
 
 /// Every stored ban.
-pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
-    admin(&req, &state)?;
+pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let bans = state
         .limits
         .stored_bans()
@@ -26,11 +25,10 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
 
 /// Lifts one ban here at once and everywhere within `rate_limiters.ban_refresh`.
 pub async fn lift(
-    req: HttpRequest,
+    Admin(admin): Admin,
     path: Path<(String, String)>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = admin(&req, &state)?;
     let (limiter, key) = path.into_inner();
     let lifted = state
         .limits

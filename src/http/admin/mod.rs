@@ -1,9 +1,9 @@
 //! `/api/admin/*`: the admin API for trusted servers and operators (SPEC B2), authenticated
 //! by an admin secret whose SHA-256 digest is in `auth.admin_tokens`.
 
-mod bans;
-mod tokens;
-mod verify;
+pub(super) mod bans;
+pub(super) mod tokens;
+pub(super) mod verify;
 mod views;
 
 use actix_web::http::StatusCode;
@@ -56,43 +56,6 @@ impl AdminCredentials {
         }
         found.ok_or_else(AdminFailure::unauthorized)
     }
-}
-
-/// Registers the admin routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/admin/tokens", web::post().to(tokens::create))
-        .route("/api/admin/tokens/{id}", web::get().to(tokens::get))
-        .route(
-            "/api/admin/tokens/{id}/metadata",
-            web::patch().to(tokens::patch_metadata),
-        )
-        .route(
-            "/api/admin/tokens/{id}/metadata",
-            web::put().to(tokens::replace_metadata),
-        )
-        .route(
-            "/api/admin/tokens/{id}/revoke",
-            web::post().to(tokens::revoke),
-        )
-        .route(
-            "/api/admin/tokens/{id}/events",
-            web::get().to(tokens::events),
-        )
-        .route(
-            "/api/admin/users/{user_id}/tokens",
-            web::get().to(tokens::list),
-        )
-        .route("/api/admin/verify", web::post().to(verify::verify))
-        .route("/api/admin/bans", web::get().to(bans::list))
-        .route(
-            "/api/admin/bans/{limiter}/{key}",
-            web::delete().to(bans::lift),
-        );
-}
-
-/// The admin's name, or 401.
-fn admin(req: &HttpRequest, state: &AppState) -> Result<String, AdminFailure> {
-    state.admins.authenticate(req)
 }
 
 /// Reads an admin JSON body (≤ 16 KiB).

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::views::{EventView, TokenView};
-use super::{admin, body, invalid_metadata, token_id};
+use super::{body, invalid_metadata, token_id};
 use crate::envelope::Reason;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
+use crate::http::Admin;
 use crate::http::{ApiError, AppState};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
 use crate::token::metadata::MetadataPatch;
@@ -41,11 +42,11 @@ struct CreateTokenRequest {
 
 /// `POST /api/admin/tokens`: 201 with the raw key (shown once) and the token.
 pub async fn create(
+    Admin(admin): Admin,
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = admin(&req, &state)?;
     let request: CreateTokenRequest = body(&req, payload).await?;
     let user_id = request
         .user_id
@@ -103,12 +104,7 @@ pub async fn create(
 }
 
 /// `GET /api/admin/tokens/{id}`.
-pub async fn get(
-    req: HttpRequest,
-    id: Path<String>,
-    state: Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    admin(&req, &state)?;
+pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
     let record = state
         .tokens
@@ -124,12 +120,12 @@ pub async fn get(
 
 /// `PATCH /api/admin/tokens/{id}/metadata`: merge-patch; answers the resulting metadata.
 pub async fn patch_metadata(
+    Admin(admin): Admin,
     req: HttpRequest,
     id: Path<String>,
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = admin(&req, &state)?;
     let id = token_id(&id)?;
     let value: serde_json::Value = body(&req, payload).await?;
     let patch = MetadataPatch::parse(&value).map_err(|err| invalid_metadata(&err))?;
@@ -138,12 +134,12 @@ pub async fn patch_metadata(
 
 /// `PUT /api/admin/tokens/{id}/metadata`: replaces all of it.
 pub async fn replace_metadata(
+    Admin(admin): Admin,
     req: HttpRequest,
     id: Path<String>,
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = admin(&req, &state)?;
     let id = token_id(&id)?;
     let value: serde_json::Value = body(&req, payload).await?;
     let metadata = Metadata::parse(&value).map_err(|err| invalid_metadata(&err))?;
@@ -173,11 +169,10 @@ async fn change_metadata(
 
 /// `POST /api/admin/tokens/{id}/revoke`: idempotent; `revoked` says whether this call did it.
 pub async fn revoke(
-    req: HttpRequest,
+    Admin(admin): Admin,
     id: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = admin(&req, &state)?;
     let id = token_id(&id)?;
     let revoked = state
         .tokens
@@ -191,12 +186,7 @@ pub async fn revoke(
 }
 
 /// `GET /api/admin/tokens/{id}/events`: the audit log, oldest first.
-pub async fn events(
-    req: HttpRequest,
-    id: Path<String>,
-    state: Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    admin(&req, &state)?;
+pub async fn events(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
     let unavailable = |err| AdminFailure::unavailable(&err);
     let events = state.tokens.token_events(id).await.map_err(unavailable)?;
@@ -220,7 +210,6 @@ pub async fn list(
     user_id: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &state)?;
     let user_id: UserId = user_id
         .parse()
         .map_err(|_| AdminFailure::bad_request(USER_ID_RULE).field("userId"))?;

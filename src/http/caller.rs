@@ -1,0 +1,109 @@
+//! Who is calling. Authentication is a property of the route, not a line in its handler: the
+//! route table gives every route an `Access`, registration wraps each non-public route in the
+//! matching guard, and the guard refuses a missing or bad credential before the handler (or
+//! any body) is read. Handlers that need the caller take `Admin` or `User` as an extractor,
+//! which reads what the guard established (and fails closed if it is absent).
+
+use std::future::{ready, Ready};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, ResponseError};
+
+use super::error::AdminFailure;
+use super::{ApiError, AppState};
+use crate::token::UserId;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, readiness, verification, the 404 fallback).
+    Public,
+    /// A signed-in user, through the BFF: `Authorization: Bearer <access token>` (SPEC A7).
+    User,
+    /// A trusted server or operator: `Authorization: Bearer <admin secret>` (SPEC B2).
+    Admin,
+}
+
+/// The authenticated admin's configured name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin(pub String);
+
+/// The authenticated user, the `sub` of their access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct User(pub UserId);
+
+/// The guard of `Access::Admin` routes.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let admin = state_of(req.request())
+        .map_err(ApiError::Admin)
+        .and_then(|state| {
+            state
+                .admins
+                .authenticate(req.request())
+                .map_err(ApiError::Admin)
+        });
+    match admin {
+        Ok(name) => {
+            req.extensions_mut().insert(Admin(name));
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(refused) => Ok(req
+            .into_response(refused.error_response())
+            .map_into_right_body()),
+    }
+}
+
+/// The guard of `Access::User` routes.
+pub async fn require_user(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let user = state_of(req.request())
+        .map_err(|_| ApiError::MissingBearer)
+        .and_then(|state| state.jwt.authenticate(req.request()));
+    match user {
+        Ok(user_id) => {
+            req.extensions_mut().insert(User(user_id));
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(refused) => Ok(req
+            .into_response(refused.error_response())
+            .map_into_right_body()),
+    }
+}
+
+fn state_of(req: &HttpRequest) -> Result<Data<AppState>, AdminFailure> {
+    req.app_data::<Data<AppState>>()
+        .cloned()
+        .ok_or_else(AdminFailure::unauthorized)
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let admin = req.extensions().get::<Admin>().cloned();
+        ready(admin.ok_or_else(|| ApiError::Admin(AdminFailure::unauthorized())))
+    }
+}
+
+impl FromRequest for User {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user = req.extensions().get::<User>().copied();
+        ready(user.ok_or(ApiError::MissingBearer))
+    }
+}

@@ -1,0 +1,100 @@
+//! The route table: every route with its method, path, handler and `Access`, registered from
+//! this one list (so no route can be added without saying who may call it) and readable by
+//! tests (`table()`), which walk it to prove that every non-public route refuses a call
+//! without a credential.
+
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{guard, web, Route};
+
+use super::caller::{require_admin, require_user, Access};
+use super::{admin, manage, public};
+
+/// One route as a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `None`: any method (the handler answers a wrong one itself).
+    pub method: Option<&'static str>,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+struct Entry {
+    spec: RouteSpec,
+    route: fn() -> Route,
+}
+
+const fn entry(
+    method: Option<&'static str>,
+    path: &'static str,
+    access: Access,
+    route: fn() -> Route,
+) -> Entry {
+    Entry {
+        spec: RouteSpec {
+            method,
+            path,
+            access,
+        },
+        route,
+    }
+}
+
+const GET: Option<&str> = Some("GET");
+const HEAD: Option<&str> = Some("HEAD");
+const POST: Option<&str> = Some("POST");
+const PATCH: Option<&str> = Some("PATCH");
+const PUT: Option<&str> = Some("PUT");
+const DELETE: Option<&str> = Some("DELETE");
+
+/// In matching order: the busiest, verification, first.
+#[rustfmt::skip]
+const TABLE: &[Entry] = &[
+    entry(GET,    "/api/public/verify",                Access::Public, || web::to(public::verify)),
+    entry(GET,    "/health",                           Access::Public, || web::to(public::health)),
+    entry(HEAD,   "/health",                           Access::Public, || web::to(public::health)),
+    entry(GET,    "/ready",                            Access::Public, || web::to(public::ready)),
+    entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready)),
+    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(manage::manage)),
+    entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create)),
+    entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get)),
+    entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::patch_metadata)),
+    entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::replace_metadata)),
+    entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin,  || web::to(admin::tokens::revoke)),
+    entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin,  || web::to(admin::tokens::events)),
+    entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin,  || web::to(admin::tokens::list)),
+    entry(POST,   "/api/admin/verify",                 Access::Admin,  || web::to(admin::verify::verify)),
+    entry(GET,    "/api/admin/bans",                   Access::Admin,  || web::to(admin::bans::list)),
+    entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin,  || web::to(admin::bans::lift)),
+];
+
+/// Every route, in matching order.
+pub fn table() -> Vec<RouteSpec> {
+    TABLE.iter().map(|entry| entry.spec).collect()
+}
+
+/// Registers every route of the table, each behind the guard of its `Access`, and the 404
+/// fallback.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for entry in TABLE {
+        let RouteSpec {
+            method,
+            path,
+            access,
+        } = entry.spec;
+        let mut resource = web::resource(path);
+        if let Some(method) = method {
+            // A method guard on the resource: another method falls through to the next entry
+            // of the same path (as `ServiceConfig::route` does), then to the 404.
+            let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
+            resource = resource.guard(guard::Method(method));
+        }
+        let route = (entry.route)();
+        match access {
+            Access::Public => cfg.service(resource.route(route)),
+            Access::User => cfg.service(resource.wrap(from_fn(require_user)).route(route)),
+            Access::Admin => cfg.service(resource.wrap(from_fn(require_admin)).route(route)),
+        };
+    }
+    cfg.default_service(web::to(public::not_found));
+}
