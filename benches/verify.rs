@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use iam_tokens::store::MySqlStore;
 use iam_tokens::token::{Privilege, TokenName, UserId};
 use iam_tokens::tokens::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
 use iam_tokens::SystemClock;
@@ -21,10 +20,9 @@ fn bench_verify(c: &mut Criterion) {
     let db = format!("iam_bench_{}", uuid::Uuid::new_v4().simple());
     let url = format!("{SERVER}/{db}");
     let (service, key) = runtime.block_on(async {
-        MySqlStore::migrate(&url)
+        let store = iam_tokens::store::open(&url, iam_tokens::store::OpenOptions::new(4))
             .await
             .expect("MariaDB on 127.0.0.1:3306");
-        let store = Arc::new(MySqlStore::connect_lazy(&url, 4).unwrap());
         let options = ServiceOptions {
             limit_tokens_per_user: 20,
             cache: Some(CacheConfig {

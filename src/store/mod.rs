@@ -1,19 +1,20 @@
 //! Storage behind small traits. Nothing above this module knows SQL; nothing in it knows HTTP.
 //! Every mutation writes its audit event in the same transaction as the change.
 
+pub mod backend;
 mod copy;
 mod migrate;
 mod mysql;
-mod on_runtime;
 mod open;
+mod ops;
 mod record;
 mod sqlite;
 
 pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
-pub use on_runtime::OnRuntime;
 pub use open::{migrate, open, Location, OpenOptions, Store};
+pub use ops::StoreOps;
 pub use record::{
     Audit, AuditEvent, AuditKind, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
     TokenRecord, TokenStatus, UsageDelta,

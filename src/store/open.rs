@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BanStore, CopyStore, MySqlStore, OnRuntime, SqliteStore, StoreError, TokenStore};
+use super::{BanStore, CopyStore, MySqlStore, SqliteStore, StoreError, StoreOps, TokenStore};
 
 /// Everything the service and the CLI need of a store.
 pub trait Store: TokenStore + BanStore + CopyStore {}
@@ -79,19 +79,15 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Sto
             if migrate {
                 MySqlStore::migrate(&url).await?;
             }
-            let store = MySqlStore::connect_lazy(&url, max_connections)?;
             // All MySQL I/O on this runtime, never on actix's per-worker runtimes.
-            Ok(Arc::new(OnRuntime::new(
-                store,
-                tokio::runtime::Handle::current(),
-                timeout,
-            )))
+            let backend = MySqlStore::connect_lazy(&url, max_connections, timeout)?;
+            Ok(Arc::new(StoreOps::new(backend)))
         }
         Location::Sqlite(path) => {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, timeout))
                 .await
                 .map_err(|err| StoreError::Runtime(err.to_string()))??;
-            Ok(Arc::new(store))
+            Ok(Arc::new(StoreOps::new(store)))
         }
     }
 }

@@ -1,24 +1,18 @@
 //! The MySQL/MariaDB backend through mysql_async. The session time zone is UTC; every query
 //! is parameterised; multi-statement work runs in one READ COMMITTED transaction.
 
-mod admin;
-mod bans;
-mod copy;
 mod rows;
-mod tokens;
-mod usage;
+mod tx;
 
-use std::future::Future;
 use std::time::Duration;
 
-use mysql_async::prelude::*;
-use mysql_async::{
-    IsolationLevel, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Transaction, TxOpts,
-};
-use serde_json::Value;
+use async_trait::async_trait;
+use mysql_async::{IsolationLevel, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
+use tokio::runtime::Handle;
 
-use super::{migrate, Audit, StoreError};
-use crate::store::AuditKind;
+use super::backend::{Backend, TxEnd, Work};
+use super::{migrate, StoreError};
+use tx::MySqlTx;
 
 /// MySQL error numbers after which a whole transaction is worth running again.
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
@@ -26,19 +20,30 @@ const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_DUP_ENTRY: u16 = 1062;
 const TRANSACTION_ATTEMPTS: usize = 8;
 
-const INSERT_EVENT: &str = "INSERT INTO audit_events (token_id, event, actor, detail, created_at) \
-    VALUES (?, ?, ?, ?, ?)";
-
 /// The MySQL backend. Cheap to clone (the pool is shared).
+///
+/// actix-web gives each worker its own current-thread runtime, and a mysql_async pool must not
+/// be shared across runtimes: its sockets and background tasks belong to the runtime that made
+/// them and die with it. So every unit of work runs on `home`, the runtime the store was opened
+/// on (the one that lives as long as the process), and is given up after `timeout`: mysql_async
+/// has no read or write timeout, and a database that goes silent must not hold requests.
 #[derive(Clone)]
 pub struct MySqlStore {
     pool: Pool,
+    home: Handle,
+    timeout: Duration,
 }
 
 impl MySqlStore {
-    /// Builds a lazy pool: no connection is made until the first query, so a service can start
-    /// (and answer `/health`) while the database is down.
-    pub fn connect_lazy(url: &str, max_connections: usize) -> Result<Self, StoreError> {
+    /// Builds a lazy pool on the current runtime: no connection is made until the first query,
+    /// so a service can start (and answer `/health`) while the database is down.
+    pub fn connect_lazy(
+        url: &str,
+        max_connections: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let home = Handle::try_current()
+            .map_err(|_| StoreError::Runtime("the MySQL store needs a tokio runtime".into()))?;
         let opts = parse_url(url)?;
         let constraints = PoolConstraints::new(0, max_connections.max(1))
             .ok_or_else(|| StoreError::Url("bad pool size".into()))?;
@@ -52,6 +57,8 @@ impl MySqlStore {
             );
         Ok(Self {
             pool: Pool::new(opts),
+            home,
+            timeout,
         })
     }
 
@@ -71,65 +78,75 @@ impl MySqlStore {
         Ok(())
     }
 
-    /// Runs `op` in a READ COMMITTED transaction, again from the start after a deadlock or a
-    /// lock-wait timeout (both roll the transaction back, so a retry sees a clean slate).
-    async fn in_transaction<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `call` on the home runtime, bounded by the timeout.
+    async fn on_home<T, F>(&self, call: F) -> Result<T, StoreError>
     where
-        F: for<'t> Fn(&'t mut Transaction<'static>) -> BoxFut<'t, T>,
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut options = TxOpts::default();
-            options.with_isolation_level(IsolationLevel::ReadCommitted);
-            let mut tx = self.pool.start_transaction(options).await?;
-            match op(&mut tx).await {
-                Ok(TxEnd::Commit(value)) => {
-                    tx.commit().await?;
-                    return Ok(value);
-                }
-                Ok(TxEnd::Rollback(value)) => {
-                    tx.rollback().await?;
-                    return Ok(value);
-                }
-                Err(err) if is_retryable(&err) && attempt < TRANSACTION_ATTEMPTS => {
-                    drop(tx);
-                    tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
-                }
-                Err(err) => return Err(err.into()),
+        let mut task = self.home.spawn(call);
+        match tokio::time::timeout(self.timeout, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => Err(StoreError::Runtime(err.to_string())),
+            Err(_) => {
+                // Dropping the work drops its connection (an open transaction is rolled back
+                // by the server); nothing was confirmed, so nothing is assumed.
+                task.abort();
+                Err(StoreError::Timeout(self.timeout))
             }
         }
     }
 }
 
-type BoxFut<'t, T> =
-    std::pin::Pin<Box<dyn Future<Output = Result<TxEnd<T>, mysql_async::Error>> + Send + 't>>;
+#[async_trait]
+impl Backend for MySqlStore {
+    async fn read<T: Send + 'static>(&self, mut work: Work<T>) -> Result<T, StoreError> {
+        let pool = self.pool.clone();
+        self.on_home(async move {
+            let mut tx = MySqlTx::Read(pool.get_conn().await?);
+            match work(&mut tx).await? {
+                TxEnd::Commit(value) | TxEnd::Rollback(value) => Ok(value),
+            }
+        })
+        .await
+    }
 
-/// How a transaction body ends.
-enum TxEnd<T> {
-    Commit(T),
-    Rollback(T),
-}
-
-/// Writes one audit event inside the caller's transaction.
-async fn write_event(
-    tx: &mut Transaction<'static>,
-    token_id: Option<u64>,
-    event: AuditKind,
-    audit: &Audit,
-    detail: Value,
-) -> Result<(), mysql_async::Error> {
-    tx.exec_drop(
-        INSERT_EVENT,
-        (
-            token_id,
-            event.as_str(),
-            audit.actor.to_string(),
-            detail.to_string(),
-            audit.at.naive_utc(),
-        ),
-    )
-    .await
+    /// READ COMMITTED; run again from the start after a deadlock or a lock-wait timeout (both
+    /// roll the transaction back, so a retry sees a clean slate).
+    async fn write<T: Send + 'static>(&self, mut work: Work<T>) -> Result<T, StoreError> {
+        let pool = self.pool.clone();
+        self.on_home(async move {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut options = TxOpts::default();
+                options.with_isolation_level(IsolationLevel::ReadCommitted);
+                let mut tx = MySqlTx::Write(pool.start_transaction(options).await?);
+                let ended = work(&mut tx).await;
+                let MySqlTx::Write(transaction) = tx else {
+                    return Err(StoreError::Runtime("a write lost its transaction".into()));
+                };
+                match ended {
+                    Ok(TxEnd::Commit(value)) => {
+                        transaction.commit().await?;
+                        return Ok(value);
+                    }
+                    Ok(TxEnd::Rollback(value)) => {
+                        transaction.rollback().await?;
+                        return Ok(value);
+                    }
+                    Err(StoreError::Database(err))
+                        if is_retryable(&err) && attempt < TRANSACTION_ATTEMPTS =>
+                    {
+                        drop(transaction);
+                        tokio::time::sleep(Duration::from_millis(5 * attempt as u64)).await;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        })
+        .await
+    }
 }
 
 /// The URL as written: mysql_async would otherwise move from `127.0.0.1`/`localhost` to the
@@ -159,11 +176,6 @@ fn is_retryable(err: &mysql_async::Error) -> bool {
         server_code(err),
         Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)
     )
-}
-
-/// Inside a transaction body only driver errors travel; a corrupt row becomes one.
-fn corrupt(err: StoreError) -> mysql_async::Error {
-    mysql_async::Error::Other(err.to_string().into())
 }
 
 #[cfg(test)]

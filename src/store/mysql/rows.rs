@@ -65,10 +65,6 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
     })
 }
 
-pub(super) fn first_record(row: Option<Row>) -> Result<Option<TokenRecord>, StoreError> {
-    row.map(record_from_row).transpose()
-}
-
 pub(super) fn insert_params(new: &NewToken) -> Params {
     params! {
         "user_id" => new.user_id.get(),

@@ -3,22 +3,20 @@
 //! writes run in `BEGIN IMMEDIATE` transactions, which SQLite serialises, so the per-user limit
 //! and rotation are atomic without a lock table.
 
-mod admin;
-mod bans;
-mod copy;
 mod rows;
-mod tokens;
-mod usage;
+mod tx;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, Transaction};
-use serde_json::Value;
+use async_trait::async_trait;
+use futures_util::FutureExt;
+use rusqlite::{params, Connection};
 
-use super::{Audit, StoreError};
-use crate::store::AuditKind;
+use super::backend::{Backend, TxEnd, Work};
+use super::StoreError;
+use tx::SqliteTx;
 
 /// `(version, name, sql)`, in order. A landed file is never edited; add a new one instead.
 pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[(
@@ -87,20 +85,43 @@ impl SqliteStore {
             Err(_) => Err(StoreError::Timeout(self.timeout)),
         }
     }
+}
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok(true, _)`.
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&Transaction<'_>) -> Result<(bool, T), StoreError> + Send + 'static,
-        T: Send + 'static,
-    {
+/// Runs a unit of work to its end in one poll: every SQLite statement is synchronous, so a
+/// unit of work that would wait is a bug, answered as an error rather than a hang.
+fn run_to_end<T>(work: &mut Work<T>, tx: &mut SqliteTx<'_>) -> Result<TxEnd<T>, StoreError> {
+    work(tx)
+        .now_or_never()
+        .unwrap_or_else(|| Err(StoreError::Runtime("a SQLite unit of work waited".into())))
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn read<T: Send + 'static>(&self, mut work: Work<T>) -> Result<T, StoreError> {
+        self.run(
+            move |conn| match run_to_end(&mut work, &mut SqliteTx { conn })? {
+                TxEnd::Commit(value) | TxEnd::Rollback(value) => Ok(value),
+            },
+        )
+        .await
+    }
+
+    /// `BEGIN IMMEDIATE`: SQLite serialises write transactions, so the per-owner limit and
+    /// rotation are atomic without a lock table.
+    async fn write<T: Send + 'static>(&self, mut work: Work<T>) -> Result<T, StoreError> {
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let (commit, value) = work(&tx)?;
-            if commit {
-                tx.commit()?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let ended = run_to_end(&mut work, &mut SqliteTx { conn: &mut *conn });
+            let (finish, value) = match ended {
+                Ok(TxEnd::Commit(value)) => ("COMMIT", Ok(value)),
+                Ok(TxEnd::Rollback(value)) => ("ROLLBACK", Ok(value)),
+                Err(err) => ("ROLLBACK", Err(err)),
+            };
+            if let Err(err) = conn.execute_batch(finish) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(err.into());
             }
-            Ok(value)
+            value
         })
         .await
     }
@@ -135,26 +156,4 @@ fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     }
     tx.commit()?;
     Ok(ran)
-}
-
-/// Writes one audit event inside the caller's transaction.
-fn write_event(
-    tx: &Transaction<'_>,
-    token_id: Option<u64>,
-    event: AuditKind,
-    audit: &Audit,
-    detail: Value,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO audit_events (token_id, event, actor, detail, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            token_id.map(rows::to_sql_id),
-            event.as_str(),
-            audit.actor.to_string(),
-            detail.to_string(),
-            audit.at.timestamp_millis()
-        ],
-    )?;
-    Ok(())
 }

@@ -1,0 +1,141 @@
+//! What a database backend provides: single SQL statements (`Tx`) and a way to run a unit of
+//! work over them (`Backend`), in a transaction or not. Everything else — the rules of each
+//! operation, their audit events, what a refusal rolls back — is written once, in `ops/`,
+//! against this interface. A backend is its SQL, its connection and its transaction idiom.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use super::{
+    Audit, AuditEvent, AuditKind, BanRecord, NewToken, RowCounts, StoreError, TokenCounts,
+    TokenQuery, TokenRecord, UsageDelta,
+};
+use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
+
+/// Whether a read locks the row until the transaction ends (MySQL `FOR UPDATE`; SQLite's
+/// `BEGIN IMMEDIATE` already serialises every write transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    No,
+    ForUpdate,
+}
+
+/// How a unit of work ends: its value, and whether its writes are kept.
+#[derive(Debug)]
+pub enum TxEnd<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+/// A unit of work over one connection. `FnMut`: a transaction a backend must retry (a
+/// deadlock) runs it again from the start.
+pub type Work<T> = Box<
+    dyn for<'t> FnMut(&'t mut dyn Tx) -> BoxFuture<'t, Result<TxEnd<T>, StoreError>>
+        + Send
+        + 'static,
+>;
+
+/// A connection, inside a transaction when the work is a write. Every method is one statement
+/// (or one batch of the same statement).
+#[async_trait]
+pub trait Tx: Send {
+    async fn token_by_digest(
+        &mut self,
+        digest: &Digest,
+        lock: Lock,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+    async fn token_by_id(&mut self, id: u64, lock: Lock)
+        -> Result<Option<TokenRecord>, StoreError>;
+    /// The owner's valid token with this id.
+    async fn valid_token_of(
+        &mut self,
+        user_id: UserId,
+        id: u64,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+    /// Ids of the owner's tokens still marked valid whose expiry has passed at `now`.
+    async fn expired_valid_ids(
+        &mut self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u64>, StoreError>;
+    async fn count_valid(&mut self, user_id: UserId) -> Result<u64, StoreError>;
+    /// Valid (and unexpired at `now`) and invalid rows of the owner.
+    async fn counts(
+        &mut self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<TokenCounts, StoreError>;
+    /// The owner's valid, unexpired tokens, newest first.
+    async fn list_valid(
+        &mut self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+    async fn list_tokens(&mut self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Serialises every creation and rotation of one owner (MySQL: the `api_token_owners`
+    /// row; SQLite: nothing, its write transactions are serial).
+    async fn lock_owner(&mut self, user_id: UserId) -> Result<(), StoreError>;
+    /// The new row's id; `None` when its digest or public identifier is taken.
+    async fn insert_token(&mut self, new: &NewToken) -> Result<Option<u64>, StoreError>;
+    /// `valid = 0` where it was 1; whether a row changed.
+    async fn invalidate(&mut self, id: u64) -> Result<bool, StoreError>;
+    async fn delete_token(&mut self, id: u64) -> Result<(), StoreError>;
+    async fn set_ip_restriction(&mut self, id: u64, ips: &IpRestriction) -> Result<(), StoreError>;
+    async fn set_privilege(&mut self, id: u64, privilege: Privilege) -> Result<(), StoreError>;
+    async fn set_metadata(&mut self, id: u64, metadata: &Metadata) -> Result<(), StoreError>;
+
+    /// Adds each delta's uses and moves `last_used` forward.
+    async fn add_usage(&mut self, deltas: &[UsageDelta]) -> Result<(), StoreError>;
+    async fn usage_of(
+        &mut self,
+        id: u64,
+    ) -> Result<Option<(u64, Option<DateTime<Utc>>)>, StoreError>;
+    /// Records a usage batch id; false when it is already recorded (applied before).
+    async fn record_batch(&mut self, batch_id: &str, at: DateTime<Utc>)
+        -> Result<bool, StoreError>;
+    async fn forget_batches_before(&mut self, before: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn write_event(
+        &mut self,
+        token_id: Option<u64>,
+        kind: AuditKind,
+        audit: &Audit,
+        detail: Value,
+    ) -> Result<(), StoreError>;
+    /// One token's events (`None`: the events of no token), oldest first.
+    async fn events_of(&mut self, token_id: Option<u64>) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// False when the ban is already there.
+    async fn insert_ban(&mut self, ban: &BanRecord) -> Result<bool, StoreError>;
+    async fn list_bans(&mut self) -> Result<Vec<BanRecord>, StoreError>;
+    /// Byte for byte; false when there was none.
+    async fn delete_ban(&mut self, limiter: &str, key: &str) -> Result<bool, StoreError>;
+
+    /// Every token, oldest first.
+    async fn all_tokens(&mut self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Every audit event, oldest first.
+    async fn all_events(&mut self) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Deletes every row of every table.
+    async fn clear(&mut self) -> Result<(), StoreError>;
+    /// Inserts a token as it is, id included.
+    async fn insert_token_row(&mut self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Inserts an event as it is, id included.
+    async fn insert_event_row(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn row_counts(&mut self) -> Result<RowCounts, StoreError>;
+
+    async fn ping(&mut self) -> Result<(), StoreError>;
+}
+
+/// A database: runs units of work, each bounded by `database.timeout`.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Runs `work` on a connection without a transaction (its `TxEnd` is only its value).
+    async fn read<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError>;
+
+    /// Runs `work` in one transaction: committed on `Commit`, rolled back on `Rollback` or an
+    /// error. A backend may run it again after a deadlock.
+    async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError>;
+}

@@ -1,0 +1,68 @@
+//! Counting uses: one at a time (synchronous mode), or a batch per flush applied exactly once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{work, StoreOps};
+use crate::store::backend::{Backend, TxEnd};
+use crate::store::{StoreError, UsageDelta};
+
+impl<B: Backend> StoreOps<B> {
+    /// Adds uses and reads the result back in the same transaction (under the row lock), so
+    /// concurrent calls each see their own count.
+    pub(super) async fn add_usage_now(
+        &self,
+        token_id: u64,
+        uses: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
+        let delta = [UsageDelta {
+            token_id,
+            uses,
+            last_used: at,
+        }];
+        self.backend
+            .write(work(move |tx| {
+                Box::pin(async move {
+                    tx.add_usage(&delta).await?;
+                    let read = tx.usage_of(token_id).await?;
+                    Ok(TxEnd::Commit(
+                        read.map(|(count, last)| (count, last.unwrap_or(at))),
+                    ))
+                })
+            }))
+            .await
+    }
+
+    /// Applies a batch once: its id is recorded in the same transaction, and a batch whose id
+    /// is already there was applied by an earlier attempt whose answer was lost: skipped.
+    /// Batch ids older than a day before the batch's newest use are forgotten.
+    pub(super) async fn apply_usage_batch(
+        &self,
+        batch_id: &str,
+        deltas: &[UsageDelta],
+    ) -> Result<(), StoreError> {
+        let Some(newest) = deltas.iter().map(|d| d.last_used).max() else {
+            return Ok(());
+        };
+        let (batch_id, deltas) = (
+            Arc::<str>::from(batch_id),
+            Arc::<[UsageDelta]>::from(deltas),
+        );
+        self.backend
+            .write(work(move |tx| {
+                let (batch_id, deltas) = (batch_id.clone(), deltas.clone());
+                Box::pin(async move {
+                    if !tx.record_batch(&batch_id, newest).await? {
+                        return Ok(TxEnd::Rollback(()));
+                    }
+                    tx.add_usage(&deltas).await?;
+                    tx.forget_batches_before(newest - chrono::Duration::days(1))
+                        .await?;
+                    Ok(TxEnd::Commit(()))
+                })
+            }))
+            .await
+    }
+}
