@@ -37,10 +37,9 @@ pub type Work<T> = Box<
         + 'static,
 >;
 
-/// A connection, inside a transaction when the work is a write. Every method is one statement
-/// (or one batch of the same statement).
+/// Statements on `api_tokens` (and the owner lock).
 #[async_trait]
-pub trait Tx: Send {
+pub trait TokenSql {
     async fn token_by_digest(
         &mut self,
         digest: &Digest,
@@ -74,7 +73,6 @@ pub trait Tx: Send {
         now: DateTime<Utc>,
     ) -> Result<Vec<TokenRecord>, StoreError>;
     async fn list_tokens(&mut self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError>;
-
     /// Serialises every creation and rotation of one owner (MySQL: the `api_token_owners`
     /// row; SQLite: nothing, its write transactions are serial).
     async fn lock_owner(&mut self, user_id: UserId) -> Result<(), StoreError>;
@@ -86,7 +84,11 @@ pub trait Tx: Send {
     async fn set_ip_restriction(&mut self, id: u64, ips: &IpRestriction) -> Result<(), StoreError>;
     async fn set_privilege(&mut self, id: u64, privilege: Privilege) -> Result<(), StoreError>;
     async fn set_metadata(&mut self, id: u64, metadata: &Metadata) -> Result<(), StoreError>;
+}
 
+/// Statements counting uses and recording usage batches.
+#[async_trait]
+pub trait UsageSql {
     /// Adds each delta's uses and moves `last_used` forward.
     async fn add_usage(&mut self, deltas: &[UsageDelta]) -> Result<(), StoreError>;
     async fn usage_of(
@@ -97,7 +99,11 @@ pub trait Tx: Send {
     async fn record_batch(&mut self, batch_id: &str, at: DateTime<Utc>)
         -> Result<bool, StoreError>;
     async fn forget_batches_before(&mut self, before: DateTime<Utc>) -> Result<(), StoreError>;
+}
 
+/// Statements on the audit log and the bans.
+#[async_trait]
+pub trait AuditSql {
     async fn write_event(
         &mut self,
         token_id: Option<u64>,
@@ -107,13 +113,16 @@ pub trait Tx: Send {
     ) -> Result<(), StoreError>;
     /// One token's events (`None`: the events of no token), oldest first.
     async fn events_of(&mut self, token_id: Option<u64>) -> Result<Vec<AuditEvent>, StoreError>;
-
     /// False when the ban is already there.
     async fn insert_ban(&mut self, ban: &BanRecord) -> Result<bool, StoreError>;
     async fn list_bans(&mut self) -> Result<Vec<BanRecord>, StoreError>;
     /// Byte for byte; false when there was none.
     async fn delete_ban(&mut self, limiter: &str, key: &str) -> Result<bool, StoreError>;
+}
 
+/// Whole-table statements of `iam-tokens copy`.
+#[async_trait]
+pub trait CopySql {
     /// Every token, oldest first.
     async fn all_tokens(&mut self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Every audit event, oldest first.
@@ -125,7 +134,12 @@ pub trait Tx: Send {
     /// Inserts an event as it is, id included.
     async fn insert_event_row(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
     async fn row_counts(&mut self) -> Result<RowCounts, StoreError>;
+}
 
+/// A connection, inside a transaction when the work is a write. Every method is one statement
+/// (or one batch of the same statement), grouped by what it touches.
+#[async_trait]
+pub trait Tx: TokenSql + UsageSql + AuditSql + CopySql + Send {
     async fn ping(&mut self) -> Result<(), StoreError>;
 }
 

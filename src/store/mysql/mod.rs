@@ -2,6 +2,10 @@
 //! is parameterised; multi-statement work runs in one READ COMMITTED transaction.
 
 mod rows;
+mod sql_audit;
+mod sql_copy;
+mod sql_tokens;
+mod sql_usage;
 mod tx;
 
 use std::time::Duration;

@@ -4,6 +4,10 @@
 //! and rotation are atomic without a lock table.
 
 mod rows;
+mod sql_audit;
+mod sql_copy;
+mod sql_tokens;
+mod sql_usage;
 mod tx;
 
 use std::path::Path;
