@@ -62,6 +62,15 @@ impl IpRestriction {
         (!self.is_unrestricted()).then(|| serde_json::Value::from(self.entries()).to_string())
     }
 
+    /// Reads the stored form back (`None` column = no restriction); `None` when it is not one.
+    pub fn from_stored(column: Option<&str>) -> Option<Self> {
+        let Some(json) = column else {
+            return Some(Self::unrestricted());
+        };
+        let entries: Vec<String> = serde_json::from_str(json).ok()?;
+        Self::parse(&entries).ok()
+    }
+
     /// Canonical text of each entry: a bare address for a single host, else `addr/len`.
     pub fn entries(&self) -> Vec<String> {
         self.0.iter().map(entry_text).collect()

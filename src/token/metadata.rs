@@ -46,8 +46,12 @@ impl Metadata {
         Ok(Self(entries))
     }
 
-    /// Reads what the store holds (already checked when written; re-checked all the same).
-    pub fn from_stored(json: &str) -> Option<Self> {
+    /// Reads what the store holds (`None` column = no metadata; already checked when written,
+    /// re-checked all the same); `None` when it is not valid metadata.
+    pub fn from_stored(column: Option<&str>) -> Option<Self> {
+        let Some(json) = column else {
+            return Some(Self::default());
+        };
         let value: Value = serde_json::from_str(json).ok()?;
         Self::parse(&value).ok()
     }

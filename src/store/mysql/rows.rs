@@ -36,17 +36,9 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
     let ips: Option<String> = take(&mut row, 8)?;
     let privilege: String = take(&mut row, 10)?;
     let metadata: Option<String> = take(&mut row, 13)?;
-    let ip_restriction = match ips {
-        None => IpRestriction::unrestricted(),
-        Some(json) => serde_json::from_str::<Vec<String>>(&json)
-            .ok()
-            .and_then(|entries| IpRestriction::parse(&entries).ok())
-            .ok_or_else(|| corrupt("restricted_to_ip_address"))?,
-    };
-    let metadata = match metadata {
-        None => Metadata::default(),
-        Some(json) => Metadata::from_stored(&json).ok_or_else(|| corrupt("metadata"))?,
-    };
+    let ip_restriction = IpRestriction::from_stored(ips.as_deref())
+        .ok_or_else(|| corrupt("restricted_to_ip_address"))?;
+    let metadata = Metadata::from_stored(metadata.as_deref()).ok_or_else(|| corrupt("metadata"))?;
     Ok(TokenRecord {
         id: take(&mut row, 0)?,
         user_id: UserId::new(take(&mut row, 1)?).map_err(|_| corrupt("user_id"))?,

@@ -37,17 +37,9 @@ pub fn record_from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
     let ips: Option<String> = row.get(8)?;
     let privilege: String = row.get(10)?;
     let metadata: Option<String> = row.get(13)?;
-    let ip_restriction = match ips {
-        None => IpRestriction::unrestricted(),
-        Some(json) => serde_json::from_str::<Vec<String>>(&json)
-            .ok()
-            .and_then(|entries| IpRestriction::parse(&entries).ok())
-            .ok_or_else(|| corrupt("restricted_to_ip_address"))?,
-    };
-    let metadata = match metadata {
-        None => Metadata::default(),
-        Some(json) => Metadata::from_stored(&json).ok_or_else(|| corrupt("metadata"))?,
-    };
+    let ip_restriction = IpRestriction::from_stored(ips.as_deref())
+        .ok_or_else(|| corrupt("restricted_to_ip_address"))?;
+    let metadata = Metadata::from_stored(metadata.as_deref()).ok_or_else(|| corrupt("metadata"))?;
     let id: i64 = row.get(0)?;
     let user_id: i64 = row.get(1)?;
     let usage_count: i64 = row.get(11)?;
