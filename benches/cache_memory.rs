@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use iam_tokens::token::{Digest, IpRestriction, Privilege};
-use iam_tokens::tokens::{CacheConfig, CachedToken, VerificationCache};
+use iam_tokens::domain::{Digest, IpRestriction, Privilege};
+use iam_tokens::service::{CacheConfig, CachedToken, VerificationCache};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -36,7 +36,7 @@ fn main() {
     for (i, digest) in digests.iter().enumerate() {
         let token = CachedToken {
             id: i as u64,
-            user_id: iam_tokens::token::UserId::new((i % 1000 + 1) as u64).unwrap(),
+            user_id: iam_tokens::domain::UserId::new((i % 1000 + 1) as u64).unwrap(),
             name: format!("service token {i}").into_boxed_str(),
             created_at: now,
             expires_at: Some(now),

@@ -82,7 +82,7 @@ fn bench_checks(c: &mut Criterion) {
             black_box(limits.operation(
                 Operation::Metadata,
                 ip,
-                iam_tokens::token::UserId::new(42).unwrap(),
+                iam_tokens::domain::UserId::new(42).unwrap(),
             ));
             limits.management_succeeded(ip);
         })

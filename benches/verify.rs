@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use iam_tokens::token::{Privilege, TokenName, UserId};
-use iam_tokens::tokens::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
+use iam_tokens::domain::{Privilege, TokenName, UserId};
+use iam_tokens::service::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
 use iam_tokens::SystemClock;
 use mysql_async::prelude::*;
 

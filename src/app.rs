@@ -13,8 +13,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
+use crate::service::{ServiceOptions, TokenService};
 use crate::store::{self, StoreError};
-use crate::tokens::{ServiceOptions, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -4,17 +4,17 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod envelope;
 pub mod http;
 pub mod limits;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod telemetry;
-pub mod token;
-pub mod tokens;
 
 pub use app::Application;
 pub use clock::{Clock, ManualClock, Moment, SystemClock};
 pub use config::Settings;
 pub use envelope::{Reason, Results};
-pub use tokens::TokenService;
+pub use service::TokenService;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::{Parser, Subcommand};
+use iam_tokens::domain::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName, UserId};
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
+use iam_tokens::service::{CreateToken, TokenService};
 use iam_tokens::store::{self, Audit};
-use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName, UserId};
-use iam_tokens::tokens::{CreateToken, TokenService};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
 #[derive(Parser)]
@@ -199,7 +199,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
             }
         }
         Command::AdminToken(AdminTokenCommand::New { name }) => {
-            let secret = format!("iam_admin_{}", iam_tokens::token::random_secret_hex());
+            let secret = format!("iam_admin_{}", iam_tokens::domain::random_secret_hex());
             let digest = Digest::of(&secret);
             println!("secret (shown once, give it to the admin client): {secret}");
             println!("add to config.toml under [auth]:");

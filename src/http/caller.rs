@@ -14,7 +14,7 @@ use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, ResponseError};
 
 use super::error::AdminFailure;
 use super::{ApiError, AppState};
-use crate::token::UserId;
+use crate::domain::UserId;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 
-use crate::token::ip::normalize;
+use crate::domain::ip::normalize;
 
 /// Never trusts `X-Forwarded-For` from an untrusted peer, so a client cannot pick its own IP.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::clock::Clock;
+use crate::domain::UserId;
 use crate::secret::Secret;
-use crate::token::UserId;
 
 #[derive(Debug, Deserialize)]
 struct Claims {

@@ -2,6 +2,7 @@
 //! Handlers are thin: parse at the edge, call `TokenService`, map the outcome.
 
 mod admin;
+mod bff;
 mod body;
 mod caller;
 mod client_ip;
@@ -10,7 +11,6 @@ mod headers;
 mod hmac_guard;
 mod jwt;
 mod limit;
-mod manage;
 mod public;
 mod replay;
 mod response;
@@ -29,7 +29,7 @@ use ipnet::IpNet;
 
 use crate::clock::Clock;
 use crate::limits::Limits;
-use crate::tokens::TokenService;
+use crate::service::TokenService;
 
 /// Everything a handler needs; one per application, no globals.
 pub struct AppState {

@@ -8,9 +8,9 @@ use serde_json::json as json_value;
 use super::limit::enforce;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
+use crate::domain::Privilege;
 use crate::envelope::Reason;
-use crate::token::Privilege;
-use crate::tokens::VerifyOptions;
+use crate::service::VerifyOptions;
 
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok()

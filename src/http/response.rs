@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::envelope::with_iso;
-use crate::tokens::Verified;
+use crate::service::Verified;
 
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -95,9 +95,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::domain::{IpRestriction, Metadata, Privilege};
     use crate::envelope::Results;
-    use crate::token::{IpRestriction, Metadata, Privilege};
-    use crate::tokens::CachedToken;
+    use crate::service::CachedToken;
 
     fn body_of(response: HttpResponse) -> String {
         let bytes = response.into_body().try_into_bytes().unwrap();
@@ -109,7 +109,7 @@ mod tests {
         let last_used = last_used.map(|ms| Utc.timestamp_millis_opt(ms).unwrap());
         let record = CachedToken {
             id: u64::MAX,
-            user_id: crate::token::UserId::new(7).unwrap(),
+            user_id: crate::domain::UserId::new(7).unwrap(),
             name: name.into(),
             created_at: created,
             // Years past 9999 take the slow general path.

@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{guard, web, Route};
 
 use super::caller::{require_admin, require_user, Access};
-use super::{admin, manage, public};
+use super::{admin, bff, public};
 
 /// One route as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ const TABLE: &[Entry] = &[
     entry(HEAD,   "/health",                           Access::Public, || web::to(public::health)),
     entry(GET,    "/ready",                            Access::Public, || web::to(public::ready)),
     entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready)),
-    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(manage::manage)),
+    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage)),
     entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create)),
     entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get)),
     entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::patch_metadata)),

@@ -18,8 +18,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::clock::Clock;
 use crate::config::{LimiterSettings, RateLimitersSettings};
+use crate::domain::{Actor, UserId};
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
-use crate::token::{Actor, UserId};
 
 /// The per-operation limiters of `/api/manage/*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::{
     Audit, AuditEvent, AuditKind, BanRecord, NewToken, RowCounts, StoreError, TokenCounts,
     TokenQuery, TokenRecord, UsageDelta,
 };
-use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
+use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 /// Whether a read locks the row until the transaction ends (MySQL `FOR UPDATE`; SQLite's
 /// `BEGIN IMMEDIATE` already serialises every write transaction).

@@ -7,24 +7,23 @@ mod migrate;
 mod mysql;
 mod open;
 mod ops;
-mod record;
 mod sqlite;
 
+pub use crate::domain::record::{
+    Audit, AuditEvent, AuditKind, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
+    TokenRecord, TokenStatus, UsageDelta,
+};
 pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
 pub use mysql::MySqlStore;
 pub use open::{migrate, open, Location, OpenOptions, Store};
 pub use ops::StoreOps;
-pub use record::{
-    Audit, AuditEvent, AuditKind, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
-    TokenRecord, TokenStatus, UsageDelta,
-};
 pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::token::{
+use crate::domain::{
     Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege, UserId,
 };
 

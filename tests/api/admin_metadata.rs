@@ -1,7 +1,7 @@
 //! Admin-only metadata (SPEC B1): every rule at create, merge-patch and replace-all, limits,
 //! concurrency, the command line, and that no end-user answer ever shows it.
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 

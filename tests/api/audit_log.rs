@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use iam_tokens::config::AdminTokenSettings;
-use iam_tokens::token::{Actor, Privilege, TokenName};
-use iam_tokens::tokens::RotateToken;
+use iam_tokens::domain::{Actor, Privilege, TokenName};
+use iam_tokens::service::RotateToken;
 use iam_tokens::TokenService;
 use reqwest::Method;
 use serde_json::{json, Value};

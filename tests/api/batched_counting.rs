@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use serde_json::{json, Value};
 
 use crate::helpers::{envelope_json, spawn_app, spawn_app_with, uid, Answer, TestApp};

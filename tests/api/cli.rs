@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
-use iam_tokens::token::{Privilege, TokenName};
-use iam_tokens::tokens::CreateToken;
+use iam_tokens::domain::{Privilege, TokenName};
+use iam_tokens::service::CreateToken;
 
 use crate::helpers::spawn_app;
 use crate::helpers::uid;

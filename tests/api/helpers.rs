@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iam_tokens::clock::ManualClock;
+use iam_tokens::domain::{Privilege, TokenName, UserId};
 use iam_tokens::http::JwtVerifier;
+use iam_tokens::service::{CreateToken, CreatedToken};
 use iam_tokens::store::Location;
-use iam_tokens::token::{Privilege, TokenName, UserId};
-use iam_tokens::tokens::{CreateToken, CreatedToken};
 use iam_tokens::{Application, Settings, TokenService};
 use mysql_async::prelude::*;
 
@@ -343,9 +343,9 @@ impl TestApp {
         key: &str,
         privilege: Privilege,
         ip: Option<&str>,
-    ) -> iam_tokens::Results<iam_tokens::tokens::VerifiedToken> {
+    ) -> iam_tokens::Results<iam_tokens::service::VerifiedToken> {
         let ip = ip.map(|ip| ip.parse().expect("test IP address"));
-        let options = iam_tokens::tokens::VerifyOptions::new(privilege, ip);
+        let options = iam_tokens::service::VerifyOptions::new(privilege, ip);
         self.tokens.verify(key, options).await
     }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::{checksum_of, Digest, IpRestriction, Privilege, TokenName};
-use iam_tokens::tokens::CreateToken;
+use iam_tokens::domain::{checksum_of, Digest, IpRestriction, Privilege, TokenName};
+use iam_tokens::service::CreateToken;
 use mysql_async::Row;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};

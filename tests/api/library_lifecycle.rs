@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iam_tokens::token::{Privilege, TokenName};
-use iam_tokens::tokens::{CreateToken, ManagerAction, ServiceOptions, VerifyOptions};
+use iam_tokens::domain::{Privilege, TokenName};
+use iam_tokens::service::{CreateToken, ManagerAction, ServiceOptions, VerifyOptions};
 use iam_tokens::{Settings, TokenService};
 
 use crate::helpers::{envelope_json, failure_json, spawn_app, uid, TestApp};

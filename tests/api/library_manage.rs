@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::{Digest, IpRestriction, Privilege, TokenName};
-use iam_tokens::tokens::CreateToken;
+use iam_tokens::domain::{Digest, IpRestriction, Privilege, TokenName};
+use iam_tokens::service::CreateToken;
 use serde_json::{json, Value};
 
 use crate::helpers::uid;
@@ -79,7 +79,7 @@ async fn revoke_is_idempotent_for_unknown_and_already_revoked_tokens() {
     let app = spawn_app().await;
     let (key, _) = token(&app, 7, "ci").await;
     assert!(app.tokens.revoke(&key, Privilege::Full).await.is_ok());
-    let unknown = iam_tokens::token::GeneratedKey::generate(&Default::default());
+    let unknown = iam_tokens::domain::GeneratedKey::generate(&Default::default());
     let cases = [
         (key.as_str(), "already revoked"),
         (unknown.raw.expose(), "unknown key"),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::{IpRestriction, Privilege, PublicIdentifier, TokenName};
-use iam_tokens::tokens::{CreateToken, ManagerAction};
+use iam_tokens::domain::{IpRestriction, Privilege, PublicIdentifier, TokenName};
+use iam_tokens::service::{CreateToken, ManagerAction};
 use serde_json::{json, Value};
 
 use crate::helpers::uid;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, TokenName};
-use iam_tokens::tokens::{CreateToken, RotateToken, TokenService};
+use iam_tokens::domain::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, TokenName};
+use iam_tokens::service::{CreateToken, RotateToken, TokenService};
 use serde_json::json;
 
 use crate::helpers::uid;

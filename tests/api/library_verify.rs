@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, TokenName};
-use iam_tokens::tokens::{CreateToken, VerifyOptions};
+use iam_tokens::domain::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege, TokenName};
+use iam_tokens::service::{CreateToken, VerifyOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::uid;

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use serde_json::json;
 
 use crate::helpers::{

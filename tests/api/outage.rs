@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use iam_tokens::domain::{GeneratedKey, Prefix};
 use iam_tokens::secret::Secret;
-use iam_tokens::token::{GeneratedKey, Prefix};
 use iam_tokens::Settings;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -141,7 +141,7 @@ async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, 
 /// A `full` token of user 7 named `ci`: its raw key, id and creation time.
 async fn token(app: &TestApp) -> (String, u64, String) {
     let created = app
-        .create_token(7, iam_tokens::token::Privilege::Full, "ci")
+        .create_token(7, iam_tokens::domain::Privilege::Full, "ci")
         .await;
     let id = app.token_id(&created.raw_public_id).await;
     (created.raw_api_key, id, app.clock_iso())
@@ -422,7 +422,7 @@ async fn a_mysql_url_naming_127_0_0_1_keeps_every_connection_on_tcp() {
         clients.spawn(async move {
             let unknown = GeneratedKey::generate(&Prefix::default());
             let options =
-                iam_tokens::tokens::VerifyOptions::new(iam_tokens::token::Privilege::Full, None);
+                iam_tokens::service::VerifyOptions::new(iam_tokens::domain::Privilege::Full, None);
             tokens.verify(unknown.raw.expose(), options).await
         });
     }

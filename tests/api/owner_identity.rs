@@ -2,7 +2,7 @@
 //! edge, and two different ids are two different owners; names and public identifiers are
 //! compared byte for byte (no padding, folding or normalisation).
 
-use iam_tokens::token::{Privilege, UserId};
+use iam_tokens::domain::{Privilege, UserId};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};

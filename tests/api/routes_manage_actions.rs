@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iam_tokens::token::Privilege;
+use iam_tokens::domain::Privilege;
 use iam_tokens::Clock;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::Method;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use iam_tokens::config::HmacSettings;
+use iam_tokens::domain::Privilege;
 use iam_tokens::secret::Secret;
-use iam_tokens::token::Privilege;
 use iam_tokens::{Clock, Settings};
 use reqwest::Method;
 use serde_json::json;

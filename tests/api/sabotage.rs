@@ -1,9 +1,9 @@
 //! The store goes away: verification fails closed with `Server error validating token.`,
 //! `/health` keeps answering, and checks that need no database still work (SPEC A6 step 7).
 
+use iam_tokens::domain::{GeneratedKey, Prefix, Privilege, PublicIdentifier, TokenName};
 use iam_tokens::secret::Secret;
-use iam_tokens::token::{GeneratedKey, Prefix, Privilege, PublicIdentifier, TokenName};
-use iam_tokens::tokens::{CreateToken, ManagerAction, RotateToken};
+use iam_tokens::service::{CreateToken, ManagerAction, RotateToken};
 use mysql_async::prelude::*;
 use serde_json::json;
 

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use iam_tokens::clock::ManualClock;
+use iam_tokens::domain::metadata::MetadataPatch;
+use iam_tokens::domain::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
+use iam_tokens::service::{CreateToken, RotateToken, TokenService, VerifyOptions};
 use iam_tokens::store::{
     self, Audit, BanRecord, MetadataChange, MetadataOutcome, Store, TokenQuery, TokenStatus,
     UsageDelta,
 };
-use iam_tokens::token::metadata::MetadataPatch;
-use iam_tokens::token::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName};
-use iam_tokens::tokens::{CreateToken, RotateToken, TokenService, VerifyOptions};
 use serde_json::json;
 
 use crate::helpers::uid;

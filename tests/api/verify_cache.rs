@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use iam_tokens::domain::{
+    Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
+};
+use iam_tokens::service::{
+    CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
+    VerifyOptions,
+};
 use iam_tokens::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
-};
-use iam_tokens::token::{
-    Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
-};
-use iam_tokens::tokens::{
-    CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
-    VerifyOptions,
 };
 use serde_json::Value;
 

@@ -6,11 +6,11 @@ use actix_web::HttpResponse;
 use serde_json::json;
 
 use super::views::BanView;
+use crate::domain::Actor;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::Admin;
 use crate::http::{ApiError, AppState};
-use crate::token::Actor;
 
 /// Every stored ban.
 pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -17,7 +17,7 @@ use super::body::{json_body, BodyError, ADMIN_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 use super::error::AdminFailure;
 use super::AppState;
 use crate::config::AdminTokenSettings;
-use crate::token::metadata::MetadataError;
+use crate::domain::metadata::MetadataError;
 
 /// Configured admin credentials: names and secret digests.
 pub struct AdminCredentials(Vec<(String, [u8; 32])>);

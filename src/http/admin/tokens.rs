@@ -10,15 +10,15 @@ use serde_json::json;
 
 use super::views::{EventView, TokenView};
 use super::{body, invalid_metadata, token_id};
+use crate::domain::metadata::MetadataPatch;
+use crate::domain::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName, UserId};
 use crate::envelope::Reason;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::Admin;
 use crate::http::{ApiError, AppState};
+use crate::service::{CreateToken, MAX_LIFETIME_MS};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
-use crate::token::metadata::MetadataPatch;
-use crate::token::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName, UserId};
-use crate::tokens::{CreateToken, MAX_LIFETIME_MS};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;

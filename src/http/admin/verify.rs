@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::body;
 use super::views::VerifiedView;
+use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{ApiError, AppState};
-use crate::token::Privilege;
-use crate::tokens::VerifyCode;
+use crate::service::VerifyCode;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
+use crate::service::CachedToken;
 use crate::store::{AuditEvent, BanRecord, TokenRecord};
-use crate::token::{Metadata, Privilege, UserId};
-use crate::tokens::CachedToken;
 
 /// A token as operators see it.
 #[derive(Debug, Serialize)]

@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use mysql_async::prelude::FromValue;
 use mysql_async::{params, Params, Row};
 
+use crate::domain::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 use crate::store::{NewToken, StoreError, TokenRecord};
-use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 
 /// Every column of `api_tokens`, in the order `record_from_row` reads them.
 macro_rules! select_tokens {

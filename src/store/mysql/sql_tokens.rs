@@ -8,9 +8,9 @@ use mysql_async::{params, Value};
 use super::rows::{insert_params, select_tokens};
 use super::tx::{on, MySqlTx};
 use super::{server_code, ER_DUP_ENTRY};
+use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
 use crate::store::backend::{Lock, TokenSql};
 use crate::store::{NewToken, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus};
-use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 const BY_DIGEST: &str = select_tokens!("WHERE api_token = :digest");
 const BY_DIGEST_FOR_UPDATE: &str = select_tokens!("WHERE api_token = :digest FOR UPDATE");

@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{done, work, StoreOps};
+use crate::domain::Actor;
 use crate::store::backend::{Backend, TxEnd};
 use crate::store::{Audit, AuditKind, BanRecord, BanStore, StoreError};
-use crate::token::Actor;
 
 #[async_trait]
 impl<B: Backend> BanStore for StoreOps<B> {

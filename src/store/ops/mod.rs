@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 
 use super::backend::{Backend, Tx, TxEnd, Work};
 use super::{Audit, AuditKind, StoreError};
-use crate::token::Actor;
+use crate::domain::Actor;
 
 /// The store on one backend: `TokenStore`, `BanStore` and `CopyStore` for the service.
 pub struct StoreOps<B> {
@@ -42,7 +42,7 @@ fn done<T>(value: T) -> Result<TxEnd<T>, StoreError> {
 /// the valid rest, under the owner's lock: the first step of a creation or rotation.
 async fn expire_and_count(
     tx: &mut dyn Tx,
-    user_id: crate::token::UserId,
+    user_id: crate::domain::UserId,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, StoreError> {
     tx.lock_owner(user_id).await?;

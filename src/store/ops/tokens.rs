@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{done, expire_and_count, work, StoreOps};
+use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, TxEnd};
 use crate::store::{
     Audit, AuditEvent, AuditKind, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
     RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
     UsageDelta,
 };
-use crate::token::{Actor, Digest, IpRestriction, Privilege, UserId};
 
 /// A change of one owned token, chosen by the caller.
 #[derive(Clone)]

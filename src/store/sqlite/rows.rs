@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 
+use crate::domain::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 use crate::store::{StoreError, TokenRecord};
-use crate::token::{Digest, IpRestriction, Metadata, PublicIdentifier, UserId};
 
 /// Every column of `api_tokens`, in the order `record_from_row` reads them.
 pub const TOKEN_COLUMNS: &str = "id, user_id, api_token, public_identifier, prefix, name, \

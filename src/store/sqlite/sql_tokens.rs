@@ -6,9 +6,9 @@ use rusqlite::{params, params_from_iter};
 
 use super::rows::to_sql_id;
 use super::tx::SqliteTx;
+use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
 use crate::store::backend::{Lock, TokenSql};
 use crate::store::{NewToken, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus};
-use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 const IS_VALID: &str = "(valid = 1 AND (expires_at IS NULL OR expires_at > ?))";
 

@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use super::rotate::NewExpiry;
 use super::{Message, MetadataSnapshot, RevokeData, RotatedToken, TokenService};
+use crate::domain::{IpRestriction, Privilege, PublicIdentifier, UserId};
 use crate::envelope::{Reason, Results};
 use crate::store::TokenRecord;
-use crate::token::{IpRestriction, Privilege, PublicIdentifier, UserId};
 
 /// What to do with the addressed token.
 #[derive(Debug, Clone)]

@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
+use crate::domain::Privilege;
 use crate::store::{
     AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
 };
-use crate::token::Privilege;
 
 /// The answer of an admin verification. Unknown keys and a privilege mismatch are both
 /// `NotFound`, so existence never leaks.

@@ -10,10 +10,10 @@ use super::client_ip;
 use super::limit::enforce;
 use super::response::json;
 use super::{ApiError, AppState, User};
+use crate::domain::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
 use crate::envelope::{Reason, Results};
 use crate::limits::{ip_key, Operation};
-use crate::token::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
-use crate::tokens::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
+use crate::service::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 
 /// The seven actions and the status each answers on failure (SPEC A7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

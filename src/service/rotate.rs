@@ -2,9 +2,9 @@
 
 use super::create::{new_token, parse_prefix_and_expiry};
 use super::{RotatedToken, TokenService, ROTATED_MSG};
+use crate::domain::{Digest, IpRestriction, Prefix, Privilege, TokenName};
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, RotateOutcome, Rotation};
-use crate::token::{Digest, IpRestriction, Prefix, Privilege, TokenName};
 
 /// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
 #[derive(Debug, Clone)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
+use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
 use crate::store::TokenRecord;
-use crate::token::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 /// What verification needs of a token, and nothing else (the cache holds many of them).
 #[derive(Debug, Clone, PartialEq)]

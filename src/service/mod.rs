@@ -1,33 +1,34 @@
 //! The operations of SPEC A5: the in-process API trusted code calls, and that the HTTP
 //! handlers adapt. Every operation answers a `Results<T>` envelope; none authenticates.
 
-mod admin;
+mod action_manager;
 mod cache;
 mod create;
-mod lifecycle;
-mod manage;
-mod manager;
+mod operator;
 mod payloads;
+mod read;
 mod rotate;
+mod running;
+mod update;
 mod usage;
 mod verify;
 
-pub use admin::{AdminVerification, VerifyCode};
+pub use action_manager::{ManagerAction, ManagerData};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::CreateToken;
-pub use lifecycle::OpenError;
-pub use manager::{ManagerAction, ManagerData};
+pub use operator::{AdminVerification, VerifyCode};
 pub use payloads::*;
 pub use rotate::RotateToken;
+pub use running::OpenError;
 pub use usage::UsageRecorder;
 pub use verify::{Verified, VerifyOptions, VerifyOutcome};
 
 use std::sync::Arc;
 
 use crate::clock::{Clock, Moment};
+use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
-use crate::token::Actor;
 
 /// Longest lifetime a token may be given (100 years), so that expiry arithmetic never overflows.
 pub const MAX_LIFETIME_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
@@ -52,8 +53,8 @@ pub struct ServiceOptions {
 /// [`TokenService::shutdown`] before exiting, so that every counted use is written.
 ///
 /// ```
-/// use iam_tokens::token::{Privilege, TokenName, UserId};
-/// use iam_tokens::tokens::{CreateToken, VerifyOptions};
+/// use iam_tokens::domain::{Privilege, TokenName, UserId};
+/// use iam_tokens::service::{CreateToken, VerifyOptions};
 /// use iam_tokens::TokenService;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -81,7 +82,7 @@ pub struct TokenService {
     cache: Option<Arc<VerificationCache>>,
     usage: Option<Arc<UsageRecorder>>,
     /// Writes batched uses in the background (shared by every clone; stopped by `shutdown`).
-    flusher: Option<Arc<lifecycle::Flusher>>,
+    flusher: Option<Arc<running::Flusher>>,
     /// Who the audit log names for changes made through this handle.
     actor: Actor,
 }
@@ -116,7 +117,7 @@ impl TokenService {
             .then(|| Arc::new(UsageRecorder::new(store.clone(), forget_after)));
         let flusher = match (&usage, options.flush_every) {
             (Some(usage), Some(every)) if !every.is_zero() => {
-                lifecycle::Flusher::start(usage, clock.clone(), every).map(Arc::new)
+                running::Flusher::start(usage, clock.clone(), every).map(Arc::new)
             }
             _ => None,
         };
@@ -185,7 +186,7 @@ impl TokenService {
     }
 
     /// Forgets a digest after a mutation made through this process.
-    fn invalidate(&self, digest: &crate::token::Digest) {
+    fn invalidate(&self, digest: &crate::domain::Digest) {
         if let Some(cache) = &self.cache {
             cache.invalidate(digest);
         }

@@ -1,8 +1,9 @@
-//! Rows as domain values.
+//! The records the service keeps: tokens, audit events, bans, usage deltas, listing queries.
+//! Plain values; the store reads and writes them.
 
 use chrono::{DateTime, Utc};
 
-use crate::token::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
+use super::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 
 /// One row of `api_tokens`.
 #[derive(Debug, Clone)]

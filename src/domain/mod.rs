@@ -9,6 +9,7 @@ mod name;
 mod prefix;
 mod privilege;
 mod public_id;
+pub mod record;
 mod user_id;
 
 pub use actor::Actor;

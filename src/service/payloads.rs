@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::CachedToken;
+use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
 use crate::store::{TokenCounts, TokenRecord};
-use crate::token::{Metadata, Privilege, UserId};
 
 pub const REVOKED_MSG: &str = "Token invalided successfully";
 pub const ROTATED_MSG: &str = "Successfully rotated an api key";

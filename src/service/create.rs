@@ -3,12 +3,12 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{CreatedToken, TokenService, MAX_LIFETIME_MS};
-use crate::envelope::{Reason, Results};
-use crate::store::{CreateOutcome, TokenDraft};
-use crate::token::{
+use crate::domain::{
     GeneratedKey, IpRestriction, Metadata, Prefix, PrefixError, Privilege, PublicIdentifier,
     TokenName, UserId,
 };
+use crate::envelope::{Reason, Results};
+use crate::store::{CreateOutcome, TokenDraft};
 
 /// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
 #[derive(Debug, Clone)]

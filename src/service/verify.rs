@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
+use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
 use crate::store::StoreError;
-use crate::token::{Digest, Privilege, RawKey};
 
 /// How to verify. The defaults are the public route's: count the use and check the IP.
 #[derive(Debug, Clone, Copy)]
