@@ -8,7 +8,7 @@ use crate::domain::{
     TokenName, UserId,
 };
 use crate::envelope::{Reason, Results};
-use crate::store::{CreateOutcome, TokenDraft};
+use crate::store::{CreateOutcome, StoreError, TokenDraft};
 
 /// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
 #[derive(Debug, Clone)]
@@ -105,16 +105,51 @@ pub(super) fn new_token(
     (key, new)
 }
 
+/// What a creation decided. Anything but `Created` stored nothing.
+#[derive(Debug, Clone)]
+pub enum Creation {
+    Created(CreatedToken),
+    /// The owner already holds `limit` valid tokens (checked atomically with the insert).
+    LimitReached {
+        limit: u32,
+    },
+    /// The prefix contains `_`.
+    ReservedPrefix,
+    /// The prefix is otherwise invalid, or the lifetime is out of range.
+    Invalid,
+}
+
+impl Creation {
+    /// The riavzon envelope of this decision.
+    fn into_results(self, service: &TokenService) -> Results<CreatedToken> {
+        match self {
+            Self::Created(created) => service.success(created),
+            Self::LimitReached { limit } => service.failure(Reason::TooManyTokens { limit }),
+            Self::ReservedPrefix => service.failure(Reason::ReservedPrefix),
+            Self::Invalid => service.failure(Reason::BadRequest),
+        }
+    }
+}
+
 impl TokenService {
     /// Creates a token. Fails with `You cannot have more then N valid tokens at a time` when the
     /// owner is at the limit (checked atomically with the insert), or with the reserved-prefix
     /// reason. A store failure answers `Server error`.
     pub async fn create(&self, request: CreateToken) -> Results<CreatedToken> {
+        match self.create_outcome(request).await {
+            Ok(creation) => creation.into_results(self),
+            Err(err) => self.store_failure("create", &err, Reason::ListServerError),
+        }
+    }
+
+    /// `create` as a typed decision; `Err` only when the store could not answer.
+    pub async fn create_outcome(&self, request: CreateToken) -> Result<Creation, StoreError> {
         let now = self.clock.now();
         let (prefix, expires_at) =
             match parse_prefix_and_expiry(&request.prefix, request.expires_ms, now) {
                 Ok(parsed) => parsed,
-                Err(reason) => return self.failure(reason),
+                Err(Reason::ReservedPrefix) => return Ok(Creation::ReservedPrefix),
+                Err(_) => return Ok(Creation::Invalid),
             };
         let (key, mut draft) = new_token(
             request.privilege,
@@ -128,18 +163,17 @@ impl TokenService {
         let created = self
             .store
             .create_token(&new, self.limit_tokens_per_user, &self.audit())
-            .await;
-        match created {
-            Ok(CreateOutcome::Created(record)) => self.success(CreatedToken {
+            .await?;
+        Ok(match created {
+            CreateOutcome::Created(record) => Creation::Created(CreatedToken {
                 raw_api_key: key.raw.expose().to_owned(),
                 raw_public_id: record.public_identifier.as_str().to_owned(),
                 expires_at: record.expires_at,
                 token_id: record.id,
             }),
-            Ok(CreateOutcome::LimitReached) => self.failure(Reason::TooManyTokens {
+            CreateOutcome::LimitReached => Creation::LimitReached {
                 limit: self.limit_tokens_per_user,
-            }),
-            Err(err) => self.store_failure("create", &err, Reason::ListServerError),
-        }
+            },
+        })
     }
 }

@@ -15,7 +15,7 @@ mod verify;
 
 pub use action_manager::{ManagerAction, ManagerData};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
-pub use create::CreateToken;
+pub use create::{CreateToken, Creation};
 pub use operator::{AdminVerification, VerifyCode};
 pub use payloads::*;
 pub use rotate::RotateToken;

@@ -17,7 +17,7 @@ use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::Admin;
 use crate::http::{ApiError, AppState};
-use crate::service::{CreateToken, MAX_LIFETIME_MS};
+use crate::service::{CreateToken, Creation, MAX_LIFETIME_MS};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
 
 const DEFAULT_PAGE: u32 = 50;
@@ -77,17 +77,16 @@ pub async fn create(
         .ips(ips)
         .metadata(metadata);
     let tokens = state.tokens.acting_as(Actor::Admin(admin));
-    let created = match tokens.create(create).await.outcome {
-        Ok(created) => created,
-        Err(reason @ Reason::TooManyTokens { .. }) => {
-            let message = reason.as_str().into_owned();
+    let created = match tokens.create_outcome(create).await {
+        Ok(Creation::Created(created)) => created,
+        Ok(Creation::LimitReached { limit }) => {
+            let message = Reason::TooManyTokens { limit }.as_str().into_owned();
             return Err(AdminFailure::new(StatusCode::CONFLICT, "token_limit", message).into());
         }
-        Err(Reason::ReservedPrefix | Reason::BadRequest) => {
+        Ok(Creation::ReservedPrefix | Creation::Invalid) => {
             return Err(AdminFailure::bad_request("invalid prefix or expiry").into())
         }
-        // The service logged the store's error.
-        Err(_) => return Err(AdminFailure::store_down().into()),
+        Err(err) => return Err(AdminFailure::unavailable(&err).into()),
     };
     let record = tokens
         .token_by_id(created.token_id)
