@@ -46,7 +46,11 @@ fn main() {
             ip_restriction: IpRestriction::unrestricted(),
             metadata: Default::default(),
         };
-        cache.put(digest, Some(Arc::new(token)), now.timestamp_millis());
+        cache.put(
+            digest.to_bytes(),
+            Some(Arc::new(token)),
+            now.timestamp_millis(),
+        );
     }
     let after = live();
     println!(

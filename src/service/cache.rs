@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
-use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
+use crate::domain::{IpRestriction, Metadata, Privilege, UserId};
 use crate::store::TokenRecord;
 
 /// What verification needs of a token, and nothing else (the cache holds many of them).
@@ -118,11 +118,9 @@ impl VerificationCache {
         (now_ms - entry.loaded_ms <= millis(max_stale)).then_some(token)
     }
 
-    pub fn put(&self, digest: &Digest, lookup: Lookup, now_ms: i64) {
-        self.put_bytes(digest.to_bytes(), lookup, now_ms);
-    }
-
-    pub fn put_bytes(&self, digest: [u8; 32], lookup: Lookup, now_ms: i64) {
+    /// Caches what the store answered for this digest (raw SHA-256 bytes, as every cache
+    /// method takes it), loaded at `now_ms` on the monotonic clock.
+    pub fn put(&self, digest: [u8; 32], lookup: Lookup, now_ms: i64) {
         if self.entries.len() >= self.config.max_entries {
             self.make_room(now_ms);
         }
@@ -153,11 +151,7 @@ impl VerificationCache {
     }
 
     /// Forgets a digest: the next verification reads the store.
-    pub fn invalidate(&self, digest: &Digest) {
-        self.invalidate_bytes(&digest.to_bytes());
-    }
-
-    pub fn invalidate_bytes(&self, digest: &[u8; 32]) {
+    pub fn invalidate(&self, digest: &[u8; 32]) {
         self.entries.remove(digest);
     }
 

@@ -188,7 +188,7 @@ impl TokenService {
     /// Forgets a digest after a mutation made through this process.
     fn invalidate(&self, digest: &crate::domain::Digest) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(digest);
+            cache.invalidate(&digest.to_bytes());
         }
     }
 

@@ -193,7 +193,7 @@ impl TokenService {
                 if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
                     usage.observe(token.id, token.usage_count, token.last_used, now);
                 }
-                cache.put_bytes(*digest, lookup.clone(), now_ms);
+                cache.put(*digest, lookup.clone(), now_ms);
                 Ok(lookup)
             }
             Err(err) => match cache.usable_while_down(digest, now_ms) {
@@ -223,7 +223,7 @@ impl TokenService {
         if token.is_expired_at(now) {
             let invalidated = self.store.expire(token.id, now).await;
             if let Some(cache) = &self.cache {
-                cache.invalidate_bytes(digest);
+                cache.invalidate(digest);
             }
             if let Err(err) = invalidated {
                 // Still expired: answering so is safe; the next sight tries again.
