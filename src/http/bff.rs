@@ -1,6 +1,6 @@
 //! `/api/manage/{action}`: a BFF acting for a signed-in user.
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -11,13 +11,13 @@ use super::limit::enforce;
 use super::response::json;
 use super::{ApiError, AppState, User};
 use crate::domain::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
-use crate::envelope::{Reason, Results};
+use crate::envelope::Results;
 use crate::limits::{ip_key, Operation};
 use crate::service::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
 
 /// The seven actions and the status each answers on failure (SPEC A7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(super) enum Action {
     NewToken,
     ListMetadata,
     Revoke,
@@ -51,21 +51,6 @@ impl Action {
             Self::IpRestrictionUpdate => Operation::IpRestrictionUpdate,
             Self::PrivilegeUpdate => Operation::PrivilegeUpdate,
         })
-    }
-
-    fn success_status(self) -> StatusCode {
-        match self {
-            Self::NewToken => StatusCode::CREATED,
-            _ => StatusCode::OK,
-        }
-    }
-
-    fn failure_status(self) -> StatusCode {
-        match self {
-            Self::Revoke | Self::Metadata => StatusCode::UNAUTHORIZED,
-            Self::ListMetadata => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
     }
 }
 
@@ -139,13 +124,9 @@ pub async fn manage(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let bad_request = || ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest);
+    let bad_request = || ApiError::bad_request(now);
     let Some(action) = Action::parse(&action) else {
-        return Err(ApiError::envelope(
-            StatusCode::NOT_FOUND,
-            now,
-            Reason::NotFound,
-        ));
+        return Err(ApiError::unknown_action(now));
     };
     let limits = &state.limits;
     let ip = ip_key(client_ip(&req, &state.trusted_proxies));

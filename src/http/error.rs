@@ -88,6 +88,43 @@ impl AdminFailure {
         Self::store_down()
     }
 
+    /// 415: the body is not declared `application/json`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        )
+    }
+
+    /// 413: the body is over `limit` bytes.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("bodies are at most {limit} bytes"),
+        )
+    }
+
+    /// 408: the body did not arrive within `after` (the connection is closed).
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the body did not arrive within {after:?}"),
+        )
+    }
+
+    /// 422: a value breaks a rule of its kind (`code` names the kind, e.g. `invalid_metadata`).
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 409: the owner already holds the most valid tokens allowed.
+    pub fn token_limit(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "token_limit", message)
+    }
+
     /// 503 for a failure already logged where it happened.
     pub fn store_down() -> Self {
         Self::new(
@@ -111,6 +148,21 @@ impl ApiError {
             date,
             reason,
         }
+    }
+
+    /// 401 with the envelope: a verification refused, and why (SPEC A7).
+    pub fn refused(date: DateTime<Utc>, reason: Reason) -> Self {
+        Self::envelope(StatusCode::UNAUTHORIZED, date, reason)
+    }
+
+    /// 400 `Bad Request` with the envelope: a parameter or body of the wrong shape.
+    pub fn bad_request(date: DateTime<Utc>) -> Self {
+        Self::envelope(StatusCode::BAD_REQUEST, date, Reason::BadRequest)
+    }
+
+    /// 404 `Not found` with the envelope: an unknown `/api/manage` action.
+    pub fn unknown_action(date: DateTime<Utc>) -> Self {
+        Self::envelope(StatusCode::NOT_FOUND, date, Reason::NotFound)
     }
 }
 
@@ -196,6 +248,25 @@ impl ApiError {
             Self::Envelope { date, reason, .. } => {
                 json(status, &Results::<()>::failure(*date, reason.clone()))
             }
+        }
+    }
+}
+
+/// The statuses of `/api/manage/*` answers (SPEC A7): the riavzon envelope carries the reason,
+/// the action decides the status.
+impl super::bff::Action {
+    pub(super) fn success_status(self) -> StatusCode {
+        match self {
+            Self::NewToken => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        }
+    }
+
+    pub(super) fn failure_status(self) -> StatusCode {
+        match self {
+            Self::Revoke | Self::Metadata => StatusCode::UNAUTHORIZED,
+            Self::ListMetadata => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 }

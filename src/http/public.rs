@@ -67,7 +67,7 @@ fn privilege_param(query: &str) -> Option<Privilege> {
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
-    let unauthorized = |reason| ApiError::envelope(StatusCode::UNAUTHORIZED, now, reason);
+    let unauthorized = |reason| ApiError::refused(now, reason);
     if let Some(guard) = &state.hmac {
         guard
             .check(&req, now)
@@ -92,8 +92,8 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         enforce(limits, limits.verify_failed(client, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
-    let privilege = privilege_param(req.query_string())
-        .ok_or_else(|| ApiError::envelope(StatusCode::BAD_REQUEST, now, Reason::BadRequest))?;
+    let privilege =
+        privilege_param(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
     let options = VerifyOptions::new(privilege, client);
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
         Ok(outcome) => outcome.into_verified(),

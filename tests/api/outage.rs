@@ -77,7 +77,8 @@ impl Proxy {
         }
     }
 
-    /// Holds every connection open and forwards nothing, old connections and new alike.
+    /// Holds every connection open and forwards nothing, old connections and new alike, until
+    /// `up` closes them.
     fn silent(&self) {
         self.silent.send_replace(true);
     }
@@ -92,22 +93,21 @@ impl Proxy {
     }
 }
 
-/// Forwards one connection until either side closes, or holds it open forwarding nothing
-/// once the proxy is silent.
+/// Forwards one connection until either side closes, or — once the proxy is silent — holds it
+/// open forwarding nothing until the silence ends, then closes it (as a hung database host
+/// that is restarted would: what was in flight is lost).
 async fn forward(mut inbound: TcpStream, mut silence: tokio::sync::watch::Receiver<bool>) {
     let silent_already = *silence.borrow();
-    if silent_already {
-        return std::future::pending::<()>().await;
-    }
-    let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-        _ = async { drop(silence.wait_for(|silent| *silent).await) } => {
-            std::future::pending::<()>().await
+    if !silent_already {
+        let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+            _ = async { drop(silence.wait_for(|silent| *silent).await) } => {}
         }
     }
+    drop(silence.wait_for(|silent| !*silent).await);
 }
 
 impl Drop for Proxy {

@@ -6,7 +6,6 @@ pub(super) mod tokens;
 pub(super) mod verify;
 mod views;
 
-use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::HttpRequest;
 use serde::de::DeserializeOwned;
@@ -66,22 +65,10 @@ async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Resul
     json_body(req, payload, ADMIN_BODY_LIMIT, timeout)
         .await
         .map_err(|err| match err {
-            BodyError::NotJson => AdminFailure::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json",
-            ),
+            BodyError::NotJson => AdminFailure::unsupported_media_type(),
             BodyError::Empty => AdminFailure::bad_request("the body is empty"),
-            BodyError::TooLarge { limit } => AdminFailure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("bodies are at most {limit} bytes"),
-            ),
-            BodyError::TimedOut { after } => AdminFailure::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!("the body did not arrive within {after:?}"),
-            ),
+            BodyError::TooLarge { limit } => AdminFailure::payload_too_large(limit),
+            BodyError::TimedOut { after } => AdminFailure::request_timeout(after),
             BodyError::Shape(why) => match named_field(&why) {
                 Some(field) => AdminFailure::bad_request(why.clone()).field(field),
                 None => AdminFailure::bad_request(why),
@@ -113,10 +100,5 @@ fn invalid_metadata(err: &MetadataError) -> AdminFailure {
             format!("metadata.{}", err.key),
         )
     };
-    AdminFailure::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_metadata",
-        message,
-    )
-    .field(field)
+    AdminFailure::invalid("invalid_metadata", message).field(field)
 }

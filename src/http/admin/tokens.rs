@@ -81,7 +81,7 @@ pub async fn create(
         Ok(Creation::Created(created)) => created,
         Ok(Creation::LimitReached { limit }) => {
             let message = Reason::TooManyTokens { limit }.as_str().into_owned();
-            return Err(AdminFailure::new(StatusCode::CONFLICT, "token_limit", message).into());
+            return Err(AdminFailure::token_limit(message).into());
         }
         Ok(Creation::ReservedPrefix | Creation::Invalid) => {
             return Err(AdminFailure::bad_request("invalid prefix or expiry").into())
