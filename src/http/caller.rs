@@ -40,25 +40,19 @@ pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let admin = state_of(req.request())
-        .map_err(ApiError::Admin)
-        .and_then(|state| {
+    guard(
+        req,
+        next,
+        ApiError::Admin(AdminFailure::unauthorized()),
+        |state, req| {
             state
                 .admins
-                .authenticate(req.request())
+                .authenticate(req)
+                .map(Admin)
                 .map_err(ApiError::Admin)
-        });
-    match admin {
-        Ok(name) => {
-            req.extensions_mut().insert(Admin(name));
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
-        }
-        Err(refused) => Ok(req
-            .into_response(refused.error_response())
-            .map_into_right_body()),
-    }
+        },
+    )
+    .await
 }
 
 /// The guard of `Access::User` routes.
@@ -66,12 +60,27 @@ pub async fn require_user(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let user = state_of(req.request())
-        .map_err(|_| ApiError::MissingBearer)
-        .and_then(|state| state.jwt.authenticate(req.request()));
-    match user {
-        Ok(user_id) => {
-            req.extensions_mut().insert(User(user_id));
+    guard(req, next, ApiError::MissingBearer, |state, req| {
+        state.jwt.authenticate(req).map(User)
+    })
+    .await
+}
+
+/// Lets the request through with its caller in the extensions, or answers the refusal
+/// (`without_state` when the app has no state to authenticate against: fail closed).
+async fn guard<C: 'static>(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    without_state: ApiError,
+    authenticate: impl FnOnce(&AppState, &HttpRequest) -> Result<C, ApiError>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let caller = match req.app_data::<Data<AppState>>() {
+        Some(state) => authenticate(state, req.request()),
+        None => Err(without_state),
+    };
+    match caller {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
             next.call(req)
                 .await
                 .map(ServiceResponse::map_into_left_body)
@@ -80,12 +89,6 @@ pub async fn require_user(
             .into_response(refused.error_response())
             .map_into_right_body()),
     }
-}
-
-fn state_of(req: &HttpRequest) -> Result<Data<AppState>, AdminFailure> {
-    req.app_data::<Data<AppState>>()
-        .cloned()
-        .ok_or_else(AdminFailure::unauthorized)
 }
 
 impl FromRequest for Admin {
