@@ -30,15 +30,15 @@ impl TokenRecord {
         Self {
             id,
             user_id: new.user_id,
-            digest: new.digest.clone(),
-            public_identifier: new.public_identifier.clone(),
-            prefix: new.prefix.clone(),
-            name: new.name.clone(),
-            created_at: new.created_at,
-            expires_at: new.expires_at,
-            ip_restriction: new.ip_restriction.clone(),
+            digest: new.token.digest.clone(),
+            public_identifier: new.token.public_identifier.clone(),
+            prefix: new.token.prefix.clone(),
+            name: new.token.name.clone(),
+            created_at: new.token.created_at,
+            expires_at: new.token.expires_at,
+            ip_restriction: new.token.ip_restriction.clone(),
             last_used: None,
-            privilege: new.privilege,
+            privilege: new.token.privilege,
             usage_count: 0,
             valid: true,
             metadata: new.metadata.clone(),
@@ -50,19 +50,12 @@ impl TokenRecord {
     }
 }
 
-/// A token about to be inserted.
+/// A token about to be inserted: a draft with its owner and metadata.
 #[derive(Debug, Clone)]
 pub struct NewToken {
     pub user_id: UserId,
-    pub digest: Digest,
-    pub public_identifier: PublicIdentifier,
-    pub prefix: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub ip_restriction: IpRestriction,
-    pub privilege: Privilege,
     pub metadata: Metadata,
+    pub token: TokenDraft,
 }
 
 /// A token not yet given an owner and metadata: what a rotation puts in place of the old token,
@@ -83,15 +76,8 @@ impl TokenDraft {
     pub fn owned_by(self, user_id: UserId, metadata: Metadata) -> NewToken {
         NewToken {
             user_id,
-            digest: self.digest,
-            public_identifier: self.public_identifier,
-            prefix: self.prefix,
-            name: self.name,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            ip_restriction: self.ip_restriction,
-            privilege: self.privilege,
             metadata,
+            token: self,
         }
     }
 }
@@ -101,9 +87,9 @@ impl NewToken {
     pub fn created_detail(&self) -> serde_json::Value {
         serde_json::json!({
             "userId": self.user_id,
-            "name": self.name,
-            "privilege": self.privilege,
-            "prefix": self.prefix,
+            "name": self.token.name,
+            "privilege": self.token.privilege,
+            "prefix": self.token.prefix,
             "metadataKeys": self.metadata.keys(),
         })
     }

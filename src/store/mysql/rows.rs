@@ -60,14 +60,14 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
 pub(super) fn insert_params(new: &NewToken) -> Params {
     params! {
         "user_id" => new.user_id.get(),
-        "digest" => new.digest.as_str(),
-        "public_identifier" => new.public_identifier.as_str(),
-        "prefix" => new.prefix.as_str(),
-        "name" => new.name.as_str(),
-        "created_at" => new.created_at.naive_utc(),
-        "expires_at" => new.expires_at.map(|t| t.naive_utc()),
-        "ips" => new.ip_restriction.to_stored(),
-        "privilege" => new.privilege.as_str(),
+        "digest" => new.token.digest.as_str(),
+        "public_identifier" => new.token.public_identifier.as_str(),
+        "prefix" => new.token.prefix.as_str(),
+        "name" => new.token.name.as_str(),
+        "created_at" => new.token.created_at.naive_utc(),
+        "expires_at" => new.token.expires_at.map(|t| t.naive_utc()),
+        "ips" => new.token.ip_restriction.to_stored(),
+        "privilege" => new.token.privilege.as_str(),
         "metadata" => new.metadata.to_stored(),
     }
 }

@@ -36,7 +36,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
             .write(work(move |tx| {
                 let (new, audit) = (new.clone(), audit.clone());
                 Box::pin(async move {
-                    let valid = expire_and_count(tx, new.user_id, new.created_at).await?;
+                    let valid = expire_and_count(tx, new.user_id, new.token.created_at).await?;
                     if valid >= u64::from(limit) {
                         // Refused: the sweep above is rolled back with it.
                         return Ok(TxEnd::Rollback(CreateOutcome::LimitReached));
