@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CreatedToken, TokenService, MAX_LIFETIME_MS};
+use super::{CreatedToken, Decision, TokenService, MAX_LIFETIME_MS};
 use crate::domain::{
     GeneratedKey, IpRestriction, Metadata, Prefix, PrefixError, Privilege, PublicIdentifier,
     TokenName, UserId,
@@ -119,14 +119,14 @@ pub enum Creation {
     Invalid,
 }
 
-impl Creation {
-    /// The riavzon envelope of this decision.
-    fn into_results(self, service: &TokenService) -> Results<CreatedToken> {
+impl Decision for Creation {
+    type Data = CreatedToken;
+    fn into_data(self) -> Result<CreatedToken, Reason> {
         match self {
-            Self::Created(created) => service.success(created),
-            Self::LimitReached { limit } => service.failure(Reason::TooManyTokens { limit }),
-            Self::ReservedPrefix => service.failure(Reason::ReservedPrefix),
-            Self::Invalid => service.failure(Reason::BadRequest),
+            Self::Created(created) => Ok(created),
+            Self::LimitReached { limit } => Err(Reason::TooManyTokens { limit }),
+            Self::ReservedPrefix => Err(Reason::ReservedPrefix),
+            Self::Invalid => Err(Reason::BadRequest),
         }
     }
 }
@@ -136,10 +136,8 @@ impl TokenService {
     /// owner is at the limit (checked atomically with the insert), or with the reserved-prefix
     /// reason. A store failure answers `Server error`.
     pub async fn create(&self, request: CreateToken) -> Results<CreatedToken> {
-        match self.create_outcome(request).await {
-            Ok(creation) => creation.into_results(self),
-            Err(err) => self.store_failure("create", &err, Reason::ListServerError),
-        }
+        let decided = self.create_outcome(request).await;
+        self.envelope("create", decided, Reason::ListServerError)
     }
 
     /// `create` as a typed decision; `Err` only when the store could not answer.

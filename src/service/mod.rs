@@ -4,6 +4,7 @@
 mod action_manager;
 mod cache;
 mod create;
+mod decision;
 mod operator;
 mod payloads;
 mod read;
@@ -16,6 +17,7 @@ mod verify;
 pub use action_manager::{ManagerAction, ManagerData};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::{CreateToken, Creation};
+pub use decision::{Decision, Revocation, RotationDecision, Update};
 pub use operator::{AdminVerification, VerifyCode};
 pub use payloads::*;
 pub use rotate::RotateToken;

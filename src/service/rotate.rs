@@ -1,10 +1,10 @@
 //! `rotate`: replace a token by a new one in one transaction.
 
 use super::create::{new_token, parse_prefix_and_expiry};
-use super::{RotatedToken, TokenService, ROTATED_MSG};
+use super::{RotatedToken, RotationDecision, TokenService, ROTATED_MSG};
 use crate::domain::{Digest, IpRestriction, Prefix, Privilege, TokenName};
 use crate::envelope::{Reason, Results};
-use crate::store::{Audit, RotateOutcome, Rotation};
+use crate::store::{Audit, RotateOutcome, Rotation, StoreError};
 
 /// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
 #[derive(Debug, Clone)]
@@ -93,6 +93,40 @@ impl TokenService {
         expiry: NewExpiry,
         prefix: &str,
     ) -> Results<RotatedToken> {
+        let decided = self
+            .decide_rotation(old_digest, privilege, name, delete_old, ips, expiry, prefix)
+            .await;
+        self.envelope("rotate", decided, Reason::RotateServerError)
+    }
+
+    /// `rotate` as a typed decision; `Err` only when the store could not answer.
+    pub async fn rotate_outcome(
+        &self,
+        request: RotateToken,
+    ) -> Result<RotationDecision, StoreError> {
+        self.decide_rotation(
+            &Digest::of_presented(&request.presented),
+            request.privilege,
+            request.name.as_str(),
+            request.delete_old,
+            request.ips,
+            NewExpiry::AfterMs(request.expires_ms),
+            &request.prefix,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_rotation(
+        &self,
+        old_digest: &Digest,
+        privilege: Privilege,
+        name: &str,
+        delete_old: bool,
+        ips: IpRestriction,
+        expiry: NewExpiry,
+        prefix: &str,
+    ) -> Result<RotationDecision, StoreError> {
         let now = self.clock.now();
         let (expires_ms, inherited) = match expiry {
             NewExpiry::AfterMs(ms) => (ms, None),
@@ -100,7 +134,8 @@ impl TokenService {
         };
         let (prefix, mut expires_at) = match parse_prefix_and_expiry(prefix, expires_ms, now) {
             Ok(parsed) => parsed,
-            Err(reason) => return self.failure(reason),
+            Err(Reason::ReservedPrefix) => return Ok(RotationDecision::ReservedPrefix),
+            Err(_) => return Ok(RotationDecision::Invalid),
         };
         if inherited.is_some() {
             expires_at = inherited;
@@ -121,19 +156,18 @@ impl TokenService {
         };
         let rotated = self.store.rotate(&rotation).await;
         self.invalidate(old_digest);
-        match rotated {
-            Ok(RotateOutcome::Rotated { new, .. }) => self.success(RotatedToken {
+        Ok(match rotated? {
+            RotateOutcome::Rotated { new, .. } => RotationDecision::Rotated(RotatedToken {
                 msg: ROTATED_MSG,
                 new_raw_token: key.raw.expose().to_owned(),
                 new_expiry: new.expires_at,
             }),
-            Ok(RotateOutcome::OldNotFound) => self.failure(Reason::RotateRevoked),
-            Ok(RotateOutcome::OldExpired) => self.failure(Reason::RotateNotNow),
-            Ok(RotateOutcome::CreateFailed) => self.failure(Reason::RotateCreateFailed),
-            Ok(RotateOutcome::LimitReached) => self.failure(Reason::TooManyTokens {
+            RotateOutcome::OldNotFound => RotationDecision::OldInvalid,
+            RotateOutcome::OldExpired => RotationDecision::OldExpired,
+            RotateOutcome::CreateFailed => RotationDecision::CreateFailed,
+            RotateOutcome::LimitReached => RotationDecision::LimitReached {
                 limit: self.limit_tokens_per_user,
-            }),
-            Err(err) => self.store_failure("rotate", &err, Reason::RotateServerError),
-        }
+            },
+        })
     }
 }

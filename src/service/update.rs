@@ -1,10 +1,12 @@
 //! Changes a user makes to one of their tokens: revoke, IP restriction, privilege.
 
 use super::{
-    Message, RevokeData, TokenService, PRIVILEGE_UPDATED_MSG, RESTRICTION_UPDATED_MSG, REVOKED_MSG,
+    Message, Revocation, RevokeData, TokenService, Update, PRIVILEGE_UPDATED_MSG,
+    RESTRICTION_UPDATED_MSG,
 };
 use crate::domain::{Digest, IpRestriction, Privilege, UserId};
 use crate::envelope::{Reason, Results};
+use crate::store::StoreError;
 
 impl TokenService {
     /// Revokes the valid token `presented` (raw key or digest) with this privilege. Idempotent:
@@ -20,17 +22,25 @@ impl TokenService {
         digest: &Digest,
         privilege: Option<Privilege>,
     ) -> Results<RevokeData> {
+        let decided = self.revoke_outcome(digest, privilege).await;
+        self.envelope("revoke", decided, Reason::RevokeError)
+    }
+
+    /// `revoke_digest` as a typed decision; `Err` only when the store could not answer.
+    pub async fn revoke_outcome(
+        &self,
+        digest: &Digest,
+        privilege: Option<Privilege>,
+    ) -> Result<Revocation, StoreError> {
         let revoked = self.store.revoke(digest, privilege, &self.audit()).await;
         self.invalidate(digest);
-        match revoked {
-            Ok(Some(record)) => self.success(RevokeData::Revoked {
-                msg: REVOKED_MSG,
-                invalided_token_id: record.id,
+        Ok(match revoked? {
+            Some(record) => Revocation::Revoked {
+                token_id: record.id,
                 user_id: record.user_id,
-            }),
-            Ok(None) => self.success(RevokeData::NothingToRevoke(REVOKED_MSG)),
-            Err(err) => self.store_failure("revoke", &err, Reason::RevokeError),
-        }
+            },
+            None => Revocation::NothingToRevoke,
+        })
     }
 
     /// Replaces the IP restriction of the owner's token; an empty list removes it.
@@ -40,21 +50,30 @@ impl TokenService {
         presented: &str,
         ips: IpRestriction,
     ) -> Results<Message> {
+        let decided = self
+            .update_ip_restriction_outcome(user_id, presented, ips)
+            .await;
+        self.envelope(
+            "ip-restriction-update",
+            decided,
+            Reason::InternalServerError,
+        )
+    }
+
+    /// `update_ip_restriction` as a typed decision.
+    pub async fn update_ip_restriction_outcome(
+        &self,
+        user_id: UserId,
+        presented: &str,
+        ips: IpRestriction,
+    ) -> Result<Update, StoreError> {
         let digest = Digest::of_presented(presented);
         let updated = self
             .store
             .update_ip_restriction(user_id, &digest, &ips, &self.audit())
             .await;
         self.invalidate(&digest);
-        match updated {
-            Ok(true) => self.success(Message {
-                msg: RESTRICTION_UPDATED_MSG,
-            }),
-            Ok(false) => self.failure(Reason::NotFoundOrUnauthorized),
-            Err(err) => {
-                self.store_failure("ip-restriction-update", &err, Reason::InternalServerError)
-            }
-        }
+        Ok(decided(updated?, RESTRICTION_UPDATED_MSG))
     }
 
     /// Changes the privilege of the owner's token.
@@ -64,18 +83,33 @@ impl TokenService {
         presented: &str,
         privilege: Privilege,
     ) -> Results<Message> {
+        let decided = self
+            .update_privilege_outcome(user_id, presented, privilege)
+            .await;
+        self.envelope("privilege-update", decided, Reason::InternalServerError)
+    }
+
+    /// `update_privilege` as a typed decision.
+    pub async fn update_privilege_outcome(
+        &self,
+        user_id: UserId,
+        presented: &str,
+        privilege: Privilege,
+    ) -> Result<Update, StoreError> {
         let digest = Digest::of_presented(presented);
         let updated = self
             .store
             .update_privilege(user_id, &digest, privilege, &self.audit())
             .await;
         self.invalidate(&digest);
-        match updated {
-            Ok(true) => self.success(Message {
-                msg: PRIVILEGE_UPDATED_MSG,
-            }),
-            Ok(false) => self.failure(Reason::NotFoundOrUnauthorized),
-            Err(err) => self.store_failure("privilege-update", &err, Reason::InternalServerError),
-        }
+        Ok(decided(updated?, PRIVILEGE_UPDATED_MSG))
+    }
+}
+
+fn decided(updated: bool, msg: &'static str) -> Update {
+    if updated {
+        Update::Updated(msg)
+    } else {
+        Update::NotFound
     }
 }

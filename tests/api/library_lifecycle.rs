@@ -163,3 +163,48 @@ async fn the_private_action_manager_takes_any_text_and_answers_invalid_identity(
     let (_, valid) = app.usage_and_valid(id).await;
     assert!(valid, "nothing was revoked");
 }
+
+/// Every riavzon operation also answers as a typed decision (or a store error), for trusted
+/// code that branches on the outcome instead of on reason strings.
+#[tokio::test]
+async fn operations_answer_typed_decisions() {
+    use iam_tokens::domain::Digest;
+    use iam_tokens::service::{Creation, Revocation, RotateToken, RotationDecision, Update};
+
+    let app = spawn_app().await;
+    let service = &app.tokens;
+    let name = || TokenName::parse("typed").expect("name");
+    let reserved = CreateToken::new(uid(7), Privilege::Full, name()).prefix("a_b");
+    assert!(matches!(
+        service.create_outcome(reserved).await,
+        Ok(Creation::ReservedPrefix)
+    ));
+    let (key, id) = token_of(service).await;
+    let other_owner = service
+        .update_privilege_outcome(uid(8), &key, Privilege::Demo)
+        .await;
+    assert_eq!(other_owner.ok(), Some(Update::NotFound));
+    let updated = service
+        .update_privilege_outcome(uid(7), &key, Privilege::Demo)
+        .await;
+    assert_eq!(
+        updated.ok(),
+        Some(Update::Updated("Privileges updated successfully"))
+    );
+    let digest = Digest::of_presented(&key);
+    let revoked = service.revoke_outcome(&digest, Some(Privilege::Demo)).await;
+    assert_eq!(
+        revoked.ok(),
+        Some(Revocation::Revoked {
+            token_id: id,
+            user_id: uid(7)
+        })
+    );
+    let again = service.revoke_outcome(&digest, Some(Privilege::Demo)).await;
+    assert_eq!(again.ok(), Some(Revocation::NothingToRevoke));
+    let rotation = RotateToken::new(key.as_str(), Privilege::Demo, name());
+    assert!(matches!(
+        service.rotate_outcome(rotation).await,
+        Ok(RotationDecision::OldInvalid)
+    ));
+}
