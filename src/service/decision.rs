@@ -2,7 +2,7 @@
 //! decides (a typed value, or a `StoreError` when the store could not answer), and `envelope`
 //! turns that into `Results<T>` with the operation's reason for a store failure.
 
-use super::{Message, RevokeData, RotatedToken, TokenService, REVOKED_MSG};
+use super::{Message, MetadataSnapshot, RevokeData, RotatedToken, TokenService, REVOKED_MSG};
 use crate::envelope::{Reason, Results};
 use crate::store::StoreError;
 
@@ -46,6 +46,30 @@ pub enum RotationDecision {
     ReservedPrefix,
     /// Another invalid prefix, or a lifetime out of range.
     Invalid,
+}
+
+/// What a metadata snapshot found.
+#[derive(Debug, Clone)]
+pub enum SnapshotDecision {
+    Found(MetadataSnapshot),
+    /// Unknown, revoked, expired earlier, or another privilege.
+    InvalidKey,
+    /// Expired now (and just marked invalid).
+    Expired,
+    /// Verified, but the owner has no rows any more.
+    NoRows,
+}
+
+impl Decision for SnapshotDecision {
+    type Data = MetadataSnapshot;
+    fn into_data(self) -> Result<MetadataSnapshot, Reason> {
+        match self {
+            Self::Found(snapshot) => Ok(snapshot),
+            Self::InvalidKey => Err(Reason::InvalidKey),
+            Self::Expired => Err(Reason::TokenExpired),
+            Self::NoRows => Err(Reason::MetadataInvalidToken),
+        }
+    }
 }
 
 impl Decision for Revocation {

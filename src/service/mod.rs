@@ -17,7 +17,7 @@ mod verify;
 pub use action_manager::{ManagerAction, ManagerData};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::{CreateToken, Creation};
-pub use decision::{Decision, Revocation, RotationDecision, Update};
+pub use decision::{Decision, Revocation, RotationDecision, SnapshotDecision, Update};
 pub use operator::{AdminVerification, VerifyCode};
 pub use payloads::*;
 pub use rotate::RotateToken;

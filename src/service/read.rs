@@ -1,10 +1,12 @@
 //! What a user reads about their tokens: the metadata snapshot, the list, the counts.
 
 use super::{
-    MetadataSnapshot, TokenList, TokenListRow, TokenService, UserTokenCounts, VerifyOptions,
+    MetadataSnapshot, SnapshotDecision, TokenList, TokenListRow, TokenService, UserTokenCounts,
+    VerifyOptions, VerifyOutcome,
 };
 use crate::domain::{Digest, Privilege, UserId};
 use crate::envelope::{Reason, Results};
+use crate::store::StoreError;
 
 impl TokenService {
     /// Verifies without counting, IP check or checksum step, then adds the owner's counts.
@@ -14,6 +16,30 @@ impl TokenService {
         presented: &str,
         privilege: Privilege,
     ) -> Results<MetadataSnapshot> {
+        // Each step's store failure has its riavzon reason: verify's, then the snapshot's.
+        let verified = match self.verify_for_snapshot(presented, privilege).await {
+            Ok(verified) => verified,
+            Err(err) => return self.store_failure("metadata", &err, Reason::VerifyServerError),
+        };
+        let decided = self.snapshot_of(verified).await;
+        self.envelope("metadata", decided, Reason::MetadataError)
+    }
+
+    /// `metadata_snapshot` as a typed decision; `Err` when the store could not answer.
+    pub async fn metadata_snapshot_outcome(
+        &self,
+        presented: &str,
+        privilege: Privilege,
+    ) -> Result<SnapshotDecision, StoreError> {
+        let verified = self.verify_for_snapshot(presented, privilege).await?;
+        self.snapshot_of(verified).await
+    }
+
+    async fn verify_for_snapshot(
+        &self,
+        presented: &str,
+        privilege: Privilege,
+    ) -> Result<VerifyOutcome, StoreError> {
         let options = VerifyOptions {
             privilege,
             skip_count_updates: true,
@@ -22,21 +48,25 @@ impl TokenService {
             ip: None,
         };
         let digest = Digest::of_presented(presented);
-        let token = match self.verify_outcome(digest.as_str(), options).await {
-            Ok(outcome) => match outcome.into_token() {
-                Ok(token) => token,
-                Err(reason) => return self.failure(reason),
-            },
-            Err(err) => return self.store_failure("metadata", &err, Reason::VerifyServerError),
+        self.verify_outcome(digest.as_str(), options).await
+    }
+
+    async fn snapshot_of(&self, verified: VerifyOutcome) -> Result<SnapshotDecision, StoreError> {
+        let token = match verified {
+            VerifyOutcome::Valid(verified) => verified.token(),
+            VerifyOutcome::Expired => return Ok(SnapshotDecision::Expired),
+            VerifyOutcome::InvalidKey | VerifyOutcome::InvalidHost => {
+                return Ok(SnapshotDecision::InvalidKey)
+            }
         };
-        match self.store.counts(token.user_id, self.clock.now()).await {
-            Ok(counts) if counts.total() == 0 => self.failure(Reason::MetadataInvalidToken),
-            Ok(counts) => self.success(MetadataSnapshot {
-                token_meta: token,
-                counts: counts.into(),
-            }),
-            Err(err) => self.store_failure("metadata", &err, Reason::MetadataError),
+        let counts = self.store.counts(token.user_id, self.clock.now()).await?;
+        if counts.total() == 0 {
+            return Ok(SnapshotDecision::NoRows);
         }
+        Ok(SnapshotDecision::Found(MetadataSnapshot {
+            token_meta: token,
+            counts: counts.into(),
+        }))
     }
 
     /// The owner's counts and valid tokens (`tokenList` left out when there are none).

@@ -169,7 +169,9 @@ async fn the_private_action_manager_takes_any_text_and_answers_invalid_identity(
 #[tokio::test]
 async fn operations_answer_typed_decisions() {
     use iam_tokens::domain::Digest;
-    use iam_tokens::service::{Creation, Revocation, RotateToken, RotationDecision, Update};
+    use iam_tokens::service::{
+        Creation, Revocation, RotateToken, RotationDecision, SnapshotDecision, Update,
+    };
 
     let app = spawn_app().await;
     let service = &app.tokens;
@@ -190,6 +192,20 @@ async fn operations_answer_typed_decisions() {
     assert_eq!(
         updated.ok(),
         Some(Update::Updated("Privileges updated successfully"))
+    );
+    let snapshot = service
+        .metadata_snapshot_outcome(&key, Privilege::Demo)
+        .await;
+    assert!(
+        matches!(&snapshot, Ok(SnapshotDecision::Found(found)) if found.token_meta.token_id == id),
+        "{snapshot:?}"
+    );
+    let wrong = service
+        .metadata_snapshot_outcome(&key, Privilege::Full)
+        .await;
+    assert!(
+        matches!(wrong, Ok(SnapshotDecision::InvalidKey)),
+        "{wrong:?}"
     );
     let digest = Digest::of_presented(&key);
     let revoked = service.revoke_outcome(&digest, Some(Privilege::Demo)).await;
