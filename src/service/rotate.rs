@@ -70,16 +70,8 @@ impl TokenService {
     /// `Cant create new tokens in this rotation`, create's reasons, or
     /// `Server error rotating a token.`.
     pub async fn rotate(&self, request: RotateToken) -> Results<RotatedToken> {
-        self.rotate_with(
-            &Digest::of_presented(&request.presented),
-            request.privilege,
-            request.name.as_str(),
-            request.delete_old,
-            request.ips,
-            NewExpiry::AfterMs(request.expires_ms),
-            &request.prefix,
-        )
-        .await
+        let decided = self.rotate_outcome(request).await;
+        self.envelope("rotate", decided, Reason::RotateServerError)
     }
 
     #[allow(clippy::too_many_arguments)]
