@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::{Parser, Subcommand};
-use iam_tokens::domain::{Actor, Digest, IpRestriction, Metadata, Privilege, TokenName, UserId};
+use iam_tokens::domain::{
+    Actor, Digest, IpRestriction, Lifetime, LifetimeError, Metadata, Prefix, Privilege, TokenName,
+    UserId,
+};
 use iam_tokens::envelope::iso;
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::service::{CreateToken, TokenService};
@@ -82,12 +85,12 @@ enum TokenCommand {
         /// demo | restricted | protected | full | custom
         #[arg(long, default_value = "restricted")]
         privilege: Privilege,
-        /// Key prefix, without `_`.
-        #[arg(long, default_value = "api")]
-        prefix: String,
-        /// Lifetime, e.g. 30m, 90days; never expires when omitted.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        expires: Option<Duration>,
+        /// Key prefix: 1–32 letters, digits or `-`.
+        #[arg(long, default_value = "api", value_parser = Prefix::parse)]
+        prefix: Prefix,
+        /// Lifetime, e.g. 30m, 90days (1 ms … 100 years); never expires when omitted.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires: Option<Lifetime>,
         /// Allowed address or CIDR range; repeat for several.
         #[arg(long = "ip")]
         ips: Vec<String>,
@@ -244,10 +247,9 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
             let name = TokenName::parse(&name)?;
             let metadata = Metadata::parse(&meta_object(&meta)?)?;
             let ips = IpRestriction::parse(&ips)?;
-            let expires_ms = expires.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             let request = CreateToken::new(user, privilege, name)
                 .prefix(prefix)
-                .expires_ms(expires_ms)
+                .lifetime(expires)
                 .ips(ips)
                 .metadata(metadata);
             let created = tokens.create(request).await;
@@ -328,4 +330,12 @@ fn meta_object(pairs: &[String]) -> Result<serde_json::Value, AnyError> {
         object.insert(key.to_owned(), value);
     }
     Ok(serde_json::Value::Object(object))
+}
+
+/// A humantime duration (`30m`, `90days`) as a token lifetime.
+fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    u64::try_from(duration.as_millis())
+        .map_err(|_| LifetimeError.to_string())
+        .and_then(|ms| Lifetime::from_ms(ms).map_err(|err| err.to_string()))
 }

@@ -10,10 +10,13 @@ use super::client_ip;
 use super::limit::enforce;
 use super::response::json;
 use super::{ApiError, AppState, User};
-use crate::domain::{Actor, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId};
-use crate::envelope::Results;
+use crate::domain::{
+    Actor, IpRestriction, Lifetime, Prefix, PrefixError, Privilege, PublicIdentifier, TokenName,
+    UserId,
+};
+use crate::envelope::{Reason, Results};
 use crate::limits::{ip_key, Operation};
-use crate::service::{CreateToken, ManagerAction, MAX_LIFETIME_MS};
+use crate::service::{CreateToken, ManagerAction};
 
 /// The seven actions and the status each answers on failure (SPEC A7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +163,10 @@ pub async fn manage(
     let response = if action == Action::NewToken {
         let create = parse_new_token(user_id, body).ok_or_else(bad_request)?;
         enforce(limits, limits.operation(operation, &ip, user_id)).await?;
-        respond(action, tokens.create(create).await)
+        match create {
+            Ok(create) => respond(action, tokens.create(create).await),
+            Err(reason) => respond::<()>(action, Results::failure(now, reason)),
+        }
     } else {
         let (token_id, public_id, name, manager_action) =
             parse_token_action(action, body).ok_or_else(bad_request)?;
@@ -176,28 +182,26 @@ pub async fn manage(
     Ok(response)
 }
 
-fn parse_new_token(user_id: UserId, body: serde_json::Value) -> Option<CreateToken> {
+/// `None`: a body of the wrong shape. `Some(Err(reason))`: well-formed but refused with
+/// riavzon's reason, answered in the envelope after the operation limiter has counted it.
+fn parse_new_token(user_id: UserId, body: serde_json::Value) -> Option<Result<CreateToken, Reason>> {
     let request: NewTokenRequest = serde_json::from_value(body).ok()?;
     let name = TokenName::parse(&request.name).ok()?;
     let prefix = match request.prefix {
-        None => Prefix::default().as_str().to_owned(),
-        // `_` passes here so that create answers its own reason for it.
-        Some(prefix) if (2..=10).contains(&prefix.chars().count()) => prefix,
+        None => Prefix::default(),
+        Some(prefix) if (2..=10).contains(&prefix.chars().count()) => match Prefix::parse(&prefix) {
+            Ok(prefix) => prefix,
+            Err(PrefixError::ReservedUnderscore) => return Some(Err(Reason::ReservedPrefix)),
+            Err(PrefixError::Invalid) => return None,
+        },
         Some(_) => return None,
     };
-    if request
-        .expires
-        .is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS)
-    {
-        return None;
-    }
+    let lifetime = request.expires.map(Lifetime::from_ms).transpose().ok()?;
     let ips = IpList::parse(request.ipv4.as_ref())?;
-    Some(
-        CreateToken::new(user_id, request.privilege, name)
-            .prefix(prefix)
-            .expires_ms(request.expires)
-            .ips(ips),
-    )
+    Some(Ok(CreateToken::new(user_id, request.privilege, name)
+        .prefix(prefix)
+        .lifetime(lifetime)
+        .ips(ips)))
 }
 
 fn parse_token_action(

@@ -1,24 +1,24 @@
 //! `create`: a new token for a user, refused at the per-user limit.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
-use super::{CreatedToken, Decision, TokenService, MAX_LIFETIME_MS};
+use super::{CreatedToken, Decision, TokenService};
 use crate::domain::{
-    GeneratedKey, IpRestriction, Metadata, Prefix, PrefixError, Privilege, PublicIdentifier,
+    GeneratedKey, IpRestriction, Lifetime, Metadata, Prefix, Privilege, PublicIdentifier,
     TokenName, UserId,
 };
 use crate::envelope::{Reason, Results};
 use crate::store::{CreateOutcome, StoreError, TokenDraft};
 
-/// The inputs of `create`. `prefix` defaults to `api`, no expiry, no IP restriction.
+/// The inputs of `create`, parsed: prefix `api`, no expiry, no IP restriction unless set.
 #[derive(Debug, Clone)]
 pub struct CreateToken {
     pub user_id: UserId,
     pub privilege: Privilege,
     pub name: TokenName,
-    pub prefix: String,
-    /// Lifetime in milliseconds from now; `None` = never expires.
-    pub expires_ms: Option<u64>,
+    pub prefix: Prefix,
+    /// `None` = never expires.
+    pub lifetime: Option<Lifetime>,
     pub ips: IpRestriction,
     /// Admin-only metadata (SPEC B1).
     pub metadata: Metadata,
@@ -30,8 +30,8 @@ impl CreateToken {
             user_id,
             privilege,
             name,
-            prefix: Prefix::default().as_str().to_owned(),
-            expires_ms: None,
+            prefix: Prefix::default(),
+            lifetime: None,
             ips: IpRestriction::unrestricted(),
             metadata: Metadata::default(),
         }
@@ -42,13 +42,14 @@ impl CreateToken {
         self
     }
 
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    pub fn prefix(mut self, prefix: Prefix) -> Self {
+        self.prefix = prefix;
         self
     }
 
-    pub fn expires_ms(mut self, expires_ms: Option<u64>) -> Self {
-        self.expires_ms = expires_ms;
+    /// `None` = never expires.
+    pub fn lifetime(mut self, lifetime: impl Into<Option<Lifetime>>) -> Self {
+        self.lifetime = lifetime.into();
         self
     }
 
@@ -58,37 +59,13 @@ impl CreateToken {
     }
 }
 
-/// `now + ms`, or `None` when the lifetime is out of range.
-pub(super) fn expiry_after(now: DateTime<Utc>, ms: u64) -> Option<DateTime<Utc>> {
-    if ms == 0 || ms > MAX_LIFETIME_MS {
-        return None;
-    }
-    now.checked_add_signed(Duration::milliseconds(i64::try_from(ms).ok()?))
-}
-
-/// Checks the prefix and the lifetime, the failures `create` and `rotate` share.
-pub(super) fn parse_prefix_and_expiry(
-    prefix: &str,
-    expires_ms: Option<u64>,
-    now: DateTime<Utc>,
-) -> Result<(Prefix, Option<DateTime<Utc>>), Reason> {
-    let prefix = Prefix::parse(prefix).map_err(|err| match err {
-        PrefixError::ReservedUnderscore => Reason::ReservedPrefix,
-        PrefixError::Invalid => Reason::BadRequest,
-    })?;
-    let expires_at = match expires_ms {
-        None => None,
-        Some(ms) => Some(expiry_after(now, ms).ok_or(Reason::BadRequest)?),
-    };
-    Ok((prefix, expires_at))
-}
-
-/// A fresh key and identifier, unrestricted, not yet owned nor stored.
+/// A fresh key and identifier, not yet owned nor stored.
 pub(super) fn new_token(
     privilege: Privilege,
     name: &str,
     prefix: &Prefix,
-    now: DateTime<Utc>,
+    ips: IpRestriction,
+    created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
 ) -> (GeneratedKey, TokenDraft) {
     let key = GeneratedKey::generate(prefix);
@@ -97,9 +74,9 @@ pub(super) fn new_token(
         public_identifier: PublicIdentifier::generate(),
         prefix: prefix.as_str().to_owned(),
         name: name.to_owned(),
-        created_at: now,
+        created_at,
         expires_at,
-        ip_restriction: IpRestriction::unrestricted(),
+        ip_restriction: ips,
         privilege,
     };
     (key, new)
@@ -113,10 +90,6 @@ pub enum Creation {
     LimitReached {
         limit: u32,
     },
-    /// The prefix contains `_`.
-    ReservedPrefix,
-    /// The prefix is otherwise invalid, or the lifetime is out of range.
-    Invalid,
 }
 
 impl Decision for Creation {
@@ -125,16 +98,15 @@ impl Decision for Creation {
         match self {
             Self::Created(created) => Ok(created),
             Self::LimitReached { limit } => Err(Reason::TooManyTokens { limit }),
-            Self::ReservedPrefix => Err(Reason::ReservedPrefix),
-            Self::Invalid => Err(Reason::BadRequest),
         }
     }
 }
 
 impl TokenService {
     /// Creates a token. Fails with `You cannot have more then N valid tokens at a time` when the
-    /// owner is at the limit (checked atomically with the insert), or with the reserved-prefix
-    /// reason. A store failure answers `Server error`.
+    /// owner is at the limit (checked atomically with the insert). A store failure answers
+    /// `Server error`. riavzon's reserved-prefix reason is `PrefixError::ReservedUnderscore`'s
+    /// text, answered where the prefix is parsed.
     pub async fn create(&self, request: CreateToken) -> Results<CreatedToken> {
         let decided = self.create_outcome(request).await;
         self.envelope("create", decided, Reason::ListServerError)
@@ -143,20 +115,15 @@ impl TokenService {
     /// `create` as a typed decision; `Err` only when the store could not answer.
     pub async fn create_outcome(&self, request: CreateToken) -> Result<Creation, StoreError> {
         let now = self.clock.now();
-        let (prefix, expires_at) =
-            match parse_prefix_and_expiry(&request.prefix, request.expires_ms, now) {
-                Ok(parsed) => parsed,
-                Err(Reason::ReservedPrefix) => return Ok(Creation::ReservedPrefix),
-                Err(_) => return Ok(Creation::Invalid),
-            };
-        let (key, mut draft) = new_token(
+        let expires_at = request.lifetime.map(|lifetime| lifetime.expiry_from(now));
+        let (key, draft) = new_token(
             request.privilege,
             request.name.as_str(),
-            &prefix,
+            &request.prefix,
+            request.ips,
             now,
             expires_at,
         );
-        draft.ip_restriction = request.ips;
         let new = draft.owned_by(request.user_id, request.metadata);
         let created = self
             .store

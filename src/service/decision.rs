@@ -43,9 +43,6 @@ pub enum RotationDecision {
     LimitReached {
         limit: u32,
     },
-    ReservedPrefix,
-    /// Another invalid prefix, or a lifetime out of range.
-    Invalid,
 }
 
 /// What a metadata snapshot found.
@@ -105,8 +102,6 @@ impl Decision for RotationDecision {
             Self::OldExpired => Err(Reason::RotateNotNow),
             Self::CreateFailed => Err(Reason::RotateCreateFailed),
             Self::LimitReached { limit } => Err(Reason::TooManyTokens { limit }),
-            Self::ReservedPrefix => Err(Reason::ReservedPrefix),
-            Self::Invalid => Err(Reason::BadRequest),
         }
     }
 }

@@ -14,7 +14,7 @@ mod update;
 mod usage;
 mod verify;
 
-pub use action_manager::{ManagerAction, ManagerData};
+pub use action_manager::{ManagerAction, ManagerData, ManagerDecision};
 pub use cache::{CacheConfig, CachedToken, VerificationCache};
 pub use create::{CreateToken, Creation};
 pub use decision::{Decision, Revocation, RotationDecision, SnapshotDecision, Update};
@@ -31,9 +31,6 @@ use crate::clock::{Clock, Moment};
 use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
-
-/// Longest lifetime a token may be given (100 years), so that expiry arithmetic never overflows.
-pub const MAX_LIFETIME_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
 /// How the service verifies and counts.
 #[derive(Debug, Clone, Copy)]

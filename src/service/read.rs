@@ -71,38 +71,52 @@ impl TokenService {
 
     /// The owner's counts and valid tokens (`tokenList` left out when there are none).
     pub async fn list_valid_tokens(&self, user_id: UserId) -> Results<TokenList> {
-        let now = self.clock.now();
-        let listed = async {
-            let counts = self.store.counts(user_id, now).await?;
-            let rows = self.store.list_valid(user_id, now).await?;
-            Ok::<_, crate::store::StoreError>((counts, rows))
-        };
-        match listed.await {
-            Ok((counts, rows)) => self.success(TokenList {
-                total: counts.total(),
-                total_invalid_tokens: counts.invalid,
-                total_valid_tokens: counts.valid,
-                token_list: (!rows.is_empty()).then(|| {
-                    rows.into_iter()
-                        .map(|row| TokenListRow::from(&self.with_unwritten_uses(row)))
-                        .collect()
-                }),
-            }),
+        match self.list_valid_tokens_outcome(user_id).await {
+            Ok(list) => self.success(list),
             Err(err) => self.store_failure("list", &err, Reason::ListServerError),
         }
+    }
+
+    /// `list_valid_tokens` typed; `Err` when the store could not answer.
+    pub async fn list_valid_tokens_outcome(
+        &self,
+        user_id: UserId,
+    ) -> Result<TokenList, StoreError> {
+        let now = self.clock.now();
+        let counts = self.store.counts(user_id, now).await?;
+        let rows = self.store.list_valid(user_id, now).await?;
+        Ok(TokenList {
+            total: counts.total(),
+            total_invalid_tokens: counts.invalid,
+            total_valid_tokens: counts.valid,
+            token_list: (!rows.is_empty()).then(|| {
+                rows.into_iter()
+                    .map(|row| TokenListRow::from(&self.with_unwritten_uses(row)))
+                    .collect()
+            }),
+        })
     }
 
     /// The owner's counts over every row (`Server error` when the store cannot answer;
     /// riavzon names no reason for it).
     pub async fn total_user_tokens_count(&self, user_id: UserId) -> Results<UserTokenCounts> {
-        match self.store.counts(user_id, self.clock.now()).await {
-            Ok(counts) => self.success(UserTokenCounts {
-                user_id,
-                total_valid_tokens: counts.valid,
-                total_invalid_tokens: counts.invalid,
-                total: counts.total(),
-            }),
+        match self.total_user_tokens_count_outcome(user_id).await {
+            Ok(counts) => self.success(counts),
             Err(err) => self.store_failure("count", &err, Reason::ListServerError),
         }
+    }
+
+    /// `total_user_tokens_count` typed; `Err` when the store could not answer.
+    pub async fn total_user_tokens_count_outcome(
+        &self,
+        user_id: UserId,
+    ) -> Result<UserTokenCounts, StoreError> {
+        let counts = self.store.counts(user_id, self.clock.now()).await?;
+        Ok(UserTokenCounts {
+            user_id,
+            total_valid_tokens: counts.valid,
+            total_invalid_tokens: counts.invalid,
+            total: counts.total(),
+        })
     }
 }

@@ -1,12 +1,15 @@
 //! `rotate`: replace a token by a new one in one transaction.
 
-use super::create::{new_token, parse_prefix_and_expiry};
+use chrono::{DateTime, Utc};
+
+use super::create::new_token;
 use super::{RotatedToken, RotationDecision, TokenService, ROTATED_MSG};
-use crate::domain::{Digest, IpRestriction, Prefix, Privilege, TokenName};
+use crate::domain::{Digest, IpRestriction, Lifetime, Prefix, Privilege, TokenName};
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, RotateOutcome, Rotation, StoreError};
 
-/// The inputs of `rotate`: the old token (raw key or digest) and what the new one looks like.
+/// The inputs of `rotate`, parsed: the old token (raw key or digest) and what the new one
+/// looks like (prefix `api`, no expiry, no IP restriction unless set).
 #[derive(Debug, Clone)]
 pub struct RotateToken {
     pub presented: String,
@@ -15,9 +18,9 @@ pub struct RotateToken {
     /// Delete the old row instead of marking it invalid.
     pub delete_old: bool,
     pub ips: IpRestriction,
-    /// Lifetime of the new token in ms from now; `None` = never expires.
-    pub expires_ms: Option<u64>,
-    pub prefix: String,
+    /// Lifetime of the new token from now; `None` = never expires.
+    pub lifetime: Option<Lifetime>,
+    pub prefix: Prefix,
 }
 
 impl RotateToken {
@@ -28,8 +31,8 @@ impl RotateToken {
             name,
             delete_old: false,
             ips: IpRestriction::unrestricted(),
-            expires_ms: None,
-            prefix: Prefix::default().as_str().to_owned(),
+            lifetime: None,
+            prefix: Prefix::default(),
         }
     }
 
@@ -44,24 +47,24 @@ impl RotateToken {
         self
     }
 
-    /// Lifetime of the new token in ms from now; `None` = never expires.
-    pub fn expires_ms(mut self, expires_ms: Option<u64>) -> Self {
-        self.expires_ms = expires_ms;
+    /// Lifetime of the new token from now; `None` = never expires.
+    pub fn lifetime(mut self, lifetime: impl Into<Option<Lifetime>>) -> Self {
+        self.lifetime = lifetime.into();
         self
     }
 
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    pub fn prefix(mut self, prefix: Prefix) -> Self {
+        self.prefix = prefix;
         self
     }
 }
 
-/// Where the new token's expiry comes from.
-pub(super) enum NewExpiry {
-    /// `expires_ms` from now (the library call).
-    AfterMs(Option<u64>),
-    /// Exactly the old token's expiry: the remaining lifetime (the private action manager).
-    Inherit(Option<chrono::DateTime<chrono::Utc>>),
+/// What the new token of a rotation looks like, its expiry already decided.
+pub(super) struct NewShape<'a> {
+    pub name: &'a str,
+    pub prefix: &'a Prefix,
+    pub ips: IpRestriction,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl TokenService {
@@ -74,67 +77,40 @@ impl TokenService {
         self.envelope("rotate", decided, Reason::RotateServerError)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn rotate_with(
-        &self,
-        old_digest: &Digest,
-        privilege: Privilege,
-        name: &str,
-        delete_old: bool,
-        ips: IpRestriction,
-        expiry: NewExpiry,
-        prefix: &str,
-    ) -> Results<RotatedToken> {
-        let decided = self
-            .decide_rotation(old_digest, privilege, name, delete_old, ips, expiry, prefix)
-            .await;
-        self.envelope("rotate", decided, Reason::RotateServerError)
-    }
-
     /// `rotate` as a typed decision; `Err` only when the store could not answer.
     pub async fn rotate_outcome(
         &self,
         request: RotateToken,
     ) -> Result<RotationDecision, StoreError> {
-        self.decide_rotation(
-            &Digest::of_presented(&request.presented),
-            request.privilege,
-            request.name.as_str(),
-            request.delete_old,
-            request.ips,
-            NewExpiry::AfterMs(request.expires_ms),
-            &request.prefix,
-        )
-        .await
+        let now = self.clock.now();
+        let shape = NewShape {
+            name: request.name.as_str(),
+            prefix: &request.prefix,
+            ips: request.ips,
+            expires_at: request.lifetime.map(|lifetime| lifetime.expiry_from(now)),
+        };
+        let old_digest = Digest::of_presented(&request.presented);
+        self.decide_rotation(&old_digest, request.privilege, request.delete_old, shape)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn decide_rotation(
+    pub(super) async fn decide_rotation(
         &self,
         old_digest: &Digest,
         privilege: Privilege,
-        name: &str,
         delete_old: bool,
-        ips: IpRestriction,
-        expiry: NewExpiry,
-        prefix: &str,
+        shape: NewShape<'_>,
     ) -> Result<RotationDecision, StoreError> {
         let now = self.clock.now();
-        let (expires_ms, inherited) = match expiry {
-            NewExpiry::AfterMs(ms) => (ms, None),
-            NewExpiry::Inherit(at) => (None, at),
-        };
-        let (prefix, mut expires_at) = match parse_prefix_and_expiry(prefix, expires_ms, now) {
-            Ok(parsed) => parsed,
-            Err(Reason::ReservedPrefix) => return Ok(RotationDecision::ReservedPrefix),
-            Err(_) => return Ok(RotationDecision::Invalid),
-        };
-        if inherited.is_some() {
-            expires_at = inherited;
-        }
         // The owner and the metadata are the old token's, known once the store reads it.
-        let (key, mut new) = new_token(privilege, name, &prefix, now, expires_at);
-        new.ip_restriction = ips;
+        let (key, new) = new_token(
+            privilege,
+            shape.name,
+            shape.prefix,
+            shape.ips,
+            now,
+            shape.expires_at,
+        );
         let rotation = Rotation {
             old_digest: old_digest.clone(),
             privilege,

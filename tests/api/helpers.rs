@@ -20,6 +20,15 @@ pub fn uid(id: u64) -> UserId {
     UserId::new(id).expect("test user id in 1 ..= 2^63-1")
 }
 
+/// A lifetime of `ms` milliseconds.
+pub fn ms(ms: u64) -> iam_tokens::domain::Lifetime {
+    iam_tokens::domain::Lifetime::from_ms(ms).expect("test lifetime in 1 ms ..= 100 years")
+}
+
+pub fn prefix(text: &str) -> iam_tokens::domain::Prefix {
+    iam_tokens::domain::Prefix::parse(text).expect("test prefix")
+}
+
 pub const SERVER_URL: &str = "mysql://root@127.0.0.1:3306";
 
 /// `IAM_TEST_STORE=sqlite` runs the suite on the embedded store (scripts/test.sh runs both).

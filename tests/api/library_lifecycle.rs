@@ -170,16 +170,19 @@ async fn the_private_action_manager_takes_any_text_and_answers_invalid_identity(
 async fn operations_answer_typed_decisions() {
     use iam_tokens::domain::Digest;
     use iam_tokens::service::{
-        Creation, Revocation, RotateToken, RotationDecision, SnapshotDecision, Update,
+        Creation, ManagerAction, ManagerDecision, Revocation, RotateToken, RotationDecision,
+        SnapshotDecision, Update,
     };
 
     let app = spawn_app().await;
     let service = &app.tokens;
     let name = || TokenName::parse("typed").expect("name");
-    let reserved = CreateToken::new(uid(7), Privilege::Full, name()).prefix("a_b");
+    let limited = TokenService::new(app.own_store().await, service.clock().clone(), 0);
     assert!(matches!(
-        service.create_outcome(reserved).await,
-        Ok(Creation::ReservedPrefix)
+        limited
+            .create_outcome(CreateToken::new(uid(7), Privilege::Full, name()))
+            .await,
+        Ok(Creation::LimitReached { limit: 0 })
     ));
     let (key, id) = token_of(service).await;
     let other_owner = service
@@ -223,4 +226,51 @@ async fn operations_answer_typed_decisions() {
         service.rotate_outcome(rotation).await,
         Ok(RotationDecision::OldInvalid)
     ));
+
+    // The private action manager: the address refused, then the sub-operation's decision.
+    let created = service
+        .create(CreateToken::new(uid(7), Privilege::Full, name()))
+        .await
+        .outcome
+        .expect("created");
+    let (live_id, public_id) = (created.token_id, created.raw_public_id);
+    let manage = |public_id: String, name: &'static str, action| async move {
+        service
+            .private_action_manager_outcome(uid(7), live_id, public_id, name, action)
+            .await
+    };
+    let short = public_id[..public_id.len() - 1].to_owned();
+    assert!(matches!(
+        manage(short, "typed", ManagerAction::Revoke).await,
+        Ok(ManagerDecision::InvalidIdentity)
+    ));
+    assert!(matches!(
+        manage(public_id.clone(), "Typed", ManagerAction::Revoke).await,
+        Ok(ManagerDecision::NoMatch)
+    ));
+    let update = ManagerAction::PrivilegeUpdate {
+        new_privileges: Privilege::Demo,
+    };
+    assert!(matches!(
+        manage(public_id.clone(), "typed", update).await,
+        Ok(ManagerDecision::Updated(Update::Updated(_)))
+    ));
+    let rotated = manage(public_id, "typed", ManagerAction::Rotate).await;
+    assert!(
+        matches!(
+            &rotated,
+            Ok(ManagerDecision::Rotate(RotationDecision::Rotated(new)))
+                if new.new_raw_token.starts_with("api_")
+        ),
+        "{rotated:?}"
+    );
+
+    // The reads: the list and the counts as plain values.
+    let list = service.list_valid_tokens_outcome(uid(7)).await.expect("list");
+    assert_eq!((list.total_valid_tokens, list.total_invalid_tokens), (1, 2));
+    let counts = service
+        .total_user_tokens_count_outcome(uid(7))
+        .await
+        .expect("counts");
+    assert_eq!((counts.total, counts.user_id), (3, uid(7)));
 }

@@ -7,7 +7,7 @@ use iam_tokens::domain::{Digest, IpRestriction, Privilege, TokenName};
 use iam_tokens::service::CreateToken;
 use serde_json::{json, Value};
 
-use crate::helpers::uid;
+use crate::helpers::{ms, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 const REVOKED: &str = "Token invalided successfully";
@@ -128,7 +128,7 @@ async fn metadata_snapshot_reports_the_token_and_the_owners_counts_without_count
     let app = spawn_app().await;
     let created_at = app.clock_iso();
     let (key, _, id) = token_with(&app, 7, "ci", |r| {
-        r.ips(ips(&["10.0.0.0/8"])).expires_ms(Some(3_600_000))
+        r.ips(ips(&["10.0.0.0/8"])).lifetime(ms(3_600_000))
     })
     .await;
     let (other, _) = token(&app, 7, "other").await;
@@ -165,7 +165,7 @@ async fn metadata_snapshot_reports_the_token_and_the_owners_counts_without_count
 async fn metadata_snapshot_fails_like_verify() {
     let app = spawn_app().await;
     let (expiring, _, expiring_id) =
-        token_with(&app, 7, "short", |r| r.expires_ms(Some(1_000))).await;
+        token_with(&app, 7, "short", |r| r.lifetime(ms(1_000))).await;
     let (revoked, _) = token(&app, 7, "revoked").await;
     assert!(app.tokens.revoke(&revoked, Privilege::Full).await.is_ok());
     let (full, _) = token(&app, 7, "full").await;
@@ -324,13 +324,13 @@ async fn list_valid_tokens_lists_valid_unexpired_rows_in_snake_case() {
     let app = spawn_app().await;
     let created_at = app.clock_iso();
     let (_, public_id, id) = token_with(&app, 7, "ci", |r| {
-        r.ips(ips(&["10.0.0.0/8"])).expires_ms(Some(3_600_000))
+        r.ips(ips(&["10.0.0.0/8"])).lifetime(ms(3_600_000))
     })
     .await;
     let (plain_key, plain_public_id, plain_id) = token_with(&app, 7, "plain", |r| r).await;
     let (revoked, _) = token(&app, 7, "revoked").await;
     assert!(app.tokens.revoke(&revoked, Privilege::Full).await.is_ok());
-    token_with(&app, 7, "short", |r| r.expires_ms(Some(1_000))).await;
+    token_with(&app, 7, "short", |r| r.lifetime(ms(1_000))).await;
     token(&app, 8, "someone else's").await;
     app.clock.advance(Duration::from_secs(2));
     assert!(app
@@ -377,7 +377,7 @@ async fn total_user_tokens_count_covers_every_row_of_the_owner() {
     token(&app, 7, "one").await;
     let (revoked, _) = token(&app, 7, "two").await;
     assert!(app.tokens.revoke(&revoked, Privilege::Full).await.is_ok());
-    token_with(&app, 7, "short", |r| r.expires_ms(Some(1_000))).await;
+    token_with(&app, 7, "short", |r| r.lifetime(ms(1_000))).await;
     token(&app, 8, "someone else's").await;
     app.clock.advance(Duration::from_secs(2));
 

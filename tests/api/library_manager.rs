@@ -7,7 +7,7 @@ use iam_tokens::domain::{IpRestriction, Privilege, PublicIdentifier, TokenName};
 use iam_tokens::service::{CreateToken, ManagerAction};
 use serde_json::{json, Value};
 
-use crate::helpers::uid;
+use crate::helpers::{ms, prefix, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 const USER: u64 = 7;
@@ -254,9 +254,9 @@ async fn the_rotate_action_inherits_everything_but_the_key() {
     let app = spawn_app().await;
     let expires_at = app.clock_iso_after(Duration::from_secs(3_600));
     let target = token_with(&app, "ci", |r| {
-        r.prefix("live")
+        r.prefix(prefix("live"))
             .ips(IpRestriction::parse(&["10.0.0.0/8"]).expect("ips"))
-            .expires_ms(Some(3_600_000))
+            .lifetime(ms(3_600_000))
     })
     .await;
     app.clock.advance(Duration::from_secs(600));
@@ -371,7 +371,7 @@ async fn the_privilege_update_action_changes_the_privilege() {
 #[tokio::test]
 async fn the_manager_returns_the_sub_operations_failure_unchanged() {
     let app = spawn_app().await;
-    let target = token_with(&app, "ci", |r| r.expires_ms(Some(1_000))).await;
+    let target = token_with(&app, "ci", |r| r.lifetime(ms(1_000))).await;
     app.clock.advance(Duration::from_secs(2));
     let cases = [
         (ManagerAction::Rotate, "Token cannot be rotated this time"),

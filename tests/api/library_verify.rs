@@ -7,7 +7,7 @@ use iam_tokens::domain::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege,
 use iam_tokens::service::{CreateToken, VerifyOptions};
 use serde_json::{json, Value};
 
-use crate::helpers::uid;
+use crate::helpers::{ms, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
 
 /// A token for user 7 named `name` with `privilege`, optional IP list and lifetime; returns
@@ -21,7 +21,7 @@ async fn token(
 ) -> (String, u64) {
     let request = CreateToken::new(uid(7), privilege, TokenName::parse(name).expect("name"))
         .ips(IpRestriction::parse(ips).expect("test IPs"))
-        .expires_ms(expires_ms);
+        .lifetime(expires_ms.map(ms));
     let created = app.lib_create(request).await;
     let created = created.data().expect("token created");
     let id = app.token_id(&created.raw_public_id).await;

@@ -14,7 +14,7 @@ use iam_tokens::store::{
 };
 use serde_json::json;
 
-use crate::helpers::uid;
+use crate::helpers::{ms, uid};
 use crate::helpers::{drop_database, SERVER_URL};
 
 /// A fresh store of one backend, removed at the end.
@@ -502,7 +502,7 @@ impl Backend {
 async fn a_refused_creation_changes_nothing_not_even_the_expiry_sweep(backend: Backend) {
     let (roomy, clock) = service(&backend, 3);
     let soon = CreateToken::new(uid(4), Privilege::Full, TokenName::parse("soon").unwrap())
-        .expires_ms(Some(60_000));
+        .lifetime(ms(60_000));
     let expiring = roomy.create(soon).await.outcome.expect("created").token_id;
     create(&roomy, 4, "b").await;
     create(&roomy, 4, "c").await;

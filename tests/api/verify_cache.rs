@@ -21,7 +21,7 @@ use iam_tokens::store::{
 };
 use serde_json::Value;
 
-use crate::helpers::{envelope_json, failure_json, spawn_app, uid, TestApp};
+use crate::helpers::{envelope_json, failure_json, ms, spawn_app, uid, TestApp};
 
 /// How `apply_usage` fails, to test flushes whose outcome is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,7 +391,7 @@ async fn every_change_made_through_the_service_is_seen_by_the_very_next_verifica
 async fn expiry_is_seen_by_the_very_next_verification_of_a_cached_token() {
     let c = counted_service(Some(cache(HOUR, HOUR, 1000)), false).await;
     let name = TokenName::parse("ci").expect("name");
-    let request = CreateToken::new(uid(7), Privilege::Full, name).expires_ms(Some(60_000));
+    let request = CreateToken::new(uid(7), Privilege::Full, name).lifetime(ms(60_000));
     let (key, _, id) = c.token(uid(7), Some(request)).await;
     c.accepts(&key, "fresh").await;
     c.app.clock.advance(Duration::from_secs(60) - MS);

@@ -11,13 +11,15 @@ use serde_json::json;
 use super::views::{EventView, TokenView};
 use super::{body, invalid_metadata, token_id};
 use crate::domain::metadata::MetadataPatch;
-use crate::domain::{Actor, IpRestriction, Metadata, Prefix, Privilege, TokenName, UserId};
+use crate::domain::{
+    Actor, IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
+};
 use crate::envelope::Reason;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::Admin;
 use crate::http::{ApiError, AppState};
-use crate::service::{CreateToken, Creation, MAX_LIFETIME_MS};
+use crate::service::{CreateToken, Creation};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
 
 const DEFAULT_PAGE: u32 = 50;
@@ -55,16 +57,16 @@ pub async fn create(
         .ok_or_else(|| AdminFailure::bad_request(USER_ID_RULE).field("userId"))?;
     let name = TokenName::parse(&request.name)
         .map_err(|err| AdminFailure::bad_request(err.to_string()).field("name"))?;
-    let prefix = request.prefix.unwrap_or_else(|| "api".to_owned());
-    Prefix::parse(&prefix)
-        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("prefix"))?;
-    if request
+    let prefix = match &request.prefix {
+        None => Prefix::default(),
+        Some(prefix) => Prefix::parse(prefix)
+            .map_err(|err| AdminFailure::bad_request(err.to_string()).field("prefix"))?,
+    };
+    let lifetime = request
         .expires
-        .is_some_and(|ms| ms == 0 || ms > MAX_LIFETIME_MS)
-    {
-        let message = format!("expires is a lifetime in ms from 1 to {MAX_LIFETIME_MS}");
-        return Err(AdminFailure::bad_request(message).field("expires").into());
-    }
+        .map(Lifetime::from_ms)
+        .transpose()
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("expires"))?;
     let ips = IpRestriction::parse(&request.ips)
         .map_err(|err| AdminFailure::bad_request(err.to_string()).field("ips"))?;
     let metadata = match &request.metadata {
@@ -73,7 +75,7 @@ pub async fn create(
     };
     let create = CreateToken::new(user_id, request.privilege, name)
         .prefix(prefix)
-        .expires_ms(request.expires)
+        .lifetime(lifetime)
         .ips(ips)
         .metadata(metadata);
     let tokens = state.tokens.acting_as(Actor::Admin(admin));
@@ -82,9 +84,6 @@ pub async fn create(
         Ok(Creation::LimitReached { limit }) => {
             let message = Reason::TooManyTokens { limit }.as_str().into_owned();
             return Err(AdminFailure::token_limit(message).into());
-        }
-        Ok(Creation::ReservedPrefix | Creation::Invalid) => {
-            return Err(AdminFailure::bad_request("invalid prefix or expiry").into())
         }
         Err(err) => return Err(AdminFailure::unavailable(&err).into()),
     };
