@@ -184,16 +184,21 @@ pub async fn manage(
 
 /// `None`: a body of the wrong shape. `Some(Err(reason))`: well-formed but refused with
 /// riavzon's reason, answered in the envelope after the operation limiter has counted it.
-fn parse_new_token(user_id: UserId, body: serde_json::Value) -> Option<Result<CreateToken, Reason>> {
+fn parse_new_token(
+    user_id: UserId,
+    body: serde_json::Value,
+) -> Option<Result<CreateToken, Reason>> {
     let request: NewTokenRequest = serde_json::from_value(body).ok()?;
     let name = TokenName::parse(&request.name).ok()?;
     let prefix = match request.prefix {
         None => Prefix::default(),
-        Some(prefix) if (2..=10).contains(&prefix.chars().count()) => match Prefix::parse(&prefix) {
-            Ok(prefix) => prefix,
-            Err(PrefixError::ReservedUnderscore) => return Some(Err(Reason::ReservedPrefix)),
-            Err(PrefixError::Invalid) => return None,
-        },
+        Some(prefix) if (2..=10).contains(&prefix.chars().count()) => {
+            match Prefix::parse(&prefix) {
+                Ok(prefix) => prefix,
+                Err(PrefixError::ReservedUnderscore) => return Some(Err(Reason::ReservedPrefix)),
+                Err(PrefixError::Invalid) => return None,
+            }
+        }
         Some(_) => return None,
     };
     let lifetime = request.expires.map(Lifetime::from_ms).transpose().ok()?;

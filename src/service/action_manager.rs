@@ -134,9 +134,10 @@ impl TokenService {
         };
         let digest = record.digest.as_str();
         Ok(match action {
-            ManagerAction::Revoke => {
-                ManagerDecision::Revoke(self.revoke_outcome(&record.digest, Some(record.privilege)).await?)
-            }
+            ManagerAction::Revoke => ManagerDecision::Revoke(
+                self.revoke_outcome(&record.digest, Some(record.privilege))
+                    .await?,
+            ),
             ManagerAction::Metadata => ManagerDecision::Metadata(
                 self.metadata_snapshot_outcome(digest, record.privilege)
                     .await?,

@@ -9,10 +9,10 @@ use mysql_async::Row;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::helpers::{ms, prefix, uid};
 use crate::helpers::{
     envelope_json, failure_json, spawn_app, spawn_app_with, success_json, TestApp,
 };
+use crate::helpers::{ms, prefix, uid};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -42,9 +42,7 @@ async fn create_many(app: &TestApp, user_id: u64, count: usize) {
 #[tokio::test]
 async fn create_answers_the_raw_key_the_public_id_and_the_expiry() {
     let app = spawn_app().await;
-    let created = app
-        .lib_create(request(7, "ci").lifetime(ms(HOUR_MS)))
-        .await;
+    let created = app.lib_create(request(7, "ci").lifetime(ms(HOUR_MS))).await;
     let data = created.data().expect("created").clone();
     assert_eq!(
         envelope_json(&created),
@@ -119,7 +117,9 @@ async fn the_row_stores_the_sha256_digest_and_never_the_raw_key() {
 #[tokio::test]
 async fn a_custom_prefix_starts_the_key_and_is_stored() {
     let app = spawn_app().await;
-    let created = app.lib_create(request(7, "live").prefix(prefix("live"))).await;
+    let created = app
+        .lib_create(request(7, "live").prefix(prefix("live")))
+        .await;
     let key = &created.data().expect("created").raw_api_key;
     assert!(key.starts_with("live_"), "{key}");
     assert_eq!(key.len(), "live_".len() + 128 + 1 + 8);

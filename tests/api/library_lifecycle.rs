@@ -266,7 +266,10 @@ async fn operations_answer_typed_decisions() {
     );
 
     // The reads: the list and the counts as plain values.
-    let list = service.list_valid_tokens_outcome(uid(7)).await.expect("list");
+    let list = service
+        .list_valid_tokens_outcome(uid(7))
+        .await
+        .expect("list");
     assert_eq!((list.total_valid_tokens, list.total_invalid_tokens), (1, 2));
     let counts = service
         .total_user_tokens_count_outcome(uid(7))

@@ -7,8 +7,8 @@ use iam_tokens::domain::{Digest, IpRestriction, Privilege, TokenName};
 use iam_tokens::service::CreateToken;
 use serde_json::{json, Value};
 
-use crate::helpers::{ms, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
+use crate::helpers::{ms, uid};
 
 const REVOKED: &str = "Token invalided successfully";
 
@@ -164,8 +164,7 @@ async fn metadata_snapshot_reports_the_token_and_the_owners_counts_without_count
 #[tokio::test]
 async fn metadata_snapshot_fails_like_verify() {
     let app = spawn_app().await;
-    let (expiring, _, expiring_id) =
-        token_with(&app, 7, "short", |r| r.lifetime(ms(1_000))).await;
+    let (expiring, _, expiring_id) = token_with(&app, 7, "short", |r| r.lifetime(ms(1_000))).await;
     let (revoked, _) = token(&app, 7, "revoked").await;
     assert!(app.tokens.revoke(&revoked, Privilege::Full).await.is_ok());
     let (full, _) = token(&app, 7, "full").await;

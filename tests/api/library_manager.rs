@@ -7,8 +7,8 @@ use iam_tokens::domain::{IpRestriction, Privilege, PublicIdentifier, TokenName};
 use iam_tokens::service::{CreateToken, ManagerAction};
 use serde_json::{json, Value};
 
-use crate::helpers::{ms, prefix, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
+use crate::helpers::{ms, prefix, uid};
 
 const USER: u64 = 7;
 

@@ -6,10 +6,10 @@ use iam_tokens::domain::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege,
 use iam_tokens::service::{CreateToken, RotateToken, TokenService};
 use serde_json::json;
 
-use crate::helpers::{ms, prefix, uid};
 use crate::helpers::{
     envelope_json, failure_json, spawn_app, spawn_app_with, success_json, TestApp,
 };
+use crate::helpers::{ms, prefix, uid};
 
 const ROTATED: &str = "Successfully rotated an api key";
 

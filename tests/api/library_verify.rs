@@ -7,8 +7,8 @@ use iam_tokens::domain::{Digest, GeneratedKey, IpRestriction, Prefix, Privilege,
 use iam_tokens::service::{CreateToken, VerifyOptions};
 use serde_json::{json, Value};
 
-use crate::helpers::{ms, uid};
 use crate::helpers::{envelope_json, failure_json, spawn_app, success_json, TestApp};
+use crate::helpers::{ms, uid};
 
 /// A token for user 7 named `name` with `privilege`, optional IP list and lifetime; returns
 /// the raw key and the token id.

@@ -14,8 +14,8 @@ use iam_tokens::store::{
 };
 use serde_json::json;
 
-use crate::helpers::{ms, uid};
 use crate::helpers::{drop_database, SERVER_URL};
+use crate::helpers::{ms, uid};
 
 /// A fresh store of one backend, removed at the end.
 struct Backend {
