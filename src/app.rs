@@ -81,6 +81,9 @@ impl Application {
             admins: AdminCredentials::new(&settings.auth.admin_tokens),
             clock,
             body_timeout: settings.server.body_timeout,
+            openapi: http::openapi_rendered(&http::DocContext {
+                token_limit: settings.api_tokens.limit_tokens_per_user,
+            }),
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

@@ -32,6 +32,32 @@ pub const RULE_TYPE: &str =
 #[serde(transparent)]
 pub struct Metadata(BTreeMap<String, Value>);
 
+/// An object of at most 50 keys (1–40 of `A-Za-z0-9_`) with flat values, in the OpenAPI
+/// document.
+impl utoipa::PartialSchema for Metadata {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let value = ObjectBuilder::new().schema_type(SchemaType::Array(vec![
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Null,
+        ]));
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[A-Za-z0-9_]{{1,{MAX_KEY_LEN}}}$")));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(key))
+            .additional_properties(Some(value))
+            .max_properties(Some(MAX_KEYS))
+            .description(Some("Admin-only metadata (SPEC B1)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Metadata {}
+
 /// A merge-patch: present keys are set, `null` removes a key, absent keys are untouched.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetadataPatch(BTreeMap<String, Value>);

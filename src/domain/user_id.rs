@@ -97,6 +97,22 @@ impl<'de> Deserialize<'de> for UserId {
     }
 }
 
+/// An integer from 1 to 2^63−1 in the OpenAPI document.
+impl utoipa::PartialSchema for UserId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(Self::MAX))
+            .description(Some("An owner: an integer from 1 to 2^63-1 (SPEC B3)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UserId {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,17 +31,39 @@ pub(super) enum Action {
 }
 
 impl Action {
+    pub(super) const ALL: [Self; 7] = [
+        Self::NewToken,
+        Self::ListMetadata,
+        Self::Revoke,
+        Self::Metadata,
+        Self::Rotate,
+        Self::IpRestrictionUpdate,
+        Self::PrivilegeUpdate,
+    ];
+
+    /// The action's path segment.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::NewToken => "new-token",
+            Self::ListMetadata => "list-metadata",
+            Self::Revoke => "revoke",
+            Self::Metadata => "metadata",
+            Self::Rotate => "rotate",
+            Self::IpRestrictionUpdate => "ip-restriction-update",
+            Self::PrivilegeUpdate => "privilege-update",
+        }
+    }
+
     fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "new-token" => Self::NewToken,
-            "list-metadata" => Self::ListMetadata,
-            "revoke" => Self::Revoke,
-            "metadata" => Self::Metadata,
-            "rotate" => Self::Rotate,
-            "ip-restriction-update" => Self::IpRestrictionUpdate,
-            "privilege-update" => Self::PrivilegeUpdate,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|action| action.as_str() == text)
+    }
+
+    /// The one method the action answers (any other is a 400).
+    pub(super) fn method(self) -> Method {
+        match self {
+            Self::ListMetadata => Method::GET,
+            _ => Method::POST,
+        }
     }
 
     fn operation(self) -> Option<Operation> {
@@ -57,30 +79,41 @@ impl Action {
     }
 }
 
-/// Body of `new-token`.
-#[derive(Debug, Deserialize)]
-struct NewTokenRequest {
+/// Body of `new-token`. Unknown fields are ignored (SPEC A7).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(super) struct NewTokenRequest {
     privilege: Privilege,
+    /// 1–50 characters, no control characters.
+    #[schema(min_length = 1, max_length = 50)]
     name: String,
+    /// 2–10 letters, digits or `-` (`_` is refused with riavzon's reason); `api` when absent.
+    #[schema(min_length = 2, max_length = 10)]
     prefix: Option<String>,
     ipv4: Option<IpList>,
     /// Lifetime in ms; `null` or absent = never expires.
+    #[schema(minimum = 1, maximum = 3153600000000_u64)]
     expires: Option<u64>,
 }
 
-/// Body of the actions that address one token by its five points.
-#[derive(Debug, Deserialize)]
+/// Body of the actions that address one token by its five points. Unknown fields are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TokenActionRequest {
+pub(super) struct TokenActionRequest {
     token_id: TokenId,
+    /// Exactly 137 characters.
+    #[schema(min_length = 137, max_length = 137)]
     public_identifier: String,
+    /// 1–50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     name: String,
+    /// `ip-restriction-update`: the new list (absent = no restriction).
     ipv4: Option<IpList>,
+    /// `privilege-update`: required.
     new_privilege: Option<Privilege>,
 }
 
 /// `tokenId` as a JSON number or a numeric string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum TokenId {
     Number(u64),
@@ -100,7 +133,7 @@ impl TokenId {
 }
 
 /// `ipv4`: a list of addresses/ranges, or one as a bare string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum IpList {
     Many(Vec<String>),
@@ -138,11 +171,7 @@ pub async fn manage(
         limits.management(&ip, action == Action::ListMetadata),
     )
     .await?;
-    let expected_method = match action {
-        Action::ListMetadata => Method::GET,
-        _ => Method::POST,
-    };
-    if req.method() != expected_method {
+    if req.method() != action.method() {
         return Err(bad_request());
     }
     let tokens = &state.tokens.acting_as(Actor::User(user_id));

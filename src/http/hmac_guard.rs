@@ -12,6 +12,29 @@ use subtle::ConstantTimeEq;
 use super::replay::{Refusal, ReplayWindow};
 use crate::config::HmacSettings;
 
+/// Every plain reason the guard answers with 401, word for word.
+pub mod refusal {
+    pub const MISSING_HEADERS: &str = "Missing signature headers";
+    pub const UNKNOWN_CLIENT: &str = "Unknown client";
+    pub const INVALID_REQUEST_ID: &str = "Invalid request id";
+    pub const INVALID_TIMESTAMP: &str = "Invalid timestamp";
+    pub const OUTSIDE_WINDOW: &str = "Request timestamp outside the allowed window";
+    pub const INVALID_SIGNATURE: &str = "Invalid signature";
+    pub const REPLAYED: &str = "Request id already used";
+    pub const WINDOW_FULL: &str = "Too many signed requests in the replay window";
+
+    pub const ALL: [&str; 8] = [
+        MISSING_HEADERS,
+        UNKNOWN_CLIENT,
+        INVALID_REQUEST_ID,
+        INVALID_TIMESTAMP,
+        OUTSIDE_WINDOW,
+        INVALID_SIGNATURE,
+        REPLAYED,
+        WINDOW_FULL,
+    ];
+}
+
 pub struct HmacGuard {
     client_id: String,
     secret: Vec<u8>,
@@ -45,30 +68,30 @@ impl HmacGuard {
             header("x-request-id"),
             header("x-signature"),
         ) else {
-            return Err("Missing signature headers");
+            return Err(refusal::MISSING_HEADERS);
         };
         if !bool::from(client_id.as_bytes().ct_eq(self.client_id.as_bytes())) {
-            return Err("Unknown client");
+            return Err(refusal::UNKNOWN_CLIENT);
         }
         if request_id.is_empty() || request_id.len() > 128 {
-            return Err("Invalid request id");
+            return Err(refusal::INVALID_REQUEST_ID);
         }
-        let sent_at = parse_timestamp(timestamp).ok_or("Invalid timestamp")?;
+        let sent_at = parse_timestamp(timestamp).ok_or(refusal::INVALID_TIMESTAMP)?;
         let skew = (now - sent_at).abs().to_std().unwrap_or(Duration::MAX);
         if skew > self.max_skew {
-            return Err("Request timestamp outside the allowed window");
+            return Err(refusal::OUTSIDE_WINDOW);
         }
         let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let message = format!(
             "{client_id}:{timestamp}:{}:{path_and_query}:{request_id}",
             req.method().as_str()
         );
-        let signature = hex::decode(signature).map_err(|_| "Invalid signature")?;
+        let signature = hex::decode(signature).map_err(|_| refusal::INVALID_SIGNATURE)?;
         let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| "Invalid signature")?;
+            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| refusal::INVALID_SIGNATURE)?;
         mac.update(message.as_bytes());
         mac.verify_slice(&signature)
-            .map_err(|_| "Invalid signature")?;
+            .map_err(|_| refusal::INVALID_SIGNATURE)?;
         // A replay is refused by the timestamp check once `sent_at + max_skew` has passed:
         // the id is remembered until then, and no longer.
         let skew = chrono::Duration::from_std(self.max_skew).unwrap_or(chrono::Duration::MAX);
@@ -78,8 +101,8 @@ impl HmacGuard {
         self.seen
             .accept(request_id, until, now)
             .map_err(|refusal| match refusal {
-                Refusal::Replayed => "Request id already used",
-                Refusal::Full => "Too many signed requests in the replay window",
+                Refusal::Replayed => refusal::REPLAYED,
+                Refusal::Full => refusal::WINDOW_FULL,
             })
     }
 }

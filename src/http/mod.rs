@@ -11,6 +11,7 @@ mod headers;
 mod hmac_guard;
 mod jwt;
 mod limit;
+mod openapi;
 mod public;
 mod replay;
 mod response;
@@ -22,6 +23,7 @@ pub use client_ip::client_ip;
 pub use error::ApiError;
 pub use hmac_guard::HmacGuard;
 pub use jwt::JwtVerifier;
+pub use openapi::{document as openapi_document, rendered as openapi_rendered, DocContext};
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// `server.body_timeout`: the longest wait for a request body.
     pub body_timeout: std::time::Duration,
+    /// `GET /openapi.json`, rendered once.
+    pub openapi: actix_web::web::Bytes,
 }
 
 pub use routes::{routes, table as route_table, RouteSpec};

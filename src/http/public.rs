@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
 use serde_json::json as json_value;
 
 use super::limit::enforce;
@@ -18,19 +19,46 @@ pub async fn health() -> HttpResponse {
         .body("OK")
 }
 
+/// The body of `/ready`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Readiness {
+    status: ReadyStatus,
+    database: DependencyState,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ReadyStatus {
+    Ready,
+    Unavailable,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DependencyState {
+    Up,
+    Down,
+}
+
 /// Readiness for load balancers: 200 when the database answers, else 503. `/health` stays 200
 /// either way (the process is alive and still serves cached tokens).
 pub async fn ready(state: Data<AppState>) -> HttpResponse {
     match state.tokens.ping().await {
         Ok(()) => json(
             StatusCode::OK,
-            &json_value!({"status": "ready", "database": "up"}),
+            &Readiness {
+                status: ReadyStatus::Ready,
+                database: DependencyState::Up,
+            },
         ),
         Err(err) => {
             tracing::warn!(error = %err, "readiness: database unavailable");
             json(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &json_value!({"status": "unavailable", "database": "down"}),
+                &Readiness {
+                    status: ReadyStatus::Unavailable,
+                    database: DependencyState::Down,
+                },
             )
         }
     }

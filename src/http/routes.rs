@@ -7,8 +7,11 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{guard, web, Route};
 
+use utoipa::openapi::path::Operation;
+
 use super::caller::{require_admin, require_user, Access};
-use super::{admin, bff, public};
+use super::openapi::{operations as doc, Describe};
+use super::{admin, bff, openapi, public};
 
 /// One route as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +22,19 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-struct Entry {
-    spec: RouteSpec,
+/// How a route is described in the OpenAPI document.
+#[derive(Clone, Copy)]
+pub(super) enum Doc {
+    /// One operation, with its id.
+    One(&'static str, fn(Describe) -> Operation),
+    /// `/api/manage/{action}`: one path per BFF action.
+    PerAction,
+}
+
+pub(super) struct Entry {
+    pub(super) spec: RouteSpec,
     route: fn() -> Route,
+    pub(super) doc: Doc,
 }
 
 const fn entry(
@@ -29,6 +42,7 @@ const fn entry(
     path: &'static str,
     access: Access,
     route: fn() -> Route,
+    doc: Doc,
 ) -> Entry {
     Entry {
         spec: RouteSpec {
@@ -37,8 +51,11 @@ const fn entry(
             access,
         },
         route,
+        doc,
     }
 }
+
+use Doc::{One, PerAction};
 
 const GET: Option<&str> = Some("GET");
 const HEAD: Option<&str> = Some("HEAD");
@@ -49,23 +66,24 @@ const DELETE: Option<&str> = Some("DELETE");
 
 /// In matching order: the busiest, verification, first.
 #[rustfmt::skip]
-const TABLE: &[Entry] = &[
-    entry(GET,    "/api/public/verify",                Access::Public, || web::to(public::verify)),
-    entry(GET,    "/health",                           Access::Public, || web::to(public::health)),
-    entry(HEAD,   "/health",                           Access::Public, || web::to(public::health)),
-    entry(GET,    "/ready",                            Access::Public, || web::to(public::ready)),
-    entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready)),
-    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage)),
-    entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create)),
-    entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get)),
-    entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::patch_metadata)),
-    entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::replace_metadata)),
-    entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin,  || web::to(admin::tokens::revoke)),
-    entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin,  || web::to(admin::tokens::events)),
-    entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin,  || web::to(admin::tokens::list)),
-    entry(POST,   "/api/admin/verify",                 Access::Admin,  || web::to(admin::verify::verify)),
-    entry(GET,    "/api/admin/bans",                   Access::Admin,  || web::to(admin::bans::list)),
-    entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin,  || web::to(admin::bans::lift)),
+pub(super) const TABLE: &[Entry] = &[
+    entry(GET,    "/api/public/verify",                Access::Public, || web::to(public::verify),                  One("verify", doc::verify)),
+    entry(GET,    "/health",                           Access::Public, || web::to(public::health),                  One("health", doc::health)),
+    entry(HEAD,   "/health",                           Access::Public, || web::to(public::health),                  One("healthHead", doc::health_head)),
+    entry(GET,    "/ready",                            Access::Public, || web::to(public::ready),                   One("ready", doc::ready)),
+    entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready),                   One("readyHead", doc::ready_head)),
+    entry(GET,    "/openapi.json",                     Access::Public, || web::to(openapi::serve),                  One("openapi", doc::openapi)),
+    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage),                     PerAction),
+    entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create),           One("adminCreateToken", doc::admin_create)),
+    entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get),              One("adminGetToken", doc::admin_get)),
+    entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::patch_metadata),   One("adminPatchMetadata", doc::admin_patch_metadata)),
+    entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::replace_metadata), One("adminReplaceMetadata", doc::admin_replace_metadata)),
+    entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin,  || web::to(admin::tokens::revoke),           One("adminRevokeToken", doc::admin_revoke)),
+    entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin,  || web::to(admin::tokens::events),           One("adminTokenEvents", doc::admin_events)),
+    entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin,  || web::to(admin::tokens::list),             One("adminListTokens", doc::admin_list)),
+    entry(POST,   "/api/admin/verify",                 Access::Admin,  || web::to(admin::verify::verify),           One("adminVerify", doc::admin_verify)),
+    entry(GET,    "/api/admin/bans",                   Access::Admin,  || web::to(admin::bans::list),               One("adminListBans", doc::admin_bans)),
+    entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin,  || web::to(admin::bans::lift),               One("adminLiftBan", doc::admin_lift)),
 ];
 
 /// Every route, in matching order.

@@ -12,7 +12,7 @@ use crate::store::{
 
 /// The answer of an admin verification. Unknown keys and a privilege mismatch are both
 /// `NotFound`, so existence never leaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VerifyCode {
     Valid,

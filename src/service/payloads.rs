@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::CachedToken;
 use crate::domain::{Metadata, Privilege, UserId};
@@ -14,7 +15,7 @@ pub const RESTRICTION_UPDATED_MSG: &str = "Restriction updated successfully";
 pub const PRIVILEGE_UPDATED_MSG: &str = "Privileges updated successfully";
 
 /// `create` success. The raw key appears here once and nowhere else.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     pub raw_api_key: String,
@@ -27,7 +28,7 @@ pub struct CreatedToken {
 }
 
 /// `verify` success.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedToken {
     pub name: String,
@@ -65,7 +66,7 @@ impl VerifiedToken {
 }
 
 /// `revoke` success: a bare message when there was nothing to revoke, else the details.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum RevokeData {
     NothingToRevoke(&'static str),
@@ -78,7 +79,7 @@ pub enum RevokeData {
 }
 
 /// `rotate` success.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotatedToken {
     pub msg: &'static str,
@@ -88,13 +89,13 @@ pub struct RotatedToken {
 }
 
 /// `{msg}` acknowledgements of updates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Message {
     pub msg: &'static str,
 }
 
 /// The owner's counts inside a metadata snapshot.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotCounts {
     pub total_invalid_tokens: u64,
@@ -113,7 +114,7 @@ impl From<TokenCounts> for SnapshotCounts {
 }
 
 /// `metadataSnapshot` success.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetadataSnapshot {
     pub token_meta: VerifiedToken,
@@ -121,7 +122,7 @@ pub struct MetadataSnapshot {
 }
 
 /// One row of `listValidTokens`, snake_case as riavzon returns its SQL rows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TokenListRow {
     pub id: u64,
     pub name: String,
@@ -155,7 +156,7 @@ impl From<&TokenRecord> for TokenListRow {
 }
 
 /// `listValidTokens` success; `tokenList` is left out when empty.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenList {
     pub total: u64,
@@ -166,7 +167,7 @@ pub struct TokenList {
 }
 
 /// `totalUserTokensCount` result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTokenCounts {
     pub user_id: UserId,

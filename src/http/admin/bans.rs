@@ -3,9 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use actix_web::HttpResponse;
-use serde_json::json;
 
-use super::views::BanView;
+use super::views::{BanView, BansView, LiftedView};
 use crate::domain::Actor;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -20,7 +19,7 @@ pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?;
     let bans: Vec<BanView> = bans.into_iter().map(BanView::from).collect();
-    Ok(json(StatusCode::OK, &json!({ "bans": bans })))
+    Ok(json(StatusCode::OK, &BansView { bans }))
 }
 
 /// Lifts one ban here at once and everywhere within `rate_limiters.ban_refresh`.
@@ -39,6 +38,10 @@ pub async fn lift(
         let message = format!("no ban of {key:?} by {limiter:?}");
         return Err(AdminFailure::not_found(message).into());
     }
-    let body = json!({ "lifted": true, "limiter": limiter, "key": key });
+    let body = LiftedView {
+        lifted: true,
+        limiter,
+        key,
+    };
     Ok(json(StatusCode::OK, &body))
 }

@@ -4,7 +4,10 @@
 pub(super) mod bans;
 pub(super) mod tokens;
 pub(super) mod verify;
-mod views;
+pub(super) mod views;
+
+pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
+pub(super) use verify::VerifyRequest;
 
 use actix_web::web::{self, Payload};
 use actix_web::HttpRequest;

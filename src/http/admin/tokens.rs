@@ -8,7 +8,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::views::{EventView, TokenView};
+use super::views::{
+    CreatedView, EventView, EventsView, MetadataView, RevokedView, TokenPage, TokenView,
+};
 use super::{body, invalid_metadata, token_id};
 use crate::domain::metadata::MetadataPatch;
 use crate::domain::{
@@ -23,22 +25,31 @@ use crate::service::{CreateToken, Creation};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
 
 const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
+pub(crate) const MAX_PAGE: u32 = 200;
 const USER_ID_RULE: &str = "userId must be an integer from 1 to 9223372036854775807";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateTokenRequest {
+pub(crate) struct CreateTokenRequest {
     /// Checked by hand so that the 400 names the field (SPEC B3).
+    #[schema(value_type = UserId)]
     user_id: serde_json::Value,
+    /// 1–50 characters, no control characters.
+    #[schema(min_length = 1, max_length = 50)]
     name: String,
     #[serde(default)]
     privilege: Privilege,
+    /// 1–32 letters, digits or `-`; `api` when absent.
+    #[schema(pattern = "^[A-Za-z0-9-]{1,32}$")]
     prefix: Option<String>,
     /// Lifetime in ms; absent or null = never expires.
+    #[schema(minimum = 1, maximum = 3153600000000_u64)]
     expires: Option<u64>,
+    /// Allowed addresses or CIDR ranges (at most 100); empty = anywhere.
     #[serde(default)]
+    #[schema(max_items = 100)]
     ips: Vec<String>,
+    #[schema(value_type = Option<Metadata>)]
     metadata: Option<serde_json::Value>,
 }
 
@@ -92,12 +103,12 @@ pub async fn create(
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?
         .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
-    let body = json!({
-        "rawApiKey": created.raw_api_key,
-        "rawPublicId": created.raw_public_id,
-        "expiresAt": created.expires_at.map(|t| crate::envelope::iso(&t)),
-        "token": TokenView::new(record, state.clock.now()),
-    });
+    let body = CreatedView {
+        raw_api_key: created.raw_api_key,
+        raw_public_id: created.raw_public_id,
+        expires_at: created.expires_at,
+        token: TokenView::new(record, state.clock.now()),
+    };
     Ok(json(StatusCode::CREATED, &body))
 }
 
@@ -157,9 +168,7 @@ async fn change_metadata(
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?;
     match outcome {
-        MetadataOutcome::Updated(metadata) => {
-            Ok(json(StatusCode::OK, &json!({ "metadata": metadata })))
-        }
+        MetadataOutcome::Updated(metadata) => Ok(json(StatusCode::OK, &MetadataView { metadata })),
         MetadataOutcome::NotFound => Err(AdminFailure::no_token(id).into()),
         MetadataOutcome::Invalid(err) => Err(invalid_metadata(&err).into()),
     }
@@ -179,7 +188,10 @@ pub async fn revoke(
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?;
     let (record, changed) = revoked.ok_or_else(|| AdminFailure::no_token(id))?;
-    let body = json!({ "revoked": changed, "token": TokenView::new(record, state.clock.now()) });
+    let body = RevokedView {
+        revoked: changed,
+        token: TokenView::new(record, state.clock.now()),
+    };
     Ok(json(StatusCode::OK, &body))
 }
 
@@ -199,7 +211,7 @@ pub async fn events(id: Path<String>, state: Data<AppState>) -> Result<HttpRespo
         return Err(AdminFailure::no_token(id).into());
     }
     let events: Vec<EventView> = events.into_iter().map(EventView::from).collect();
-    Ok(json(StatusCode::OK, &json!({ "events": events })))
+    Ok(json(StatusCode::OK, &EventsView { events }))
 }
 
 /// `GET /api/admin/users/{userId}/tokens?status=&meta.<key>=&limit=&cursor=`.
@@ -237,7 +249,10 @@ pub async fn list(
         .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({ "tokens": tokens, "nextCursor": next_cursor }),
+        &TokenPage {
+            tokens,
+            next_cursor,
+        },
     ))
 }
 

@@ -6,23 +6,24 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::body;
-use super::views::VerifiedView;
+use super::views::{AdminVerifyView, VerifiedView};
 use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{ApiError, AppState};
 use crate::service::VerifyCode;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest {
+pub(crate) struct VerifyRequest {
+    /// The raw key.
     key: String,
     /// When given, a token of another privilege is `NOT_FOUND`.
     privilege: Option<Privilege>,
     /// When given, the token's IP restriction is checked against it.
+    #[schema(value_type = Option<String>)]
     ip: Option<IpAddr>,
     /// Count this use (default true: a verification is a use).
     count: Option<bool>,
@@ -45,21 +46,18 @@ pub async fn verify(
         )
         .await
         .map_err(|err| AdminFailure::unavailable(&err))?;
-    let mut answer = json!({
-        "valid": verification.code == VerifyCode::Valid,
-        "code": verification.code,
-    });
-    if let Some(token) = &verification.token {
+    let token = verification.token.as_ref().map(|token| {
         let mut view = VerifiedView::new(token);
         if let Some(verified) = &verification.verified {
             view.usage_count = verified.usage_count;
             view.last_used = verified.last_used;
         }
-        if let (serde_json::Value::Object(fields), Ok(serde_json::Value::Object(token))) =
-            (&mut answer, serde_json::to_value(view))
-        {
-            fields.extend(token);
-        }
-    }
+        view
+    });
+    let answer = AdminVerifyView {
+        valid: verification.code == VerifyCode::Valid,
+        code: verification.code,
+        token,
+    };
     Ok(json(StatusCode::OK, &answer))
 }

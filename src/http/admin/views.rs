@@ -2,14 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
-use crate::service::CachedToken;
+use crate::service::{CachedToken, VerifyCode};
 use crate::store::{AuditEvent, BanRecord, TokenRecord};
 
 /// A token as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub id: u64,
@@ -53,7 +54,7 @@ impl TokenView {
 }
 
 /// A token as verification saw it (what the cache holds).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedView {
     pub id: u64,
@@ -89,12 +90,14 @@ impl VerifiedView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
     pub id: u64,
     pub event: String,
     pub actor: String,
+    /// What changed, by event kind.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     #[serde(with = "iso_time")]
     pub created_at: DateTime<Utc>,
@@ -112,7 +115,7 @@ impl From<AuditEvent> for EventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BanView {
     pub limiter: String,
@@ -130,5 +133,116 @@ impl From<BanRecord> for BanView {
             reason: ban.reason,
             created_at: ban.created_at,
         }
+    }
+}
+
+/// `POST /api/admin/tokens`: the raw key, shown once, and the stored token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedView {
+    pub raw_api_key: String,
+    pub raw_public_id: String,
+    #[serde(with = "iso_time::option")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub token: TokenView,
+}
+
+/// A token's metadata after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetadataView {
+    pub metadata: Metadata,
+}
+
+/// An admin revocation: `revoked` says whether this call did it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedView {
+    pub revoked: bool,
+    pub token: TokenView,
+}
+
+/// A token's audit log, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsView {
+    pub events: Vec<EventView>,
+}
+
+/// One page of an owner's tokens, newest first; `nextCursor` is `null` on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPage {
+    pub tokens: Vec<TokenView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BansView {
+    pub bans: Vec<BanView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiftedView {
+    pub lifted: bool,
+    pub limiter: String,
+    pub key: String,
+}
+
+/// An admin verification: `{valid, code}` and, for every code but `NOT_FOUND`, the token.
+#[derive(Debug, Serialize)]
+pub struct AdminVerifyView {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(flatten)]
+    pub token: Option<VerifiedView>,
+}
+
+/// `{"valid":false,"code":"NOT_FOUND"}` alone, or `{valid, code}` with the token's fields.
+impl utoipa::PartialSchema for AdminVerifyView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::Ref;
+        let code = Ref::from_schema_name(VerifyCode::name());
+        let head = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("valid", ObjectBuilder::new().schema_type(Type::Boolean))
+            .property("code", code)
+            .required("valid")
+            .required("code");
+        let not_found = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "valid",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .property(
+                "code",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["NOT_FOUND"])),
+            )
+            .required("valid")
+            .required("code")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        let found = AllOfBuilder::new()
+            .item(head)
+            .item(Ref::from_schema_name(VerifiedView::name()));
+        OneOfBuilder::new().item(not_found).item(found).into()
+    }
+}
+
+impl ToSchema for AdminVerifyView {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((VerifyCode::name().into_owned(), VerifyCode::schema()));
+        schemas.push((VerifiedView::name().into_owned(), VerifiedView::schema()));
+        VerifiedView::schemas(schemas);
     }
 }

@@ -1,0 +1,143 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the route table (so a route
+//! cannot be registered without being described, nor described without being registered) and
+//! from the types the handlers read and write (SPEC B7).
+
+pub(super) mod operations;
+mod schemas;
+
+pub(super) use operations::Describe;
+
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::web::{Bytes, Data};
+use actix_web::HttpResponse;
+use utoipa::openapi::path::{HttpMethod, PathItem, Paths};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+
+use super::bff::Action;
+use super::caller::Access;
+use super::routes::{Doc, TABLE};
+use super::AppState;
+use schemas::Components;
+
+/// The security scheme of `/api/manage/*`: the BFF's HS256 access token.
+pub const BFF_SCHEME: &str = "bff_jwt";
+/// The security scheme of `/api/admin/*`: an admin secret.
+pub const ADMIN_SCHEME: &str = "admin_bearer";
+
+/// What the document depends on besides the code: values from the configuration that appear
+/// in answers word for word.
+#[derive(Debug, Clone, Copy)]
+pub struct DocContext {
+    /// `api_tokens.limit_tokens_per_user`, part of a reason text.
+    pub token_limit: u32,
+}
+
+/// The whole document.
+pub fn document(ctx: &DocContext) -> OpenApi {
+    let mut components = Components::default();
+    let mut paths = Paths::new();
+    for entry in TABLE {
+        let spec = entry.spec;
+        let tag = match spec.access {
+            Access::Public => "public",
+            Access::User => "manage",
+            Access::Admin => "admin",
+        };
+        match entry.doc {
+            Doc::One(id, describe) => {
+                let summary = format!("{} {}", spec.method.unwrap_or("*"), spec.path);
+                let op = describe(Describe::new(&mut components, ctx, id, tag, &summary));
+                let method = spec.method.map_or(HttpMethod::Get, http_method);
+                add(&mut paths, spec.path, method, op);
+            }
+            Doc::PerAction => {
+                for action in Action::ALL {
+                    let path = spec.path.replace("{action}", action.as_str());
+                    let id = format!("manage-{}", action.as_str());
+                    let summary = format!("{} {path}", action.method());
+                    let d = Describe::new(&mut components, ctx, &id, tag, &summary);
+                    let op = operations::manage(d, action);
+                    let method = http_method(action.method().as_str());
+                    add(&mut paths, &path, method, op);
+                }
+            }
+        }
+    }
+    let mut schemas = ComponentsBuilder::new()
+        .security_scheme(
+            BFF_SCHEME,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An HS256 access token signed with `auth.jwt_secret`; `sub` is the user id.",
+                    ))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            ADMIN_SCHEME,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An admin secret whose SHA-256 digest is in `auth.admin_tokens`.",
+                    ))
+                    .build(),
+            ),
+        );
+    for (name, schema) in components.0 {
+        schemas = schemas.schema(name, schema);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("iam-tokens")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(env!("CARGO_PKG_DESCRIPTION")))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(schemas.build()))
+        .build()
+}
+
+fn add(paths: &mut Paths, path: &str, method: HttpMethod, op: utoipa::openapi::path::Operation) {
+    match paths.paths.get_mut(path) {
+        Some(item) => item.merge_operations(PathItem::new(method, op)),
+        None => {
+            paths
+                .paths
+                .insert(path.to_owned(), PathItem::new(method, op));
+        }
+    }
+}
+
+fn http_method(method: &str) -> HttpMethod {
+    match method {
+        "HEAD" => HttpMethod::Head,
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "PATCH" => HttpMethod::Patch,
+        "DELETE" => HttpMethod::Delete,
+        _ => HttpMethod::Get,
+    }
+}
+
+/// The document as served, rendered once per application.
+pub fn rendered(ctx: &DocContext) -> Bytes {
+    let document = document(ctx);
+    // The document is built from our own types; it always serializes.
+    Bytes::from(serde_json::to_vec(&document).unwrap_or_default())
+}
+
+pub async fn serve(state: Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static(super::response::JSON_UTF8),
+        ))
+        .body(state.openapi.clone())
+}

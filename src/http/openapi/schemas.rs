@@ -1,0 +1,164 @@
+//! The shapes every route shares: the riavzon envelope (success, and failure with the exact
+//! reasons a route answers as an enum), the plain `{"error"}` bodies, the admin error body and
+//! the 429 body. Each is built from the values the code answers with, not retyped.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{KnownFormat, Ref, RefOr};
+use utoipa::ToSchema;
+
+use crate::envelope::Reason;
+
+/// The schemas a document refers to by name, gathered as operations are described.
+#[derive(Default)]
+pub struct Components(pub BTreeMap<String, RefOr<Schema>>);
+
+impl Components {
+    /// A reference to `T`'s schema, registering it and the schemas it refers to.
+    pub fn of<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let mut nested = Vec::new();
+        T::schemas(&mut nested);
+        for (name, schema) in nested {
+            self.0.entry(name).or_insert(schema);
+        }
+        let name = T::name().into_owned();
+        self.0.entry(name.clone()).or_insert_with(T::schema);
+        Ref::from_schema_name(name).into()
+    }
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// A string that is exactly one of `values`.
+pub fn one_of_strings<S: Into<String>>(values: impl IntoIterator<Item = S>) -> RefOr<Schema> {
+    let values: Vec<String> = values.into_iter().map(Into::into).collect();
+    string().enum_values(Some(values)).into()
+}
+
+fn date_time() -> RefOr<Schema> {
+    string()
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .into()
+}
+
+fn closed(object: ObjectBuilder) -> RefOr<Schema> {
+    object.additional_properties(Some(false_schema())).into()
+}
+
+fn false_schema() -> utoipa::openapi::schema::AdditionalProperties<Schema> {
+    utoipa::openapi::schema::AdditionalProperties::FreeForm(false)
+}
+
+/// `{"ok":true,"date":…,"data":…}`.
+pub fn success(data: RefOr<Schema>) -> RefOr<Schema> {
+    closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "ok",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .property("date", date_time())
+            .property("data", data)
+            .required("ok")
+            .required("date")
+            .required("data"),
+    )
+}
+
+/// `{"ok":false,"date":…,"reason":…}` with `reason` one of `reasons`, word for word.
+pub fn failure(reasons: &[Reason]) -> RefOr<Schema> {
+    let texts: Vec<String> = reasons.iter().map(|r| r.as_str().into_owned()).collect();
+    closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "ok",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .property("date", date_time())
+            .property("reason", one_of_strings(texts))
+            .required("ok")
+            .required("date")
+            .required("reason"),
+    )
+}
+
+/// `{"error": <one of texts>}`, or any text when `texts` is empty.
+pub fn error(texts: &[&str]) -> RefOr<Schema> {
+    let error = if texts.is_empty() {
+        string().into()
+    } else {
+        one_of_strings(texts.iter().copied())
+    };
+    closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("error", error)
+            .required("error"),
+    )
+}
+
+/// The 401s of `/api/manage/*`: `{"ok":false,"error":"Missing Bearer token"}`, or
+/// `{"error":<why>}` for a bad access token or a malformed payload.
+pub fn bearer_refused() -> RefOr<Schema> {
+    let missing = closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "ok",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .property("error", one_of_strings(["Missing Bearer token"]))
+            .required("ok")
+            .required("error"),
+    );
+    OneOfBuilder::new().item(missing).item(error(&[])).into()
+}
+
+/// `{"error":"Too many requests","retry":<seconds>|"permanent"}`.
+pub fn too_many_requests() -> RefOr<Schema> {
+    let retry = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .item(one_of_strings(["permanent"]));
+    closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("error", one_of_strings(["Too many requests"]))
+            .property("retry", retry)
+            .required("error")
+            .required("retry"),
+    )
+}
+
+/// `{"error":{"code","message","field"?}}` with `code` one of `codes`.
+pub fn admin_error(codes: &[&str]) -> RefOr<Schema> {
+    let inner = closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("code", one_of_strings(codes.iter().copied()))
+            .property("message", string())
+            .property("field", string())
+            .required("code")
+            .required("message"),
+    );
+    closed(
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("error", inner)
+            .required("error"),
+    )
+}
