@@ -3,7 +3,8 @@
 # needed), then runs every test on both stores: unit tests, benches in test mode and the
 # integration suite on MySQL, the documentation examples, then the integration suite again on
 # the embedded SQLite store
-# (the store conformance suite runs both backends in either pass).
+# (the store conformance suite runs both backends in either pass), then schemathesis against the
+# live service on each store (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -17,3 +18,5 @@ echo "== documentation examples"
 cargo test --doc "$@"
 echo "== integration suite on the embedded SQLite store"
 IAM_TEST_STORE=sqlite cargo test --test api "$@"
+echo "== the OpenAPI document, validated, and the live service fuzzed against it on both stores"
+bash scripts/fuzz.sh

@@ -58,6 +58,11 @@ impl Action {
         Self::ALL.into_iter().find(|action| action.as_str() == text)
     }
 
+    /// Whether the action addresses one token by its five points.
+    pub(super) fn addresses_a_token(self) -> bool {
+        !matches!(self, Self::NewToken | Self::ListMetadata)
+    }
+
     /// The one method the action answers (any other is a 400).
     pub(super) fn method(self) -> Method {
         match self {

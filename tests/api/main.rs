@@ -47,3 +47,6 @@ mod audit_log;
 // Hardening found by testing from outside (issue 11).
 mod owner_identity;
 mod slow_clients;
+
+// The machine-readable contract (SPEC B7).
+mod openapi;

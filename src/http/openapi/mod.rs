@@ -128,9 +128,40 @@ fn http_method(method: &str) -> HttpMethod {
 
 /// The document as served, rendered once per application.
 pub fn rendered(ctx: &DocContext) -> Bytes {
-    let document = document(ctx);
     // The document is built from our own types; it always serializes.
+    let mut document = serde_json::to_value(document(ctx)).unwrap_or_default();
+    camel_case_links(&mut document);
     Bytes::from(serde_json::to_vec(&document).unwrap_or_default())
+}
+
+/// utoipa 5.5 writes a Link Object's fields in snake case (`operation_id`, `request_body`);
+/// OpenAPI names them `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
 }
 
 pub async fn serve(state: Data<AppState>) -> HttpResponse {

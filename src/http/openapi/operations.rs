@@ -7,6 +7,7 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 
+use utoipa::openapi::link::{Link, LinkBuilder};
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, HeaderBuilder, RefOr, Required, ResponseBuilder};
@@ -27,6 +28,8 @@ use crate::service::{
     CreatedToken, Message, MetadataSnapshot, RevokeData, RotatedToken, TokenList, VerifiedToken,
 };
 
+use serde_json::json;
+
 const JSON: &str = "application/json";
 
 /// One status of an operation: every body it can have (several become a `oneOf`).
@@ -35,6 +38,7 @@ struct Answer {
     content_type: &'static str,
     bodies: Vec<RefOr<Schema>>,
     headers: Vec<(&'static str, utoipa::openapi::Header)>,
+    links: Vec<(String, Link)>,
 }
 
 /// An operation being described: its builder and the context it is described in.
@@ -78,6 +82,7 @@ impl<'a> Describe<'a> {
             content_type,
             bodies: Vec::new(),
             headers: Vec::new(),
+            links: Vec::new(),
         });
         if !answer.description.is_empty() {
             answer.description.push(' ');
@@ -143,6 +148,26 @@ impl<'a> Describe<'a> {
         d
     }
 
+    /// A link from the `status` answer to operation `to`: `parameters` are
+    /// (`in.name`, runtime expression), `body` a request body of runtime expressions.
+    fn link(
+        mut self,
+        status: u16,
+        to: &str,
+        parameters: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> Self {
+        let mut link = LinkBuilder::new().operation_id(to);
+        for (name, value) in parameters {
+            link = link.parameter(*name, *value);
+        }
+        let link = link.request_body(body).build();
+        if let Some(answer) = self.answers.get_mut(&status) {
+            answer.links.push((to.to_owned(), link));
+        }
+        self
+    }
+
     pub fn build(self) -> Operation {
         let mut op = self.op;
         for (status, answer) in self.answers {
@@ -163,6 +188,9 @@ impl<'a> Describe<'a> {
             }
             for (name, header) in answer.headers {
                 response = response.header(name, header);
+            }
+            for (name, link) in answer.links {
+                response = response.link(name, link);
             }
             op = op.response(status.to_string(), response.build());
         }
@@ -360,19 +388,37 @@ pub fn manage(d: Describe, action: Action) -> Operation {
                 "Malformed, or refused with create's reason.",
                 schemas::failure(&refused),
             )
+            .link(
+                201,
+                "verify",
+                &[("header.x-api-key", "$response.body#/data/rawApiKey")],
+                None,
+            )
         }
         Action::ListMetadata => {
             let data = d.components.of::<TokenList>();
-            d.json(
-                200,
-                "The owner's counts and valid tokens.",
-                schemas::success(data),
-            )
-            .json(
-                500,
-                "The store could not answer.",
-                schemas::failure(&[Reason::ListServerError]),
-            )
+            let mut d = d
+                .json(
+                    200,
+                    "The owner's counts and valid tokens.",
+                    schemas::success(data),
+                )
+                .json(
+                    500,
+                    "The store could not answer.",
+                    schemas::failure(&[Reason::ListServerError]),
+                );
+            // The newest valid token addresses every action on one token.
+            let first = json!({
+                "tokenId": "$response.body#/data/tokenList/0/id",
+                "publicIdentifier": "$response.body#/data/tokenList/0/public_identifier",
+                "name": "$response.body#/data/tokenList/0/name",
+            });
+            for to in Action::ALL.into_iter().filter(|a| a.addresses_a_token()) {
+                let id = format!("manage-{}", to.as_str());
+                d = d.link(200, &id, &[], Some(first.clone()));
+            }
+            d
         }
         Action::Revoke => {
             let data = d.components.of::<RevokeData>();
@@ -516,13 +562,26 @@ fn invalid_metadata(d: Describe) -> Describe {
 pub fn admin_create(d: Describe) -> Operation {
     let body = d.components.of::<CreateTokenRequest>();
     let created = d.components.of::<CreatedView>();
+    let id = [("path.id", "$response.body#/token/id")];
+    let key = json!({"key": "$response.body#/rawApiKey"});
+    let verify = [
+        ("header.x-api-key", "$response.body#/rawApiKey"),
+        ("query.privilege", "$response.body#/token/privilege"),
+    ];
     let d = admin_body(admin(d), body)
         .json(201, "Created: the raw key is shown here once.", created)
         .json(
             409,
             "The owner holds the most valid tokens allowed.",
             schemas::admin_error(&["token_limit"]),
-        );
+        )
+        .link(201, "adminGetToken", &id, None)
+        .link(201, "adminTokenEvents", &id, None)
+        .link(201, "adminPatchMetadata", &id, None)
+        .link(201, "adminReplaceMetadata", &id, None)
+        .link(201, "adminRevokeToken", &id, None)
+        .link(201, "adminVerify", &[], Some(key))
+        .link(201, "verify", &verify, None);
     invalid_metadata(d).build()
 }
 

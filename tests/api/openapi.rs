@@ -1,0 +1,149 @@
+//! `GET /openapi.json` describes exactly the routes the application registers, with the
+//! security each needs and the riavzon reasons word for word. (That it is valid OpenAPI 3.1,
+//! and that the live service keeps to it, is checked by `scripts/fuzz.sh` with
+//! openapi-spec-validator and schemathesis.)
+
+use std::collections::BTreeSet;
+
+use iam_tokens::http::{route_table, Access};
+use serde_json::Value;
+
+use crate::helpers::spawn_app_with;
+
+/// The seven BFF actions of SPEC A7 and their methods.
+const ACTIONS: [(&str, &str); 7] = [
+    ("new-token", "POST"),
+    ("list-metadata", "GET"),
+    ("revoke", "POST"),
+    ("metadata", "POST"),
+    ("rotate", "POST"),
+    ("ip-restriction-update", "POST"),
+    ("privilege-update", "POST"),
+];
+
+fn operations(document: &Value) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            found.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    found
+}
+
+fn security_of(document: &Value, method: &str, path: &str) -> Option<String> {
+    let operation = &document["paths"][path][method.to_lowercase()];
+    let requirement = operation["security"].as_array()?.first()?.as_object()?;
+    requirement.keys().next().cloned()
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_registered_routes_with_their_security() {
+    let app = spawn_app_with(|s| s.api_tokens.limit_tokens_per_user = 7).await;
+    let answer = app.send(app.client.get(app.url("/openapi.json"))).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let document = answer.body;
+    assert_eq!(document["openapi"], "3.1.0");
+
+    let mut expected = BTreeSet::new();
+    let mut access_of = Vec::new();
+    for route in route_table() {
+        match route.method {
+            Some(method) => {
+                expected.insert((method.to_owned(), route.path.to_owned()));
+                access_of.push((method.to_owned(), route.path.to_owned(), route.access));
+            }
+            None => {
+                assert_eq!(route.path, "/api/manage/{action}");
+                for (action, method) in ACTIONS {
+                    let path = format!("/api/manage/{action}");
+                    expected.insert((method.to_owned(), path.clone()));
+                    access_of.push((method.to_owned(), path, route.access));
+                }
+            }
+        }
+    }
+    assert_eq!(operations(&document), expected);
+    for (method, path, access) in access_of {
+        let expected = match access {
+            Access::Public => None,
+            Access::User => Some("bff_jwt".to_owned()),
+            Access::Admin => Some("admin_bearer".to_owned()),
+        };
+        assert_eq!(
+            security_of(&document, &method, &path),
+            expected,
+            "{method} {path}"
+        );
+    }
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    assert_eq!(schemes["bff_jwt"]["scheme"], "bearer");
+    assert_eq!(schemes["bff_jwt"]["bearerFormat"], "JWT");
+    assert_eq!(schemes["admin_bearer"]["scheme"], "bearer");
+}
+
+fn reasons(document: &Value, method: &str, path: &str, status: &str) -> BTreeSet<String> {
+    let content = &document["paths"][path][method]["responses"][status]["content"];
+    let schema = &content["application/json"]["schema"];
+    let mut found = BTreeSet::new();
+    let alternatives = match schema["anyOf"].as_array() {
+        Some(all) => all.clone(),
+        None => vec![schema.clone()],
+    };
+    for alternative in alternatives {
+        for reason in alternative["properties"]["reason"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            found.insert(reason.as_str().expect("reason").to_owned());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_reasons_are_riavzons_word_for_word_with_the_configured_limit() {
+    let app = spawn_app_with(|s| s.api_tokens.limit_tokens_per_user = 7).await;
+    let document = app
+        .send(app.client.get(app.url("/openapi.json")))
+        .await
+        .body;
+
+    let verify = reasons(&document, "get", "/api/public/verify", "401");
+    for reason in [
+        "No api key provided",
+        "Invalid key",
+        "Invalid Host",
+        "Token expired",
+        "Server error validating token.",
+        "Request id already used",
+    ] {
+        assert!(verify.contains(reason), "{reason:?} in {verify:?}");
+    }
+    assert_eq!(
+        reasons(&document, "post", "/api/manage/new-token", "400"),
+        BTreeSet::from(
+            [
+                "Bad Request",
+                "\"_\" is a reserved character, please exclude it from your prefixes",
+                "You cannot have more then 7 valid tokens at a time",
+                "Server error",
+            ]
+            .map(str::to_owned)
+        )
+    );
+    assert_eq!(
+        reasons(&document, "get", "/api/manage/list-metadata", "500"),
+        BTreeSet::from(["Server error".to_owned()])
+    );
+    let retry_after =
+        &document["paths"]["/api/public/verify"]["get"]["responses"]["429"]["headers"];
+    assert!(retry_after["Retry-After"].is_object(), "{retry_after}");
+}
