@@ -15,6 +15,7 @@ use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
 use crate::service::{ServiceOptions, TokenService};
 use crate::store::{self, StoreError};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -35,6 +36,9 @@ pub struct Application {
     limits: Arc<Limits>,
     ban_refresh: std::time::Duration,
     prune_interval: std::time::Duration,
+    metrics: Arc<Metrics>,
+    /// `metrics.address`: `/metrics` on a listener of its own.
+    metrics_server: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -53,13 +57,17 @@ impl Application {
         // Batched uses are written by the service's own background task (started here, on the
         // main runtime: the MySQL pool must live on one runtime) and flushed by its shutdown.
         let options = ServiceOptions::from_settings(&settings);
-        let tokens = TokenService::with_options(store.clone(), clock.clone(), options);
-        let limits = Arc::new(Limits::new(
-            &settings.rate_limiters,
-            settings.api_tokens.rate_limit_on_successful_request,
-            clock.clone(),
-            store,
-        ));
+        let metrics = Metrics::new(http::request_series());
+        let tokens = TokenService::observed(store.clone(), clock.clone(), options, metrics.clone());
+        let limits = Arc::new(
+            Limits::new(
+                &settings.rate_limiters,
+                settings.api_tokens.rate_limit_on_successful_request,
+                clock.clone(),
+                store,
+            )
+            .observed_by(&metrics),
+        );
         if limits.enabled() {
             if let Err(err) = limits.refresh_bans().await {
                 tracing::warn!(error = %err, "could not load rate-limit bans; retrying in the background");
@@ -84,7 +92,13 @@ impl Application {
             openapi: http::openapi_rendered(&http::DocContext {
                 token_limit: settings.api_tokens.limit_tokens_per_user,
             }),
+            metrics: metrics.clone(),
+            metrics_here: settings.metrics.address.is_empty(),
         });
+        let metrics_server = match settings.metrics.address.as_str() {
+            "" => None,
+            address => Some(metrics_server(address, state.clone())?),
+        };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -117,7 +131,14 @@ impl Application {
             limits,
             ban_refresh: settings.rate_limiters.ban_refresh,
             prune_interval: settings.rate_limiters.prune_interval,
+            metrics,
+            metrics_server,
         })
+    }
+
+    /// The port of the `metrics.address` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -155,11 +176,53 @@ impl Application {
                 async move { limits.prune() }
             }));
         }
+        let metrics = self.metrics.clone();
+        background.spawn(every(METRICS_UPKEEP, move || {
+            metrics.upkeep();
+            std::future::ready(())
+        }));
+        let metrics_server = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            background.spawn(async move {
+                if let Err(err) = server.await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            });
+            handle
+        });
         let served = self.server.await;
+        if let Some(handle) = metrics_server {
+            handle.stop(true).await;
+        }
         background.shutdown().await;
         self.tokens.shutdown().await;
         served
     }
+}
+
+/// How often recorded histogram samples are folded into buckets (bounded memory between
+/// scrapes).
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/metrics` alone on `address`, one worker.
+fn metrics_server(address: &str, state: Data<AppState>) -> Result<(Server, u16), StartupError> {
+    let bind_error = |source| StartupError::Bind {
+        address: address.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(http::metrics_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    Ok((server, port))
 }
 
 /// Runs `task` every `period` (the first run after one period), forever.

@@ -28,6 +28,18 @@ pub struct Settings {
     pub verify: VerifySettings,
     pub usage: UsageSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics` (SPEC B7).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` to serve `/metrics` on, away from the public listener; empty = on the
+    /// public listener.
+    #[serde(default)]
+    pub address: String,
 }
 
 /// The verification cache (issue: verification at memory speed).

@@ -1,6 +1,5 @@
 //! `/api/manage/{action}`: a BFF acting for a signed-in user.
 
-use actix_web::http::Method;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -64,10 +63,10 @@ impl Action {
     }
 
     /// The one method the action answers (any other is a 400).
-    pub(super) fn method(self) -> Method {
+    pub(super) fn method(self) -> &'static str {
         match self {
-            Self::ListMetadata => Method::GET,
-            _ => Method::POST,
+            Self::ListMetadata => "GET",
+            _ => "POST",
         }
     }
 
@@ -176,7 +175,7 @@ pub async fn manage(
         limits.management(&ip, action == Action::ListMetadata),
     )
     .await?;
-    if req.method() != action.method() {
+    if req.method().as_str() != action.method() {
         return Err(bad_request());
     }
     let tokens = &state.tokens.acting_as(Actor::User(user_id));

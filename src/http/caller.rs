@@ -6,7 +6,7 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
@@ -38,8 +38,8 @@ pub struct User(pub UserId);
 /// The guard of `Access::Admin` routes.
 pub async fn require_admin(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
     guard(
         req,
         next,
@@ -58,8 +58,8 @@ pub async fn require_admin(
 /// The guard of `Access::User` routes.
 pub async fn require_user(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
     guard(req, next, ApiError::MissingBearer, |state, req| {
         state.jwt.authenticate(req).map(User)
     })
@@ -70,10 +70,10 @@ pub async fn require_user(
 /// (`without_state` when the app has no state to authenticate against: fail closed).
 async fn guard<C: 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
     without_state: ApiError,
     authenticate: impl FnOnce(&AppState, &HttpRequest) -> Result<C, ApiError>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+) -> Result<ServiceResponse<BoxBody>, Error> {
     let caller = match req.app_data::<Data<AppState>>() {
         Some(state) => authenticate(state, req.request()),
         None => Err(without_state),
@@ -83,11 +83,9 @@ async fn guard<C: 'static>(
             req.extensions_mut().insert(caller);
             next.call(req)
                 .await
-                .map(ServiceResponse::map_into_left_body)
+                .map(ServiceResponse::map_into_boxed_body)
         }
-        Err(refused) => Ok(req
-            .into_response(refused.error_response())
-            .map_into_right_body()),
+        Err(refused) => Ok(req.into_response(refused.error_response())),
     }
 }
 

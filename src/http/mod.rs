@@ -11,6 +11,7 @@ mod headers;
 mod hmac_guard;
 mod jwt;
 mod limit;
+mod observe;
 mod openapi;
 mod public;
 mod replay;
@@ -46,8 +47,12 @@ pub struct AppState {
     pub body_timeout: std::time::Duration,
     /// `GET /openapi.json`, rendered once.
     pub openapi: actix_web::web::Bytes,
+    pub metrics: Arc<crate::telemetry::Metrics>,
+    /// Whether `/metrics` is served on this listener (not when `metrics.address` is set).
+    pub metrics_here: bool,
 }
 
-pub use routes::{routes, table as route_table, RouteSpec};
+pub use observe::request_series;
+pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};
 
 pub use headers::{common_headers, request_id};

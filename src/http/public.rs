@@ -12,6 +12,7 @@ use super::{client_ip, ApiError, AppState};
 use crate::domain::Privilege;
 use crate::envelope::Reason;
 use crate::service::VerifyOptions;
+use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
 
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok()
@@ -64,7 +65,31 @@ pub async fn ready(state: Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn not_found() -> HttpResponse {
+/// `GET /metrics` on the public listener: the Prometheus text, unless `metrics.address` moved
+/// it to a listener of its own (then 404, as for any unknown route).
+pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    if !state.metrics_here {
+        return not_found_answer();
+    }
+    metrics_here(state).await
+}
+
+/// The Prometheus text (text format 0.0.4).
+pub async fn metrics_here(state: Data<AppState>) -> HttpResponse {
+    let text = state.metrics.render(state.tokens.unwritten_uses());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}
+
+pub async fn not_found(state: Option<Data<AppState>>) -> HttpResponse {
+    if let Some(state) = state {
+        state.metrics.request_unmatched(404);
+    }
+    not_found_answer()
+}
+
+fn not_found_answer() -> HttpResponse {
     json(
         StatusCode::NOT_FOUND,
         &json_value!({"error": "The page you are looking for doesn't exists"}),
@@ -94,6 +119,25 @@ fn privilege_param(query: &str) -> Option<Privilege> {
 
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let answer = verify_answer(req, &state).await;
+    let result = match &answer {
+        Ok(_) => VerifyResult::Valid,
+        Err(ApiError::TooManyRequests { .. }) => VerifyResult::RateLimited,
+        Err(ApiError::Envelope { reason, .. }) => match reason {
+            Reason::InvalidHost => VerifyResult::InvalidHost,
+            Reason::TokenExpired => VerifyResult::Expired,
+            Reason::VerifyServerError => VerifyResult::ServerError,
+            _ => VerifyResult::InvalidKey,
+        },
+        Err(_) => VerifyResult::InvalidKey,
+    };
+    state.metrics.verification(VerifyRoute::Public, result);
+    state.metrics.verify_latency(started.elapsed());
+    answer
+}
+
+async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let unauthorized = |reason| ApiError::refused(now, reason);
     if let Some(guard) = &state.hmac {

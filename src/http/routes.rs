@@ -11,7 +11,7 @@ use utoipa::openapi::path::Operation;
 
 use super::caller::{require_admin, require_user, Access};
 use super::openapi::{operations as doc, Describe};
-use super::{admin, bff, openapi, public};
+use super::{admin, bff, observe, openapi, public};
 
 /// One route as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(GET,    "/ready",                            Access::Public, || web::to(public::ready),                   One("ready", doc::ready)),
     entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready),                   One("readyHead", doc::ready_head)),
     entry(GET,    "/openapi.json",                     Access::Public, || web::to(openapi::serve),                  One("openapi", doc::openapi)),
+    entry(GET,    "/metrics",                          Access::Public, || web::to(public::metrics),                 One("metrics", doc::metrics)),
     entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage),                     PerAction),
     entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create),           One("adminCreateToken", doc::admin_create)),
     entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get),              One("adminGetToken", doc::admin_get)),
@@ -94,7 +95,8 @@ pub fn table() -> Vec<RouteSpec> {
 /// Registers every route of the table, each behind the guard of its `Access`, and the 404
 /// fallback.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    for entry in TABLE {
+    let (series, _) = observe::series_of_entries();
+    for (entry, series) in TABLE.iter().zip(series) {
         let RouteSpec {
             method,
             path,
@@ -108,11 +110,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource = resource.guard(guard::Method(method));
         }
         let route = (entry.route)();
+        // The counter wraps outermost, so that refusals by the guards are counted too.
+        let count = from_fn(move |req, next| observe::count(series, req, next));
         match access {
-            Access::Public => cfg.service(resource.route(route)),
-            Access::User => cfg.service(resource.wrap(from_fn(require_user)).route(route)),
-            Access::Admin => cfg.service(resource.wrap(from_fn(require_admin)).route(route)),
+            Access::Public => cfg.service(resource.route(route).wrap(count)),
+            Access::User => cfg.service(
+                resource
+                    .route(route)
+                    .wrap(from_fn(require_user))
+                    .wrap(count),
+            ),
+            Access::Admin => cfg.service(
+                resource
+                    .route(route)
+                    .wrap(from_fn(require_admin))
+                    .wrap(count),
+            ),
         };
     }
+    cfg.default_service(web::to(public::not_found));
+}
+
+/// The listener of `metrics.address`: `/metrics` and nothing else.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(public::metrics_here));
     cfg.default_service(web::to(public::not_found));
 }

@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 use super::clock::GovernorClock;
 use super::key_states::{CountedMap, KeyStates};
 use crate::store::BanRecord;
+use crate::telemetry::metrics::LimiterMetrics;
 
 /// `points` per `duration`, and how long a key is blocked once it goes over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,7 @@ pub struct Limiter {
     clock: GovernorClock,
     ban_after_strikes: u32,
     new_bans: NewBans,
+    metrics: LimiterMetrics,
 }
 
 impl Limiter {
@@ -118,7 +120,13 @@ impl Limiter {
             clock,
             ban_after_strikes: ban_after_strikes.max(1),
             new_bans,
+            metrics: LimiterMetrics::default(),
         }
+    }
+
+    /// Counts this limiter's rejections and bans into `metrics`.
+    pub fn observe(&mut self, metrics: LimiterMetrics) {
+        self.metrics = metrics;
     }
 
     pub fn name(&self) -> &'static str {
@@ -134,13 +142,15 @@ impl Limiter {
     /// `ban_after_strikes`-th one bans the key permanently.
     pub fn check(&self, key: &str) -> Decision {
         let hash = self.hasher.hash_one(key);
-        match self.rejection(hash, key) {
+        let decision = match self.rejection(hash, key) {
             Some(decision) => decision,
             None => match self.gcra.check_key(&hash) {
-                Ok(()) => Decision::Allowed,
+                Ok(()) => return Decision::Allowed,
                 Err(_) => self.strike(hash, key),
             },
-        }
+        };
+        self.metrics.rejected.increment(1);
+        decision
     }
 
     /// The key's state without consuming a point or counting a strike: `Banned`, `Limited`
@@ -222,6 +232,7 @@ impl Limiter {
         entry.persisted = false;
         drop(entry);
         tracing::warn!(limiter = self.name, "key banned permanently");
+        self.metrics.banned.increment(1);
         let record = BanRecord {
             limiter: self.name.to_owned(),
             key: key.to_owned(),

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::{LimiterSettings, RateLimitersSettings};
 use crate::domain::{Actor, UserId};
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
+use crate::telemetry::metrics::Metrics;
 
 /// The per-operation limiters of `/api/manage/*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,24 @@ impl Limits {
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// The same limits, counting rejections and bans into `metrics`, by limiter.
+    pub fn observed_by(mut self, metrics: &Metrics) -> Self {
+        for limiter in [
+            &mut self.burst,
+            &mut self.slow,
+            &mut self.new_token,
+            &mut self.revoke,
+            &mut self.metadata,
+            &mut self.rotate,
+            &mut self.ip_update,
+            &mut self.privilege_update,
+            &mut self.consumption,
+        ] {
+            limiter.observe(metrics.limiter(limiter.name()));
+        }
+        self
     }
 
     fn all(&self) -> [&Limiter; 9] {

@@ -31,6 +31,7 @@ use crate::clock::{Clock, Moment};
 use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
+use crate::telemetry::Metrics;
 
 /// How the service verifies and counts.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +85,7 @@ pub struct TokenService {
     flusher: Option<Arc<running::Flusher>>,
     /// Who the audit log names for changes made through this handle.
     actor: Actor,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenService {
@@ -110,10 +112,24 @@ impl TokenService {
         clock: Arc<dyn Clock>,
         options: ServiceOptions,
     ) -> Self {
+        Self::observed(store, clock, options, Metrics::disabled())
+    }
+
+    /// `with_options`, counting into `metrics` (cache lookups, usage flushes, store errors).
+    pub fn observed(
+        store: Arc<dyn TokenStore>,
+        clock: Arc<dyn Clock>,
+        options: ServiceOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let forget_after = options.cache.map_or(std::time::Duration::ZERO, |c| c.ttl);
-        let usage = options
-            .batch_usage
-            .then(|| Arc::new(UsageRecorder::new(store.clone(), forget_after)));
+        let usage = options.batch_usage.then(|| {
+            Arc::new(UsageRecorder::new(
+                store.clone(),
+                forget_after,
+                metrics.clone(),
+            ))
+        });
         let flusher = match (&usage, options.flush_every) {
             (Some(usage), Some(every)) if !every.is_zero() => {
                 running::Flusher::start(usage, clock.clone(), every).map(Arc::new)
@@ -128,6 +144,7 @@ impl TokenService {
             clock,
             limit_tokens_per_user: options.limit_tokens_per_user,
             actor: Actor::System,
+            metrics,
         }
     }
 
@@ -216,6 +233,7 @@ impl TokenService {
         reason: Reason,
     ) -> Results<T> {
         tracing::error!(operation, error = %err, "token store failed");
+        self.metrics.store_error(operation);
         self.failure(reason)
     }
 }

@@ -10,6 +10,7 @@ use crate::clock::Moment;
 use dashmap::DashMap;
 
 use crate::store::{StoreError, TokenStore, UsageDelta};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, Default)]
 struct UsageState {
@@ -46,11 +47,17 @@ pub struct UsageRecorder {
     /// Idle states are forgotten after this long (the cache TTL: by then no cached record
     /// predates our last flush).
     forget_after_ms: i64,
+    metrics: Arc<Metrics>,
 }
 
 impl UsageRecorder {
-    pub fn new(store: Arc<dyn TokenStore>, forget_after: std::time::Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        forget_after: std::time::Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
+            metrics,
             states: DashMap::default(),
             store,
             unconfirmed: Mutex::new(None),
@@ -156,7 +163,17 @@ impl UsageRecorder {
     }
 
     async fn write(&self, batch: Batch, at: Moment) -> Result<(), StoreError> {
-        match self.store.apply_usage(&batch.id, &batch.deltas).await {
+        let started = std::time::Instant::now();
+        let written = self.store.apply_usage(&batch.id, &batch.deltas).await;
+        let uses = batch.deltas.iter().map(|delta| delta.uses).sum();
+        self.metrics.flush(
+            written.as_ref().map(|()| uses).map_err(|_| ()),
+            started.elapsed(),
+        );
+        if written.is_err() {
+            self.metrics.store_error("usage-flush");
+        }
+        match written {
             Ok(()) => {
                 for delta in &batch.deltas {
                     if let Some(mut state) = self.states.get_mut(&delta.token_id) {

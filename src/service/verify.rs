@@ -11,6 +11,7 @@ use crate::clock::Moment;
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
 use crate::store::StoreError;
+use crate::telemetry::metrics::CacheResult;
 
 /// How to verify. The defaults are the public route's: count the use and check the IP.
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +164,10 @@ impl TokenService {
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
         let now = Moment::at(at.unwrap_or_else(|| self.clock.now()), &*self.clock);
-        let Some(token) = self.load(&digest, now).await? else {
+        let loaded = self.load(&digest, now).await.inspect_err(|_| {
+            self.metrics.store_error("verify");
+        });
+        let Some(token) = loaded? else {
             return Ok((VerifyOutcome::InvalidKey, None));
         };
         if privilege.is_some_and(|p| p != token.privilege) {
@@ -185,8 +189,13 @@ impl TokenService {
         };
         let now_ms = now.monotonic_ms;
         if let Cached::Fresh(lookup) = cache.get(digest, now_ms) {
+            self.metrics.cache(match lookup {
+                Some(_) => CacheResult::Hit,
+                None => CacheResult::NegativeHit,
+            });
             return Ok(lookup);
         }
+        self.metrics.cache(CacheResult::Miss);
         match self.store.find_by_digest(&Digest::from_bytes(digest)).await {
             Ok(record) => {
                 let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
@@ -198,6 +207,8 @@ impl TokenService {
             }
             Err(err) => match cache.usable_while_down(digest, now_ms) {
                 Some(token) => {
+                    self.metrics.cache(CacheResult::Stale);
+                    self.metrics.store_error("verify");
                     tracing::warn!(error = %err, "store unavailable: verifying from a stale cache entry");
                     Ok(Some(token))
                 }

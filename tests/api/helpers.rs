@@ -59,6 +59,8 @@ pub struct TestApp {
     /// The app's database, for assertions (portable SQL; see `test_db`).
     pub db: TestDb,
     jwt: JwtVerifier,
+    /// The `metrics.address` listener's port, when configured.
+    pub metrics_port: Option<u16>,
 }
 
 /// Default settings on a fresh database.
@@ -95,6 +97,7 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     let tokens = app.tokens().clone();
     tokio::spawn(app.run_until_stopped());
     let db = match Location::parse(settings.database.url.expose()).expect("database url") {
@@ -112,6 +115,7 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
         jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock),
         settings,
         db,
+        metrics_port,
     }
 }
 

@@ -49,4 +49,5 @@ mod owner_identity;
 mod slow_clients;
 
 // The machine-readable contract (SPEC B7).
+mod metrics;
 mod openapi;

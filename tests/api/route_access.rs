@@ -85,9 +85,10 @@ async fn every_route_that_is_not_public_refuses_a_missing_or_wrong_credential() 
     );
 }
 
-/// Making a route public is a decision this test records.
+/// Making a route public is a decision this test records. The contract and the metrics are
+/// public: neither holds a secret (`/metrics` can move to `metrics.address`).
 #[tokio::test]
-async fn the_public_routes_are_health_readiness_and_verification() {
+async fn the_public_routes_are_health_readiness_verification_the_contract_and_metrics() {
     let public: Vec<(Option<&str>, &str)> = route_table()
         .into_iter()
         .filter(|route| route.access == Access::Public)
@@ -101,6 +102,8 @@ async fn the_public_routes_are_health_readiness_and_verification() {
             (Some("HEAD"), "/health"),
             (Some("GET"), "/ready"),
             (Some("HEAD"), "/ready"),
+            (Some("GET"), "/openapi.json"),
+            (Some("GET"), "/metrics"),
         ]
     );
 }

@@ -14,6 +14,7 @@ use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{ApiError, AppState};
 use crate::service::VerifyCode;
+use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +46,19 @@ pub async fn verify(
             request.count.unwrap_or(true),
         )
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| {
+            state
+                .metrics
+                .verification(VerifyRoute::Admin, VerifyResult::ServerError);
+            AdminFailure::unavailable(&err)
+        })?;
+    let result = match verification.code {
+        VerifyCode::Valid => VerifyResult::Valid,
+        VerifyCode::NotFound => VerifyResult::InvalidKey,
+        VerifyCode::Expired => VerifyResult::Expired,
+        VerifyCode::IpNotAllowed => VerifyResult::InvalidHost,
+    };
+    state.metrics.verification(VerifyRoute::Admin, result);
     let token = verification.token.as_ref().map(|token| {
         let mut view = VerifiedView::new(token);
         if let Some(verified) = &verification.verified {

@@ -58,7 +58,7 @@ pub fn document(ctx: &DocContext) -> OpenApi {
                     let summary = format!("{} {path}", action.method());
                     let d = Describe::new(&mut components, ctx, &id, tag, &summary);
                     let op = operations::manage(d, action);
-                    let method = http_method(action.method().as_str());
+                    let method = http_method(action.method());
                     add(&mut paths, &path, method, op);
                 }
             }

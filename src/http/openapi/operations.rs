@@ -317,6 +317,16 @@ pub fn openapi(d: Describe) -> Operation {
     d.json(200, "This document (OpenAPI 3.1).", object).build()
 }
 
+pub fn metrics(d: Describe) -> Operation {
+    d.text(200, "Prometheus text format 0.0.4.", string())
+        .json(
+            404,
+            "Served on `metrics.address` instead of this listener.",
+            schemas::error(&["The page you are looking for doesn't exists"]),
+        )
+        .build()
+}
+
 // ---- /api/manage/{action} -------------------------------------------------------------------
 
 /// The description of one BFF action, at `/api/manage/<action>`.

@@ -1,0 +1,427 @@
+//! Prometheus metrics (SPEC B7), one set per application: no global recorder, so several
+//! applications in one process each count their own. Every series is labelled with bounded
+//! values only (routes, statuses, outcomes, limiter and operation names) — never a key, a
+//! digest, a token id, a user id or an IP. Handles are registered once; the hot path pays an
+//! atomic add per counter and a lock-free push per histogram sample.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Statuses counted under their own label; any other is `other`.
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503,
+];
+
+/// Which verification route answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyRoute {
+    Public,
+    Admin,
+}
+
+/// How a verification ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyResult {
+    Valid,
+    InvalidKey,
+    InvalidHost,
+    Expired,
+    RateLimited,
+    ServerError,
+}
+
+impl VerifyResult {
+    const ALL: [Self; 6] = [
+        Self::Valid,
+        Self::InvalidKey,
+        Self::InvalidHost,
+        Self::Expired,
+        Self::RateLimited,
+        Self::ServerError,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::InvalidKey => "invalid_key",
+            Self::InvalidHost => "invalid_host",
+            Self::Expired => "expired",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+/// What the verification cache answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    NegativeHit,
+    Miss,
+    /// A stale entry served while the store could not answer.
+    Stale,
+}
+
+impl CacheResult {
+    const ALL: [Self; 4] = [Self::Hit, Self::NegativeHit, Self::Miss, Self::Stale];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::NegativeHit => "negative_hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// One route's request counters, by status.
+pub struct RouteCounters {
+    method: &'static str,
+    route: String,
+    by_status: [OnceLock<Counter>; STATUSES.len() + 1],
+}
+
+/// The two counters of one abuse limiter.
+#[derive(Clone)]
+pub struct LimiterMetrics {
+    pub rejected: Counter,
+    pub banned: Counter,
+}
+
+impl Default for LimiterMetrics {
+    fn default() -> Self {
+        Self {
+            rejected: Counter::noop(),
+            banned: Counter::noop(),
+        }
+    }
+}
+
+pub struct Metrics {
+    /// `None`: a service outside an application (the library): every handle is a no-op.
+    recorder: Option<PrometheusRecorder>,
+    handle: Option<PrometheusHandle>,
+    routes: Vec<RouteCounters>,
+    verifications: [[Counter; 6]; 2],
+    verify_latency: Histogram,
+    cache: [Counter; 4],
+    flushes_ok: Counter,
+    flushes_failed: Counter,
+    flushed_uses: Counter,
+    flush_latency: Histogram,
+    usage_pending: Gauge,
+    store_errors: Mutex<HashMap<&'static str, Counter>>,
+}
+
+impl Metrics {
+    /// Metrics that count nothing (a library service not served over HTTP).
+    pub fn disabled() -> Arc<Self> {
+        static DISABLED: OnceLock<Arc<Metrics>> = OnceLock::new();
+        DISABLED
+            .get_or_init(|| {
+                Arc::new(Self {
+                    recorder: None,
+                    handle: None,
+                    routes: Vec::new(),
+                    verifications: std::array::from_fn(|_| {
+                        std::array::from_fn(|_| Counter::noop())
+                    }),
+                    verify_latency: Histogram::noop(),
+                    cache: std::array::from_fn(|_| Counter::noop()),
+                    flushes_ok: Counter::noop(),
+                    flushes_failed: Counter::noop(),
+                    flushed_uses: Counter::noop(),
+                    flush_latency: Histogram::noop(),
+                    usage_pending: Gauge::noop(),
+                    store_errors: Mutex::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// A recorder of its own, with one request series per `(method, route)` given.
+    pub fn new(routes: Vec<(&'static str, String)>) -> Arc<Self> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        describe(&recorder);
+        let counter = |name: &'static str, labels: Vec<Label>| {
+            recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+        };
+        let verifications = [VerifyRoute::Public, VerifyRoute::Admin].map(|route| {
+            let route = match route {
+                VerifyRoute::Public => "public",
+                VerifyRoute::Admin => "admin",
+            };
+            VerifyResult::ALL.map(|outcome| {
+                counter(
+                    "iam_verifications_total",
+                    vec![
+                        Label::new("route", route),
+                        Label::new("outcome", outcome.label()),
+                    ],
+                )
+            })
+        });
+        let cache = CacheResult::ALL.map(|result| {
+            counter(
+                "iam_cache_lookups_total",
+                vec![Label::new("result", result.label())],
+            )
+        });
+        let flush = |result| {
+            counter(
+                "iam_usage_flushes_total",
+                vec![Label::new("result", result)],
+            )
+        };
+        let start =
+            recorder.register_gauge(&Key::from_name("iam_process_start_time_seconds"), &METADATA);
+        start.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64()),
+        );
+        let build = recorder.register_gauge(
+            &Key::from_parts(
+                "iam_build_info",
+                vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+            ),
+            &METADATA,
+        );
+        build.set(1.0);
+        Arc::new(Self {
+            routes: routes
+                .into_iter()
+                .map(|(method, route)| RouteCounters {
+                    method,
+                    route,
+                    by_status: Default::default(),
+                })
+                .collect(),
+            verifications,
+            verify_latency: recorder.register_histogram(
+                &Key::from_parts(
+                    "iam_verify_duration_seconds",
+                    vec![Label::new("route", "public")],
+                ),
+                &METADATA,
+            ),
+            cache,
+            flushes_ok: flush("ok"),
+            flushes_failed: flush("error"),
+            flushed_uses: counter("iam_usage_flushed_uses_total", Vec::new()),
+            flush_latency: recorder.register_histogram(
+                &Key::from_name("iam_usage_flush_duration_seconds"),
+                &METADATA,
+            ),
+            usage_pending: recorder.register_gauge(&Key::from_name("iam_usage_pending"), &METADATA),
+            store_errors: Mutex::default(),
+            handle: Some(handle),
+            recorder: Some(recorder),
+        })
+    }
+
+    /// One request answered on route `route` (an index into the routes given to `new`).
+    pub fn request(&self, route: usize, status: u16) {
+        let (Some(recorder), Some(counters)) = (&self.recorder, self.routes.get(route)) else {
+            return;
+        };
+        let slot = STATUSES
+            .iter()
+            .position(|&known| known == status)
+            .unwrap_or(STATUSES.len());
+        counters.by_status[slot]
+            .get_or_init(|| {
+                let status = STATUSES
+                    .get(slot)
+                    .map_or_else(|| "other".to_owned(), u16::to_string);
+                let labels = vec![
+                    Label::new("method", counters.method),
+                    Label::new("route", counters.route.clone()),
+                    Label::new("status", status),
+                ];
+                recorder.register_counter(
+                    &Key::from_parts("iam_http_requests_total", labels),
+                    &METADATA,
+                )
+            })
+            .increment(1);
+    }
+
+    /// One request no route matched.
+    pub fn request_unmatched(&self, status: u16) {
+        self.request(self.routes.len().saturating_sub(1), status);
+    }
+
+    pub fn verification(&self, route: VerifyRoute, result: VerifyResult) {
+        let route = match route {
+            VerifyRoute::Public => 0,
+            VerifyRoute::Admin => 1,
+        };
+        let outcome = VerifyResult::ALL
+            .iter()
+            .position(|&r| r == result)
+            .unwrap_or(0);
+        self.verifications[route][outcome].increment(1);
+    }
+
+    pub fn verify_latency(&self, took: Duration) {
+        self.verify_latency.record(took.as_secs_f64());
+    }
+
+    pub fn cache(&self, result: CacheResult) {
+        let slot = CacheResult::ALL
+            .iter()
+            .position(|&r| r == result)
+            .unwrap_or(0);
+        self.cache[slot].increment(1);
+    }
+
+    /// A usage batch written (`uses` uses) or not, and how long it took.
+    pub fn flush(&self, result: Result<u64, ()>, took: Duration) {
+        match result {
+            Ok(uses) => {
+                self.flushes_ok.increment(1);
+                self.flushed_uses.increment(uses);
+            }
+            Err(()) => self.flushes_failed.increment(1),
+        }
+        self.flush_latency.record(took.as_secs_f64());
+    }
+
+    /// A store call that failed, by the operation that made it.
+    pub fn store_error(&self, operation: &'static str) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let mut errors = self
+            .store_errors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        errors
+            .entry(operation)
+            .or_insert_with(|| {
+                let labels = vec![Label::new("operation", operation)];
+                recorder.register_counter(
+                    &Key::from_parts("iam_store_errors_total", labels),
+                    &METADATA,
+                )
+            })
+            .increment(1);
+    }
+
+    /// The two counters of limiter `name`.
+    pub fn limiter(&self, name: &'static str) -> LimiterMetrics {
+        let Some(recorder) = &self.recorder else {
+            return LimiterMetrics::default();
+        };
+        let labels = || vec![Label::new("limiter", name)];
+        LimiterMetrics {
+            rejected: recorder.register_counter(
+                &Key::from_parts("iam_rate_limit_rejections_total", labels()),
+                &METADATA,
+            ),
+            banned: recorder
+                .register_counter(&Key::from_parts("iam_bans_total", labels()), &METADATA),
+        }
+    }
+
+    /// The Prometheus text, with the gauges read now: `usage_pending` uses not yet written.
+    pub fn render(&self, usage_pending: u64) -> String {
+        self.usage_pending.set(usage_pending as f64);
+        self.handle
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default()
+    }
+
+    /// Folds recorded histogram samples into their buckets, so that memory stays bounded
+    /// between scrapes (run periodically by the application).
+    pub fn upkeep(&self) {
+        if let Some(handle) = &self.handle {
+            handle.run_upkeep();
+        }
+    }
+}
+
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+fn describe(recorder: &PrometheusRecorder) {
+    let counters = [
+        (
+            "iam_http_requests_total",
+            "HTTP requests answered, by method, route and status.",
+        ),
+        (
+            "iam_verifications_total",
+            "Verifications, by route and outcome.",
+        ),
+        (
+            "iam_cache_lookups_total",
+            "Verification cache lookups, by result.",
+        ),
+        (
+            "iam_usage_flushes_total",
+            "Batches of counted uses written, by result.",
+        ),
+        (
+            "iam_usage_flushed_uses_total",
+            "Uses written by batch flushes.",
+        ),
+        (
+            "iam_store_errors_total",
+            "Store calls that failed, by operation.",
+        ),
+        (
+            "iam_rate_limit_rejections_total",
+            "Requests refused by an abuse limiter, by limiter.",
+        ),
+        (
+            "iam_bans_total",
+            "Keys banned by an abuse limiter, by limiter.",
+        ),
+    ];
+    for (name, help) in counters {
+        recorder.describe_counter(name.into(), None, help.into());
+    }
+    let gauges = [
+        ("iam_usage_pending", "Uses counted and not yet written."),
+        (
+            "iam_process_start_time_seconds",
+            "When the process started, in Unix seconds.",
+        ),
+        ("iam_build_info", "The running version (always 1)."),
+    ];
+    for (name, help) in gauges {
+        recorder.describe_gauge(name.into(), None, help.into());
+    }
+    let histograms = [
+        (
+            "iam_verify_duration_seconds",
+            "Time to answer a public verification.",
+        ),
+        (
+            "iam_usage_flush_duration_seconds",
+            "Time to write one batch of uses.",
+        ),
+    ];
+    for (name, help) in histograms {
+        recorder.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
+    }
+}

@@ -1,0 +1,7 @@
+//! What the service tells its operators: logs (tracing) and Prometheus metrics.
+
+mod logs;
+pub mod metrics;
+
+pub use logs::init;
+pub use metrics::Metrics;
