@@ -119,7 +119,7 @@ fn privilege_param(query: &str) -> Option<Privilege> {
 
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let started = std::time::Instant::now();
+    let timer = state.metrics.verify_timer();
     let answer = verify_answer(req, &state).await;
     let result = match &answer {
         Ok(_) => VerifyResult::Valid,
@@ -133,7 +133,7 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         Err(_) => VerifyResult::InvalidKey,
     };
     state.metrics.verification(VerifyRoute::Public, result);
-    state.metrics.verify_latency(started.elapsed());
+    state.metrics.verify_latency(timer);
     answer
 }
 

@@ -2,6 +2,7 @@
 
 mod logs;
 pub mod metrics;
+mod tally;
 
 pub use logs::init;
 pub use metrics::Metrics;
