@@ -11,7 +11,7 @@ use iam_tokens::domain::{
     Actor, Digest, IpRestriction, Lifetime, LifetimeError, Metadata, Prefix, Privilege, TokenName,
     UserId,
 };
-use iam_tokens::envelope::iso;
+use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::service::{CreateToken, TokenService};
 use iam_tokens::store::{self, Audit};
@@ -75,7 +75,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create a token and print the creation result (the raw key is shown only here) as JSON.
+    /// Create a token and print the creation result (the raw key is shown only here) as JSON;
+    /// a refusal is printed to stderr with exit code 1.
     Create {
         #[arg(long)]
         user: UserId,
@@ -98,10 +99,13 @@ enum TokenCommand {
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         meta: Vec<String>,
     },
-    /// Print a user's counts and valid tokens as JSON.
+    /// Print a user's counts and valid tokens: a table, or the JSON envelope with --json.
     List {
         #[arg(long)]
         user: UserId,
+        /// Print the JSON envelope (riavzon's listValidTokens) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a token given its raw key or its 64-hex digest, whatever its privilege.
     Revoke {
@@ -122,8 +126,12 @@ enum AdminTokenCommand {
 
 #[derive(Subcommand)]
 enum BansCommand {
-    /// Print every stored ban as JSON.
-    List,
+    /// Print every stored ban: a table, or a JSON array with --json.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lift one ban; running instances drop it within rate_limiters.ban_refresh.
     Lift {
         /// The limiter's name as listed (e.g. rotation_rate_limiter).
@@ -234,7 +242,7 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
         settings.api_tokens.limit_tokens_per_user,
     )
     .acting_as(Actor::Cli);
-    let output = match command {
+    match command {
         TokenCommand::Create {
             user,
             name,
@@ -252,47 +260,114 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
                 .lifetime(expires)
                 .ips(ips)
                 .metadata(metadata);
-            let created = tokens.create(request).await;
-            (serde_json::to_string_pretty(&created)?, created.is_ok())
+            print_json(&tokens.create(request).await)
         }
-        TokenCommand::List { user } => {
-            let listed = tokens.list_valid_tokens(user).await;
-            (serde_json::to_string_pretty(&listed)?, listed.is_ok())
+        TokenCommand::List { user, json: true } => {
+            print_json(&tokens.list_valid_tokens(user).await)
+        }
+        TokenCommand::List { user, json: false } => {
+            let list = tokens
+                .list_valid_tokens_outcome(user)
+                .await
+                .map_err(|_| Reason::ListServerError.as_str().into_owned())?;
+            println!(
+                "user {user}: {} valid, {} invalid, {} in all",
+                list.total_valid_tokens, list.total_invalid_tokens, list.total
+            );
+            let rows = list.token_list.unwrap_or_default();
+            let rows = rows.into_iter().map(|row| {
+                vec![
+                    row.id.to_string(),
+                    row.name,
+                    row.privilege_type.as_str().to_owned(),
+                    iso(&row.created_at),
+                    row.expires_at
+                        .map_or_else(|| "never".to_owned(), |t| iso(&t)),
+                    row.last_used
+                        .map_or_else(|| "never".to_owned(), |t| iso(&t)),
+                    row.usage_count.to_string(),
+                    row.restricted_to_ip_address
+                        .map_or_else(|| "anywhere".to_owned(), |ips| ips.join(",")),
+                ]
+            });
+            let headers = [
+                "ID",
+                "NAME",
+                "PRIVILEGE",
+                "CREATED",
+                "EXPIRES",
+                "LAST USED",
+                "USES",
+                "IPS",
+            ];
+            print!("{}", table(&headers, rows.collect()));
+            Ok(())
         }
         TokenCommand::Revoke { key } => {
             let digest = Digest::of_presented(key.trim());
-            let revoked = tokens.revoke_digest(&digest, None).await;
-            (serde_json::to_string_pretty(&revoked)?, revoked.is_ok())
+            print_json(&tokens.revoke_digest(&digest, None).await)
         }
-    };
-    let (json, ok) = output;
-    println!("{json}");
-    if ok {
-        Ok(())
-    } else {
-        Err("the operation failed (see the reason above)".into())
     }
+}
+
+/// A success's envelope on stdout; a failure's reason is the error (stderr, exit code 1).
+fn print_json<T: serde::Serialize>(result: &iam_tokens::Results<T>) -> Result<(), AnyError> {
+    if let Some(reason) = result.reason() {
+        return Err(reason.as_str().into_owned().into());
+    }
+    println!("{}", serde_json::to_string_pretty(result)?);
+    Ok(())
+}
+
+/// Rows under their headers, each column as wide as its widest cell.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(headers.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
 }
 
 async fn bans_command(command: BansCommand, settings: &Settings) -> Result<(), AnyError> {
     let url = settings.database.url.expose();
     let store = store::open(url, cli_store_options(settings)).await?;
     let result = match command {
-        BansCommand::List => {
-            let bans: Vec<serde_json::Value> = store
-                .list_bans()
-                .await?
-                .into_iter()
-                .map(|ban| {
-                    serde_json::json!({
-                        "limiter": ban.limiter,
-                        "key": ban.key,
-                        "reason": ban.reason,
-                        "createdAt": iso(&ban.created_at),
+        BansCommand::List { json } => {
+            let bans = store.list_bans().await?;
+            if json {
+                let bans: Vec<serde_json::Value> = bans
+                    .into_iter()
+                    .map(|ban| {
+                        serde_json::json!({
+                            "limiter": ban.limiter,
+                            "key": ban.key,
+                            "reason": ban.reason,
+                            "createdAt": iso(&ban.created_at),
+                        })
                     })
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&bans)?);
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&bans)?);
+            } else {
+                let rows = bans
+                    .into_iter()
+                    .map(|ban| vec![ban.limiter, ban.key, ban.reason, iso(&ban.created_at)])
+                    .collect();
+                print!("{}", table(&["LIMITER", "KEY", "REASON", "CREATED"], rows));
+            }
             Ok(())
         }
         BansCommand::Lift { limiter, key } => {

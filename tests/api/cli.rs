@@ -85,7 +85,7 @@ async fn token_create_list_and_revoke_work_on_the_configured_database() {
     let verified = app.lib_verify(key, Privilege::Full, Some("10.1.2.3")).await;
     assert!(verified.is_ok(), "the printed key verifies: {verified:?}");
 
-    let listed = json_of(&run_on(&app, &["token", "list", "--user", "5"]).await);
+    let listed = json_of(&run_on(&app, &["token", "list", "--user", "5", "--json"]).await);
     let id = app.token_id(public_id).await;
     // The command runs on the system clock: the row's creation time is whatever it read.
     let created_at = &listed["data"]["tokenList"][0]["created_at"];
@@ -182,26 +182,130 @@ async fn config_check_accepts_the_defaults_and_names_an_unknown_key() {
     assert!(stderr.contains("bogus"), "stderr names the key: {stderr}");
 }
 
+/// The subcommands a `--help` page lists under `Commands:` (not `help` itself).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Walks the whole command tree from `--help`, so a new subcommand is covered the day it is
+/// added.
 #[tokio::test]
 async fn every_subcommand_has_help() {
-    let cases: [&[&str]; 10] = [
-        &["--help"],
-        &["serve", "--help"],
-        &["migrate", "--help"],
-        &["dev-token", "--help"],
-        &["token", "--help"],
-        &["token", "create", "--help"],
-        &["token", "list", "--help"],
-        &["token", "revoke", "--help"],
-        &["config", "--help"],
-        &["config", "check", "--help"],
-    ];
-    for args in cases {
-        let output = run(args, &[]).await;
+    let mut pending: Vec<Vec<String>> = vec![Vec::new()];
+    let mut seen = Vec::new();
+    while let Some(path) = pending.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let output = run(&args, &[]).await;
         assert!(output.status.success(), "{args:?}: {}", describe(&output));
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+        for name in subcommands(&stdout) {
+            let mut child = path.clone();
+            child.push(name);
+            pending.push(child);
+        }
+        seen.push(path.join(" "));
     }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "",
+            "admin-token",
+            "admin-token new",
+            "bans",
+            "bans lift",
+            "bans list",
+            "config",
+            "config check",
+            "copy",
+            "dev-token",
+            "migrate",
+            "serve",
+            "token",
+            "token create",
+            "token list",
+            "token revoke",
+        ]
+    );
+}
+
+/// Listings print a table for people, and JSON with `--json` for scripts.
+#[tokio::test]
+async fn token_list_prints_a_table_unless_asked_for_json() {
+    let app = spawn_app().await;
+    let create = [
+        "token",
+        "create",
+        "--user",
+        "5",
+        "--name",
+        "my ci",
+        "--privilege",
+        "full",
+    ];
+    let created = json_of(&run_on(&app, &create).await);
+    let public_id = created["data"]["rawPublicId"].as_str().unwrap_or_default();
+    let id = app.token_id(public_id).await;
+    let table = run_on(&app, &["token", "list", "--user", "5"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "user 5: 1 valid, 0 invalid, 1 in all");
+    let header: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "ID",
+            "NAME",
+            "PRIVILEGE",
+            "CREATED",
+            "EXPIRES",
+            "LAST",
+            "USED",
+            "USES",
+            "IPS"
+        ]
+    );
+    assert!(lines[2].starts_with(&format!("{id}  ")), "{table}");
+    assert!(lines[2].contains("  my ci  full  "), "{table}");
+    assert!(
+        lines[2].ends_with("  never    never      0     anywhere"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 3, "{table}");
+    // The columns line up: every cell of the row starts where its header does.
+    let name_at = lines[1].find("NAME").expect("NAME");
+    assert_eq!(lines[2].find("my ci"), Some(name_at), "{table}");
+    let json = json_of(&run_on(&app, &["token", "list", "--user", "5", "--json"]).await);
+    assert_eq!(json["data"]["tokenList"][0]["name"], "my ci");
+}
+
+/// A refusal goes to stderr with exit code 1, and stdout stays empty for scripts.
+#[tokio::test]
+async fn a_refused_operation_says_why_on_stderr_and_exits_non_zero() {
+    let app = spawn_app().await;
+    let env = [
+        ("IAM__DATABASE__URL", app.database_url()),
+        ("IAM__API_TOKENS__LIMIT_TOKENS_PER_USER", "1".to_owned()),
+    ];
+    let first = run(&["token", "create", "--user", "5", "--name", "one"], &env).await;
+    assert!(first.status.success(), "{}", describe(&first));
+    let output = run(&["token", "create", "--user", "5", "--name", "two"], &env).await;
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(output.stdout.is_empty(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: You cannot have more then 1 valid tokens at a time"),
+        "{stderr}"
+    );
+    assert_eq!(app.token_row_count().await, 1);
 }
 
 /// SPEC B3 at the command line: the same domain, refused before anything is opened.
@@ -239,6 +343,6 @@ async fn user_flags_outside_the_id_domain_are_refused_and_change_nothing() {
     assert_eq!(app.token_row_count().await, 0);
     let max = "9223372036854775807";
     run_on(&app, &["token", "create", "--user", max, "--name", "cli"]).await;
-    let listed = json_of(&run_on(&app, &["token", "list", "--user", max]).await);
+    let listed = json_of(&run_on(&app, &["token", "list", "--user", max, "--json"]).await);
     assert_eq!(listed["data"]["totalValidTokens"], 1, "{listed}");
 }

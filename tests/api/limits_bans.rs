@@ -84,7 +84,7 @@ fn stdout_of(output: &Output) -> String {
 }
 
 async fn bans_list(app: &TestApp) -> Value {
-    let stdout = stdout_of(&cli(app, &["bans", "list"]).await);
+    let stdout = stdout_of(&cli(app, &["bans", "list", "--json"]).await);
     serde_json::from_str(&stdout).expect("a JSON array")
 }
 
@@ -100,6 +100,22 @@ async fn a_ban_is_stored_with_its_limiter_key_reason_and_time() {
     let banned_at = ban_the_ip(&app).await;
     let expected = row("burst_limiter", "127.0.0.1", &banned_at);
     assert_eq!(app.ban_rows().await, [expected]);
+}
+
+/// `bans list` prints a table for people; `--json` keeps scripts working.
+#[tokio::test]
+async fn bans_list_prints_a_table_unless_asked_for_json() {
+    let app = spawn_limited_app(|_| {}).await;
+    let empty = stdout_of(&cli(&app, &["bans", "list"]).await);
+    assert_eq!(empty, "LIMITER  KEY  REASON  CREATED\n");
+    let banned_at = ban_the_ip(&app).await;
+    let table = stdout_of(&cli(&app, &["bans", "list"]).await);
+    let expected = format!(
+        "LIMITER        KEY        REASON                        CREATED\n\
+         burst_limiter  127.0.0.1  {REASON}  {banned_at}\n"
+    );
+    assert_eq!(table, expected);
+    assert_eq!(bans_list(&app).await[0]["key"], "127.0.0.1");
 }
 
 #[tokio::test]
