@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use iam_tokens::domain::{Privilege, TokenName, UserId};
+use iam_tokens::http::request_series;
 use iam_tokens::service::{CacheConfig, CreateToken, ServiceOptions, TokenService, VerifyOptions};
+use iam_tokens::telemetry::Metrics;
 use iam_tokens::SystemClock;
 use mysql_async::prelude::*;
 
@@ -34,7 +36,9 @@ fn bench_verify(c: &mut Criterion) {
             batch_usage: true,
             flush_every: None,
         };
-        let service = TokenService::with_options(store, Arc::new(SystemClock), options);
+        // Counting into metrics, as a service inside an Application does.
+        let metrics = Metrics::new(request_series());
+        let service = TokenService::observed(store, Arc::new(SystemClock), options, metrics);
         let request = CreateToken::new(
             UserId::new(1).unwrap(),
             Privilege::Full,

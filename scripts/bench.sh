@@ -94,7 +94,7 @@ for BACKEND in $BACKENDS; do
   start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
   read -r UNCACHED UNCACHED_US < <(rps -H "x-api-key: $KEY" "$VERIFY_URL")
   stop
-  COUNT=$("$BIN" token list --user 1 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
+  COUNT=$("$BIN" token list --user 1 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
 
   echo
   echo "[$BACKEND]"

@@ -88,11 +88,12 @@ impl Action {
 pub(super) struct NewTokenRequest {
     privilege: Privilege,
     /// 1–50 characters, no control characters.
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(schema_with = crate::http::openapi::schemas::token_name)]
     name: String,
     /// 2–10 letters, digits or `-` (`_` is refused with riavzon's reason); `api` when absent.
     #[schema(min_length = 2, max_length = 10)]
     prefix: Option<String>,
+    #[schema(schema_with = crate::http::openapi::schemas::bff_ip_list)]
     ipv4: Option<IpList>,
     /// Lifetime in ms; `null` or absent = never expires.
     #[schema(minimum = 1, maximum = 3153600000000_u64)]
@@ -108,9 +109,10 @@ pub(super) struct TokenActionRequest {
     #[schema(min_length = 137, max_length = 137)]
     public_identifier: String,
     /// 1–50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(schema_with = crate::http::openapi::schemas::token_name)]
     name: String,
     /// `ip-restriction-update`: the new list (absent = no restriction).
+    #[schema(schema_with = crate::http::openapi::schemas::bff_ip_list)]
     ipv4: Option<IpList>,
     /// `privilege-update`: required.
     new_privilege: Option<Privilege>,
@@ -137,7 +139,7 @@ impl TokenId {
 }
 
 /// `ipv4`: a list of addresses/ranges, or one as a bare string.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum IpList {
     Many(Vec<String>),

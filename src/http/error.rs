@@ -82,9 +82,14 @@ impl AdminFailure {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// The store could not answer; the cause is logged, not shown.
-    pub fn unavailable(err: &crate::store::StoreError) -> Self {
-        tracing::error!(error = %err, "admin API: token store failed");
+    /// The store could not answer `operation`; the cause is logged and counted, not shown.
+    pub fn unavailable(
+        metrics: &crate::telemetry::Metrics,
+        operation: &'static str,
+        err: &crate::store::StoreError,
+    ) -> Self {
+        tracing::error!(operation, error = %err, "admin API: token store failed");
+        metrics.store_error(operation);
         Self::store_down()
     }
 

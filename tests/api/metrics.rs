@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::{spawn_admin_app, spawn_admin_app_with, TestApp};
 
 /// Every sample of the scrape, `name{labels}` → value.
-async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
+pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
     let response = app
         .client
         .get(app.url("/metrics"))
@@ -33,7 +33,7 @@ async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
     (text, samples)
 }
 
-fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 

@@ -219,6 +219,16 @@ async fn a_cached_token_verifies_while_the_database_is_down_until_max_stale() {
     assert_eq!(answer.status, 401, "past max_stale: {answer:?}");
     assert_eq!(answer.body, app.failure_now(SERVER_ERROR));
 
+    // /metrics says so: two stale serves, three store failures, one verification failed.
+    let (_, samples) = crate::metrics::scrape(&app).await;
+    let value = |series| crate::metrics::value(&samples, series);
+    assert_eq!(value(r#"iam_cache_lookups_total{result="stale"}"#), 2.0);
+    assert_eq!(value(r#"iam_store_errors_total{operation="verify"}"#), 3.0);
+    assert_eq!(
+        value(r#"iam_verifications_total{route="public",outcome="server_error"}"#),
+        1.0
+    );
+
     proxy.up();
     let answer = app.verify(&key, "full").await;
     assert_eq!(answer.body, verified(&app, id, &created_at, 5), "back");

@@ -17,7 +17,7 @@ pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
         .limits
         .stored_bans()
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-bans", &err))?;
     let bans: Vec<BanView> = bans.into_iter().map(BanView::from).collect();
     Ok(json(StatusCode::OK, &BansView { bans }))
 }
@@ -33,7 +33,7 @@ pub async fn lift(
         .limits
         .lift(&limiter, &key, Actor::Admin(admin))
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-lift-ban", &err))?;
     if !lifted {
         let message = format!("no ban of {key:?} by {limiter:?}");
         return Err(AdminFailure::not_found(message).into());

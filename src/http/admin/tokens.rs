@@ -35,7 +35,7 @@ pub(crate) struct CreateTokenRequest {
     #[schema(value_type = UserId)]
     user_id: serde_json::Value,
     /// 1–50 characters, no control characters.
-    #[schema(min_length = 1, max_length = 50)]
+    #[schema(schema_with = crate::http::openapi::schemas::token_name)]
     name: String,
     #[serde(default)]
     privilege: Privilege,
@@ -47,7 +47,7 @@ pub(crate) struct CreateTokenRequest {
     expires: Option<u64>,
     /// Allowed addresses or CIDR ranges (at most 100); empty = anywhere.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(schema_with = crate::http::openapi::schemas::ip_list)]
     ips: Vec<String>,
     #[schema(value_type = Option<Metadata>)]
     metadata: Option<serde_json::Value>,
@@ -96,12 +96,14 @@ pub async fn create(
             let message = Reason::TooManyTokens { limit }.as_str().into_owned();
             return Err(AdminFailure::token_limit(message).into());
         }
-        Err(err) => return Err(AdminFailure::unavailable(&err).into()),
+        Err(err) => {
+            return Err(AdminFailure::unavailable(&state.metrics, "admin-create", &err).into())
+        }
     };
     let record = tokens
         .token_by_id(created.token_id)
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-create", &err))?
         .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
     let body = CreatedView {
         raw_api_key: created.raw_api_key,
@@ -119,7 +121,7 @@ pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse
         .tokens
         .token_by_id(id)
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-get", &err))?
         .ok_or_else(|| AdminFailure::no_token(id))?;
     Ok(json(
         StatusCode::OK,
@@ -166,7 +168,7 @@ async fn change_metadata(
         .acting_as(Actor::Admin(admin))
         .change_metadata(id, change)
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-metadata", &err))?;
     match outcome {
         MetadataOutcome::Updated(metadata) => Ok(json(StatusCode::OK, &MetadataView { metadata })),
         MetadataOutcome::NotFound => Err(AdminFailure::no_token(id).into()),
@@ -186,7 +188,7 @@ pub async fn revoke(
         .acting_as(Actor::Admin(admin))
         .revoke_by_id(id)
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-revoke", &err))?;
     let (record, changed) = revoked.ok_or_else(|| AdminFailure::no_token(id))?;
     let body = RevokedView {
         revoked: changed,
@@ -198,7 +200,7 @@ pub async fn revoke(
 /// `GET /api/admin/tokens/{id}/events`: the audit log, oldest first.
 pub async fn events(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
-    let unavailable = |err| AdminFailure::unavailable(&err);
+    let unavailable = |err| AdminFailure::unavailable(&state.metrics, "admin-events", &err);
     let events = state.tokens.token_events(id).await.map_err(unavailable)?;
     if events.is_empty()
         && state
@@ -236,7 +238,7 @@ pub async fn list(
         .tokens
         .list_tokens(&page_query)
         .await
-        .map_err(|err| AdminFailure::unavailable(&err))?;
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-list", &err))?;
     let more = records.len() > limit;
     records.truncate(limit);
     let next_cursor = more

@@ -24,7 +24,7 @@ pub(crate) struct VerifyRequest {
     /// When given, a token of another privilege is `NOT_FOUND`.
     privilege: Option<Privilege>,
     /// When given, the token's IP restriction is checked against it.
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::http::openapi::schemas::optional_ip)]
     ip: Option<IpAddr>,
     /// Count this use (default true: a verification is a use).
     count: Option<bool>,
@@ -50,7 +50,7 @@ pub async fn verify(
             state
                 .metrics
                 .verification(VerifyRoute::Admin, VerifyResult::ServerError);
-            AdminFailure::unavailable(&err)
+            AdminFailure::unavailable(&state.metrics, "admin-verify", &err)
         })?;
     let result = match verification.code {
         VerifyCode::Valid => VerifyResult::Valid,

@@ -3,7 +3,7 @@
 //! from the types the handlers read and write (SPEC B7).
 
 pub(super) mod operations;
-mod schemas;
+pub(super) mod schemas;
 
 pub(super) use operations::Describe;
 

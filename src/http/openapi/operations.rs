@@ -14,7 +14,7 @@ use utoipa::openapi::{Content, HeaderBuilder, RefOr, Required, ResponseBuilder};
 
 use super::schemas::{self, Components};
 use super::{DocContext, ADMIN_SCHEME, BFF_SCHEME};
-use crate::domain::{Privilege, UserId};
+use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::Reason;
 use crate::http::admin::views::{
     AdminVerifyView, BansView, CreatedView, EventsView, LiftedView, MetadataView, RevokedView,
@@ -102,6 +102,12 @@ impl<'a> Describe<'a> {
 
     fn empty(self, status: u16, description: &str) -> Self {
         self.answer(status, description, JSON, None)
+    }
+
+    /// The operation's description.
+    fn explain(mut self, text: &str) -> Self {
+        self.op = self.op.description(Some(text));
+        self
     }
 
     fn parameter(mut self, parameter: Parameter) -> Self {
@@ -609,12 +615,9 @@ pub fn admin_replace_metadata(d: Describe) -> Operation {
 }
 
 fn admin_metadata(d: Describe, body: &str) -> Operation {
-    let object = ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(body))
-        .into();
+    let object = d.components.of::<Metadata>();
     let view = d.components.of::<MetadataView>();
-    let d = admin_body(admin(d).parameter(token_id()), object).json(
+    let d = admin_body(admin(d.explain(body)).parameter(token_id()), object).json(
         200,
         "The resulting metadata.",
         view,
@@ -664,7 +667,11 @@ pub fn admin_list(d: Describe) -> Operation {
             "cursor",
             false,
             "The `nextCursor` of the previous page.",
-            string(),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u64::MAX))
+                .into(),
         ))
         .json(
             200,

@@ -162,3 +162,60 @@ pub fn admin_error(codes: &[&str]) -> RefOr<Schema> {
             .required("error"),
     )
 }
+
+/// An IP address (v4 or v6) or an IPv4 CIDR range, as the IP lists accept them (IPv6 ranges
+/// are accepted too; the schema leaves them to the description).
+pub fn ip_entry() -> RefOr<Schema> {
+    const V4_OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+    let v4_cidr = format!("^({V4_OCTET}\\.){{3}}{V4_OCTET}/(3[0-2]|[12]?[0-9])$");
+    let format = |format| {
+        string()
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .into()
+    };
+    let v4: RefOr<Schema> = format(KnownFormat::Ipv4);
+    let v6: RefOr<Schema> = format(KnownFormat::Ipv6);
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(v4)
+        .item(v6)
+        .item(string().pattern(Some(v4_cidr)))
+        .description(Some(
+            "An IPv4 or IPv6 address, or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`).",
+        ))
+        .into()
+}
+
+/// A list of IP entries (at most 100; empty = anywhere).
+pub fn ip_list() -> RefOr<Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(ip_entry())
+        .max_items(Some(crate::domain::IpRestriction::MAX_ENTRIES))
+        .into()
+}
+
+/// The BFF's `ipv4`: a list of entries, or one entry as a bare string; `null` = anywhere.
+pub fn bff_ip_list() -> RefOr<Schema> {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(ip_list())
+        .item(ip_entry())
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
+/// An IP address to check a restriction against; `null` = none given.
+pub fn optional_ip() -> RefOr<Schema> {
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv4))))
+        .item(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Ipv6))))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
+/// A token name: 1–50 characters, none of them a control character.
+pub fn token_name() -> RefOr<Schema> {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::TokenName::MAX_CHARS))
+        .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
+        .into()
+}
