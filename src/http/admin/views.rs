@@ -209,12 +209,7 @@ impl utoipa::PartialSchema for AdminVerifyView {
             .required("code");
         let not_found = ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property(
-                "valid",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .enum_values(Some([false])),
-            )
+            .property("valid", crate::http::openapi::schemas::exactly(false))
             .property(
                 "code",
                 ObjectBuilder::new()

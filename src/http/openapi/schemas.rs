@@ -52,43 +52,36 @@ fn false_schema() -> utoipa::openapi::schema::AdditionalProperties<Schema> {
     utoipa::openapi::schema::AdditionalProperties::FreeForm(false)
 }
 
-/// `{"ok":true,"date":…,"data":…}`.
-pub fn success(data: RefOr<Schema>) -> RefOr<Schema> {
+/// `true` or `false` and nothing else.
+pub fn exactly(value: bool) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([value]))
+}
+
+/// The riavzon envelope: `{"ok":<ok>,"date":…,"<field>":<value>}`.
+fn envelope(ok: bool, field: &str, value: RefOr<Schema>) -> RefOr<Schema> {
     closed(
         ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property(
-                "ok",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .enum_values(Some([true])),
-            )
+            .property("ok", exactly(ok))
             .property("date", date_time())
-            .property("data", data)
+            .property(field, value)
             .required("ok")
             .required("date")
-            .required("data"),
+            .required(field),
     )
+}
+
+/// `{"ok":true,"date":…,"data":…}`.
+pub fn success(data: RefOr<Schema>) -> RefOr<Schema> {
+    envelope(true, "data", data)
 }
 
 /// `{"ok":false,"date":…,"reason":…}` with `reason` one of `reasons`, word for word.
 pub fn failure(reasons: &[Reason]) -> RefOr<Schema> {
     let texts: Vec<String> = reasons.iter().map(|r| r.as_str().into_owned()).collect();
-    closed(
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property(
-                "ok",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .enum_values(Some([false])),
-            )
-            .property("date", date_time())
-            .property("reason", one_of_strings(texts))
-            .required("ok")
-            .required("date")
-            .required("reason"),
-    )
+    envelope(false, "reason", one_of_strings(texts))
 }
 
 /// `{"error": <one of texts>}`, or any text when `texts` is empty.
@@ -112,12 +105,7 @@ pub fn bearer_refused() -> RefOr<Schema> {
     let missing = closed(
         ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property(
-                "ok",
-                ObjectBuilder::new()
-                    .schema_type(Type::Boolean)
-                    .enum_values(Some([false])),
-            )
+            .property("ok", exactly(false))
             .property("error", one_of_strings(["Missing Bearer token"]))
             .required("ok")
             .required("error"),

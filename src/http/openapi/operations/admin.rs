@@ -1,0 +1,232 @@
+//! `/api/admin/*`.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+
+use super::super::schemas;
+use super::describe::{path_parameter, query, string, Describe};
+use serde_json::json;
+use utoipa::openapi::path::Parameter;
+
+use super::super::ADMIN_SCHEME;
+use crate::domain::{Metadata, UserId};
+use crate::http::admin::views::{
+    AdminVerifyView, BansView, CreatedView, EventsView, LiftedView, MetadataView, RevokedView,
+    TokenPage, TokenView,
+};
+use crate::http::admin::{CreateTokenRequest, VerifyRequest};
+
+fn admin(d: Describe) -> Describe {
+    d.security(ADMIN_SCHEME)
+        .json(
+            401,
+            "No or a wrong admin credential.",
+            schemas::admin_error(&["unauthorized"]),
+        )
+        .json(
+            503,
+            "The store could not answer.",
+            schemas::admin_error(&["unavailable"]),
+        )
+}
+
+/// What every admin route with a JSON body may answer about the body.
+fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
+    d.body(schema, true)
+        .json(
+            400,
+            "A malformed body, naming the field when there is one.",
+            schemas::admin_error(&["bad_request"]),
+        )
+        .json(
+            408,
+            "The body did not arrive in time.",
+            schemas::admin_error(&["request_timeout"]),
+        )
+        .json(
+            413,
+            "The body is over 16 KiB.",
+            schemas::admin_error(&["payload_too_large"]),
+        )
+        .json(
+            415,
+            "Not `application/json`.",
+            schemas::admin_error(&["unsupported_media_type"]),
+        )
+}
+
+fn token_id() -> Parameter {
+    let id = ObjectBuilder::new().schema_type(Type::String).into();
+    path_parameter(
+        "id",
+        "The token id (any other text names no token: 404).",
+        id,
+    )
+}
+
+fn no_token(d: Describe) -> Describe {
+    d.json(
+        404,
+        "No token with that id.",
+        schemas::admin_error(&["not_found"]),
+    )
+}
+
+fn invalid_metadata(d: Describe) -> Describe {
+    d.json(
+        422,
+        "Metadata that breaks a rule, naming the key.",
+        schemas::admin_error(&["invalid_metadata"]),
+    )
+}
+
+pub fn admin_create(d: Describe) -> Operation {
+    let body = d.components.of::<CreateTokenRequest>();
+    let created = d.components.of::<CreatedView>();
+    let id = [("path.id", "$response.body#/token/id")];
+    let key = json!({"key": "$response.body#/rawApiKey"});
+    let verify = [
+        ("header.x-api-key", "$response.body#/rawApiKey"),
+        ("query.privilege", "$response.body#/token/privilege"),
+    ];
+    let d = admin_body(admin(d), body)
+        .json(201, "Created: the raw key is shown here once.", created)
+        .json(
+            409,
+            "The owner holds the most valid tokens allowed.",
+            schemas::admin_error(&["token_limit"]),
+        )
+        .link(201, "adminGetToken", &id, None)
+        .link(201, "adminTokenEvents", &id, None)
+        .link(201, "adminPatchMetadata", &id, None)
+        .link(201, "adminReplaceMetadata", &id, None)
+        .link(201, "adminRevokeToken", &id, None)
+        .link(201, "adminVerify", &[], Some(key))
+        .link(201, "verify", &verify, None);
+    invalid_metadata(d).build()
+}
+
+pub fn admin_get(d: Describe) -> Operation {
+    let view = d.components.of::<TokenView>();
+    on_one_token(d, "The token.", view)
+}
+
+pub fn admin_patch_metadata(d: Describe) -> Operation {
+    admin_metadata(d, "A merge-patch: keys set, `null` removes a key.")
+}
+
+pub fn admin_replace_metadata(d: Describe) -> Operation {
+    admin_metadata(d, "The whole metadata.")
+}
+
+fn admin_metadata(d: Describe, body: &str) -> Operation {
+    let object = d.components.of::<Metadata>();
+    let view = d.components.of::<MetadataView>();
+    let d = admin_body(admin(d.explain(body)).parameter(token_id()), object).json(
+        200,
+        "The resulting metadata.",
+        view,
+    );
+    invalid_metadata(no_token(d)).build()
+}
+
+pub fn admin_revoke(d: Describe) -> Operation {
+    let view = d.components.of::<RevokedView>();
+    on_one_token(d, "Revoked (idempotent).", view)
+}
+
+pub fn admin_events(d: Describe) -> Operation {
+    let view = d.components.of::<EventsView>();
+    on_one_token(d, "The audit log, oldest first.", view)
+}
+
+/// An admin route on `/tokens/{id}…` without a body: `view`, or 404.
+fn on_one_token(d: Describe, answer: &str, view: RefOr<Schema>) -> Operation {
+    no_token(admin(d).parameter(token_id()).json(200, answer, view)).build()
+}
+
+pub fn admin_list(d: Describe) -> Operation {
+    let user = d.components.of::<UserId>();
+    let page = d.components.of::<TokenPage>();
+    let status = schemas::one_of_strings(["valid", "invalid", "all"]);
+    let limit = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(crate::http::admin::MAX_PAGE))
+        .into();
+    admin(d)
+        .parameter(path_parameter("user_id", "The owner.", user))
+        .parameter(query(
+            "status",
+            false,
+            "Which tokens (default all).",
+            status,
+        ))
+        .parameter(query("limit", false, "Page size (default 50).", limit))
+        .parameter(query(
+            "cursor",
+            false,
+            "The `nextCursor` of the previous page.",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u64::MAX))
+                .into(),
+        ))
+        .json(
+            200,
+            "One page, newest first. `meta.<key>=<value>` filters on one metadata key.",
+            page,
+        )
+        .json(
+            400,
+            "A bad owner or query parameter, naming it.",
+            schemas::admin_error(&["bad_request"]),
+        )
+        .json(
+            422,
+            "A metadata filter on an invalid key.",
+            schemas::admin_error(&["invalid_metadata"]),
+        )
+        .build()
+}
+
+pub fn admin_verify(d: Describe) -> Operation {
+    let body = d.components.of::<VerifyRequest>();
+    let view = d.components.of::<AdminVerifyView>();
+    admin_body(admin(d), body)
+        .json(
+            200,
+            "Always 200 for a well-formed request: `code` says what was found.",
+            view,
+        )
+        .build()
+}
+
+pub fn admin_bans(d: Describe) -> Operation {
+    let view = d.components.of::<BansView>();
+    admin(d).json(200, "Every stored ban.", view).build()
+}
+
+pub fn admin_lift(d: Describe) -> Operation {
+    let view = d.components.of::<LiftedView>();
+    admin(d)
+        .parameter(path_parameter(
+            "limiter",
+            "The limiter that banned.",
+            string(),
+        ))
+        .parameter(path_parameter(
+            "key",
+            "The banned key (an IP or a key digest).",
+            string(),
+        ))
+        .json(
+            200,
+            "Lifted here at once, everywhere within `rate_limiters.ban_refresh`.",
+            view,
+        )
+        .json(404, "No such ban.", schemas::admin_error(&["not_found"]))
+        .build()
+}

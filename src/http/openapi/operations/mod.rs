@@ -1,0 +1,12 @@
+//! One description per route of the table: its parameters, body and every status it answers,
+//! each body built from the type the handler serializes.
+
+mod admin;
+mod describe;
+mod manage;
+mod public;
+
+pub use admin::*;
+pub use describe::Describe;
+pub use manage::manage;
+pub use public::*;

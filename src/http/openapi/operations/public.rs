@@ -1,0 +1,96 @@
+//! The public routes: verify, health, readiness, the document itself and the metrics.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+use super::super::schemas;
+use super::describe::{header, query, string, Describe};
+use crate::domain::Privilege;
+use crate::envelope::Reason;
+use crate::http::hmac_guard::refusal;
+use crate::http::public::Readiness;
+use crate::service::VerifiedToken;
+
+pub fn verify(d: Describe) -> Operation {
+    let privilege = d.components.of::<Privilege>();
+    let data = d.components.of::<VerifiedToken>();
+    let mut refused = vec![
+        Reason::NoApiKey,
+        Reason::InvalidKey,
+        Reason::InvalidHost,
+        Reason::TokenExpired,
+        Reason::VerifyServerError,
+    ];
+    refused.extend(refusal::ALL.into_iter().map(Reason::Guard));
+    d.parameter(header("x-api-key", "The raw API key."))
+        .parameter(query(
+            "privilege",
+            true,
+            "The privilege the key must have.",
+            privilege,
+        ))
+        .parameter(header(
+            "X-Client-Id",
+            "HMAC guard (when configured): the client.",
+        ))
+        .parameter(header("X-Timestamp", "HMAC guard: Unix time in ms (or s)."))
+        .parameter(header("X-Request-Id", "HMAC guard: used once."))
+        .parameter(header(
+            "X-Signature",
+            "HMAC guard: hex HMAC-SHA256 of `clientId:timestamp:METHOD:path?query:requestId`.",
+        ))
+        .success(200, "The key is valid: this use is counted.", data)
+        .refused(
+            400,
+            "The privilege is missing, repeated or unknown.",
+            &[Reason::BadRequest],
+        )
+        .refused(
+            401,
+            "Refused, with verify's (or the HMAC guard's) reason.",
+            &refused,
+        )
+        .too_many()
+        .build()
+}
+
+pub fn health(d: Describe) -> Operation {
+    d.text(
+        200,
+        "The process is alive.",
+        schemas::one_of_strings(["OK"]),
+    )
+    .build()
+}
+
+pub fn health_head(d: Describe) -> Operation {
+    d.empty(200, "The process is alive (no body).").build()
+}
+
+pub fn ready(d: Describe) -> Operation {
+    let readiness = d.components.of::<Readiness>();
+    d.json(200, "The database answers.", readiness.clone())
+        .json(503, "The database does not answer.", readiness)
+        .build()
+}
+
+pub fn ready_head(d: Describe) -> Operation {
+    d.empty(200, "The database answers (no body).")
+        .empty(503, "The database does not answer (no body).")
+        .build()
+}
+
+pub fn openapi(d: Describe) -> Operation {
+    let object = ObjectBuilder::new().schema_type(Type::Object).into();
+    d.json(200, "This document (OpenAPI 3.1).", object).build()
+}
+
+pub fn metrics(d: Describe) -> Operation {
+    d.text(200, "Prometheus text format 0.0.4.", string())
+        .json(
+            404,
+            "Served on `metrics.address` instead of this listener.",
+            schemas::error(&["The page you are looking for doesn't exists"]),
+        )
+        .build()
+}
