@@ -1,5 +1,6 @@
 //! Pure token domain: formats, parsing and checks. No I/O, no clock, no database.
 
+pub mod access;
 mod actor;
 mod digest;
 pub(crate) mod ip;

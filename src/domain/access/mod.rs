@@ -1,0 +1,10 @@
+//! Permissions, what a token is granted, and the query language a verification checks against
+//! them (SPEC B4). Pure: no I/O.
+
+mod grants;
+mod permission;
+mod query;
+
+pub use grants::Grants;
+pub use permission::{Grant, PermissionError, PermissionName};
+pub use query::{Query, QueryError, Term};
