@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::labels::{status_slot, CACHE_SLOTS, STATUSES, STATUS_SLOTS, VERIFICATION_SLOTS};
+pub use super::labels::{CacheResult, VerifyResult, VerifyRoute};
 use super::tally::Tally;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder, Unit};
 use metrics_exporter_prometheus::{
@@ -40,39 +42,6 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0,
 ];
 
-/// Statuses counted under their own label; any other is `other`.
-const STATUSES: [u16; 16] = [
-    200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503,
-];
-
-/// Request series per route: the known statuses and `other`.
-const STATUS_SLOTS: usize = STATUSES.len() + 1;
-const VERIFICATION_SLOTS: usize = 2 * VerifyResult::ALL.len();
-const CACHE_SLOTS: usize = CacheResult::ALL.len();
-
-/// The place of `status` in `STATUSES` (`STATUSES.len()` for any other).
-fn status_slot(status: u16) -> usize {
-    match status {
-        200 => 0,
-        201 => 1,
-        204 => 2,
-        400 => 3,
-        401 => 4,
-        403 => 5,
-        404 => 6,
-        405 => 7,
-        408 => 8,
-        409 => 9,
-        413 => 10,
-        415 => 11,
-        422 => 12,
-        429 => 13,
-        500 => 14,
-        503 => 15,
-        _ => STATUSES.len(),
-    }
-}
-
 /// One public verification in this many is timed (counted per worker thread): two clock reads
 /// and a histogram sample cost more than every counter of a verification together, so the
 /// latency histogram is a 1-in-8 sample (its quantiles are unbiased; its `_count` is an eighth
@@ -81,69 +50,6 @@ pub const LATENCY_SAMPLE: u32 = 8;
 
 thread_local! {
     static UNTIL_SAMPLE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Which verification route answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyRoute {
-    Public = 0,
-    Admin = 1,
-}
-
-/// How a verification ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyResult {
-    Valid,
-    InvalidKey,
-    InvalidHost,
-    Expired,
-    RateLimited,
-    ServerError,
-}
-
-impl VerifyResult {
-    const ALL: [Self; 6] = [
-        Self::Valid,
-        Self::InvalidKey,
-        Self::InvalidHost,
-        Self::Expired,
-        Self::RateLimited,
-        Self::ServerError,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Valid => "valid",
-            Self::InvalidKey => "invalid_key",
-            Self::InvalidHost => "invalid_host",
-            Self::Expired => "expired",
-            Self::RateLimited => "rate_limited",
-            Self::ServerError => "server_error",
-        }
-    }
-}
-
-/// What the verification cache answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheResult {
-    Hit,
-    NegativeHit,
-    Miss,
-    /// A stale entry served while the store could not answer.
-    Stale,
-}
-
-impl CacheResult {
-    const ALL: [Self; 4] = [Self::Hit, Self::NegativeHit, Self::Miss, Self::Stale];
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::NegativeHit => "negative_hit",
-            Self::Miss => "miss",
-            Self::Stale => "stale",
-        }
-    }
 }
 
 /// One route's request counters, by status.
