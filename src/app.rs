@@ -95,10 +95,6 @@ impl Application {
             metrics: metrics.clone(),
             metrics_here: settings.metrics.address.is_empty(),
         });
-        let metrics_server = match settings.metrics.address.as_str() {
-            "" => None,
-            address => Some(metrics_server(address, state.clone())?),
-        };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
             address: address.clone(),
@@ -108,6 +104,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
+        let metrics_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -124,6 +121,11 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        // Bound after the public listener, so that a refused public address starts nothing.
+        let metrics_server = match settings.metrics.address.as_str() {
+            "" => None,
+            address => Some(metrics_server(address, metrics_state)?),
+        };
         Ok(Self {
             port,
             server: server.run(),
