@@ -96,7 +96,7 @@ pub(super) struct NewTokenRequest {
     #[schema(schema_with = crate::http::openapi::schemas::bff_ip_list)]
     ipv4: Option<IpList>,
     /// Lifetime in ms; `null` or absent = never expires.
-    #[schema(minimum = 1, maximum = 3153600000000_u64)]
+    #[schema(schema_with = crate::http::openapi::schemas::lifetime_ms)]
     expires: Option<u64>,
 }
 

@@ -43,7 +43,7 @@ pub(crate) struct CreateTokenRequest {
     #[schema(pattern = "^[A-Za-z0-9-]{1,32}$")]
     prefix: Option<String>,
     /// Lifetime in ms; absent or null = never expires.
-    #[schema(minimum = 1, maximum = 3153600000000_u64)]
+    #[schema(schema_with = crate::http::openapi::schemas::lifetime_ms)]
     expires: Option<u64>,
     /// Allowed addresses or CIDR ranges (at most 100); empty = anywhere.
     #[serde(default)]

@@ -207,3 +207,15 @@ pub fn token_name() -> RefOr<Schema> {
         .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]*$"))
         .into()
 }
+
+/// A token lifetime in ms (`Lifetime`); `null` = never expires.
+pub fn lifetime_ms() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::Array(vec![
+            Type::Integer,
+            Type::Null,
+        ]))
+        .minimum(Some(1))
+        .maximum(Some(crate::domain::Lifetime::MAX_MS))
+        .into()
+}

@@ -6,6 +6,7 @@ use utoipa::openapi::RefOr;
 
 use super::super::schemas;
 use super::describe::{path_parameter, query, string, Describe};
+use crate::http::body::ADMIN_BODY_LIMIT;
 use serde_json::json;
 use utoipa::openapi::path::Parameter;
 
@@ -46,7 +47,7 @@ fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
         )
         .json(
             413,
-            "The body is over 16 KiB.",
+            &format!("The body is over {} KiB.", ADMIN_BODY_LIMIT / 1024),
             schemas::admin_error(&["payload_too_large"]),
         )
         .json(

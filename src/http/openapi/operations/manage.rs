@@ -4,6 +4,7 @@ use utoipa::openapi::path::Operation;
 
 use super::super::schemas;
 use super::describe::Describe;
+use crate::http::body::MANAGE_BODY_LIMIT;
 use serde_json::json;
 
 use super::super::BFF_SCHEME;
@@ -58,7 +59,7 @@ pub fn manage(d: Describe, action: Action) -> Operation {
         )
         .json(
             413,
-            "The body is over 1 KiB.",
+            &format!("The body is over {} KiB.", MANAGE_BODY_LIMIT / 1024),
             schemas::error(&["Payload too large"]),
         )
     };
