@@ -45,11 +45,14 @@ fn main() {
             privilege: Privilege::Restricted,
             ip_restriction: IpRestriction::unrestricted(),
             metadata: Default::default(),
+            roles: Box::default(),
+            grants: CachedToken::no_grants(),
         };
         cache.put(
             digest.to_bytes(),
             Some(Arc::new(token)),
             now.timestamp_millis(),
+            cache.generation(),
         );
     }
     let after = live();

@@ -30,9 +30,16 @@ pub enum Reason {
     ManagerServerError,
     NoApiKey,
     NotFound,
+    /// The key is valid but does not satisfy the verification's permission query (SPEC B4).
+    InsufficientPermissions,
+    /// The `permissions` query could not be parsed: what was expected, and where.
+    InvalidPermissionsQuery(String),
     /// A failure of the HMAC service guard, with its plain explanation.
     Guard(&'static str),
 }
+
+/// How the text of `InvalidPermissionsQuery` starts (the rest names the offset and the rule).
+pub const INVALID_PERMISSIONS_QUERY: &str = "Invalid permissions query: ";
 
 impl Reason {
     pub fn as_str(&self) -> std::borrow::Cow<'static, str> {
@@ -63,6 +70,10 @@ impl Reason {
             Self::ManagerServerError => Borrowed("Server Error"),
             Self::NoApiKey => Borrowed("No api key provided"),
             Self::NotFound => Borrowed("Not found"),
+            Self::InsufficientPermissions => Borrowed("Insufficient permissions"),
+            Self::InvalidPermissionsQuery(why) => {
+                format!("{INVALID_PERMISSIONS_QUERY}{why}").into()
+            }
             Self::Guard(text) => Borrowed(text),
         }
     }

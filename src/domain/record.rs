@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::access::TokenAccess;
 use super::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 
 /// One row of `api_tokens`.
@@ -22,6 +23,8 @@ pub struct TokenRecord {
     pub usage_count: u64,
     pub valid: bool,
     pub metadata: Metadata,
+    /// Its roles and direct grants, and its roles' grants as read with it.
+    pub access: TokenAccess,
 }
 
 impl TokenRecord {
@@ -42,6 +45,7 @@ impl TokenRecord {
             usage_count: 0,
             valid: true,
             metadata: new.metadata.clone(),
+            access: new.access.clone(),
         }
     }
 
@@ -50,16 +54,18 @@ impl TokenRecord {
     }
 }
 
-/// A token about to be inserted: a draft with its owner and metadata.
+/// A token about to be inserted: a draft with its owner, metadata and access.
 #[derive(Debug, Clone)]
 pub struct NewToken {
     pub user_id: UserId,
     pub metadata: Metadata,
+    /// Roles (which must exist) and direct grants; `inherited` is not written.
+    pub access: TokenAccess,
     pub token: TokenDraft,
 }
 
-/// A token not yet given an owner and metadata: what a rotation puts in place of the old token,
-/// whose owner and metadata it takes inside the rotation's transaction.
+/// A token not yet given an owner, metadata and access: what a rotation puts in place of the old
+/// token, whose owner, metadata and access it takes inside the rotation's transaction.
 #[derive(Debug, Clone)]
 pub struct TokenDraft {
     pub digest: Digest,
@@ -73,10 +79,11 @@ pub struct TokenDraft {
 }
 
 impl TokenDraft {
-    pub fn owned_by(self, user_id: UserId, metadata: Metadata) -> NewToken {
+    pub fn owned_by(self, user_id: UserId, metadata: Metadata, access: TokenAccess) -> NewToken {
         NewToken {
             user_id,
             metadata,
+            access,
             token: self,
         }
     }
@@ -85,13 +92,18 @@ impl TokenDraft {
 impl NewToken {
     /// The detail of its `created` audit event: what it was made with (never the digest).
     pub fn created_detail(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut detail = serde_json::json!({
             "userId": self.user_id,
             "name": self.token.name,
             "privilege": self.token.privilege,
             "prefix": self.token.prefix,
             "metadataKeys": self.metadata.keys(),
-        })
+        });
+        if !self.access.is_empty() {
+            detail["roles"] = serde_json::json!(self.access.role_texts());
+            detail["permissions"] = serde_json::json!(self.access.permission_texts());
+        }
+        detail
     }
 }
 
@@ -144,6 +156,10 @@ pub enum AuditKind {
     MetadataUpdated,
     Banned,
     BanLifted,
+    AccessUpdated,
+    RoleCreated,
+    RoleUpdated,
+    RoleDeleted,
 }
 
 impl AuditKind {
@@ -158,6 +174,10 @@ impl AuditKind {
             Self::MetadataUpdated => "metadata_updated",
             Self::Banned => "banned",
             Self::BanLifted => "ban_lifted",
+            Self::AccessUpdated => "access_updated",
+            Self::RoleCreated => "role_created",
+            Self::RoleUpdated => "role_updated",
+            Self::RoleDeleted => "role_deleted",
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::json as json_value;
 use super::limit::enforce;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
+use crate::domain::access::Query;
 use crate::domain::Privilege;
 use crate::envelope::Reason;
 use crate::service::VerifyOptions;
@@ -96,25 +97,43 @@ fn not_found_answer() -> HttpResponse {
     )
 }
 
-/// The one `privilege` query parameter; `None` when it is missing, repeated or unknown.
-/// (Parsed by hand rather than through a serde struct: this runs on every verification.)
-fn privilege_param(query: &str) -> Option<Privilege> {
+/// The query parameters of the public verify route.
+#[derive(Debug, PartialEq)]
+struct VerifyParams<'q> {
+    privilege: Privilege,
+    /// The `permissions` query, as sent (decoded).
+    permissions: Option<std::borrow::Cow<'q, str>>,
+}
+
+/// `privilege` (once, required) and `permissions` (at most once); `None` when either is
+/// missing, repeated or unknown. (Parsed by hand rather than through a serde struct: this runs
+/// on every verification.)
+fn verify_params(query: &str) -> Option<VerifyParams<'_>> {
     // What callers send: `privilege=<name>` alone, nothing to decode.
     if let Some(value) = query.strip_prefix("privilege=") {
         if !value.contains(['&', '%', '+']) {
-            return value.parse().ok();
+            let privilege = value.parse().ok()?;
+            return Some(VerifyParams {
+                privilege,
+                permissions: None,
+            });
         }
     }
-    let mut privilege = None;
+    let (mut privilege, mut permissions) = (None, None);
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name == "privilege" {
-            if privilege.is_some() {
-                return None;
-            }
-            privilege = Some(value);
+        let slot = match name.as_ref() {
+            "privilege" => &mut privilege,
+            "permissions" => &mut permissions,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return None;
         }
     }
-    privilege?.parse().ok()
+    Some(VerifyParams {
+        privilege: privilege?.parse().ok()?,
+        permissions,
+    })
 }
 
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
@@ -128,6 +147,7 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
             Reason::InvalidHost => VerifyResult::InvalidHost,
             Reason::TokenExpired => VerifyResult::Expired,
             Reason::VerifyServerError => VerifyResult::ServerError,
+            Reason::InsufficientPermissions => VerifyResult::InsufficientPermissions,
             _ => VerifyResult::InvalidKey,
         },
         Err(_) => VerifyResult::InvalidKey,
@@ -164,9 +184,17 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         enforce(limits, limits.verify_failed(client, None)).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
-    let privilege =
-        privilege_param(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
-    let options = VerifyOptions::new(privilege, client);
+    let params = verify_params(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
+    // A malformed query is the caller's mistake, answered before the store is asked.
+    let query = match params.permissions.as_deref().map(Query::parse) {
+        None => None,
+        Some(Ok(query)) => Some(query),
+        Some(Err(err)) => {
+            let reason = Reason::InvalidPermissionsQuery(err.to_string());
+            return Err(ApiError::envelope(StatusCode::BAD_REQUEST, now, reason));
+        }
+    };
+    let options = VerifyOptions::new(params.privilege, client).permissions(query.as_ref());
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
         Ok(outcome) => outcome.into_verified(),
         Err(err) => {
@@ -181,6 +209,12 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             limits.verify_succeeded(client, key);
             Ok(verified(now, &token))
         }
+        // The key is good: not a failure for the limiters, only not enough for this call.
+        Err(Reason::InsufficientPermissions) => Err(ApiError::envelope(
+            StatusCode::FORBIDDEN,
+            now,
+            Reason::InsufficientPermissions,
+        )),
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key))).await?;
             Err(unauthorized(reason))
@@ -191,6 +225,17 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_permissions_parameter_is_decoded_and_at_most_once() {
+        let read = verify_params("privilege=full&permissions=a.read%20AND%20b").unwrap();
+        assert_eq!(read.permissions.as_deref(), Some("a.read AND b"));
+        let read = verify_params("permissions=a+OR+b&privilege=demo").unwrap();
+        assert_eq!(read.permissions.as_deref(), Some("a OR b"));
+        assert_eq!(read.privilege, Privilege::Demo);
+        assert_eq!(verify_params("privilege=full&permissions=a&permissions=b"), None);
+        assert_eq!(verify_params("permissions=a"), None);
+    }
 
     #[test]
     fn the_privilege_parameter_reads_the_same_on_the_fast_and_the_general_path() {
@@ -210,7 +255,8 @@ mod tests {
             ("",                               None),
         ];
         for (query, expected) in cases {
-            assert_eq!(privilege_param(query), expected, "{query:?}");
+            let read = verify_params(query).map(|params| params.privilege);
+            assert_eq!(read, expected, "{query:?}");
         }
     }
 }

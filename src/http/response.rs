@@ -123,6 +123,8 @@ mod tests {
             },
             ip_restriction: IpRestriction::default(),
             metadata: Metadata::default(),
+            roles: Box::default(),
+            grants: Default::default(),
         };
         Verified {
             record: Arc::new(record),

@@ -1,6 +1,11 @@
 //! The verification cache: token records by digest, so a verification costs a hash and a map
 //! lookup, not a database round trip. Unknown digests are cached too (negatively), so a flood
 //! of made-up keys reaches the database at most once per key per `negative_ttl`.
+//!
+//! A token's effective permissions are resolved into its entry. A role change bumps one
+//! generation counter instead of visiting entries: an entry of a token holding roles that was
+//! loaded under an older generation is stale, so the next verification of each such token
+//! reads it again — at once, for every token holding a role, with no scan.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
+use crate::domain::access::{Grants, RoleName};
 use crate::domain::{IpRestriction, Metadata, Privilege, UserId};
 use crate::store::TokenRecord;
 
@@ -24,12 +30,22 @@ pub struct CachedToken {
     pub privilege: Privilege,
     pub ip_restriction: IpRestriction,
     pub metadata: Metadata,
+    /// Sorted.
+    pub roles: Box<[RoleName]>,
+    /// Direct grants ∪ its roles' grants, as loaded.
+    pub grants: Arc<Grants>,
 }
 
 impl CachedToken {
     /// `None` for a row that can never verify (revoked, rotated away, expired earlier).
     pub fn from_record(record: TokenRecord) -> Option<Self> {
         record.valid.then(|| Self {
+            grants: if record.access.is_empty() {
+                Self::no_grants()
+            } else {
+                Arc::new(record.access.effective())
+            },
+            roles: record.access.roles.into_boxed_slice(),
             id: record.id,
             user_id: record.user_id,
             name: record.name.into_boxed_str(),
@@ -46,6 +62,12 @@ impl CachedToken {
     pub fn is_expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+
+    /// The grants of a token that holds nothing: one shared value, not one per cache entry.
+    pub fn no_grants() -> Arc<Grants> {
+        static NONE: std::sync::LazyLock<Arc<Grants>> = std::sync::LazyLock::new(Arc::default);
+        NONE.clone()
+    }
 }
 
 /// A cached lookup: the token, or the knowledge that no valid token has this digest.
@@ -55,6 +77,19 @@ pub type Lookup = Option<Arc<CachedToken>>;
 struct Entry {
     lookup: Lookup,
     loaded_ms: i64,
+    /// The role generation when the store was read for it.
+    generation: u64,
+}
+
+impl Entry {
+    /// Loaded before a role change that may concern it.
+    fn behind(&self, generation: u64) -> bool {
+        self.generation != generation
+            && self
+                .lookup
+                .as_ref()
+                .is_some_and(|token| !token.roles.is_empty())
+    }
 }
 
 /// Freshness rules of the cache.
@@ -75,6 +110,8 @@ pub struct VerificationCache {
     config: CacheConfig,
     /// Which eighth of the digests the next eviction drops (rotates, so evictions spread).
     next_victim: std::sync::atomic::AtomicU8,
+    /// Bumped by every role change made through this process.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Result of asking the cache.
@@ -91,7 +128,19 @@ impl VerificationCache {
             entries: DashMap::default(),
             config,
             next_victim: Default::default(),
+            generation: Default::default(),
         }
+    }
+
+    /// The role generation: read it before reading the store for an entry.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A role changed: every entry of a token holding roles is stale from now on.
+    pub fn roles_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn get(&self, digest: &[u8; 32], now_ms: i64) -> Cached {
@@ -103,7 +152,7 @@ impl VerificationCache {
         } else {
             self.config.negative_ttl
         };
-        if now_ms - entry.loaded_ms < millis(ttl) {
+        if now_ms - entry.loaded_ms < millis(ttl) && !entry.behind(self.generation()) {
             Cached::Fresh(entry.lookup.clone())
         } else {
             Cached::Stale(entry.lookup.clone())
@@ -119,8 +168,9 @@ impl VerificationCache {
     }
 
     /// Caches what the store answered for this digest (raw SHA-256 bytes, as every cache
-    /// method takes it), loaded at `now_ms` on the monotonic clock.
-    pub fn put(&self, digest: [u8; 32], lookup: Lookup, now_ms: i64) {
+    /// method takes it), loaded at `now_ms` on the monotonic clock, read under the role
+    /// `generation` taken before the store was asked.
+    pub fn put(&self, digest: [u8; 32], lookup: Lookup, now_ms: i64, generation: u64) {
         if self.entries.len() >= self.config.max_entries {
             self.make_room(now_ms);
         }
@@ -129,6 +179,7 @@ impl VerificationCache {
             Entry {
                 lookup,
                 loaded_ms: now_ms,
+                generation,
             },
         );
     }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{CreatedToken, Decision, TokenService};
+use crate::domain::access::{AccessLimit, RoleName, TokenAccess};
 use crate::domain::{
     GeneratedKey, IpRestriction, Lifetime, Metadata, Prefix, Privilege, PublicIdentifier,
     TokenName, UserId,
@@ -22,6 +23,8 @@ pub struct CreateToken {
     pub ips: IpRestriction,
     /// Admin-only metadata (SPEC B1).
     pub metadata: Metadata,
+    /// Roles (which must exist) and direct grants (SPEC B4).
+    pub access: TokenAccess,
 }
 
 impl CreateToken {
@@ -34,7 +37,14 @@ impl CreateToken {
             lifetime: None,
             ips: IpRestriction::unrestricted(),
             metadata: Metadata::default(),
+            access: TokenAccess::default(),
         }
+    }
+
+    /// Roles (which must exist) and direct grants: at most 100 roles and 1,000 grants.
+    pub fn access(mut self, access: TokenAccess) -> Self {
+        self.access = access;
+        self
     }
 
     pub fn metadata(mut self, metadata: Metadata) -> Self {
@@ -90,6 +100,10 @@ pub enum Creation {
     LimitReached {
         limit: u32,
     },
+    /// One of its roles does not exist.
+    UnknownRole(RoleName),
+    /// It was to hold more roles or grants than a token may.
+    TooMuchAccess(AccessLimit),
 }
 
 impl Decision for Creation {
@@ -98,6 +112,8 @@ impl Decision for Creation {
         match self {
             Self::Created(created) => Ok(created),
             Self::LimitReached { limit } => Err(Reason::TooManyTokens { limit }),
+            // Not reachable through the BFF, which gives a token no roles.
+            Self::UnknownRole(_) | Self::TooMuchAccess(_) => Err(Reason::BadRequest),
         }
     }
 }
@@ -114,6 +130,9 @@ impl TokenService {
 
     /// `create` as a typed decision; `Err` only when the store could not answer.
     pub async fn create_outcome(&self, request: CreateToken) -> Result<Creation, StoreError> {
+        if let Err(limit) = request.access.within_limits() {
+            return Ok(Creation::TooMuchAccess(limit));
+        }
         let now = self.clock.now();
         let expires_at = request.lifetime.map(|lifetime| lifetime.expiry_from(now));
         let (key, draft) = new_token(
@@ -124,7 +143,7 @@ impl TokenService {
             now,
             expires_at,
         );
-        let new = draft.owned_by(request.user_id, request.metadata);
+        let new = draft.owned_by(request.user_id, request.metadata, request.access);
         let created = self
             .store
             .create_token(&new, self.limit_tokens_per_user, &self.audit())
@@ -139,6 +158,7 @@ impl TokenService {
             CreateOutcome::LimitReached => Creation::LimitReached {
                 limit: self.limit_tokens_per_user,
             },
+            CreateOutcome::UnknownRole(role) => Creation::UnknownRole(role),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The operations of SPEC A5: the in-process API trusted code calls, and that the HTTP
 //! handlers adapt. Every operation answers a `Results<T>` envelope; none authenticates.
 
+mod access;
 mod action_manager;
 mod cache;
 mod create;

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
+use crate::domain::access::Query;
 use crate::domain::Privilege;
 use crate::store::{
     AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
@@ -19,6 +20,7 @@ pub enum VerifyCode {
     NotFound,
     Expired,
     IpNotAllowed,
+    InsufficientPermissions,
 }
 
 /// What an admin verification found.
@@ -40,6 +42,7 @@ impl TokenService {
         privilege: Option<Privilege>,
         ip: Option<IpAddr>,
         count: bool,
+        permissions: Option<&Query>,
     ) -> Result<AdminVerification, StoreError> {
         let options = VerifyOptions {
             privilege: privilege.unwrap_or_default(),
@@ -47,6 +50,7 @@ impl TokenService {
             bypass_ip_check: ip.is_none(),
             is_internal_hash: false,
             ip,
+            permissions,
         };
         let (outcome, token) = self.check(key, options, privilege, None).await?;
         let (code, verified) = match outcome {
@@ -54,6 +58,7 @@ impl TokenService {
             VerifyOutcome::InvalidKey => (VerifyCode::NotFound, None),
             VerifyOutcome::InvalidHost => (VerifyCode::IpNotAllowed, None),
             VerifyOutcome::Expired => (VerifyCode::Expired, None),
+            VerifyOutcome::InsufficientPermissions => (VerifyCode::InsufficientPermissions, None),
         };
         let token = (code != VerifyCode::NotFound).then_some(token).flatten();
         Ok(AdminVerification {

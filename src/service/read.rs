@@ -46,6 +46,7 @@ impl TokenService {
             bypass_ip_check: true,
             is_internal_hash: true,
             ip: None,
+            permissions: None,
         };
         let digest = Digest::of_presented(presented);
         self.verify_outcome(digest.as_str(), options).await
@@ -55,7 +56,9 @@ impl TokenService {
         let token = match verified {
             VerifyOutcome::Valid(verified) => verified.token(),
             VerifyOutcome::Expired => return Ok(SnapshotDecision::Expired),
-            VerifyOutcome::InvalidKey | VerifyOutcome::InvalidHost => {
+            VerifyOutcome::InvalidKey
+            | VerifyOutcome::InvalidHost
+            | VerifyOutcome::InsufficientPermissions => {
                 return Ok(SnapshotDecision::InvalidKey)
             }
         };

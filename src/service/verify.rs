@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
+use crate::domain::access::Query;
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
 use crate::store::StoreError;
@@ -15,7 +16,7 @@ use crate::telemetry::metrics::CacheResult;
 
 /// How to verify. The defaults are the public route's: count the use and check the IP.
 #[derive(Debug, Clone, Copy)]
-pub struct VerifyOptions {
+pub struct VerifyOptions<'q> {
     pub privilege: Privilege,
     /// Do not count this use (`usage_count`, `last_used` unchanged).
     pub skip_count_updates: bool,
@@ -25,9 +26,11 @@ pub struct VerifyOptions {
     pub is_internal_hash: bool,
     /// The caller's address, for the IP restriction.
     pub ip: Option<IpAddr>,
+    /// A permission query the token's effective permissions must satisfy (SPEC B4).
+    pub permissions: Option<&'q Query>,
 }
 
-impl VerifyOptions {
+impl<'q> VerifyOptions<'q> {
     /// The public route's verification: counted, IP-checked against `ip`, a raw key.
     pub fn new(privilege: Privilege, ip: Option<IpAddr>) -> Self {
         Self {
@@ -36,7 +39,14 @@ impl VerifyOptions {
             bypass_ip_check: false,
             is_internal_hash: false,
             ip,
+            permissions: None,
         }
+    }
+
+    /// The token must satisfy `query`; failing it is `InsufficientPermissions`, not a use.
+    pub fn permissions(mut self, query: impl Into<Option<&'q Query>>) -> Self {
+        self.permissions = query.into();
+        self
     }
 
     /// Do not count this use.
@@ -67,6 +77,8 @@ pub enum VerifyOutcome {
     InvalidHost,
     /// Expired now; the token has just been marked invalid.
     Expired,
+    /// Valid, but its effective permissions do not satisfy the query (not counted as a use).
+    InsufficientPermissions,
 }
 
 impl VerifyOutcome {
@@ -82,6 +94,7 @@ impl VerifyOutcome {
             Self::InvalidKey => Err(Reason::InvalidKey),
             Self::InvalidHost => Err(Reason::InvalidHost),
             Self::Expired => Err(Reason::TokenExpired),
+            Self::InsufficientPermissions => Err(Reason::InsufficientPermissions),
         }
     }
 }
@@ -105,7 +118,7 @@ impl TokenService {
     /// Verifies `presented` (a raw key, or the digest when `is_internal_hash`). Fails with
     /// `Invalid key`, `Invalid Host`, `Token expired`, or `Server error validating token.` when
     /// the store cannot answer (fail closed).
-    pub async fn verify(&self, presented: &str, options: VerifyOptions) -> Results<VerifiedToken> {
+    pub async fn verify(&self, presented: &str, options: VerifyOptions<'_>) -> Results<VerifiedToken> {
         match self.verify_outcome(presented, options).await {
             Ok(outcome) => Results {
                 date: self.clock.now(),
@@ -119,7 +132,7 @@ impl TokenService {
     pub async fn verify_outcome(
         &self,
         presented: &str,
-        options: VerifyOptions,
+        options: VerifyOptions<'_>,
     ) -> Result<VerifyOutcome, StoreError> {
         let privilege = Some(options.privilege);
         Ok(self.check(presented, options, privilege, None).await?.0)
@@ -130,7 +143,7 @@ impl TokenService {
     pub(crate) async fn verify_outcome_at(
         &self,
         presented: &str,
-        options: VerifyOptions,
+        options: VerifyOptions<'_>,
         now: DateTime<Utc>,
     ) -> Result<VerifyOutcome, StoreError> {
         let privilege = Some(options.privilege);
@@ -146,7 +159,7 @@ impl TokenService {
     pub(super) async fn check(
         &self,
         presented: &str,
-        options: VerifyOptions,
+        options: VerifyOptions<'_>,
         privilege: Option<Privilege>,
         at: Option<DateTime<Utc>>,
     ) -> Result<(VerifyOutcome, Lookup), StoreError> {
@@ -196,13 +209,14 @@ impl TokenService {
             return Ok(lookup);
         }
         self.metrics.cache(CacheResult::Miss);
+        let generation = cache.generation();
         match self.store.find_by_digest(&Digest::from_bytes(digest)).await {
             Ok(record) => {
                 let lookup = record.and_then(CachedToken::from_record).map(Arc::new);
                 if let (Some(token), Some(usage)) = (&lookup, &self.usage) {
                     usage.observe(token.id, token.usage_count, token.last_used, now);
                 }
-                cache.put(*digest, lookup.clone(), now_ms);
+                cache.put(*digest, lookup.clone(), now_ms, generation);
                 Ok(lookup)
             }
             Err(err) => match cache.usable_while_down(digest, now_ms) {
@@ -222,7 +236,7 @@ impl TokenService {
         &self,
         digest: &[u8; 32],
         token: &Arc<CachedToken>,
-        options: VerifyOptions,
+        options: VerifyOptions<'_>,
         moment: Moment,
     ) -> Result<VerifyOutcome, StoreError> {
         let now = moment.wall;
@@ -241,6 +255,13 @@ impl TokenService {
                 tracing::error!(error = %err, "could not mark an expired token invalid");
             }
             return Ok(VerifyOutcome::Expired);
+        }
+        // 5½. Permissions (SPEC B4): checked against the cached grants, before the count.
+        if options
+            .permissions
+            .is_some_and(|query| !query.holds(&token.grants))
+        {
+            return Ok(VerifyOutcome::InsufficientPermissions);
         }
         let mut verified = Verified {
             record: Arc::clone(token),

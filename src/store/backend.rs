@@ -12,6 +12,7 @@ use super::{
     Audit, AuditEvent, AuditKind, BanRecord, NewToken, RowCounts, StoreError, TokenCounts,
     TokenQuery, TokenRecord, UsageDelta,
 };
+use crate::domain::access::{Grant, RoleDescription, RoleName, RoleRecord, TokenAccess};
 use crate::domain::{Digest, IpRestriction, Metadata, Privilege, UserId};
 
 /// Whether a read locks the row until the transaction ends (MySQL `FOR UPDATE`; SQLite's
@@ -120,6 +121,87 @@ pub trait AuditSql {
     async fn delete_ban(&mut self, limiter: &str, key: &str) -> Result<bool, StoreError>;
 }
 
+/// A role's row, as stored (the ops layer checks its names).
+#[derive(Debug, Clone)]
+pub struct RoleRow {
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Valid tokens holding it.
+    pub tokens: u64,
+}
+
+/// What a row of `access_rows` says a token holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Role,
+    /// A direct grant.
+    Permission,
+    /// A grant of one of its roles.
+    Inherited,
+}
+
+impl Held {
+    /// Its number in SQL (`access_rows` selects it as a constant).
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Role),
+            1 => Some(Self::Permission),
+            2 => Some(Self::Inherited),
+            _ => None,
+        }
+    }
+}
+
+/// Statements on roles, their grants and what tokens hold.
+#[async_trait]
+pub trait AccessSql {
+    /// Serialises role creations (MySQL: the `access_lock` row; SQLite: nothing, its write
+    /// transactions are serial).
+    async fn lock_roles(&mut self) -> Result<(), StoreError>;
+    async fn count_roles(&mut self) -> Result<u64, StoreError>;
+    /// Roles (one, or every one by name) with how many valid tokens hold each.
+    async fn role_rows(
+        &mut self,
+        name: Option<&RoleName>,
+        lock: Lock,
+    ) -> Result<Vec<RoleRow>, StoreError>;
+    /// `(role, grant)` pairs of one role or of every role.
+    async fn role_grants(
+        &mut self,
+        name: Option<&RoleName>,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// The role row (name, description, times); false when the name is taken.
+    async fn insert_role(&mut self, role: &RoleRecord) -> Result<bool, StoreError>;
+    async fn set_role(
+        &mut self,
+        name: &RoleName,
+        description: Option<&RoleDescription>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Adds grants to a role (those it has are skipped).
+    async fn add_role_grants(&mut self, name: &RoleName, grants: &[Grant])
+        -> Result<(), StoreError>;
+    async fn remove_role_grants(
+        &mut self,
+        name: &RoleName,
+        grants: &[Grant],
+    ) -> Result<(), StoreError>;
+    /// The role, its grants, and every token's hold of it.
+    async fn delete_role(&mut self, name: &RoleName) -> Result<(), StoreError>;
+    /// Which of `names` are roles, locking them until the transaction ends.
+    async fn existing_roles(&mut self, names: &[RoleName]) -> Result<Vec<String>, StoreError>;
+    /// What these tokens hold (their roles' grants included): `(token, what, name)` rows.
+    async fn access_rows(&mut self, ids: &[u64]) -> Result<Vec<(u64, Held, String)>, StoreError>;
+    /// Roles and direct grants of every token, for `copy`.
+    async fn all_access_rows(&mut self) -> Result<Vec<(u64, Held, String)>, StoreError>;
+    /// Writes a token's roles and direct grants (it held none before).
+    async fn insert_access(&mut self, id: u64, access: &TokenAccess) -> Result<(), StoreError>;
+    /// Removes everything a token holds.
+    async fn clear_access(&mut self, id: u64) -> Result<(), StoreError>;
+}
+
 /// Whole-table statements of `iam-tokens copy`.
 #[async_trait]
 pub trait CopySql {
@@ -139,7 +221,7 @@ pub trait CopySql {
 /// A connection, inside a transaction when the work is a write. Every method is one statement
 /// (or one batch of the same statement), grouped by what it touches.
 #[async_trait]
-pub trait Tx: TokenSql + UsageSql + AuditSql + CopySql + Send {
+pub trait Tx: TokenSql + UsageSql + AuditSql + AccessSql + CopySql + Send {
     async fn ping(&mut self) -> Result<(), StoreError>;
 }
 

@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "metadata_and_audit",
         include_str!("../../sql/mysql/0004_metadata_and_audit.sql"),
     ),
+    (5, "access", include_str!("../../sql/mysql/0005_access.sql")),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

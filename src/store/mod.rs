@@ -2,6 +2,7 @@
 //! Every mutation writes its audit event in the same transaction as the change.
 
 pub mod backend;
+mod access_sql;
 mod copy;
 mod migrate;
 mod mysql;
@@ -23,6 +24,7 @@ pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::access::{AccessChange, AccessLimit, NewRole, RoleChange, RoleName, RoleRecord};
 use crate::domain::{
     Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege, UserId,
 };
@@ -55,6 +57,8 @@ pub enum StoreError {
 pub enum CreateOutcome {
     Created(Box<TokenRecord>),
     LimitReached,
+    /// One of the roles it was to hold does not exist (nothing was written).
+    UnknownRole(RoleName),
 }
 
 /// Result of a rotation transaction. Anything but `Rotated` left the store unchanged.
@@ -112,9 +116,87 @@ pub enum MetadataOutcome {
     Invalid(MetadataError),
 }
 
+/// Result of creating a role. Anything but `Created` changed nothing.
+#[derive(Debug)]
+pub enum RoleCreation {
+    Created(RoleRecord),
+    Exists,
+    /// There are already 1,000 roles.
+    LimitReached,
+}
+
+/// Result of changing a role. Anything but `Updated` changed nothing.
+#[derive(Debug)]
+pub enum RoleUpdate {
+    Updated(RoleRecord),
+    NotFound,
+    /// It would hold more than 1,000 permissions.
+    TooManyPermissions,
+}
+
+/// Result of deleting a role. Anything but `Deleted` changed nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RoleDeletion {
+    /// Gone, taken from the `tokens` valid tokens that held it.
+    Deleted { tokens: u64 },
+    NotFound,
+    /// Valid tokens hold it and the deletion was not forced.
+    InUse { tokens: u64 },
+}
+
+/// Result of changing what a token holds. Anything but `Updated` changed nothing.
+#[derive(Debug)]
+pub enum AccessOutcome {
+    /// The token as it is now.
+    Updated(Box<TokenRecord>),
+    NotFound,
+    UnknownRole(RoleName),
+    Limit(AccessLimit),
+}
+
+/// Roles and what tokens hold (SPEC B4). Every change writes its audit event in the same
+/// transaction.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    /// Creates a role unless one has that name or there are 1,000.
+    async fn create_role(&self, role: &NewRole, audit: &Audit)
+        -> Result<RoleCreation, StoreError>;
+
+    /// Every role, by name.
+    async fn roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
+
+    async fn role(&self, name: &RoleName) -> Result<Option<RoleRecord>, StoreError>;
+
+    /// Changes a role under its row lock; every token holding it sees the change when it is
+    /// next read.
+    async fn update_role(
+        &self,
+        name: &RoleName,
+        change: &RoleChange,
+        audit: &Audit,
+    ) -> Result<RoleUpdate, StoreError>;
+
+    /// Deletes a role; while valid tokens hold it, only when `force` (it is then taken from
+    /// them).
+    async fn delete_role(
+        &self,
+        name: &RoleName,
+        force: bool,
+        audit: &Audit,
+    ) -> Result<RoleDeletion, StoreError>;
+
+    /// Changes the roles and direct grants of the token with this id, under its row lock.
+    async fn change_access(
+        &self,
+        token_id: u64,
+        change: &AccessChange,
+        audit: &Audit,
+    ) -> Result<AccessOutcome, StoreError>;
+}
+
 /// The capabilities the token operations need. Every method is one atomic unit of work.
 #[async_trait]
-pub trait TokenStore: Send + Sync + 'static {
+pub trait TokenStore: AccessStore + Send + Sync + 'static {
     /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
     /// the insert are atomic with respect to every other creation for that owner.
     async fn create_token(
@@ -224,7 +306,9 @@ pub trait TokenStore: Send + Sync + 'static {
 /// Everything a store holds, for moving it to another store (`iam-tokens copy`).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// With their access (`inherited` empty).
     pub tokens: Vec<TokenRecord>,
+    pub roles: Vec<RoleRecord>,
     pub events: Vec<AuditEvent>,
     pub bans: Vec<BanRecord>,
 }
@@ -233,6 +317,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RowCounts {
     pub tokens: u64,
+    pub roles: u64,
     pub events: u64,
     pub bans: u64,
 }
@@ -241,6 +326,7 @@ impl Snapshot {
     pub fn counts(&self) -> RowCounts {
         RowCounts {
             tokens: self.tokens.len() as u64,
+            roles: self.roles.len() as u64,
             events: self.events.len() as u64,
             bans: self.bans.len() as u64,
         }

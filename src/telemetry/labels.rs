@@ -51,16 +51,19 @@ pub enum VerifyResult {
     Expired,
     RateLimited,
     ServerError,
+    /// Valid, but not satisfying the permission query.
+    InsufficientPermissions,
 }
 
 impl VerifyResult {
-    pub(super) const ALL: [Self; 6] = [
+    pub(super) const ALL: [Self; 7] = [
         Self::Valid,
         Self::InvalidKey,
         Self::InvalidHost,
         Self::Expired,
         Self::RateLimited,
         Self::ServerError,
+        Self::InsufficientPermissions,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -71,6 +74,7 @@ impl VerifyResult {
             Self::Expired => "expired",
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
+            Self::InsufficientPermissions => "insufficient_permissions",
         }
     }
 }

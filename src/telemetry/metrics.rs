@@ -83,7 +83,7 @@ pub struct Metrics {
     /// The hot counters (requests, verifications, cache lookups), folded into the exporter's
     /// counters at each scrape.
     tally: Tally,
-    verifications: [[Counter; 6]; 2],
+    verifications: [[Counter; VerifyResult::ALL.len()]; 2],
     verify_latency: Histogram,
     cache: [Counter; 4],
     flushes_ok: Counter,

@@ -135,6 +135,7 @@ async fn create_answers_201_with_the_raw_key_once_and_the_whole_token() {
             "publicIdentifier": public_id, "privilege": "full", "createdAt": app.clock_iso(),
             "expiresAt": expires_at, "lastUsed": null, "usageCount": 0, "valid": true,
             "ipRestriction": ["10.0.0.0/8", "192.0.2.1"], "metadata": metadata,
+            "roles": [], "permissions": [], "effectivePermissions": [],
         },
     });
     answer.assert_is(201, &expected, "create with every field");
@@ -157,6 +158,7 @@ async fn create_defaults_to_restricted_api_never_expiring_unrestricted_and_no_me
             "publicIdentifier": created.public_id, "privilege": "restricted",
             "createdAt": app.clock_iso(), "expiresAt": null, "lastUsed": null, "usageCount": 0,
             "valid": true, "ipRestriction": null, "metadata": {},
+            "roles": [], "permissions": [], "effectivePermissions": [],
         },
     });
     assert_eq!(created.body, expected);

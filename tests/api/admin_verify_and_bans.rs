@@ -34,9 +34,11 @@ fn seen(token: &AdminToken, code: &str, usage: u64, last_used: Option<String>) -
         "createdAt",
         "expiresAt",
     ];
-    for field in fields.into_iter().chain(["ipRestriction", "metadata"]) {
+    for field in fields.into_iter().chain(["ipRestriction", "metadata", "roles"]) {
         seen[field] = view[field].clone();
     }
+    // Verification answers the effective permissions.
+    seen["permissions"] = view["effectivePermissions"].clone();
     seen
 }
 

@@ -42,7 +42,7 @@ fn verified(id: u64, created_at: &str, last_used: Value, usage_count: u64) -> Va
     })
 }
 
-async fn verify_with(app: &TestApp, key: &str, options: VerifyOptions) -> Value {
+async fn verify_with(app: &TestApp, key: &str, options: VerifyOptions<'_>) -> Value {
     envelope_json(&app.tokens.verify(key, options).await)
 }
 

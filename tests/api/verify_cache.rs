@@ -15,6 +15,10 @@ use iam_tokens::service::{
     CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
     VerifyOptions,
 };
+use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
+use iam_tokens::store::{
+    AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate,
+};
 use iam_tokens::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
@@ -55,17 +59,22 @@ impl CountingStore {
     }
 }
 
-/// `Calls` (one counter per method) and `TokenStore for CountingStore` by delegation.
+/// `Calls` (one counter per method) and `TokenStore` and `AccessStore` for `CountingStore` by
+/// delegation.
 macro_rules! counting_store {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+    (
+        { $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* }
+        { $($access:ident($($a_arg:ident: $a_ty:ty),*) -> $a_ret:ty;)* }
+    ) => {
         #[derive(Debug, Default)]
         pub(crate) struct Calls {
             $(pub(crate) $name: AtomicUsize,)*
+            $(pub(crate) $access: AtomicUsize,)*
         }
 
         impl Calls {
             pub(crate) fn total(&self) -> usize {
-                0 $(+ self.$name.load(Ordering::SeqCst))*
+                0 $(+ self.$name.load(Ordering::SeqCst))* $(+ self.$access.load(Ordering::SeqCst))*
             }
         }
 
@@ -79,10 +88,19 @@ macro_rules! counting_store {
                 Ok(answer)
             })*
         }
+
+        #[async_trait]
+        impl AccessStore for CountingStore {
+            $(async fn $access(&self, $($a_arg: $a_ty),*) -> Result<$a_ret, StoreError> {
+                self.calls.$access.fetch_add(1, Ordering::SeqCst);
+                self.inner.$access($($a_arg),*).await
+            })*
+        }
     };
 }
 
 counting_store! {
+    {
     create_token(new: &NewToken, limit: u32, audit: &Audit) -> CreateOutcome;
     find_by_digest(digest: &Digest) -> Option<TokenRecord>;
     find_by_id(token_id: u64) -> Option<TokenRecord>;
@@ -102,6 +120,15 @@ counting_store! {
     list_tokens(query: &TokenQuery) -> Vec<TokenRecord>;
     events(token_id: u64) -> Vec<AuditEvent>;
     ping() -> ();
+    }
+    {
+    create_role(role: &NewRole, audit: &Audit) -> RoleCreation;
+    roles() -> Vec<RoleRecord>;
+    role(name: &RoleName) -> Option<RoleRecord>;
+    update_role(name: &RoleName, change: &RoleChange, audit: &Audit) -> RoleUpdate;
+    delete_role(name: &RoleName, force: bool, audit: &Audit) -> RoleDeletion;
+    change_access(token_id: u64, change: &AccessChange, audit: &Audit) -> AccessOutcome;
+    }
 }
 
 /// A test app's database behind a counting store, and a service of its own over it.

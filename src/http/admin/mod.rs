@@ -1,11 +1,15 @@
 //! `/api/admin/*`: the admin API for trusted servers and operators (SPEC B2), authenticated
 //! by an admin secret whose SHA-256 digest is in `auth.admin_tokens`.
 
+pub(super) mod access;
 pub(super) mod bans;
+pub(super) mod roles;
 pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
 
+pub(super) use access::AccessRequest;
+pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
 pub(super) use verify::VerifyRequest;
 

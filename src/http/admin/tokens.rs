@@ -11,7 +11,9 @@ use serde_json::json;
 use super::views::{
     CreatedView, EventView, EventsView, MetadataView, RevokedView, TokenPage, TokenView,
 };
+use super::access::{grants, limit, role_names, unknown_role};
 use super::{body, invalid_metadata, token_id};
+use crate::domain::access::{limits, AccessLimit, TokenAccess};
 use crate::domain::metadata::MetadataPatch;
 use crate::domain::{
     Actor, IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
@@ -51,6 +53,14 @@ pub(crate) struct CreateTokenRequest {
     ips: Vec<String>,
     #[schema(value_type = Option<Metadata>)]
     metadata: Option<serde_json::Value>,
+    /// Roles to give it (each must exist; at most 100).
+    #[serde(default)]
+    #[schema(schema_with = crate::http::openapi::schemas::role_names)]
+    roles: Vec<String>,
+    /// Direct grants: permissions, `prefix.*` or `*` (at most 1,000).
+    #[serde(default)]
+    #[schema(schema_with = crate::http::openapi::schemas::grants)]
+    permissions: Vec<String>,
 }
 
 /// `POST /api/admin/tokens`: 201 with the raw key (shown once) and the token.
@@ -84,11 +94,21 @@ pub async fn create(
         None | Some(serde_json::Value::Null) => Metadata::default(),
         Some(value) => Metadata::parse(value).map_err(|err| invalid_metadata(&err))?,
     };
+    let access = TokenAccess::new(
+        role_names("roles", &request.roles)?,
+        grants(
+            "permissions",
+            &request.permissions,
+            limits::TOKEN_PERMISSIONS,
+            AccessLimit::Permissions,
+        )?,
+    );
     let create = CreateToken::new(user_id, request.privilege, name)
         .prefix(prefix)
         .lifetime(lifetime)
         .ips(ips)
-        .metadata(metadata);
+        .metadata(metadata)
+        .access(access);
     let tokens = state.tokens.acting_as(Actor::Admin(admin));
     let created = match tokens.create_outcome(create).await {
         Ok(Creation::Created(created)) => created,
@@ -96,6 +116,10 @@ pub async fn create(
             let message = Reason::TooManyTokens { limit }.as_str().into_owned();
             return Err(AdminFailure::token_limit(message).into());
         }
+        Ok(Creation::UnknownRole(role)) => {
+            return Err(unknown_role(&role, "roles", &request.roles).into())
+        }
+        Ok(Creation::TooMuchAccess(over)) => return Err(limit(over, "roles").into()),
         Err(err) => {
             return Err(AdminFailure::unavailable(&state.metrics, "admin-create", &err).into())
         }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::body;
 use super::views::{AdminVerifyView, VerifiedView};
+use crate::domain::access::Query;
 use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -28,6 +29,10 @@ pub(crate) struct VerifyRequest {
     ip: Option<IpAddr>,
     /// Count this use (default true: a verification is a use).
     count: Option<bool>,
+    /// A permission query (`a.read AND (b.* OR NOT c)`): failing it is
+    /// `INSUFFICIENT_PERMISSIONS`, and not a use; a malformed one is a 400 naming the offset.
+    #[schema(max_length = 1000)]
+    permissions: Option<String>,
 }
 
 /// Always 200 for a well-formed, authenticated request: `{valid, code, …token, metadata}`.
@@ -37,6 +42,12 @@ pub async fn verify(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: VerifyRequest = body(&req, payload).await?;
+    let query = request
+        .permissions
+        .as_deref()
+        .map(Query::parse)
+        .transpose()
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("permissions"))?;
     let verification = state
         .tokens
         .verify_for_admin(
@@ -44,6 +55,7 @@ pub async fn verify(
             request.privilege,
             request.ip,
             request.count.unwrap_or(true),
+            query.as_ref(),
         )
         .await
         .map_err(|err| {
@@ -57,6 +69,7 @@ pub async fn verify(
         VerifyCode::NotFound => VerifyResult::InvalidKey,
         VerifyCode::Expired => VerifyResult::Expired,
         VerifyCode::IpNotAllowed => VerifyResult::InvalidHost,
+        VerifyCode::InsufficientPermissions => VerifyResult::InsufficientPermissions,
     };
     state.metrics.verification(VerifyRoute::Admin, result);
     let token = verification.token.as_ref().map(|token| {

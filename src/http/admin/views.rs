@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::access::{sorted_texts, RoleDescription, RoleRecord};
 use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
 use crate::service::{CachedToken, VerifyCode};
@@ -30,6 +31,12 @@ pub struct TokenView {
     pub valid: bool,
     pub ip_restriction: Option<Vec<String>>,
     pub metadata: Metadata,
+    /// Its roles, sorted.
+    pub roles: Vec<String>,
+    /// Its direct grants, sorted.
+    pub permissions: Vec<String>,
+    /// Direct grants ∪ its roles' grants, sorted: what a permission query is checked against.
+    pub effective_permissions: Vec<String>,
 }
 
 impl TokenView {
@@ -49,6 +56,9 @@ impl TokenView {
             ip_restriction: (!record.ip_restriction.is_unrestricted())
                 .then(|| record.ip_restriction.entries()),
             metadata: record.metadata,
+            roles: record.access.role_texts(),
+            permissions: record.access.permission_texts(),
+            effective_permissions: record.access.effective().texts(),
         }
     }
 }
@@ -70,6 +80,10 @@ pub struct VerifiedView {
     pub usage_count: u64,
     pub ip_restriction: Option<Vec<String>>,
     pub metadata: Metadata,
+    /// Its roles, sorted.
+    pub roles: Vec<String>,
+    /// Its effective permissions (direct ∪ its roles'), sorted.
+    pub permissions: Vec<String>,
 }
 
 impl VerifiedView {
@@ -86,6 +100,8 @@ impl VerifiedView {
             ip_restriction: (!token.ip_restriction.is_unrestricted())
                 .then(|| token.ip_restriction.entries()),
             metadata: token.metadata.clone(),
+            roles: token.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            permissions: token.grants.texts(),
         }
     }
 }
@@ -240,4 +256,46 @@ impl ToSchema for AdminVerifyView {
         schemas.push((VerifiedView::name().into_owned(), VerifiedView::schema()));
         VerifiedView::schemas(schemas);
     }
+}
+
+/// A role as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleView {
+    pub name: String,
+    pub description: Option<String>,
+    /// What it grants, sorted.
+    pub permissions: Vec<String>,
+    /// Valid tokens holding it.
+    pub tokens: u64,
+    #[serde(with = "iso_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "iso_time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<RoleRecord> for RoleView {
+    fn from(role: RoleRecord) -> Self {
+        Self {
+            permissions: sorted_texts(&role.permissions),
+            name: role.name.as_str().to_owned(),
+            description: role.description.as_ref().map(RoleDescription::as_str).map(str::to_owned),
+            tokens: role.tokens,
+            created_at: role.created_at,
+            updated_at: role.updated_at,
+        }
+    }
+}
+
+/// Every role, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolesView {
+    pub roles: Vec<RoleView>,
+}
+
+/// A deleted role, and from how many valid tokens it was taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleDeletedView {
+    pub deleted: String,
+    pub tokens: u64,
 }

@@ -84,6 +84,13 @@ pub fn failure(reasons: &[Reason]) -> RefOr<Schema> {
     envelope(false, "reason", one_of_strings(texts))
 }
 
+/// `{"ok":false,"date":…,"reason":…}` with a `reason` that starts with `prefix` (letters,
+/// spaces and `:` only: it is used as a pattern as it is).
+pub fn failure_starting(prefix: &str) -> RefOr<Schema> {
+    let reason = string().pattern(Some(format!("^{prefix}"))).into();
+    envelope(false, "reason", reason)
+}
+
 /// `{"error": <one of texts>}`, or any text when `texts` is empty.
 pub fn error(texts: &[&str]) -> RefOr<Schema> {
     let error = if texts.is_empty() {
@@ -217,5 +224,48 @@ pub fn lifetime_ms() -> RefOr<Schema> {
         ]))
         .minimum(Some(1))
         .maximum(Some(crate::domain::Lifetime::MAX_MS))
+        .into()
+}
+
+/// A role name (`RoleName`).
+pub fn role_name() -> RefOr<Schema> {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::access::RoleName::MAX_CHARS))
+        .pattern(Some("^[A-Za-z0-9_.:-]+$"))
+        .into()
+}
+
+/// A list of role names (at most 100).
+pub fn role_names() -> RefOr<Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(role_name())
+        .max_items(Some(crate::domain::access::limits::TOKEN_ROLES))
+        .into()
+}
+
+/// A grant: a permission (dot-separated segments), `prefix.*`, or `*`.
+pub fn grant() -> RefOr<Schema> {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::access::PermissionName::MAX_CHARS + 2))
+        .pattern(Some(GRANT_PATTERN))
+        .into()
+}
+
+pub const GRANT_PATTERN: &str = "^(\\*|[A-Za-z0-9_:-]+(\\.[A-Za-z0-9_:-]+)*(\\.\\*)?)$";
+
+/// A list of grants (at most 1,000).
+pub fn grants() -> RefOr<Schema> {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(grant())
+        .max_items(Some(crate::domain::access::limits::TOKEN_PERMISSIONS))
+        .into()
+}
+
+/// A permission query (at most 1,000 characters).
+pub fn permission_query() -> RefOr<Schema> {
+    string()
+        .max_length(Some(crate::domain::access::Query::MAX_CHARS))
         .into()
 }

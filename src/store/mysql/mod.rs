@@ -2,6 +2,7 @@
 //! is parameterised; multi-statement work runs in one READ COMMITTED transaction.
 
 mod rows;
+mod sql_access;
 mod sql_audit;
 mod sql_copy;
 mod sql_tokens;

@@ -54,6 +54,7 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
         usage_count: take(&mut row, 11)?,
         valid: take::<i64>(&mut row, 12)? == 1,
         metadata,
+        access: Default::default(),
     })
 }
 

@@ -29,7 +29,8 @@ const INSERT_TOKEN_ROW: &str = "INSERT INTO api_tokens (id, user_id, api_token, 
     :public_identifier, :prefix, :name, :created_at, :expires_at, :ips, :last_used, :privilege, \
     :usage_count, :valid, :metadata)";
 const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_tokens), \
-    (SELECT COUNT(*) FROM audit_events), (SELECT COUNT(*) FROM rate_limit_bans)";
+    (SELECT COUNT(*) FROM audit_events), (SELECT COUNT(*) FROM rate_limit_bans), \
+    (SELECT COUNT(*) FROM roles)";
 
 #[async_trait]
 impl CopySql for MySqlTx {
@@ -42,8 +43,8 @@ impl CopySql for MySqlTx {
     }
 
     async fn clear(&mut self) -> Result<(), StoreError> {
-        for statement in CLEAR {
-            on!(self, |q| q.query_drop(statement).await)?;
+        for statement in CLEAR.iter().chain(&crate::store::access_sql::CLEAR_ALL) {
+            on!(self, |q| q.query_drop(*statement).await)?;
         }
         Ok(())
     }
@@ -83,10 +84,12 @@ impl CopySql for MySqlTx {
     }
 
     async fn row_counts(&mut self) -> Result<RowCounts, StoreError> {
-        let counts: Option<(u64, u64, u64)> = on!(self, |q| q.query_first(COUNT_ROWS).await)?;
-        let (tokens, events, bans) = counts.unwrap_or_default();
+        let counts: Option<(u64, u64, u64, u64)> =
+            on!(self, |q| q.query_first(COUNT_ROWS).await)?;
+        let (tokens, events, bans, roles) = counts.unwrap_or_default();
         Ok(RowCounts {
             tokens,
+            roles,
             events,
             bans,
         })

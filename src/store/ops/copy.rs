@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::access::{assemble, roles_in};
 use super::{done, work, StoreOps};
-use crate::store::backend::{Backend, TxEnd};
+use crate::store::backend::{Backend, Lock, TxEnd};
 use crate::store::{CopyStore, RowCounts, Snapshot, StoreError};
 
 #[async_trait]
@@ -14,11 +15,17 @@ impl<B: Backend> CopyStore for StoreOps<B> {
         self.backend
             .read(work(|tx| {
                 Box::pin(async move {
-                    let tokens = tx.all_tokens().await?;
+                    let mut tokens = tx.all_tokens().await?;
+                    let mut held = assemble(tx.all_access_rows().await?)?;
+                    for token in &mut tokens {
+                        token.access = held.remove(&token.id).unwrap_or_default();
+                    }
+                    let roles = roles_in(tx, None, Lock::No).await?;
                     let events = tx.all_events().await?;
                     let bans = tx.list_bans().await?;
                     done(Snapshot {
                         tokens,
+                        roles,
                         events,
                         bans,
                     })
@@ -34,8 +41,13 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                 let snapshot = snapshot.clone();
                 Box::pin(async move {
                     tx.clear().await?;
+                    for role in &snapshot.roles {
+                        tx.insert_role(role).await?;
+                        tx.add_role_grants(&role.name, &role.permissions).await?;
+                    }
                     for token in &snapshot.tokens {
                         tx.insert_token_row(token).await?;
+                        tx.insert_access(token.id, &token.access).await?;
                     }
                     for event in &snapshot.events {
                         tx.insert_event_row(event).await?;

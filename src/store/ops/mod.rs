@@ -1,6 +1,7 @@
 //! Every store operation, written once over a `Backend`: what each reads and writes, which
 //! audit event it records, what a refusal rolls back. The backends hold only their SQL.
 
+mod access;
 mod bans;
 mod copy;
 mod tokens;

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::access::{attach_access, unknown_role};
 use super::{done, expire_and_count, work, StoreOps};
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
-use crate::store::backend::{Backend, Lock, TxEnd};
+use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
     Audit, AuditEvent, AuditKind, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
     RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
@@ -41,13 +42,18 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                         // Refused: the sweep above is rolled back with it.
                         return Ok(TxEnd::Rollback(CreateOutcome::LimitReached));
                     }
+                    if let Some(role) = unknown_role(tx, &new.access.roles).await? {
+                        return Ok(TxEnd::Rollback(CreateOutcome::UnknownRole(role)));
+                    }
                     let Some(id) = tx.insert_token(&new).await? else {
                         return Err(StoreError::CorruptRow("identifier collision".into()));
                     };
+                    tx.insert_access(id, &new.access).await?;
                     let detail = new.created_detail();
                     tx.write_event(Some(id), AuditKind::Created, &audit, detail)
                         .await?;
-                    let record = TokenRecord::from_new(id, &new);
+                    let mut record = TokenRecord::from_new(id, &new);
+                    attach_access(tx, std::slice::from_mut(&mut record)).await?;
                     Ok(TxEnd::Commit(CreateOutcome::Created(Box::new(record))))
                 })
             }))
@@ -59,7 +65,10 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         self.backend
             .read(work(move |tx| {
                 let digest = digest.clone();
-                Box::pin(async move { done(tx.token_by_digest(&digest, Lock::No).await?) })
+                Box::pin(async move {
+                    let found = tx.token_by_digest(&digest, Lock::No).await?;
+                    done(with_access(tx, found).await?)
+                })
             }))
             .await
     }
@@ -67,7 +76,10 @@ impl<B: Backend> TokenStore for StoreOps<B> {
     async fn find_by_id(&self, token_id: u64) -> Result<Option<TokenRecord>, StoreError> {
         self.backend
             .read(work(move |tx| {
-                Box::pin(async move { done(tx.token_by_id(token_id, Lock::No).await?) })
+                Box::pin(async move {
+                    let found = tx.token_by_id(token_id, Lock::No).await?;
+                    done(with_access(tx, found).await?)
+                })
             }))
             .await
     }
@@ -176,16 +188,18 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                     let found = tx
                         .token_by_digest(&rotation.old_digest, Lock::ForUpdate)
                         .await?;
-                    let Some(old) =
+                    let Some(mut old) =
                         found.filter(|old| old.valid && old.privilege == rotation.privilege)
                     else {
                         return Ok(TxEnd::Rollback(RotateOutcome::OldNotFound));
                     };
+                    attach_access(tx, std::slice::from_mut(&mut old)).await?;
                     let at = rotation.audit.at;
                     if old.is_expired_at(at) {
                         return Ok(TxEnd::Rollback(RotateOutcome::OldExpired));
                     }
                     if rotation.delete_old {
+                        tx.clear_access(old.id).await?;
                         tx.delete_token(old.id).await?;
                     } else {
                         tx.invalidate(old.id).await?;
@@ -196,10 +210,11 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                     let new = rotation
                         .new
                         .clone()
-                        .owned_by(old.user_id, old.metadata.clone());
+                        .owned_by(old.user_id, old.metadata.clone(), old.access.clone());
                     let Some(new_id) = tx.insert_token(&new).await? else {
                         return Ok(TxEnd::Rollback(RotateOutcome::CreateFailed));
                     };
+                    tx.insert_access(new_id, &new.access).await?;
                     let mut detail = new.created_detail();
                     detail["rotatedFrom"] = json!(old.id);
                     tx.write_event(Some(new_id), AuditKind::Created, &rotation.audit, detail)
@@ -292,7 +307,11 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         self.backend
             .read(work(move |tx| {
                 let query = query.clone();
-                Box::pin(async move { done(tx.list_tokens(&query).await?) })
+                Box::pin(async move {
+                    let mut page = tx.list_tokens(&query).await?;
+                    attach_access(tx, &mut page).await?;
+                    done(page)
+                })
             }))
             .await
     }
@@ -310,6 +329,18 @@ impl<B: Backend> TokenStore for StoreOps<B> {
             .read(work(|tx| Box::pin(async move { done(tx.ping().await?) })))
             .await
     }
+}
+
+/// A record found, with what it holds.
+async fn with_access(
+    tx: &mut dyn Tx,
+    found: Option<TokenRecord>,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let Some(mut record) = found else {
+        return Ok(None);
+    };
+    attach_access(tx, std::slice::from_mut(&mut record)).await?;
+    Ok(Some(record))
 }
 
 impl<B: Backend> StoreOps<B> {

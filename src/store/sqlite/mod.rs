@@ -4,6 +4,7 @@
 //! and rotation are atomic without a lock table.
 
 mod rows;
+mod sql_access;
 mod sql_audit;
 mod sql_copy;
 mod sql_tokens;
@@ -23,11 +24,18 @@ use super::StoreError;
 use tx::SqliteTx;
 
 /// `(version, name, sql)`, in order. A landed file is never edited; add a new one instead.
-pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../../sql/sqlite/0001_schema.sql"),
-)];
+pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../../sql/sqlite/0001_schema.sql"),
+    ),
+    (
+        2,
+        "access",
+        include_str!("../../../sql/sqlite/0002_access.sql"),
+    ),
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -58,5 +58,6 @@ pub fn record_from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
         usage_count: u64::try_from(usage_count).map_err(|_| corrupt("usage_count"))?,
         valid: row.get::<_, i64>(12)? == 1,
         metadata,
+        access: Default::default(),
     })
 }

@@ -23,6 +23,9 @@ impl CopySql for SqliteTx<'_> {
             "DELETE FROM audit_events; DELETE FROM api_tokens; \
              DELETE FROM rate_limit_bans; DELETE FROM usage_flushes;",
         )?;
+        for statement in crate::store::access_sql::CLEAR_ALL {
+            self.conn.execute_batch(statement)?;
+        }
         Ok(())
     }
 
@@ -69,14 +72,15 @@ impl CopySql for SqliteTx<'_> {
     }
 
     async fn row_counts(&mut self) -> Result<RowCounts, StoreError> {
-        let (tokens, events, bans): (i64, i64, i64) = self.conn.query_row(
+        let (tokens, events, bans, roles): (i64, i64, i64, i64) = self.conn.query_row(
             "SELECT (SELECT COUNT(*) FROM api_tokens), (SELECT COUNT(*) FROM audit_events), \
-             (SELECT COUNT(*) FROM rate_limit_bans)",
+             (SELECT COUNT(*) FROM rate_limit_bans), (SELECT COUNT(*) FROM roles)",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         Ok(RowCounts {
             tokens: tokens as u64,
+            roles: roles as u64,
             events: events as u64,
             bans: bans as u64,
         })

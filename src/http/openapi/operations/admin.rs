@@ -18,7 +18,7 @@ use crate::http::admin::views::{
 };
 use crate::http::admin::{CreateTokenRequest, VerifyRequest};
 
-fn admin(d: Describe) -> Describe {
+pub(super) fn admin(d: Describe) -> Describe {
     d.security(ADMIN_SCHEME)
         .json(
             401,
@@ -33,7 +33,7 @@ fn admin(d: Describe) -> Describe {
 }
 
 /// What every admin route with a JSON body may answer about the body.
-fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
+pub(super) fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
     d.body(schema, true)
         .json(
             400,
@@ -57,7 +57,7 @@ fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
         )
 }
 
-fn token_id() -> Parameter {
+pub(super) fn token_id() -> Parameter {
     let id = ObjectBuilder::new().schema_type(Type::String).into();
     path_parameter(
         "id",
@@ -66,7 +66,7 @@ fn token_id() -> Parameter {
     )
 }
 
-fn no_token(d: Describe) -> Describe {
+pub(super) fn no_token(d: Describe) -> Describe {
     d.json(
         404,
         "No token with that id.",
@@ -104,8 +104,9 @@ pub fn admin_create(d: Describe) -> Operation {
         .link(201, "adminReplaceMetadata", &id, None)
         .link(201, "adminRevokeToken", &id, None)
         .link(201, "adminVerify", &[], Some(key))
-        .link(201, "verify", &verify, None);
-    invalid_metadata(d).build()
+        .link(201, "verify", &verify, None)
+        .link(201, "adminChangeAccess", &id, None);
+    invalid_metadata(d).json(422, super::roles::INVALID_ACCESS, super::roles::access_errors()).build()
 }
 
 pub fn admin_get(d: Describe) -> Operation {

@@ -5,8 +5,10 @@ mod admin;
 mod describe;
 mod manage;
 mod public;
+mod roles;
 
 pub use admin::*;
 pub use describe::Describe;
 pub use manage::manage;
 pub use public::*;
+pub use roles::*;

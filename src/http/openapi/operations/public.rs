@@ -6,7 +6,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use super::super::schemas;
 use super::describe::{header, query, string, Describe};
 use crate::domain::Privilege;
-use crate::envelope::Reason;
+use crate::envelope::{Reason, INVALID_PERMISSIONS_QUERY};
 use crate::http::hmac_guard::refusal;
 use crate::http::public::Readiness;
 use crate::service::VerifiedToken;
@@ -40,10 +40,27 @@ pub fn verify(d: Describe) -> Operation {
             "HMAC guard: hex HMAC-SHA256 of `clientId:timestamp:METHOD:path?query:requestId`.",
         ))
         .success(200, "The key is valid: this use is counted.", data)
+        .parameter(query(
+            "permissions",
+            false,
+            "A permission query the key must satisfy (`a.read AND (b.* OR NOT c)`; at most \
+             1,000 characters, 100 names, depth 32).",
+            schemas::permission_query(),
+        ))
         .refused(
             400,
-            "The privilege is missing, repeated or unknown.",
+            "The privilege is missing, repeated or unknown, or `permissions` is repeated.",
             &[Reason::BadRequest],
+        )
+        .json(
+            400,
+            "A malformed permission query: what was expected, at which character offset.",
+            schemas::failure_starting(INVALID_PERMISSIONS_QUERY),
+        )
+        .refused(
+            403,
+            "The key is valid but does not satisfy `permissions` (not counted as a use).",
+            &[Reason::InsufficientPermissions],
         )
         .refused(
             401,

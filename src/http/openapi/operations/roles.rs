@@ -1,0 +1,138 @@
+//! `/api/admin/roles` and `/api/admin/tokens/{id}/access` (SPEC B4).
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+
+use super::super::schemas;
+use super::admin::{admin, admin_body, no_token, token_id};
+use super::describe::{path_parameter, query, Describe};
+use crate::http::admin::views::{RoleDeletedView, RoleView, RolesView, TokenView};
+use crate::http::admin::{AccessRequest, CreateRoleRequest, UpdateRoleRequest};
+
+pub(super) const INVALID_ACCESS: &str =
+    "An invalid role name or permission, an unknown role, or a list over its limit, naming it.";
+
+/// The 422 codes of role and permission lists.
+pub(super) fn access_errors() -> RefOr<Schema> {
+    schemas::admin_error(&[
+        "invalid_role",
+        "invalid_permission",
+        "unknown_role",
+        "too_many_roles",
+        "too_many_permissions",
+    ])
+}
+
+fn role_name() -> utoipa::openapi::path::Parameter {
+    path_parameter(
+        "name",
+        "The role's name (any other text names no role: 404).",
+        super::describe::string(),
+    )
+}
+
+fn no_role(d: Describe) -> Describe {
+    d.json(404, "No role with that name.", schemas::admin_error(&["not_found"]))
+}
+
+pub fn admin_create_role(d: Describe) -> Operation {
+    let body = d.components.of::<CreateRoleRequest>();
+    let view = d.components.of::<RoleView>();
+    let name = [("path.name", "$response.body#/name")];
+    admin_body(admin(d), body)
+        .json(201, "Created.", view)
+        .json(
+            409,
+            "A role has that name, or there are 1,000 roles.",
+            schemas::admin_error(&["role_exists", "role_limit"]),
+        )
+        .json(
+            422,
+            "An invalid name, description or permission, or too many permissions, naming it.",
+            schemas::admin_error(&[
+                "invalid_role",
+                "invalid_description",
+                "invalid_permission",
+                "too_many_permissions",
+            ]),
+        )
+        .link(201, "adminGetRole", &name, None)
+        .link(201, "adminUpdateRole", &name, None)
+        .link(201, "adminDeleteRole", &name, None)
+        .build()
+}
+
+pub fn admin_roles(d: Describe) -> Operation {
+    let view = d.components.of::<RolesView>();
+    admin(d)
+        .json(200, "Every role, by name, with how many valid tokens hold it.", view)
+        .build()
+}
+
+pub fn admin_get_role(d: Describe) -> Operation {
+    let view = d.components.of::<RoleView>();
+    no_role(admin(d).parameter(role_name()).json(200, "The role.", view)).build()
+}
+
+pub fn admin_update_role(d: Describe) -> Operation {
+    let body = d.components.of::<UpdateRoleRequest>();
+    let view = d.components.of::<RoleView>();
+    let d = admin_body(
+        admin(d.explain(
+            "Every token holding the role sees the change at its next verification.",
+        )),
+        body,
+    )
+    .parameter(role_name())
+    .json(200, "The role as it is now.", view)
+    .json(
+        422,
+        "An invalid description or permission, or more than 1,000 permissions, naming it.",
+        schemas::admin_error(&[
+            "invalid_description",
+            "invalid_permission",
+            "too_many_permissions",
+        ]),
+    );
+    no_role(d).build()
+}
+
+pub fn admin_delete_role(d: Describe) -> Operation {
+    let view = d.components.of::<RoleDeletedView>();
+    let d = admin(d)
+        .parameter(role_name())
+        .parameter(query(
+            "force",
+            false,
+            "Delete even while valid tokens hold it (it is taken from them).",
+            schemas::one_of_strings(["true", "false"]),
+        ))
+        .json(200, "Deleted.", view)
+        .json(
+            400,
+            "`force` is neither `true` nor `false`.",
+            schemas::admin_error(&["bad_request"]),
+        )
+        .json(
+            409,
+            "Valid tokens hold the role and `force` is not `true`.",
+            schemas::admin_error(&["role_in_use"]),
+        );
+    no_role(d).build()
+}
+
+pub fn admin_access(d: Describe) -> Operation {
+    let body = d.components.of::<AccessRequest>();
+    let view = d.components.of::<TokenView>();
+    let d = admin_body(
+        admin(d.explain(
+            "Adds and removes roles and direct grants; what is both added and removed is removed.",
+        )),
+        body,
+    )
+    .parameter(token_id())
+    .json(200, "The token as it is now.", view)
+    .json(422, INVALID_ACCESS, access_errors());
+    no_token(d).build()
+}
