@@ -48,6 +48,10 @@ mod audit_log;
 mod owner_identity;
 mod slow_clients;
 
+// Roles and permissions (SPEC B4).
+mod access_roles;
+mod access_verify;
+
 // The machine-readable contract (SPEC B7).
 mod metrics;
 mod openapi;
