@@ -106,7 +106,114 @@ on_both_backends!(
     bans_round_trip,
     a_refused_creation_changes_nothing_not_even_the_expiry_sweep,
     only_an_identifier_collision_is_a_collision,
+    rotation_carries_roles_and_permissions,
+    a_role_change_reaches_every_holder_and_a_deleted_token_holds_nothing,
 );
+
+fn grant(text: &str) -> iam_tokens::domain::access::Grant {
+    iam_tokens::domain::access::Grant::parse(text).unwrap()
+}
+
+fn role_name(text: &str) -> iam_tokens::domain::access::RoleName {
+    iam_tokens::domain::access::RoleName::parse(text).unwrap()
+}
+
+/// Creates a role with these grants.
+async fn new_role(service: &TokenService, name: &str, grants: &[&str]) {
+    let role = iam_tokens::domain::access::NewRole {
+        name: role_name(name),
+        description: None,
+        permissions: grants.iter().map(|g| grant(g)).collect(),
+    };
+    let created = service.create_role(role).await.unwrap();
+    assert!(matches!(created, store::RoleCreation::Created(_)), "{created:?}");
+}
+
+/// A `full` token of `user` holding `roles` and direct `grants`.
+async fn create_holding(
+    service: &TokenService,
+    user: u64,
+    roles: &[&str],
+    grants: &[&str],
+) -> (String, u64) {
+    let access = iam_tokens::domain::access::TokenAccess::new(
+        roles.iter().map(|r| role_name(r)).collect(),
+        grants.iter().map(|g| grant(g)).collect(),
+    );
+    let request = CreateToken::new(uid(user), Privilege::Full, TokenName::parse("holder").unwrap())
+        .access(access);
+    let created = service.create(request).await.outcome.expect("created");
+    (created.raw_api_key, created.token_id)
+}
+
+fn texts(record: &store::TokenRecord) -> (Vec<String>, Vec<String>, Vec<String>) {
+    (
+        record.access.role_texts(),
+        record.access.permission_texts(),
+        record.access.effective().texts(),
+    )
+}
+
+async fn rotation_carries_roles_and_permissions(backend: Backend) {
+    let (service, _) = service(&backend, 20);
+    new_role(&service, "pro", &["projects.*"]).await;
+    for delete_old in [false, true] {
+        let (key, old_id) = create_holding(&service, 2, &["pro"], &["billing.read"]).await;
+        let name = TokenName::parse("holder").unwrap();
+        let rotated = service
+            .rotate(RotateToken::new(key, Privilege::Full, name).delete_old(delete_old))
+            .await
+            .outcome
+            .expect("rotated");
+        let new = backend
+            .store
+            .find_by_digest(&Digest::of(&rotated.new_raw_token))
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = (
+            vec!["pro".to_owned()],
+            vec!["billing.read".to_owned()],
+            vec!["billing.read".to_owned(), "projects.*".to_owned()],
+        );
+        assert_eq!(texts(&new), expected, "delete_old: {delete_old}");
+        let old = backend.store.find_by_id(old_id).await.unwrap();
+        match old {
+            Some(old) => assert_eq!(texts(&old).0, ["pro"], "a kept old row keeps its access"),
+            None => assert!(delete_old),
+        }
+    }
+}
+
+async fn a_role_change_reaches_every_holder_and_a_deleted_token_holds_nothing(backend: Backend) {
+    let (service, _) = service(&backend, 200);
+    new_role(&service, "plan", &["a.read"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(create_holding(&service, 9, &["plan"], &[]).await.1);
+    }
+    let change = iam_tokens::domain::access::RoleChange {
+        add: [grant("a.write")].into(),
+        remove: [grant("a.read")].into(),
+        ..Default::default()
+    };
+    let updated = service.update_role(&role_name("plan"), change).await.unwrap();
+    let store::RoleUpdate::Updated(role) = updated else {
+        panic!("{updated:?}")
+    };
+    assert_eq!(role.tokens, 50);
+    for id in &ids {
+        let record = backend.store.find_by_id(*id).await.unwrap().unwrap();
+        assert_eq!(texts(&record).2, ["a.write"]);
+    }
+    let deleted = service.delete_role(&role_name("plan"), false).await.unwrap();
+    assert_eq!(deleted, store::RoleDeletion::InUse { tokens: 50 });
+    let deleted = service.delete_role(&role_name("plan"), true).await.unwrap();
+    assert_eq!(deleted, store::RoleDeletion::Deleted { tokens: 50 });
+    let record = backend.store.find_by_id(ids[0]).await.unwrap().unwrap();
+    assert_eq!(texts(&record), (vec![], vec![], vec![]));
+    assert!(service.roles().await.unwrap().is_empty());
+}
 
 async fn creation_respects_the_limit_atomically(backend: Backend) {
     let (service, _) = service(&backend, 5);
@@ -428,6 +535,8 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
     };
     from.store.insert_ban(&ban).await.unwrap();
+    new_role(&source, "pro", &["projects.*", "billing.read"]).await;
+    let (holder_key, _) = create_holding(&source, 12, &["pro"], &["x.y"]).await;
 
     let copied = store::copy(from.store.as_ref(), to.store.as_ref(), false)
         .await
@@ -435,8 +544,8 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
     let CopyOutcome::Copied(rows) = copied else {
         panic!("{copied:?}")
     };
-    // Events: created, metadata_updated, banned.
-    assert_eq!((rows.tokens, rows.events, rows.bans), (1, 3, 1));
+    // Events: created, metadata_updated, banned, role_created, created.
+    assert_eq!((rows.tokens, rows.events, rows.bans, rows.roles), (2, 5, 1, 1));
     let (moved, _) = service(&to, 20);
     let verified = moved
         .verify(&key, VerifyOptions::new(Privilege::Full, None))
@@ -448,6 +557,21 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         json!({"billing_account": "acct_1"})
     );
     assert_eq!(to.store.list_bans().await.unwrap(), vec![ban]);
+    assert_eq!(to.store.roles().await.unwrap(), from.store.roles().await.unwrap());
+    let holder = to
+        .store
+        .find_by_digest(&Digest::of(&holder_key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        texts(&holder),
+        (
+            vec!["pro".to_owned()],
+            vec!["x.y".to_owned()],
+            vec!["billing.read".to_owned(), "projects.*".to_owned(), "x.y".to_owned()],
+        )
+    );
     assert_eq!(
         from.store.events(id).await.unwrap().len(),
         to.store.events(id).await.unwrap().len()
