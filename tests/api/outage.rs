@@ -409,10 +409,15 @@ async fn a_flush_to_a_silent_database_fails_within_the_bound_and_loses_nothing()
     assert!(flushed.is_err(), "the flush cannot be confirmed");
     assert!(took < BOUND * 3, "gave up in {took:?}");
     proxy.up();
-    app.tokens
-        .flush_usage()
-        .await
-        .expect("flush once it answers");
+    // Once it answers (on a loaded machine one more try may still hit the bound).
+    let mut flushed = app.tokens.flush_usage().await;
+    for _ in 0..4 {
+        if flushed.is_ok() {
+            break;
+        }
+        flushed = app.tokens.flush_usage().await;
+    }
+    flushed.expect("flush once it answers");
     assert_eq!(app.usage_and_valid(id).await, (3, true), "every use, once");
 }
 
