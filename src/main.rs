@@ -1,12 +1,17 @@
 //! The `iam-tokens` command: serve the HTTP API, migrate, and operate on tokens from a shell.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
+use iam_tokens::domain::access::{
+    limits, AccessChange, AccessLimit, Grant, NewRole, RoleChange, RoleDescription, RoleName,
+    RoleRecord, TokenAccess,
+};
 use iam_tokens::domain::{
     Actor, Digest, IpRestriction, Lifetime, LifetimeError, Metadata, Prefix, Privilege, TokenName,
     UserId,
@@ -14,7 +19,7 @@ use iam_tokens::domain::{
 use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::service::{CreateToken, TokenService};
-use iam_tokens::store::{self, Audit};
+use iam_tokens::store::{self, AccessOutcome, Audit, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
 #[derive(Parser)]
@@ -68,6 +73,9 @@ enum Command {
     /// List or lift the rate limiters' permanent bans.
     #[command(subcommand)]
     Bans(BansCommand),
+    /// Create, list, show, change and delete roles (named sets of permissions).
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Validate the configuration and exit.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -111,6 +119,89 @@ enum TokenCommand {
     Revoke {
         /// The raw key or its digest.
         key: String,
+    },
+    /// Give or take a token's roles and direct permissions, then print its roles, direct
+    /// permissions and effective permissions (with no change, only print them).
+    Access {
+        /// The token's id (as `token list` shows it).
+        id: u64,
+        /// A role to give (it must exist); repeatable.
+        #[arg(long = "add-role", value_name = "ROLE", value_parser = RoleName::parse)]
+        add_roles: Vec<RoleName>,
+        /// A role to take away; repeatable.
+        #[arg(long = "remove-role", value_name = "ROLE", value_parser = RoleName::parse)]
+        remove_roles: Vec<RoleName>,
+        /// A direct permission to give: a permission, `prefix.*` or `*`; repeatable.
+        #[arg(long = "add-permission", value_name = "P", value_parser = Grant::parse)]
+        add_permissions: Vec<Grant>,
+        /// A direct permission to take away; repeatable.
+        #[arg(long = "remove-permission", value_name = "P", value_parser = Grant::parse)]
+        remove_permissions: Vec<Grant>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Create a role and print it.
+    Create {
+        /// The role's name: 1–64 letters, digits, `_`, `.`, `:` or `-`.
+        #[arg(value_parser = RoleName::parse)]
+        name: RoleName,
+        /// At most 200 characters.
+        #[arg(long, value_name = "TEXT", value_parser = RoleDescription::parse)]
+        description: Option<RoleDescription>,
+        /// A permission it grants: a permission, `prefix.*` or `*`; repeatable.
+        #[arg(long = "permission", value_name = "P", value_parser = Grant::parse)]
+        permissions: Vec<Grant>,
+    },
+    /// Print every role: a table, or a JSON array with --json.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one role, or it as a JSON object with --json.
+    Show {
+        /// The role's name.
+        #[arg(value_parser = RoleName::parse)]
+        name: RoleName,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a role's description and permissions, then print it; every token holding it
+    /// sees the change.
+    #[command(group(
+        ArgGroup::new("change")
+            .args(["description", "clear_description", "add", "remove"])
+            .required(true)
+            .multiple(true)
+    ))]
+    Update {
+        /// The role's name.
+        #[arg(value_parser = RoleName::parse)]
+        name: RoleName,
+        /// A new description (at most 200 characters).
+        #[arg(long, value_name = "TEXT", value_parser = RoleDescription::parse)]
+        description: Option<RoleDescription>,
+        /// Remove the description.
+        #[arg(long, conflicts_with = "description")]
+        clear_description: bool,
+        /// A permission to grant; repeatable.
+        #[arg(long, value_name = "P", value_parser = Grant::parse)]
+        add: Vec<Grant>,
+        /// A permission to stop granting (removed when also added); repeatable.
+        #[arg(long, value_name = "P", value_parser = Grant::parse)]
+        remove: Vec<Grant>,
+    },
+    /// Delete a role; refused while valid tokens hold it, unless --force.
+    Delete {
+        /// The role's name.
+        #[arg(value_parser = RoleName::parse)]
+        name: RoleName,
+        /// Delete it even though valid tokens hold it (it is taken from them).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -186,6 +277,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
         }
         Command::Token(command) => token_command(command, &settings).await?,
         Command::Bans(command) => bans_command(command, &settings).await?,
+        Command::Roles(command) => roles_command(command, &settings).await?,
         Command::Copy { from, to, force } => {
             // One call moves a whole store: bounded generously, not by `database.timeout`.
             let options = store::OpenOptions {
@@ -232,16 +324,21 @@ fn cli_store_options(settings: &Settings) -> store::OpenOptions {
     }
 }
 
-async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(), AnyError> {
+/// The service for one-shot commands, acting as `cli`: straight to the store, no cache, no
+/// batched counting.
+async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
     let url = settings.database.url.expose();
     let store = store::open(url, cli_store_options(settings)).await?;
-    // One-shot commands go straight to the store: no cache, no batched counting.
-    let tokens = TokenService::new(
+    Ok(TokenService::new(
         store,
         Arc::new(SystemClock),
         settings.api_tokens.limit_tokens_per_user,
     )
-    .acting_as(Actor::Cli);
+    .acting_as(Actor::Cli))
+}
+
+async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(), AnyError> {
+    let tokens = cli_service(settings).await?;
     match command {
         TokenCommand::Create {
             user,
@@ -307,7 +404,216 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
             let digest = Digest::of_presented(key.trim());
             print_json(&tokens.revoke_digest(&digest, None).await)
         }
+        TokenCommand::Access {
+            id,
+            add_roles,
+            remove_roles,
+            add_permissions,
+            remove_permissions,
+        } => {
+            let change = AccessChange {
+                add_roles: add_roles.into_iter().collect(),
+                remove_roles: remove_roles.into_iter().collect(),
+                add_permissions: add_permissions.into_iter().collect(),
+                remove_permissions: remove_permissions.into_iter().collect(),
+            };
+            // Nothing to change: only read it (no audit event for nothing).
+            let record = if change == AccessChange::default() {
+                tokens.token_by_id(id).await?.ok_or_else(|| no_token(id))?
+            } else {
+                match tokens.change_access(id, change).await? {
+                    AccessOutcome::Updated(record) => *record,
+                    AccessOutcome::NotFound => return Err(no_token(id)),
+                    AccessOutcome::UnknownRole(role) => return Err(no_role(&role)),
+                    AccessOutcome::Limit(limit) => return Err(limit.to_string().into()),
+                }
+            };
+            print!("{}", access_fields(record.id, &record.access));
+            Ok(())
+        }
     }
+}
+
+fn no_token(id: u64) -> AnyError {
+    format!("no token with id {id}").into()
+}
+
+fn no_role(name: &RoleName) -> AnyError {
+    format!("no role named {:?}", name.as_str()).into()
+}
+
+/// A token's roles, direct permissions and effective permissions (direct ∪ its roles').
+fn access_fields(id: u64, access: &TokenAccess) -> String {
+    fields(&[
+        ("token", id.to_string()),
+        ("roles", listed(&access.role_texts())),
+        ("permissions", listed(&access.permission_texts())),
+        ("effective", listed(&access.effective().texts())),
+    ])
+}
+
+async fn roles_command(command: RolesCommand, settings: &Settings) -> Result<(), AnyError> {
+    let tokens = cli_service(settings).await?;
+    match command {
+        RolesCommand::Create {
+            name,
+            description,
+            permissions,
+        } => {
+            let permissions: BTreeSet<Grant> = permissions.into_iter().collect();
+            if permissions.len() > limits::ROLE_PERMISSIONS {
+                return Err(AccessLimit::RolePermissions.to_string().into());
+            }
+            let role = NewRole {
+                name: name.clone(),
+                description,
+                permissions,
+            };
+            match tokens.create_role(role).await? {
+                RoleCreation::Created(role) => print!("{}", role_fields(&role)),
+                RoleCreation::Exists => {
+                    return Err(format!("a role named {:?} exists", name.as_str()).into())
+                }
+                RoleCreation::LimitReached => {
+                    return Err(AccessLimit::RoleCount.to_string().into())
+                }
+            }
+        }
+        RolesCommand::List { json } => {
+            let roles = tokens.roles().await?;
+            if json {
+                let roles: Vec<RoleJson> = roles.iter().map(RoleJson::from).collect();
+                println!("{}", serde_json::to_string_pretty(&roles)?);
+            } else {
+                let rows = roles
+                    .iter()
+                    .map(|role| {
+                        vec![
+                            role.name.to_string(),
+                            role.tokens.to_string(),
+                            listed(&role_grants(role)),
+                            role.description
+                                .as_ref()
+                                .map_or_else(String::new, |d| d.as_str().to_owned()),
+                        ]
+                    })
+                    .collect();
+                let headers = ["NAME", "TOKENS", "PERMISSIONS", "DESCRIPTION"];
+                print!("{}", table(&headers, rows));
+            }
+        }
+        RolesCommand::Show { name, json } => {
+            let role = tokens.role(&name).await?.ok_or_else(|| no_role(&name))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&RoleJson::from(&role))?);
+            } else {
+                print!("{}", role_fields(&role));
+            }
+        }
+        RolesCommand::Update {
+            name,
+            description,
+            clear_description,
+            add,
+            remove,
+        } => {
+            let change = RoleChange {
+                description: if clear_description {
+                    Some(None)
+                } else {
+                    description.map(Some)
+                },
+                add: add.into_iter().collect(),
+                remove: remove.into_iter().collect(),
+            };
+            match tokens.update_role(&name, change).await? {
+                RoleUpdate::Updated(role) => print!("{}", role_fields(&role)),
+                RoleUpdate::NotFound => return Err(no_role(&name)),
+                RoleUpdate::TooManyPermissions => {
+                    return Err(AccessLimit::RolePermissions.to_string().into())
+                }
+            }
+        }
+        RolesCommand::Delete { name, force } => match tokens.delete_role(&name, force).await? {
+            RoleDeletion::Deleted { tokens } => {
+                println!("deleted role {name}; taken from {tokens} valid token(s)");
+            }
+            RoleDeletion::NotFound => return Err(no_role(&name)),
+            RoleDeletion::InUse { tokens } => {
+                return Err(format!("{tokens} valid token(s) hold this role; use --force").into())
+            }
+        },
+    }
+    Ok(())
+}
+
+/// A role's grants as written, sorted.
+fn role_grants(role: &RoleRecord) -> Vec<String> {
+    iam_tokens::domain::access::sorted_texts(&role.permissions)
+}
+
+/// A role as the admin API shows it, its fields in that order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleJson<'r> {
+    name: &'r str,
+    description: Option<&'r str>,
+    permissions: Vec<String>,
+    tokens: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'r> From<&'r RoleRecord> for RoleJson<'r> {
+    fn from(role: &'r RoleRecord) -> Self {
+        Self {
+            name: role.name.as_str(),
+            description: role.description.as_ref().map(RoleDescription::as_str),
+            permissions: role_grants(role),
+            tokens: role.tokens,
+            created_at: iso(&role.created_at),
+            updated_at: iso(&role.updated_at),
+        }
+    }
+}
+
+/// A role, one field a line.
+fn role_fields(role: &RoleRecord) -> String {
+    fields(&[
+        ("name", role.name.to_string()),
+        (
+            "description",
+            role.description
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |d| d.as_str().to_owned()),
+        ),
+        ("permissions", listed(&role_grants(role))),
+        ("tokens", role.tokens.to_string()),
+        ("created", iso(&role.created_at)),
+        ("updated", iso(&role.updated_at)),
+    ])
+}
+
+/// Names joined with commas, or `none`.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// `label  value` lines, the values aligned.
+fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    pairs
+        .iter()
+        .map(|(label, value)| format!("{}\n", format!("{label:<width$}  {value}").trim_end()))
+        .collect()
 }
 
 /// A success's envelope on stdout; a failure's reason is the error (stderr, exit code 1).

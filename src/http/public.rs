@@ -233,7 +233,10 @@ mod tests {
         let read = verify_params("permissions=a+OR+b&privilege=demo").unwrap();
         assert_eq!(read.permissions.as_deref(), Some("a OR b"));
         assert_eq!(read.privilege, Privilege::Demo);
-        assert_eq!(verify_params("privilege=full&permissions=a&permissions=b"), None);
+        assert_eq!(
+            verify_params("privilege=full&permissions=a&permissions=b"),
+            None
+        );
         assert_eq!(verify_params("permissions=a"), None);
     }
 

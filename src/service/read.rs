@@ -58,9 +58,7 @@ impl TokenService {
             VerifyOutcome::Expired => return Ok(SnapshotDecision::Expired),
             VerifyOutcome::InvalidKey
             | VerifyOutcome::InvalidHost
-            | VerifyOutcome::InsufficientPermissions => {
-                return Ok(SnapshotDecision::InvalidKey)
-            }
+            | VerifyOutcome::InsufficientPermissions => return Ok(SnapshotDecision::InvalidKey),
         };
         let counts = self.store.counts(token.user_id, self.clock.now()).await?;
         if counts.total() == 0 {

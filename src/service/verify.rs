@@ -118,7 +118,11 @@ impl TokenService {
     /// Verifies `presented` (a raw key, or the digest when `is_internal_hash`). Fails with
     /// `Invalid key`, `Invalid Host`, `Token expired`, or `Server error validating token.` when
     /// the store cannot answer (fail closed).
-    pub async fn verify(&self, presented: &str, options: VerifyOptions<'_>) -> Results<VerifiedToken> {
+    pub async fn verify(
+        &self,
+        presented: &str,
+        options: VerifyOptions<'_>,
+    ) -> Results<VerifiedToken> {
         match self.verify_outcome(presented, options).await {
             Ok(outcome) => Results {
                 date: self.clock.now(),

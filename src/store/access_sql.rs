@@ -84,16 +84,25 @@ pub(crate) fn existing_roles(n: usize) -> String {
 
 /// `n` rows of `(token_id, role_name)`.
 pub(crate) fn insert_token_roles(n: usize) -> String {
-    format!("INSERT INTO token_roles (token_id, role_name) VALUES {}", pairs(n))
+    format!(
+        "INSERT INTO token_roles (token_id, role_name) VALUES {}",
+        pairs(n)
+    )
 }
 
 /// `n` rows of `(token_id, permission)`.
 pub(crate) fn insert_token_permissions(n: usize) -> String {
-    format!("INSERT INTO token_permissions (token_id, permission) VALUES {}", pairs(n))
+    format!(
+        "INSERT INTO token_permissions (token_id, permission) VALUES {}",
+        pairs(n)
+    )
 }
 
 /// `n` rows of `(role_name, permission)`, after `INSERT IGNORE` (MySQL) or `INSERT OR IGNORE`
 /// (SQLite).
 pub(crate) fn role_grant_rows(n: usize) -> String {
-    format!("INTO role_permissions (role_name, permission) VALUES {}", pairs(n))
+    format!(
+        "INTO role_permissions (role_name, permission) VALUES {}",
+        pairs(n)
+    )
 }

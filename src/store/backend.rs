@@ -181,8 +181,11 @@ pub trait AccessSql {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Adds grants to a role (those it has are skipped).
-    async fn add_role_grants(&mut self, name: &RoleName, grants: &[Grant])
-        -> Result<(), StoreError>;
+    async fn add_role_grants(
+        &mut self,
+        name: &RoleName,
+        grants: &[Grant],
+    ) -> Result<(), StoreError>;
     async fn remove_role_grants(
         &mut self,
         name: &RoleName,

@@ -1,8 +1,8 @@
 //! Storage behind small traits. Nothing above this module knows SQL; nothing in it knows HTTP.
 //! Every mutation writes its audit event in the same transaction as the change.
 
-pub mod backend;
 mod access_sql;
+pub mod backend;
 mod copy;
 mod migrate;
 mod mysql;
@@ -138,10 +138,14 @@ pub enum RoleUpdate {
 #[derive(Debug, PartialEq, Eq)]
 pub enum RoleDeletion {
     /// Gone, taken from the `tokens` valid tokens that held it.
-    Deleted { tokens: u64 },
+    Deleted {
+        tokens: u64,
+    },
     NotFound,
     /// Valid tokens hold it and the deletion was not forced.
-    InUse { tokens: u64 },
+    InUse {
+        tokens: u64,
+    },
 }
 
 /// Result of changing what a token holds. Anything but `Updated` changed nothing.
@@ -159,8 +163,7 @@ pub enum AccessOutcome {
 #[async_trait]
 pub trait AccessStore: Send + Sync + 'static {
     /// Creates a role unless one has that name or there are 1,000.
-    async fn create_role(&self, role: &NewRole, audit: &Audit)
-        -> Result<RoleCreation, StoreError>;
+    async fn create_role(&self, role: &NewRole, audit: &Audit) -> Result<RoleCreation, StoreError>;
 
     /// Every role, by name.
     async fn roles(&self) -> Result<Vec<RoleRecord>, StoreError>;

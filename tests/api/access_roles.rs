@@ -21,7 +21,13 @@ async fn with_role(app: &TestApp, user: u64, roles: Value) -> AdminToken {
 }
 
 /// The role as the API answers it, stamped with the app's clock.
-fn role_view(app: &TestApp, name: &str, description: Value, permissions: Value, tokens: u64) -> Value {
+fn role_view(
+    app: &TestApp,
+    name: &str,
+    description: Value,
+    permissions: Value,
+    tokens: u64,
+) -> Value {
     json!({
         "name": name, "description": description, "permissions": permissions, "tokens": tokens,
         "createdAt": app.clock_iso(), "updatedAt": app.clock_iso(),
@@ -37,14 +43,24 @@ async fn a_role_is_created_read_listed_changed_and_deleted_and_each_change_is_au
     });
     let created = post_role(&app, &body).await;
     let sorted = json!(["billing.read", "projects.*", "projects.write"]);
-    let expected = role_view(&app, "customer_standard", json!("The standard plan"), sorted.clone(), 0);
+    let expected = role_view(
+        &app,
+        "customer_standard",
+        json!("The standard plan"),
+        sorted.clone(),
+        0,
+    );
     created.assert_is(201, &expected, "create");
     app.admin_get("/roles/customer_standard")
         .await
         .assert_is(200, &expected, "read");
     post_role(&app, &json!({"name": "a.first", "permissions": []}))
         .await
-        .assert_is(201, &role_view(&app, "a.first", Value::Null, json!([]), 0), "no grants");
+        .assert_is(
+            201,
+            &role_view(&app, "a.first", Value::Null, json!([]), 0),
+            "no grants",
+        );
     let listed = app.admin_get("/roles").await;
     let first = role_view(&app, "a.first", Value::Null, json!([]), 0);
     listed.assert_is(200, &json!({"roles": [first, expected]}), "list, by name");
@@ -62,7 +78,10 @@ async fn a_role_is_created_read_listed_changed_and_deleted_and_each_change_is_au
     let kept = app
         .admin_json(Method::PATCH, "/roles/customer_standard", &json!({}))
         .await;
-    assert_eq!(kept.body["permissions"], after["permissions"], "an empty patch changes no grant");
+    assert_eq!(
+        kept.body["permissions"], after["permissions"],
+        "an empty patch changes no grant"
+    );
 
     let deleted = app
         .admin_request(Method::DELETE, "/roles/customer_standard")
@@ -70,7 +89,11 @@ async fn a_role_is_created_read_listed_changed_and_deleted_and_each_change_is_au
         .await
         .unwrap();
     let deleted = Answer::from(deleted).await;
-    deleted.assert_is(200, &json!({"deleted": "customer_standard", "tokens": 0}), "delete");
+    deleted.assert_is(
+        200,
+        &json!({"deleted": "customer_standard", "tokens": 0}),
+        "delete",
+    );
     app.admin_get("/roles/customer_standard").await.assert_is(
         404,
         &admin_error("not_found", "no role named \"customer_standard\"", None),
@@ -89,11 +112,26 @@ async fn a_role_is_created_read_listed_changed_and_deleted_and_each_change_is_au
     assert_eq!(
         events,
         [
-            ("role_created".into(), json!({"role": "customer_standard", "description": "The standard plan", "permissions": sorted})),
-            ("role_created".into(), json!({"role": "a.first", "description": null, "permissions": []})),
-            ("role_updated".into(), json!({"role": "customer_standard", "added": ["admin.*"], "removed": ["projects.write"], "description": null})),
-            ("role_updated".into(), json!({"role": "customer_standard", "added": [], "removed": []})),
-            ("role_deleted".into(), json!({"role": "customer_standard", "tokens": 0, "forced": false})),
+            (
+                "role_created".into(),
+                json!({"role": "customer_standard", "description": "The standard plan", "permissions": sorted})
+            ),
+            (
+                "role_created".into(),
+                json!({"role": "a.first", "description": null, "permissions": []})
+            ),
+            (
+                "role_updated".into(),
+                json!({"role": "customer_standard", "added": ["admin.*"], "removed": ["projects.write"], "description": null})
+            ),
+            (
+                "role_updated".into(),
+                json!({"role": "customer_standard", "added": [], "removed": []})
+            ),
+            (
+                "role_deleted".into(),
+                json!({"role": "customer_standard", "tokens": 0, "forced": false})
+            ),
         ]
     );
 }
@@ -103,7 +141,11 @@ async fn every_bad_role_request_is_a_4xx_naming_the_field_and_changes_nothing() 
     let app = spawn_admin_app().await;
     post_role(&app, &json!({"name": "pro", "permissions": ["a"]}))
         .await
-        .assert_is(201, &role_view(&app, "pro", Value::Null, json!(["a"]), 0), "set-up");
+        .assert_is(
+            201,
+            &role_view(&app, "pro", Value::Null, json!(["a"]), 0),
+            "set-up",
+        );
     let name_rule = "a role name is 1 to 64 characters of A-Z, a-z, 0-9, _, ., : and -";
     let permission_rule = "a permission is 1 to 100 characters of A-Z, a-z, 0-9, _, ., : and -";
     let many: Vec<String> = (0..1001).map(|i| format!("p{i}")).collect();
@@ -128,18 +170,33 @@ async fn every_bad_role_request_is_a_4xx_naming_the_field_and_changes_nothing() 
         let case = body.to_string();
         answer.assert_is(status, &expected, &case[..case.len().min(120)]);
     }
-    for (path, status, code) in [("/roles/a%20b", 404, "not_found"), ("/roles/missing", 404, "not_found")] {
+    for (path, status, code) in [
+        ("/roles/a%20b", 404, "not_found"),
+        ("/roles/missing", 404, "not_found"),
+    ] {
         let answer = app
             .admin_json(Method::PATCH, path, &json!({"add": ["a"]}))
             .await;
-        assert_eq!((answer.status, answer.body["error"]["code"].as_str()), (status, Some(code)), "{path}");
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}"
+        );
     }
     let answer = app
         .admin_json(Method::PATCH, "/roles/pro", &json!({"add": ["bad perm"]}))
         .await;
-    answer.assert_is(422, &admin_error("invalid_permission", permission_rule, Some("add[0]")), "patch");
+    answer.assert_is(
+        422,
+        &admin_error("invalid_permission", permission_rule, Some("add[0]")),
+        "patch",
+    );
     assert_eq!(role_count(&app).await, 1);
-    assert_eq!(app.audit_rows(None).await.len(), 1, "only the set-up is in the log");
+    assert_eq!(
+        app.audit_rows(None).await.len(),
+        1,
+        "only the set-up is in the log"
+    );
 }
 
 #[tokio::test]
@@ -150,21 +207,35 @@ async fn a_role_held_by_valid_tokens_is_deleted_only_when_forced() {
     let revoked = with_role(&app, 5, json!(["pro"])).await;
     let path = format!("/tokens/{}/revoke", revoked.id);
     app.admin_json(Method::POST, &path, &json!({})).await;
-    assert_eq!(app.admin_get("/roles/pro").await.body["tokens"], 1, "valid holders only");
+    assert_eq!(
+        app.admin_get("/roles/pro").await.body["tokens"],
+        1,
+        "valid holders only"
+    );
 
     let delete = |query: &'static str| {
         let request = app.admin_request(Method::DELETE, &format!("/roles/pro{query}"));
         async move { Answer::from(request.send().await.unwrap()).await }
     };
     let in_use = "1 valid token(s) hold this role; delete with ?force=true to take it from them";
-    delete("").await.assert_is(409, &admin_error("role_in_use", in_use, None), "in use");
-    delete("?force=false").await.assert_is(409, &admin_error("role_in_use", in_use, None), "false");
+    delete("")
+        .await
+        .assert_is(409, &admin_error("role_in_use", in_use, None), "in use");
+    delete("?force=false")
+        .await
+        .assert_is(409, &admin_error("role_in_use", in_use, None), "false");
     let bad = admin_error("bad_request", "force is true or false", Some("force"));
-    delete("?force=yes").await.assert_is(400, &bad, "not a boolean");
-    delete("?force=true&force=true").await.assert_is(400, &bad, "twice");
+    delete("?force=yes")
+        .await
+        .assert_is(400, &bad, "not a boolean");
+    delete("?force=true&force=true")
+        .await
+        .assert_is(400, &bad, "twice");
     assert_eq!(role_count(&app).await, 1, "refusals changed nothing");
 
-    delete("?force=true").await.assert_is(200, &json!({"deleted": "pro", "tokens": 1}), "forced");
+    delete("?force=true")
+        .await
+        .assert_is(200, &json!({"deleted": "pro", "tokens": 1}), "forced");
     let token = app.admin_get(&format!("/tokens/{}", holder.id)).await;
     assert_eq!(token.body["roles"], json!([]), "taken from its holders");
     let held: u64 = app.query_one("SELECT COUNT(*) FROM token_roles", ()).await;
@@ -176,8 +247,16 @@ async fn a_role_held_by_valid_tokens_is_deleted_only_when_forced() {
 #[tokio::test]
 async fn a_token_is_created_with_roles_and_permissions_and_unknown_roles_create_nothing() {
     let app = spawn_admin_app().await;
-    post_role(&app, &json!({"name": "pro", "permissions": ["projects.*", "billing.read"]})).await;
-    post_role(&app, &json!({"name": "free", "permissions": ["projects.read"]})).await;
+    post_role(
+        &app,
+        &json!({"name": "pro", "permissions": ["projects.*", "billing.read"]}),
+    )
+    .await;
+    post_role(
+        &app,
+        &json!({"name": "free", "permissions": ["projects.read"]}),
+    )
+    .await;
     let created = app
         .admin_create(&json!({
             "userId": 3, "name": "svc", "roles": ["pro", "free", "pro"],
@@ -189,9 +268,18 @@ async fn a_token_is_created_with_roles_and_permissions_and_unknown_roles_create_
     assert_eq!(token["permissions"], json!(["*", "reports.export"]));
     assert_eq!(
         token["effectivePermissions"],
-        json!(["*", "billing.read", "projects.*", "projects.read", "reports.export"])
+        json!([
+            "*",
+            "billing.read",
+            "projects.*",
+            "projects.read",
+            "reports.export"
+        ])
     );
-    assert_eq!(app.admin_get(&format!("/tokens/{}", created.id)).await.body, *token);
+    assert_eq!(
+        app.admin_get(&format!("/tokens/{}", created.id)).await.body,
+        *token
+    );
     let page = app.admin_get("/users/3/tokens").await;
     assert_eq!(page.body["tokens"][0], *token, "listings show access too");
     let (event, _, detail) = app.audit_rows(Some(created.id)).await.remove(0);
@@ -210,7 +298,11 @@ async fn a_token_is_created_with_roles_and_permissions_and_unknown_roles_create_
     ];
     for (body, expected) in cases {
         let answer = app.admin_json(Method::POST, "/tokens", &body).await;
-        answer.assert_is(422, &expected, &body.to_string()[..60.min(body.to_string().len())]);
+        answer.assert_is(
+            422,
+            &expected,
+            &body.to_string()[..60.min(body.to_string().len())],
+        );
     }
     assert_eq!(app.token_row_count().await, before, "nothing was created");
 }
@@ -219,7 +311,11 @@ async fn a_token_is_created_with_roles_and_permissions_and_unknown_roles_create_
 async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
     let app = spawn_admin_app().await;
     post_role(&app, &json!({"name": "pro", "permissions": ["projects.*"]})).await;
-    post_role(&app, &json!({"name": "free", "permissions": ["projects.read"]})).await;
+    post_role(
+        &app,
+        &json!({"name": "free", "permissions": ["projects.read"]}),
+    )
+    .await;
     let token = with_role(&app, 4, json!(["free"])).await;
     let path = format!("/tokens/{}/access", token.id);
     let change = json!({
@@ -231,9 +327,15 @@ async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
     assert_eq!(changed.body["id"], token.id);
     assert_eq!(changed.body["roles"], json!(["pro"]));
     assert_eq!(changed.body["permissions"], json!(["billing.read"]));
-    assert_eq!(changed.body["effectivePermissions"], json!(["billing.read", "projects.*"]));
+    assert_eq!(
+        changed.body["effectivePermissions"],
+        json!(["billing.read", "projects.*"])
+    );
     let (event, actor, detail) = app.audit_rows(Some(token.id)).await.pop().unwrap();
-    assert_eq!((event.as_str(), actor.as_str()), ("access_updated", "admin:ops"));
+    assert_eq!(
+        (event.as_str(), actor.as_str()),
+        ("access_updated", "admin:ops")
+    );
     assert_eq!(
         detail,
         json!({
@@ -254,9 +356,17 @@ async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
         ("/tokens/abc/access".into(), json!({}), 404, admin_error("not_found", "no token with id \"abc\"", None)),
     ];
     for (path, body, status, expected) in cases {
-        app.admin_json(Method::POST, &path, &body).await.assert_is(status, &expected, &body.to_string());
+        app.admin_json(Method::POST, &path, &body).await.assert_is(
+            status,
+            &expected,
+            &body.to_string(),
+        );
     }
-    assert_eq!(app.audit_rows(Some(token.id)).await.len(), events, "refusals are not changes");
+    assert_eq!(
+        app.audit_rows(Some(token.id)).await.len(),
+        events,
+        "refusals are not changes"
+    );
     let now = app.admin_get(&format!("/tokens/{}", token.id)).await;
     assert_eq!(now.body["roles"], json!(["pro"]), "unchanged");
 }
@@ -274,13 +384,19 @@ async fn at_most_1000_roles_exist_even_when_created_all_at_once() {
     assert_eq!(created.iter().filter(|s| **s == 409).count(), 10);
     assert_eq!(role_count(&app).await, 1000);
     let refused = post_role(&app, &json!({"name": "one_more", "permissions": []})).await;
-    refused.assert_is(409, &admin_error("role_limit", "there are at most 1000 roles", None), "full");
+    refused.assert_is(
+        409,
+        &admin_error("role_limit", "there are at most 1000 roles", None),
+        "full",
+    );
 }
 
 #[tokio::test]
 async fn concurrent_access_changes_of_one_token_all_survive() {
     let app = spawn_admin_app().await;
-    let token = app.admin_create(&json!({"userId": 8, "name": "busy"})).await;
+    let token = app
+        .admin_create(&json!({"userId": 8, "name": "busy"}))
+        .await;
     let path = format!("/tokens/{}/access", token.id);
     let statuses = futures_util::future::join_all((0..200).map(|i| {
         let body = json!({"addPermissions": [format!("p.n{i}")]});
@@ -290,7 +406,10 @@ async fn concurrent_access_changes_of_one_token_all_survive() {
     .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let held: u64 = app
-        .query_one("SELECT COUNT(*) FROM token_permissions WHERE token_id = ?", (token.id,))
+        .query_one(
+            "SELECT COUNT(*) FROM token_permissions WHERE token_id = ?",
+            (token.id,),
+        )
         .await;
     assert_eq!(held, 200);
     assert_eq!(app.audit_rows(Some(token.id)).await.len(), 201);

@@ -10,7 +10,9 @@ use std::time::Duration;
 use iam_tokens::clock::ManualClock;
 use iam_tokens::domain::access::{Query, RoleChange, RoleName};
 use iam_tokens::domain::Privilege;
-use iam_tokens::service::{CacheConfig, ServiceOptions, TokenService, VerifyOptions, VerifyOutcome};
+use iam_tokens::service::{
+    CacheConfig, ServiceOptions, TokenService, VerifyOptions, VerifyOutcome,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -67,15 +69,27 @@ async fn the_public_route_answers_403_for_a_query_the_key_fails_and_the_same_200
         assert_eq!(answer.status, 200, "{query}: {answer:?}");
         let mut expected = plain.body.clone();
         expected["data"]["usageCount"] = answer.body["data"]["usageCount"].clone();
-        assert_eq!(answer.body, expected, "{query}: riavzon's body, nothing added");
+        assert_eq!(
+            answer.body, expected,
+            "{query}: riavzon's body, nothing added"
+        );
     }
     let (uses, _) = app.usage_and_valid(token.id).await;
     assert_eq!(uses, 5);
-    for query in ["billing.write", "projects.read AND NOT billing.read", "admin.*", "projects"] {
+    for query in [
+        "billing.write",
+        "projects.read AND NOT billing.read",
+        "admin.*",
+        "projects",
+    ] {
         let answer = verify_with(&app, &token.key, query).await;
         answer.assert_is(403, &app.failure_now("Insufficient permissions"), query);
     }
-    assert_eq!(app.usage_and_valid(token.id).await.0, 5, "a refused query is not a use");
+    assert_eq!(
+        app.usage_and_valid(token.id).await.0,
+        5,
+        "a refused query is not a use"
+    );
 }
 
 #[tokio::test]
@@ -111,12 +125,18 @@ async fn a_malformed_query_is_a_400_naming_the_offset_whatever_the_key() {
     assert_eq!(app.usage_and_valid(token.id).await.0, 0);
     // Past what a request line may carry: refused by the HTTP layer before any handler.
     let address = app.address.trim_start_matches("http://").to_owned();
-    let status = tokio::task::spawn_blocking(move || raw_get(&address, &format!(
-        "/api/public/verify?privilege=full&permissions={huge}"
-    )))
+    let status = tokio::task::spawn_blocking(move || {
+        raw_get(
+            &address,
+            &format!("/api/public/verify?privilege=full&permissions={huge}"),
+        )
+    })
     .await
     .unwrap();
-    assert_eq!(status, 431, "a 1 MiB request line is refused before any handler");
+    assert_eq!(
+        status, 431,
+        "a 1 MiB request line is refused before any handler"
+    );
     let repeated = app
         .client
         .get(app.url("/api/public/verify?privilege=full&permissions=a&permissions=b"))
@@ -138,7 +158,10 @@ async fn refused_queries_are_not_limiter_failures() {
         assert_eq!(answer.status, 403, "{answer:?}");
     }
     let answer = verify_with(&app, &token.key, "projects.read").await;
-    assert_eq!(answer.status, 200, "30 refusals blocked nothing: {answer:?}");
+    assert_eq!(
+        answer.status, 200,
+        "30 refusals blocked nothing: {answer:?}"
+    );
 }
 
 #[tokio::test]
@@ -146,32 +169,59 @@ async fn admin_verify_answers_insufficient_permissions_with_roles_and_effective_
     let app = spawn_admin_app().await;
     plans(&app).await;
     let token = holder(&app, json!(["pro", "free"]), json!(["reports.export"])).await;
-    let passed = admin_verify(&app, json!({"key": token.key, "permissions": "billing.read AND projects.x"})).await;
+    let passed = admin_verify(
+        &app,
+        json!({"key": token.key, "permissions": "billing.read AND projects.x"}),
+    )
+    .await;
     assert_eq!(passed.status, 200);
-    assert_eq!((passed.body["valid"].clone(), passed.body["code"].clone()), (json!(true), json!("VALID")));
+    assert_eq!(
+        (passed.body["valid"].clone(), passed.body["code"].clone()),
+        (json!(true), json!("VALID"))
+    );
     assert_eq!(passed.body["roles"], json!(["free", "pro"]));
     assert_eq!(
         passed.body["permissions"],
-        json!(["billing.read", "projects.*", "projects.read", "reports.export"])
+        json!([
+            "billing.read",
+            "projects.*",
+            "projects.read",
+            "reports.export"
+        ])
     );
     assert_eq!(passed.body["usageCount"], 1);
 
-    let failed = admin_verify(&app, json!({"key": token.key, "permissions": "NOT reports.*"})).await;
+    let failed = admin_verify(
+        &app,
+        json!({"key": token.key, "permissions": "NOT reports.*"}),
+    )
+    .await;
     assert_eq!(failed.status, 200);
     let mut expected = passed.body.clone();
     expected["valid"] = json!(false);
     expected["code"] = json!("INSUFFICIENT_PERMISSIONS");
-    assert_eq!(failed.body, expected, "the token is shown; the use is not counted");
+    assert_eq!(
+        failed.body, expected,
+        "the token is shown; the use is not counted"
+    );
     assert_eq!(app.usage_and_valid(token.id).await.0, 1);
 
     let malformed = admin_verify(&app, json!({"key": token.key, "permissions": "a AND (b"})).await;
     malformed.assert_is(
         400,
-        &crate::helpers::admin_error("bad_request", "expected AND, OR or ) at 8", Some("permissions")),
+        &crate::helpers::admin_error(
+            "bad_request",
+            "expected AND, OR or ) at 8",
+            Some("permissions"),
+        ),
         "malformed",
     );
     let unknown = admin_verify(&app, json!({"key": "api_x", "permissions": "a"})).await;
-    unknown.assert_is(200, &json!({"valid": false, "code": "NOT_FOUND"}), "unknown key");
+    unknown.assert_is(
+        200,
+        &json!({"valid": false, "code": "NOT_FOUND"}),
+        "unknown key",
+    );
 }
 
 #[tokio::test]
@@ -189,7 +239,11 @@ async fn a_role_change_is_seen_by_the_next_verification_of_every_cached_holder()
             for key in &keys {
                 let options = VerifyOptions::new(Privilege::Full, None).permissions(&query);
                 let outcome = tokens.verify_outcome(key, options).await.unwrap();
-                assert_eq!(matches!(outcome, VerifyOutcome::Valid(_)), expect_valid, "{outcome:?}");
+                assert_eq!(
+                    matches!(outcome, VerifyOutcome::Valid(_)),
+                    expect_valid,
+                    "{outcome:?}"
+                );
             }
         }
     };
@@ -201,7 +255,9 @@ async fn a_role_change_is_seen_by_the_next_verification_of_every_cached_holder()
     let answer = app.admin_json(Method::PATCH, "/roles/pro", &change).await;
     assert_eq!(answer.body["tokens"], 40);
     verify_all(false).await;
-    let answer = app.admin_json(Method::PATCH, "/roles/pro", &json!({"add": ["billing.*"]})).await;
+    let answer = app
+        .admin_json(Method::PATCH, "/roles/pro", &json!({"add": ["billing.*"]}))
+        .await;
     assert_eq!(answer.status, 200);
     let under = Query::parse("billing.read AND billing.*").unwrap();
     let options = VerifyOptions::new(Privilege::Full, None).permissions(&under);
@@ -213,7 +269,11 @@ async fn a_role_change_is_seen_by_the_next_verification_of_every_cached_holder()
     let anything = Query::parse("*").unwrap();
     let options = VerifyOptions::new(Privilege::Full, None).permissions(&anything);
     let outcome = app.tokens.verify_outcome(&keys[1], options).await.unwrap();
-    assert_eq!(outcome, VerifyOutcome::InsufficientPermissions, "the role is gone");
+    assert_eq!(
+        outcome,
+        VerifyOutcome::InsufficientPermissions,
+        "the role is gone"
+    );
 }
 
 #[tokio::test]
@@ -229,7 +289,9 @@ async fn a_tokens_own_access_change_is_seen_at_once_and_in_process_refusals_name
         "Insufficient permissions"
     );
     let path = format!("/tokens/{}/access", token.id);
-    let answer = app.admin_json(Method::POST, &path, &json!({"addRoles": ["pro"]})).await;
+    let answer = app
+        .admin_json(Method::POST, &path, &json!({"addRoles": ["pro"]}))
+        .await;
     assert_eq!(answer.status, 200);
     let passed = app.tokens.verify(&token.key, options).await;
     assert_eq!(passed.outcome.unwrap().usage_count, 1);

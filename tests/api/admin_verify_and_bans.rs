@@ -34,7 +34,10 @@ fn seen(token: &AdminToken, code: &str, usage: u64, last_used: Option<String>) -
         "createdAt",
         "expiresAt",
     ];
-    for field in fields.into_iter().chain(["ipRestriction", "metadata", "roles"]) {
+    for field in fields
+        .into_iter()
+        .chain(["ipRestriction", "metadata", "roles"])
+    {
         seen[field] = view[field].clone();
     }
     // Verification answers the effective permissions.

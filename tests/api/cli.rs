@@ -1,5 +1,6 @@
-//! The `iam-tokens` command line, run as a user would: create, list and revoke tokens, mint a
-//! development access token, migrate, and check the configuration.
+//! The `iam-tokens` command line, run as a user would: create, list and revoke tokens, manage
+//! roles and what tokens hold, mint a development access token, migrate, and check the
+//! configuration.
 
 use std::process::{Command, Output};
 
@@ -229,8 +230,15 @@ async fn every_subcommand_has_help() {
             "copy",
             "dev-token",
             "migrate",
+            "roles",
+            "roles create",
+            "roles delete",
+            "roles list",
+            "roles show",
+            "roles update",
             "serve",
             "token",
+            "token access",
             "token create",
             "token list",
             "token revoke",
@@ -345,4 +353,375 @@ async fn user_flags_outside_the_id_domain_are_refused_and_change_nothing() {
     run_on(&app, &["token", "create", "--user", max, "--name", "cli"]).await;
     let listed = json_of(&run_on(&app, &["token", "list", "--user", max, "--json"]).await);
     assert_eq!(listed["data"]["totalValidTokens"], 1, "{listed}");
+}
+
+/// Runs `args` against the test app's database and expects a refusal: exit code 1, nothing on
+/// stdout; answers stderr.
+async fn refused_on(app: &TestApp, args: &[&str]) -> String {
+    let output = run(args, &[("IAM__DATABASE__URL", app.database_url())]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{args:?}: {}",
+        describe(&output)
+    );
+    assert!(output.stdout.is_empty(), "{args:?}: {}", describe(&output));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The value of the `label` line of a `label  value` listing.
+fn field<'o>(stdout: &'o str, label: &str) -> &'o str {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {label} in {stdout}"))
+}
+
+/// `roles show`'s text of a role.
+fn role_text(
+    name: &str,
+    description: &str,
+    permissions: &str,
+    tokens: u64,
+    at: (&str, &str),
+) -> String {
+    format!(
+        "name         {name}\n\
+         description  {description}\n\
+         permissions  {permissions}\n\
+         tokens       {tokens}\n\
+         created      {}\n\
+         updated      {}\n",
+        at.0, at.1
+    )
+}
+
+/// A token created with the CLI for user 5, and its id.
+async fn cli_token(app: &TestApp) -> u64 {
+    let create = ["token", "create", "--user", "5", "--name", "cli"];
+    let created = json_of(&run_on(app, &create).await);
+    app.token_id(created["data"]["rawPublicId"].as_str().unwrap_or_default())
+        .await
+}
+
+/// SPEC B4 at the command line: a role is created, listed (a table, or JSON), shown and
+/// changed, each printed as it is after the change.
+#[tokio::test]
+async fn roles_are_created_listed_shown_and_updated() {
+    let app = spawn_app().await;
+    let create = [
+        "roles",
+        "create",
+        "reader",
+        "--description",
+        "Reads projects",
+        "--permission",
+        "projects.read",
+        "--permission",
+        "billing.*",
+    ];
+    let created = run_on(&app, &create).await;
+    // The command runs on the system clock: the role's times are whatever it read.
+    let at = field(&created, "created").to_owned();
+    let perms = "billing.*,projects.read";
+    let text = role_text("reader", "Reads projects", perms, 0, (&at, &at));
+    assert_eq!(created, text);
+    let bare = run_on(&app, &["roles", "create", "bare"]).await;
+    let bare_at = field(&bare, "created").to_owned();
+    assert_eq!(
+        bare,
+        role_text("bare", "none", "none", 0, (&bare_at, &bare_at))
+    );
+
+    assert_eq!(run_on(&app, &["roles", "show", "reader"]).await, text);
+    assert_eq!(
+        run_on(&app, &["roles", "list"]).await,
+        "NAME    TOKENS  PERMISSIONS              DESCRIPTION\n\
+         bare    0       none\n\
+         reader  0       billing.*,projects.read  Reads projects\n"
+    );
+    let reader_json = format!(
+        r#"{{
+    "name": "reader",
+    "description": "Reads projects",
+    "permissions": [
+      "billing.*",
+      "projects.read"
+    ],
+    "tokens": 0,
+    "createdAt": "{at}",
+    "updatedAt": "{at}"
+  }}"#
+    );
+    assert_eq!(
+        run_on(&app, &["roles", "list", "--json"]).await,
+        format!(
+            r#"[
+  {{
+    "name": "bare",
+    "description": null,
+    "permissions": [],
+    "tokens": 0,
+    "createdAt": "{bare_at}",
+    "updatedAt": "{bare_at}"
+  }},
+  {reader_json}
+]
+"#
+        )
+    );
+    let shown = json_of(&run_on(&app, &["roles", "show", "reader", "--json"]).await);
+    assert_eq!(
+        shown,
+        json!({
+            "name": "reader", "description": "Reads projects",
+            "permissions": ["billing.*", "projects.read"], "tokens": 0,
+            "createdAt": at, "updatedAt": at,
+        })
+    );
+
+    let update = [
+        "roles",
+        "update",
+        "reader",
+        "--description",
+        "Reads projects and audits",
+        "--add",
+        "audit.read",
+        "--add",
+        "projects.*",
+        "--remove",
+        "projects.read",
+        "--remove",
+        "billing.*",
+    ];
+    let updated = run_on(&app, &update).await;
+    let updated_at = field(&updated, "updated").to_owned();
+    let now = "audit.read,projects.*";
+    let description = "Reads projects and audits";
+    let text = role_text("reader", description, now, 0, (&at, &updated_at));
+    assert_eq!(updated, text);
+    assert_eq!(run_on(&app, &["roles", "show", "reader"]).await, text);
+    let cleared = run_on(&app, &["roles", "update", "reader", "--clear-description"]).await;
+    let cleared_at = field(&cleared, "updated").to_owned();
+    assert_eq!(
+        cleared,
+        role_text("reader", "none", now, 0, (&at, &cleared_at))
+    );
+
+    let events: Vec<(String, String)> = app
+        .query_all("SELECT event, actor FROM audit_events ORDER BY id", ())
+        .await;
+    let cli = |event: &str| (event.to_owned(), "cli".to_owned());
+    let expected = [
+        cli("role_created"),
+        cli("role_created"),
+        cli("role_updated"),
+        cli("role_updated"),
+    ];
+    assert_eq!(events, expected);
+}
+
+/// `token access` gives and takes roles and direct permissions and prints what the token holds
+/// afterwards: its roles, its direct permissions, and its effective ones (direct ∪ its roles').
+#[tokio::test]
+async fn token_access_prints_the_roles_and_the_effective_permissions() {
+    let app = spawn_app().await;
+    let role = [
+        "roles",
+        "create",
+        "reader",
+        "--permission",
+        "projects.read",
+        "--permission",
+        "billing.*",
+    ];
+    run_on(&app, &role).await;
+    let id = cli_token(&app).await;
+    let token = id.to_string();
+    let give = [
+        "token",
+        "access",
+        &token,
+        "--add-role",
+        "reader",
+        "--add-permission",
+        "audit.read",
+    ];
+    let held = format!(
+        "token        {id}\n\
+         roles        reader\n\
+         permissions  audit.read\n\
+         effective    audit.read,billing.*,projects.read\n"
+    );
+    assert_eq!(run_on(&app, &give).await, held);
+    // With no change it only prints them (and records nothing).
+    assert_eq!(run_on(&app, &["token", "access", &token]).await, held);
+    let listed = run_on(&app, &["roles", "list"]).await;
+    assert_eq!(
+        listed.lines().nth(1),
+        Some("reader  1       billing.*,projects.read"),
+        "{listed}"
+    );
+
+    let take = [
+        "token",
+        "access",
+        &token,
+        "--remove-role",
+        "reader",
+        "--remove-permission",
+        "audit.read",
+        "--add-permission",
+        "*",
+    ];
+    assert_eq!(
+        run_on(&app, &take).await,
+        format!(
+            "token        {id}\n\
+             roles        none\n\
+             permissions  *\n\
+             effective    *\n"
+        )
+    );
+    let events: Vec<(String, String)> = app
+        .query_all(
+            "SELECT event, actor FROM audit_events WHERE token_id = ? AND event = 'access_updated'",
+            (id,),
+        )
+        .await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|(_, actor)| actor == "cli"), "{events:?}");
+
+    let unknown = ["token", "access", &token, "--add-role", "ghost"];
+    let stderr = refused_on(&app, &unknown).await;
+    assert!(
+        stderr.contains("error: no role named \"ghost\""),
+        "{stderr}"
+    );
+    let missing = refused_on(
+        &app,
+        &["token", "access", "999999", "--add-permission", "a"],
+    )
+    .await;
+    assert!(
+        missing.contains("error: no token with id 999999"),
+        "{missing}"
+    );
+}
+
+/// A role valid tokens hold is deleted only with --force, which takes it from them; refusals
+/// say why on stderr with exit code 1 and change nothing.
+#[tokio::test]
+async fn deleting_a_role_in_use_needs_force_and_refusals_say_why() {
+    let app = spawn_app().await;
+    run_on(&app, &["roles", "create", "reader", "--permission", "a.b"]).await;
+    let exists = refused_on(&app, &["roles", "create", "reader"]).await;
+    assert!(
+        exists.contains("error: a role named \"reader\" exists"),
+        "{exists}"
+    );
+    let id = cli_token(&app).await;
+    let token = id.to_string();
+    run_on(&app, &["token", "access", &token, "--add-role", "reader"]).await;
+
+    let in_use = refused_on(&app, &["roles", "delete", "reader"]).await;
+    assert!(
+        in_use.contains("error: 1 valid token(s) hold this role; use --force"),
+        "{in_use}"
+    );
+    let shown = run_on(&app, &["roles", "show", "reader"]).await;
+    assert_eq!(field(&shown, "tokens"), "1", "{shown}");
+
+    let forced = run_on(&app, &["roles", "delete", "reader", "--force"]).await;
+    assert_eq!(forced, "deleted role reader; taken from 1 valid token(s)\n");
+    assert_eq!(
+        run_on(&app, &["token", "access", &token]).await,
+        format!(
+            "token        {id}\n\
+             roles        none\n\
+             permissions  none\n\
+             effective    none\n"
+        )
+    );
+    for args in [
+        vec!["roles", "show", "reader"],
+        vec!["roles", "delete", "reader"],
+        vec!["roles", "update", "reader", "--add", "a.c"],
+    ] {
+        let stderr = refused_on(&app, &args).await;
+        assert!(
+            stderr.contains("error: no role named \"reader\""),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        run_on(&app, &["roles", "list"]).await,
+        "NAME  TOKENS  PERMISSIONS  DESCRIPTION\n"
+    );
+
+    // A role holds at most 1,000 permissions, whether created or changed.
+    let grants: Vec<String> = (0..1001).map(|i| format!("--permission=p.{i}")).collect();
+    let mut create = vec!["roles", "create", "big"];
+    create.extend(grants.iter().map(String::as_str));
+    let limit = "error: a role holds at most 1000 permissions";
+    let stderr = refused_on(&app, &create).await;
+    assert!(stderr.contains(limit), "{stderr}");
+    create.pop();
+    run_on(&app, &create).await;
+    let stderr = refused_on(&app, &["roles", "update", "big", "--add", "p.x"]).await;
+    assert!(stderr.contains(limit), "{stderr}");
+    let shown = run_on(&app, &["roles", "show", "big", "--json"]).await;
+    assert_eq!(
+        json_of(&shown)["permissions"].as_array().map(Vec::len),
+        Some(1000)
+    );
+}
+
+/// Invalid role names, permissions and descriptions are usage errors (exit code 2), refused
+/// before anything is opened.
+#[tokio::test]
+async fn invalid_role_names_and_permissions_are_usage_errors() {
+    let app = spawn_app().await;
+    let url = app.database_url();
+    let long = "r".repeat(65);
+    let name_rule = "a role name is 1 to 64 characters";
+    let grant_rule = "a permission";
+    let cases: [(Vec<&str>, &str); 8] = [
+        (vec!["roles", "create", "bad name"], name_rule),
+        (vec!["roles", "create", &long], name_rule),
+        (vec!["roles", "create", ""], name_rule),
+        (vec!["roles", "show", "a*"], name_rule),
+        (vec!["roles", "delete", "a/b", "--force"], name_rule),
+        (
+            vec!["roles", "create", "ok", "--permission", "a..b"],
+            grant_rule,
+        ),
+        (vec!["roles", "update", "ok", "--add", "a.*.b"], grant_rule),
+        (vec!["token", "access", "1", "--add-role", "x y"], name_rule),
+    ];
+    for (args, rule) in cases {
+        let output = run(&args, &[("IAM__DATABASE__URL", url.clone())]).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            describe(&output)
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(rule), "{args:?}: {stderr}");
+    }
+    let description = "x".repeat(201);
+    let output = run(
+        &["roles", "create", "ok", "--description", &description],
+        &[("IAM__DATABASE__URL", url)],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert_eq!(
+        run_on(&app, &["roles", "list"]).await,
+        "NAME  TOKENS  PERMISSIONS  DESCRIPTION\n"
+    );
 }

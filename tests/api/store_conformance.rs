@@ -126,7 +126,10 @@ async fn new_role(service: &TokenService, name: &str, grants: &[&str]) {
         permissions: grants.iter().map(|g| grant(g)).collect(),
     };
     let created = service.create_role(role).await.unwrap();
-    assert!(matches!(created, store::RoleCreation::Created(_)), "{created:?}");
+    assert!(
+        matches!(created, store::RoleCreation::Created(_)),
+        "{created:?}"
+    );
 }
 
 /// A `full` token of `user` holding `roles` and direct `grants`.
@@ -140,8 +143,12 @@ async fn create_holding(
         roles.iter().map(|r| role_name(r)).collect(),
         grants.iter().map(|g| grant(g)).collect(),
     );
-    let request = CreateToken::new(uid(user), Privilege::Full, TokenName::parse("holder").unwrap())
-        .access(access);
+    let request = CreateToken::new(
+        uid(user),
+        Privilege::Full,
+        TokenName::parse("holder").unwrap(),
+    )
+    .access(access);
     let created = service.create(request).await.outcome.expect("created");
     (created.raw_api_key, created.token_id)
 }
@@ -197,7 +204,10 @@ async fn a_role_change_reaches_every_holder_and_a_deleted_token_holds_nothing(ba
         remove: [grant("a.read")].into(),
         ..Default::default()
     };
-    let updated = service.update_role(&role_name("plan"), change).await.unwrap();
+    let updated = service
+        .update_role(&role_name("plan"), change)
+        .await
+        .unwrap();
     let store::RoleUpdate::Updated(role) = updated else {
         panic!("{updated:?}")
     };
@@ -206,7 +216,10 @@ async fn a_role_change_reaches_every_holder_and_a_deleted_token_holds_nothing(ba
         let record = backend.store.find_by_id(*id).await.unwrap().unwrap();
         assert_eq!(texts(&record).2, ["a.write"]);
     }
-    let deleted = service.delete_role(&role_name("plan"), false).await.unwrap();
+    let deleted = service
+        .delete_role(&role_name("plan"), false)
+        .await
+        .unwrap();
     assert_eq!(deleted, store::RoleDeletion::InUse { tokens: 50 });
     let deleted = service.delete_role(&role_name("plan"), true).await.unwrap();
     assert_eq!(deleted, store::RoleDeletion::Deleted { tokens: 50 });
@@ -545,7 +558,10 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         panic!("{copied:?}")
     };
     // Events: created, metadata_updated, banned, role_created, created.
-    assert_eq!((rows.tokens, rows.events, rows.bans, rows.roles), (2, 5, 1, 1));
+    assert_eq!(
+        (rows.tokens, rows.events, rows.bans, rows.roles),
+        (2, 5, 1, 1)
+    );
     let (moved, _) = service(&to, 20);
     let verified = moved
         .verify(&key, VerifyOptions::new(Privilege::Full, None))
@@ -557,7 +573,10 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         json!({"billing_account": "acct_1"})
     );
     assert_eq!(to.store.list_bans().await.unwrap(), vec![ban]);
-    assert_eq!(to.store.roles().await.unwrap(), from.store.roles().await.unwrap());
+    assert_eq!(
+        to.store.roles().await.unwrap(),
+        from.store.roles().await.unwrap()
+    );
     let holder = to
         .store
         .find_by_digest(&Digest::of(&holder_key))
@@ -569,7 +588,11 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
         (
             vec!["pro".to_owned()],
             vec!["x.y".to_owned()],
-            vec!["billing.read".to_owned(), "projects.*".to_owned(), "x.y".to_owned()],
+            vec![
+                "billing.read".to_owned(),
+                "projects.*".to_owned(),
+                "x.y".to_owned()
+            ],
         )
     );
     assert_eq!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
 use iam_tokens::domain::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
 };
@@ -15,10 +16,7 @@ use iam_tokens::service::{
     CacheConfig, CreateToken, ManagerAction, RotateToken, ServiceOptions, TokenService,
     VerifyOptions,
 };
-use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
-use iam_tokens::store::{
-    AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate,
-};
+use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,

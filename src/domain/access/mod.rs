@@ -10,6 +10,6 @@ pub use grants::Grants;
 pub use permission::{Grant, PermissionError, PermissionName};
 pub use query::{Query, QueryError, Term};
 pub use role::{
-    limits, AccessChange, AccessLimit, DescriptionError, NewRole, RoleChange, RoleDescription,
-    RoleName, RoleNameError, RoleRecord, TokenAccess, sorted_texts,
+    limits, sorted_texts, AccessChange, AccessLimit, DescriptionError, NewRole, RoleChange,
+    RoleDescription, RoleName, RoleNameError, RoleRecord, TokenAccess,
 };

@@ -131,7 +131,10 @@ impl TokenAccess {
     }
 
     pub fn role_texts(&self) -> Vec<String> {
-        self.roles.iter().map(|role| role.as_str().to_owned()).collect()
+        self.roles
+            .iter()
+            .map(|role| role.as_str().to_owned())
+            .collect()
     }
 
     /// The direct grants as written, sorted.
@@ -205,7 +208,13 @@ mod tests {
 
     #[test]
     fn role_names_are_up_to_64_of_the_allowed_characters() {
-        for good in ["customer_standard", "a", "plan:pro", "x.y-z", &"r".repeat(64)] {
+        for good in [
+            "customer_standard",
+            "a",
+            "plan:pro",
+            "x.y-z",
+            &"r".repeat(64),
+        ] {
             assert!(RoleName::parse(good).is_ok(), "{good:?}");
         }
         for bad in ["", &"r".repeat(65), "a b", "é", "a*", "a\0", "a/b"] {

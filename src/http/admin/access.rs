@@ -17,7 +17,10 @@ use crate::http::{ApiError, AppState};
 use crate::store::AccessOutcome;
 
 /// Role names from `field`, each checked (422 `invalid_role` naming `field[i]`).
-pub(super) fn role_names(field: &str, texts: &[String]) -> Result<BTreeSet<RoleName>, AdminFailure> {
+pub(super) fn role_names(
+    field: &str,
+    texts: &[String],
+) -> Result<BTreeSet<RoleName>, AdminFailure> {
     if texts.len() > limits::TOKEN_ROLES {
         return Err(limit(AccessLimit::Roles, field));
     }
@@ -26,7 +29,8 @@ pub(super) fn role_names(field: &str, texts: &[String]) -> Result<BTreeSet<RoleN
         .enumerate()
         .map(|(i, text)| {
             RoleName::parse(text).map_err(|err| {
-                AdminFailure::invalid("invalid_role", err.to_string()).field(format!("{field}[{i}]"))
+                AdminFailure::invalid("invalid_role", err.to_string())
+                    .field(format!("{field}[{i}]"))
             })
         })
         .collect()
@@ -106,12 +110,20 @@ pub async fn change(
     let change = AccessChange {
         add_roles: role_names("addRoles", &request.add_roles)?,
         remove_roles: role_names("removeRoles", &request.remove_roles)?,
-        add_permissions: grants("addPermissions", &request.add_permissions, most, AccessLimit::Permissions)?,
-        remove_permissions: grants("removePermissions", &request.remove_permissions, most, AccessLimit::Permissions)?,
+        add_permissions: grants(
+            "addPermissions",
+            &request.add_permissions,
+            most,
+            AccessLimit::Permissions,
+        )?,
+        remove_permissions: grants(
+            "removePermissions",
+            &request.remove_permissions,
+            most,
+            AccessLimit::Permissions,
+        )?,
     };
-    let tokens = state
-        .tokens
-        .acting_as(crate::domain::Actor::Admin(admin));
+    let tokens = state.tokens.acting_as(crate::domain::Actor::Admin(admin));
     let outcome = tokens
         .change_access(id, change)
         .await
@@ -125,7 +137,9 @@ pub async fn change(
         AccessOutcome::UnknownRole(role) => {
             Err(unknown_role(&role, "addRoles", &request.add_roles).into())
         }
-        AccessOutcome::Limit(AccessLimit::Roles) => Err(limit(AccessLimit::Roles, "addRoles").into()),
+        AccessOutcome::Limit(AccessLimit::Roles) => {
+            Err(limit(AccessLimit::Roles, "addRoles").into())
+        }
         AccessOutcome::Limit(other) => Err(limit(other, "addPermissions").into()),
     }
 }

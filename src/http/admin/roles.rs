@@ -8,9 +8,7 @@ use serde::{Deserialize, Deserializer};
 use super::access::{grants, limit};
 use super::body;
 use super::views::{RoleDeletedView, RoleView, RolesView};
-use crate::domain::access::{
-    limits, AccessLimit, NewRole, RoleChange, RoleDescription, RoleName,
-};
+use crate::domain::access::{limits, AccessLimit, NewRole, RoleChange, RoleDescription, RoleName};
 use crate::domain::Actor;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -82,9 +80,8 @@ pub async fn create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateRoleRequest = body(&req, payload).await?;
-    let name = RoleName::parse(&request.name).map_err(|err| {
-        AdminFailure::invalid("invalid_role", err.to_string()).field("name")
-    })?;
+    let name = RoleName::parse(&request.name)
+        .map_err(|err| AdminFailure::invalid("invalid_role", err.to_string()).field("name"))?;
     let role = NewRole {
         name,
         description: description(request.description.as_deref())?,

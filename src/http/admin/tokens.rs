@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::{grants, limit, role_names, unknown_role};
 use super::views::{
     CreatedView, EventView, EventsView, MetadataView, RevokedView, TokenPage, TokenView,
 };
-use super::access::{grants, limit, role_names, unknown_role};
 use super::{body, invalid_metadata, token_id};
 use crate::domain::access::{limits, AccessLimit, TokenAccess};
 use crate::domain::metadata::MetadataPatch;

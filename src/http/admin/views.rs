@@ -279,7 +279,11 @@ impl From<RoleRecord> for RoleView {
         Self {
             permissions: sorted_texts(&role.permissions),
             name: role.name.as_str().to_owned(),
-            description: role.description.as_ref().map(RoleDescription::as_str).map(str::to_owned),
+            description: role
+                .description
+                .as_ref()
+                .map(RoleDescription::as_str)
+                .map(str::to_owned),
             tokens: role.tokens,
             created_at: role.created_at,
             updated_at: role.updated_at,

@@ -70,13 +70,15 @@ impl AccessSql for MySqlTx {
         let rows: Vec<RoleTuple> = on!(self, |q| q.exec(statement.as_str(), params).await)?;
         Ok(rows
             .into_iter()
-            .map(|(name, description, created_at, updated_at, tokens)| RoleRow {
-                name,
-                description,
-                created_at: utc(created_at),
-                updated_at: utc(updated_at),
-                tokens,
-            })
+            .map(
+                |(name, description, created_at, updated_at, tokens)| RoleRow {
+                    name,
+                    description,
+                    created_at: utc(created_at),
+                    updated_at: utc(updated_at),
+                    tokens,
+                },
+            )
             .collect())
     }
 
@@ -96,7 +98,10 @@ impl AccessSql for MySqlTx {
     async fn insert_role(&mut self, role: &RoleRecord) -> Result<bool, StoreError> {
         let params = positional(vec![
             role.name.as_str().into(),
-            role.description.as_ref().map(RoleDescription::as_str).into(),
+            role.description
+                .as_ref()
+                .map(RoleDescription::as_str)
+                .into(),
             role.created_at.naive_utc().into(),
             role.updated_at.naive_utc().into(),
         ]);
@@ -178,8 +183,7 @@ impl AccessSql for MySqlTx {
     }
 
     async fn all_access_rows(&mut self) -> Result<Vec<(u64, Held, String)>, StoreError> {
-        let rows: Vec<(u64, i64, String)> =
-            on!(self, |q| q.query(sql::ALL_ACCESS_ROWS).await)?;
+        let rows: Vec<(u64, i64, String)> = on!(self, |q| q.query(sql::ALL_ACCESS_ROWS).await)?;
         held_rows(rows)
     }
 

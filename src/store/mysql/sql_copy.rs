@@ -84,8 +84,7 @@ impl CopySql for MySqlTx {
     }
 
     async fn row_counts(&mut self) -> Result<RowCounts, StoreError> {
-        let counts: Option<(u64, u64, u64, u64)> =
-            on!(self, |q| q.query_first(COUNT_ROWS).await)?;
+        let counts: Option<(u64, u64, u64, u64)> = on!(self, |q| q.query_first(COUNT_ROWS).await)?;
         let (tokens, events, bans, roles) = counts.unwrap_or_default();
         Ok(RowCounts {
             tokens,

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{done, work, StoreOps};
 use crate::domain::access::{
-    limits, sorted_texts, AccessChange, Grant, NewRole, RoleChange, RoleDescription,
-    RoleName, RoleRecord, TokenAccess,
+    limits, sorted_texts, AccessChange, Grant, NewRole, RoleChange, RoleDescription, RoleName,
+    RoleRecord, TokenAccess,
 };
 use crate::store::backend::{Backend, Held, Lock, RoleRow, Tx, TxEnd};
 use crate::store::{
@@ -21,11 +21,7 @@ use crate::store::{
 
 #[async_trait]
 impl<B: Backend> AccessStore for StoreOps<B> {
-    async fn create_role(
-        &self,
-        role: &NewRole,
-        audit: &Audit,
-    ) -> Result<RoleCreation, StoreError> {
+    async fn create_role(&self, role: &NewRole, audit: &Audit) -> Result<RoleCreation, StoreError> {
         let (role, audit) = (Arc::new(role.clone()), Arc::new(audit.clone()));
         self.backend
             .write(work(move |tx| {
@@ -191,8 +187,7 @@ impl<B: Backend> AccessStore for StoreOps<B> {
             .write(work(move |tx| {
                 let (change, audit) = (change.clone(), audit.clone());
                 Box::pin(async move {
-                    let Some(mut record) = tx.token_by_id(token_id, Lock::ForUpdate).await?
-                    else {
+                    let Some(mut record) = tx.token_by_id(token_id, Lock::ForUpdate).await? else {
                         return Ok(TxEnd::Rollback(AccessOutcome::NotFound));
                     };
                     attach_access(tx, std::slice::from_mut(&mut record)).await?;

@@ -207,10 +207,11 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                     if expire_and_count(tx, old.user_id, at).await? >= u64::from(rotation.limit) {
                         return Ok(TxEnd::Rollback(RotateOutcome::LimitReached));
                     }
-                    let new = rotation
-                        .new
-                        .clone()
-                        .owned_by(old.user_id, old.metadata.clone(), old.access.clone());
+                    let new = rotation.new.clone().owned_by(
+                        old.user_id,
+                        old.metadata.clone(),
+                        old.access.clone(),
+                    );
                     let Some(new_id) = tx.insert_token(&new).await? else {
                         return Ok(TxEnd::Rollback(RotateOutcome::CreateFailed));
                     };

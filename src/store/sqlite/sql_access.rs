@@ -52,7 +52,9 @@ impl AccessSql for SqliteTx<'_> {
     }
 
     async fn count_roles(&mut self) -> Result<u64, StoreError> {
-        let count: i64 = self.conn.query_row(sql::COUNT_ROLES, [], |row| row.get(0))?;
+        let count: i64 = self
+            .conn
+            .query_row(sql::COUNT_ROLES, [], |row| row.get(0))?;
         Ok(count as u64)
     }
 

@@ -106,7 +106,13 @@ pub fn admin_create(d: Describe) -> Operation {
         .link(201, "adminVerify", &[], Some(key))
         .link(201, "verify", &verify, None)
         .link(201, "adminChangeAccess", &id, None);
-    invalid_metadata(d).json(422, super::roles::INVALID_ACCESS, super::roles::access_errors()).build()
+    invalid_metadata(d)
+        .json(
+            422,
+            super::roles::INVALID_ACCESS,
+            super::roles::access_errors(),
+        )
+        .build()
 }
 
 pub fn admin_get(d: Describe) -> Operation {

@@ -33,7 +33,11 @@ fn role_name() -> utoipa::openapi::path::Parameter {
 }
 
 fn no_role(d: Describe) -> Describe {
-    d.json(404, "No role with that name.", schemas::admin_error(&["not_found"]))
+    d.json(
+        404,
+        "No role with that name.",
+        schemas::admin_error(&["not_found"]),
+    )
 }
 
 pub fn admin_create_role(d: Describe) -> Operation {
@@ -66,7 +70,11 @@ pub fn admin_create_role(d: Describe) -> Operation {
 pub fn admin_roles(d: Describe) -> Operation {
     let view = d.components.of::<RolesView>();
     admin(d)
-        .json(200, "Every role, by name, with how many valid tokens hold it.", view)
+        .json(
+            200,
+            "Every role, by name, with how many valid tokens hold it.",
+            view,
+        )
         .build()
 }
 
@@ -79,9 +87,7 @@ pub fn admin_update_role(d: Describe) -> Operation {
     let body = d.components.of::<UpdateRoleRequest>();
     let view = d.components.of::<RoleView>();
     let d = admin_body(
-        admin(d.explain(
-            "Every token holding the role sees the change at its next verification.",
-        )),
+        admin(d.explain("Every token holding the role sees the change at its next verification.")),
         body,
     )
     .parameter(role_name())
