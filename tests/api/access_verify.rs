@@ -355,3 +355,28 @@ fn raw_get(address: &str, target: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn refused_queries_are_counted_as_their_own_outcome_and_role_routes_by_status() {
+    use crate::metrics::{scrape, value};
+    let app = spawn_admin_app().await;
+    plans(&app).await;
+    let token = holder(&app, json!(["free"]), json!([])).await;
+    let (_, before) = scrape(&app).await;
+    for _ in 0..3 {
+        assert_eq!(verify_with(&app, &token.key, "billing.read").await.status, 403);
+    }
+    assert_eq!(verify_with(&app, &token.key, "projects.read").await.status, 200);
+    let body = json!({"key": token.key, "permissions": "billing.read"});
+    assert_eq!(admin_verify(&app, body).await.body["code"], "INSUFFICIENT_PERMISSIONS");
+    assert_eq!(app.admin_get("/roles/ghost").await.status, 404);
+    let (_, after) = scrape(&app).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    let refused = r#"iam_verifications_total{route="public",outcome="insufficient_permissions"}"#;
+    assert_eq!(moved(refused), 3.0);
+    assert_eq!(moved(r#"iam_verifications_total{route="public",outcome="valid"}"#), 1.0);
+    let admin = r#"iam_verifications_total{route="admin",outcome="insufficient_permissions"}"#;
+    assert_eq!(moved(admin), 1.0);
+    let missing = r#"iam_http_requests_total{method="GET",route="/api/admin/roles/{name}",status="404"}"#;
+    assert_eq!(moved(missing), 1.0);
+}
