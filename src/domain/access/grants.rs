@@ -40,6 +40,11 @@ impl Grants {
         !self.all && self.exact.is_empty() && self.under.is_empty()
     }
 
+    /// Whether `name` itself is granted (not through a prefix): granted names are valid names.
+    pub fn has_exactly(&self, name: &str) -> bool {
+        self.lookup.contains(name)
+    }
+
     /// Whether the permission `name` is granted: exactly, under a granted prefix, or by `*`.
     pub fn allows(&self, name: &str) -> bool {
         self.all

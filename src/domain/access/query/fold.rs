@@ -71,6 +71,10 @@ impl Fold for Evaluate<'_> {
             Some(prefix) => (prefix, true),
             None => (word, false),
         };
+        // A name granted exactly is a valid name: its check is the lookup itself.
+        if !under && grants.has_exactly(name) {
+            return Ok(true);
+        }
         check_name(name).map_err(|err| invalid_name(err, at))?;
         Ok(if under {
             grants.any_under(name)

@@ -20,6 +20,26 @@ impl Token<'_> {
     }
 }
 
+const WORD: u8 = 0;
+const SPACE: u8 = 1;
+const PAREN: u8 = 2;
+
+/// What each ASCII byte is to the lexer: part of a word, whitespace or a parenthesis.
+static ASCII_CLASS: [u8; 256] = {
+    let mut table = [WORD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_whitespace() {
+            table[b] = SPACE;
+        } else if c == b'(' || c == b')' {
+            table[b] = PAREN;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Reads tokens one at a time: words are runs of anything but whitespace and parentheses;
 /// offsets count characters.
 pub(super) struct Lexer<'a> {
@@ -65,31 +85,36 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// The common case: byte offsets are character offsets.
+    /// The common case: byte offsets are character offsets. (The position is kept in a local
+    /// and stored once: this loop is most of what checking a query costs.)
     fn read_ascii(&mut self) -> Token<'a> {
         let bytes = self.text.as_bytes();
-        let delimiter = |b: u8| b.is_ascii_whitespace() || b == b'(' || b == b')';
-        while self.byte < bytes.len() && bytes[self.byte].is_ascii_whitespace() {
-            self.byte += 1;
+        let class = |i: usize| bytes.get(i).map(|&b| ASCII_CLASS[usize::from(b)]);
+        let mut i = self.byte;
+        while class(i) == Some(SPACE) {
+            i += 1;
         }
-        let at = self.byte;
-        match bytes.get(at) {
+        let at = i;
+        let token = match bytes.get(at) {
             None => Token::End(at),
             Some(b'(') => {
-                self.byte += 1;
+                i += 1;
                 Token::Open(at)
             }
             Some(b')') => {
-                self.byte += 1;
+                i += 1;
                 Token::Close(at)
             }
             Some(_) => {
-                while self.byte < bytes.len() && !delimiter(bytes[self.byte]) {
-                    self.byte += 1;
+                i += 1;
+                while class(i) == Some(WORD) {
+                    i += 1;
                 }
-                Token::Word(at, &self.text[at..self.byte])
+                Token::Word(at, self.text.get(at..i).unwrap_or_default())
             }
-        }
+        };
+        self.byte = i;
+        token
     }
 
     fn read_chars(&mut self) -> Token<'a> {
