@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side load test on this machine, on both stores (MySQL, then the embedded SQLite):
-# GET /health vs the counting GET /api/public/verify, then verify again with the cache off and
-# synchronous counting (riavzon's way).
+# GET /health vs the counting GET /api/public/verify, vs the same verify with a 3-name permission
+# query on a key holding a role (SPEC B4), then verify again with the cache off and synchronous
+# counting (riavzon's way).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
 # RUNS=n (default 5) alternates n runs of each route and reports the medians (this machine is
 # noisy: single 10 s runs of the same route differ by up to 15%). Next to req/s it prints the
@@ -64,6 +65,8 @@ rps() {
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
+# Three names: projects.write AND billing.read AND NOT admin.delete
+QUERY_URL="$VERIFY_URL&permissions=projects.write%20AND%20billing.read%20AND%20NOT%20admin.delete"
 
 echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $CORES cores"
 echo "server on CPU(s) ${SERVER_CPUS:-any} with $WORKERS worker(s), wrk on CPU ${LOAD_CPUS:-any}"
@@ -78,14 +81,22 @@ for BACKEND in $BACKENDS; do
   KEY=$("$BIN" token create --user 1 --name "bench-$BACKEND" --privilege full 2>/dev/null \
     | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
   [ -n "$KEY" ] || { echo "could not create a token on $BACKEND" >&2; exit 1; }
+  "$BIN" roles create bench_pro --permission 'projects.*' --permission billing.read \
+    --permission reports.export >/dev/null
+  ROLE_KEY=$("$BIN" token create --user 2 --name "bench-role-$BACKEND" --privilege full \
+    --role bench_pro 2>/dev/null | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
 
   start
   # Alternate the two routes so that a change in the machine's load hits both alike.
-  HEALTH_RUNS=() VERIFY_RUNS=() HEALTH_CPU=() VERIFY_CPU=()
+  HEALTH_RUNS=() VERIFY_RUNS=() HEALTH_CPU=() VERIFY_CPU=() QUERY_RUNS=() QUERY_CPU=()
   for _ in $(seq 1 "$RUNS"); do
     read -r r c < <(rps "http://127.0.0.1:$PORT/health"); HEALTH_RUNS+=("$r") HEALTH_CPU+=("$c")
     read -r r c < <(rps -H "x-api-key: $KEY" "$VERIFY_URL"); VERIFY_RUNS+=("$r") VERIFY_CPU+=("$c")
+    read -r r c < <(rps -H "x-api-key: $ROLE_KEY" "$QUERY_URL"); QUERY_RUNS+=("$r") QUERY_CPU+=("$c")
   done
+  QUERY=$(printf '%s\n' "${QUERY_RUNS[@]}" | median)
+  QUERY_US=$(printf '%s\n' "${QUERY_CPU[@]}" | median)
+  QUERY_STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $ROLE_KEY" "$QUERY_URL")
   HEALTH=$(printf '%s\n' "${HEALTH_RUNS[@]}" | median)
   VERIFY=$(printf '%s\n' "${VERIFY_RUNS[@]}" | median)
   HEALTH_US=$(printf '%s\n' "${HEALTH_CPU[@]}" | median)
@@ -101,8 +112,9 @@ for BACKEND in $BACKENDS; do
   echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
   echo "GET /health                              ${HEALTH} req/s   ${HEALTH_US} µs server CPU/request"
   echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s   ${VERIFY_US} µs server CPU/request"
+  echo "GET /api/public/verify (3-name query)    ${QUERY} req/s   ${QUERY_US} µs server CPU/request   (status ${QUERY_STATUS})"
   echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s   ${UNCACHED_US} µs server CPU/request"
-  awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" \
-    'BEGIN { printf "verify / health = %.2f   cached / uncached = %.1fx\n", v / h, v / u }'
+  awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" -v q="$QUERY" \
+    'BEGIN { printf "verify / health = %.2f   query / health = %.2f   cached / uncached = %.1fx\n", v / h, q / h, v / u }'
   echo "uses recorded in the store: ${COUNT}"
 done

@@ -18,7 +18,7 @@ use iam_tokens::domain::{
 };
 use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::http::JwtVerifier;
-use iam_tokens::service::{CreateToken, TokenService};
+use iam_tokens::service::{CreateToken, Creation, Decision, TokenService};
 use iam_tokens::store::{self, AccessOutcome, Audit, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
@@ -106,6 +106,12 @@ enum TokenCommand {
         /// Admin metadata as key=value (numbers, true, false and null are typed); repeatable.
         #[arg(long = "meta", value_name = "KEY=VALUE")]
         meta: Vec<String>,
+        /// A role to give it (it must exist); repeatable.
+        #[arg(long = "role", value_name = "ROLE", value_parser = RoleName::parse)]
+        roles: Vec<RoleName>,
+        /// A direct grant: a permission, `prefix.*` or `*`; repeatable.
+        #[arg(long = "permission", value_name = "P", value_parser = Grant::parse)]
+        permissions: Vec<Grant>,
     },
     /// Print a user's counts and valid tokens: a table, or the JSON envelope with --json.
     List {
@@ -348,16 +354,33 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
             expires,
             ips,
             meta,
+            roles,
+            permissions,
         } => {
             let name = TokenName::parse(&name)?;
             let metadata = Metadata::parse(&meta_object(&meta)?)?;
             let ips = IpRestriction::parse(&ips)?;
+            let access = TokenAccess::new(roles.into_iter().collect(), permissions.into_iter().collect());
             let request = CreateToken::new(user, privilege, name)
                 .prefix(prefix)
                 .lifetime(expires)
                 .ips(ips)
-                .metadata(metadata);
-            print_json(&tokens.create(request).await)
+                .metadata(metadata)
+                .access(access);
+            match tokens.create_outcome(request).await {
+                Ok(Creation::UnknownRole(role)) => {
+                    Err(format!("no role named {:?}", role.as_str()).into())
+                }
+                Ok(Creation::TooMuchAccess(limit)) => Err(limit.to_string().into()),
+                Ok(decided) => {
+                    let now = tokens.clock().now();
+                    print_json(&iam_tokens::Results {
+                        date: now,
+                        outcome: decided.into_data(),
+                    })
+                }
+                Err(_) => Err(Reason::ListServerError.as_str().into_owned().into()),
+            }
         }
         TokenCommand::List { user, json: true } => {
             print_json(&tokens.list_valid_tokens(user).await)

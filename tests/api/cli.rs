@@ -725,3 +725,36 @@ async fn invalid_role_names_and_permissions_are_usage_errors() {
         "NAME  TOKENS  PERMISSIONS  DESCRIPTION\n"
     );
 }
+
+#[tokio::test]
+async fn token_create_gives_roles_and_permissions_and_refuses_an_unknown_role() {
+    let app = spawn_app().await;
+    run_on(&app, &["roles", "create", "pro", "--permission", "projects.*"]).await;
+    let created = run_on(
+        &app,
+        &[
+            "token", "create", "--user", "12", "--name", "svc", "--role", "pro", "--permission",
+            "billing.read",
+        ],
+    )
+    .await;
+    let created: serde_json::Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(created["ok"], true, "{created}");
+    let key = created["data"]["rawApiKey"].as_str().expect("key");
+    let record = app
+        .tokens
+        .token_by_id(app.token_id(created["data"]["rawPublicId"].as_str().unwrap()).await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.access.role_texts(), ["pro"]);
+    assert_eq!(record.access.permission_texts(), ["billing.read"]);
+    assert!(key.starts_with("api_"));
+    let refused = refused_on(
+        &app,
+        &["token", "create", "--user", "12", "--name", "x", "--role", "ghost"],
+    )
+    .await;
+    assert_eq!(refused, "error: no role named \"ghost\"\n");
+    assert_eq!(app.valid_token_rows(12).await, 1, "nothing was created");
+}
