@@ -360,7 +360,10 @@ async fn token_command(command: TokenCommand, settings: &Settings) -> Result<(),
             let name = TokenName::parse(&name)?;
             let metadata = Metadata::parse(&meta_object(&meta)?)?;
             let ips = IpRestriction::parse(&ips)?;
-            let access = TokenAccess::new(roles.into_iter().collect(), permissions.into_iter().collect());
+            let access = TokenAccess::new(
+                roles.into_iter().collect(),
+                permissions.into_iter().collect(),
+            );
             let request = CreateToken::new(user, privilege, name)
                 .prefix(prefix)
                 .lifetime(expires)

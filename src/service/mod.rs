@@ -16,7 +16,7 @@ mod usage;
 mod verify;
 
 pub use action_manager::{ManagerAction, ManagerData, ManagerDecision};
-pub use cache::{CacheConfig, CachedToken, VerificationCache};
+pub use cache::{CacheConfig, Cached, CachedToken, Lookup, VerificationCache};
 pub use create::{CreateToken, Creation};
 pub use decision::{Decision, Revocation, RotationDecision, SnapshotDecision, Update};
 pub use operator::{AdminVerification, VerifyCode};

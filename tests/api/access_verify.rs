@@ -364,19 +364,117 @@ async fn refused_queries_are_counted_as_their_own_outcome_and_role_routes_by_sta
     let token = holder(&app, json!(["free"]), json!([])).await;
     let (_, before) = scrape(&app).await;
     for _ in 0..3 {
-        assert_eq!(verify_with(&app, &token.key, "billing.read").await.status, 403);
+        assert_eq!(
+            verify_with(&app, &token.key, "billing.read").await.status,
+            403
+        );
     }
-    assert_eq!(verify_with(&app, &token.key, "projects.read").await.status, 200);
+    assert_eq!(
+        verify_with(&app, &token.key, "projects.read").await.status,
+        200
+    );
     let body = json!({"key": token.key, "permissions": "billing.read"});
-    assert_eq!(admin_verify(&app, body).await.body["code"], "INSUFFICIENT_PERMISSIONS");
+    assert_eq!(
+        admin_verify(&app, body).await.body["code"],
+        "INSUFFICIENT_PERMISSIONS"
+    );
     assert_eq!(app.admin_get("/roles/ghost").await.status, 404);
     let (_, after) = scrape(&app).await;
     let moved = |series: &str| value(&after, series) - value(&before, series);
     let refused = r#"iam_verifications_total{route="public",outcome="insufficient_permissions"}"#;
     assert_eq!(moved(refused), 3.0);
-    assert_eq!(moved(r#"iam_verifications_total{route="public",outcome="valid"}"#), 1.0);
+    assert_eq!(
+        moved(r#"iam_verifications_total{route="public",outcome="valid"}"#),
+        1.0
+    );
     let admin = r#"iam_verifications_total{route="admin",outcome="insufficient_permissions"}"#;
     assert_eq!(moved(admin), 1.0);
-    let missing = r#"iam_http_requests_total{method="GET",route="/api/admin/roles/{name}",status="404"}"#;
+    let missing =
+        r#"iam_http_requests_total{method="GET",route="/api/admin/roles/{name}",status="404"}"#;
     assert_eq!(moved(missing), 1.0);
+}
+
+/// A role change costs one store call whatever the number of holders; then each cached holder
+/// is read again once, at its next verification, and a key holding no role not at all.
+#[tokio::test]
+async fn a_role_change_is_one_store_call_and_one_reload_per_holder_at_its_next_use() {
+    use crate::verify_cache::{cache, counted_service};
+    use iam_tokens::domain::access::{Grant, NewRole, TokenAccess};
+    use iam_tokens::domain::TokenName;
+    use iam_tokens::service::CreateToken;
+    use std::sync::atomic::Ordering;
+    let counted = counted_service(
+        Some(cache(
+            Duration::from_secs(600),
+            Duration::from_secs(600),
+            10_000,
+        )),
+        true,
+    )
+    .await;
+    let service = &counted.service;
+    let plan = RoleName::parse("plan").unwrap();
+    let role = NewRole {
+        name: plan.clone(),
+        description: None,
+        permissions: [Grant::parse("a.read").unwrap()].into(),
+    };
+    service.create_role(role).await.unwrap();
+    let mut keys = Vec::new();
+    for user in 1..=60u64 {
+        let roles = if user == 60 {
+            Default::default()
+        } else {
+            [plan.clone()].into()
+        };
+        let access = TokenAccess::new(roles, [Grant::parse("own.read").unwrap()].into());
+        let request = CreateToken::new(
+            crate::helpers::uid(user),
+            Privilege::Full,
+            TokenName::parse("k").unwrap(),
+        )
+        .access(access);
+        keys.push(service.create(request).await.outcome.unwrap().raw_api_key);
+    }
+    let query = Query::parse("own.read").unwrap();
+    let options = VerifyOptions::new(Privilege::Full, None).permissions(&query);
+    for key in &keys {
+        assert!(matches!(
+            service.verify_outcome(key, options).await.unwrap(),
+            VerifyOutcome::Valid(_)
+        ));
+    }
+    let calls = &counted.store.calls;
+    let before = calls.total();
+    let finds = calls.find_by_digest.load(Ordering::SeqCst);
+    let change = RoleChange {
+        add: [Grant::parse("a.write").unwrap()].into(),
+        ..RoleChange::default()
+    };
+    service.update_role(&plan, change).await.unwrap();
+    assert_eq!(calls.total() - before, 1, "one store call for 59 holders");
+    let write = Query::parse("a.write").unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        let options = VerifyOptions::new(Privilege::Full, None).permissions(&write);
+        let outcome = service.verify_outcome(key, options).await.unwrap();
+        let holds = i < 59;
+        assert_eq!(
+            matches!(outcome, VerifyOutcome::Valid(_)),
+            holds,
+            "{i}: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        calls.find_by_digest.load(Ordering::SeqCst) - finds,
+        59,
+        "each holder once, the rest never"
+    );
+    for key in &keys {
+        service.verify_outcome(key, options).await.unwrap();
+    }
+    assert_eq!(
+        calls.find_by_digest.load(Ordering::SeqCst) - finds,
+        59,
+        "then from the cache again"
+    );
 }

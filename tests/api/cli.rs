@@ -729,11 +729,23 @@ async fn invalid_role_names_and_permissions_are_usage_errors() {
 #[tokio::test]
 async fn token_create_gives_roles_and_permissions_and_refuses_an_unknown_role() {
     let app = spawn_app().await;
-    run_on(&app, &["roles", "create", "pro", "--permission", "projects.*"]).await;
+    run_on(
+        &app,
+        &["roles", "create", "pro", "--permission", "projects.*"],
+    )
+    .await;
     let created = run_on(
         &app,
         &[
-            "token", "create", "--user", "12", "--name", "svc", "--role", "pro", "--permission",
+            "token",
+            "create",
+            "--user",
+            "12",
+            "--name",
+            "svc",
+            "--role",
+            "pro",
+            "--permission",
             "billing.read",
         ],
     )
@@ -743,7 +755,10 @@ async fn token_create_gives_roles_and_permissions_and_refuses_an_unknown_role() 
     let key = created["data"]["rawApiKey"].as_str().expect("key");
     let record = app
         .tokens
-        .token_by_id(app.token_id(created["data"]["rawPublicId"].as_str().unwrap()).await)
+        .token_by_id(
+            app.token_id(created["data"]["rawPublicId"].as_str().unwrap())
+                .await,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -752,7 +767,9 @@ async fn token_create_gives_roles_and_permissions_and_refuses_an_unknown_role() 
     assert!(key.starts_with("api_"));
     let refused = refused_on(
         &app,
-        &["token", "create", "--user", "12", "--name", "x", "--role", "ghost"],
+        &[
+            "token", "create", "--user", "12", "--name", "x", "--role", "ghost",
+        ],
     )
     .await;
     assert_eq!(refused, "error: no role named \"ghost\"\n");

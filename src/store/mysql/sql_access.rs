@@ -36,6 +36,23 @@ fn held_rows(rows: Vec<(u64, i64, String)>) -> Result<Vec<(u64, Held, String)>, 
         .collect()
 }
 
+impl MySqlTx {
+    /// One multi-row insert of `(id, name)` rows; nothing when there are no names.
+    async fn insert_held(
+        &mut self,
+        statement: String,
+        id: u64,
+        names: impl ExactSizeIterator<Item = String>,
+    ) -> Result<(), StoreError> {
+        if names.len() == 0 {
+            return Ok(());
+        }
+        let values = names.flat_map(|name| [id.into(), name.into()]).collect();
+        self.change(&statement, positional(values)).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl AccessSql for MySqlTx {
     async fn lock_roles(&mut self) -> Result<(), StoreError> {
@@ -188,25 +205,12 @@ impl AccessSql for MySqlTx {
     }
 
     async fn insert_access(&mut self, id: u64, access: &TokenAccess) -> Result<(), StoreError> {
-        if !access.roles.is_empty() {
-            let statement = sql::insert_token_roles(access.roles.len());
-            let values = access
-                .roles
-                .iter()
-                .flat_map(|role| [id.into(), role.as_str().into()])
-                .collect();
-            self.change(&statement, positional(values)).await?;
-        }
-        if !access.permissions.is_empty() {
-            let statement = sql::insert_token_permissions(access.permissions.len());
-            let values = access
-                .permissions
-                .iter()
-                .flat_map(|grant| [id.into(), grant.to_string().into()])
-                .collect();
-            self.change(&statement, positional(values)).await?;
-        }
-        Ok(())
+        let roles = access.roles.iter().map(|role| role.as_str().to_owned());
+        self.insert_held(sql::insert_token_roles(access.roles.len()), id, roles)
+            .await?;
+        let grants = access.permissions.iter().map(Grant::to_string);
+        let statement = sql::insert_token_permissions(access.permissions.len());
+        self.insert_held(statement, id, grants).await
     }
 
     async fn clear_access(&mut self, id: u64) -> Result<(), StoreError> {

@@ -34,6 +34,22 @@ impl SqliteTx<'_> {
         Ok(held)
     }
 
+    /// One multi-row insert of `(id, name)` rows; nothing when there are no names.
+    fn insert_held(
+        &self,
+        statement: &str,
+        id: u64,
+        names: impl ExactSizeIterator<Item = String>,
+    ) -> Result<(), StoreError> {
+        if names.len() == 0 {
+            return Ok(());
+        }
+        let id = to_sql_id(id);
+        let values = names.flat_map(|name| [Value::Integer(id), Value::Text(name)]);
+        self.execute(statement, params_from_iter(values))?;
+        Ok(())
+    }
+
     fn strings(&self, statement: &str, values: Vec<Value>) -> Result<Vec<String>, StoreError> {
         let mut statement = self.conn.prepare_cached(statement)?;
         let rows = statement.query_map(params_from_iter(values), |row| row.get(0))?;
@@ -183,24 +199,11 @@ impl AccessSql for SqliteTx<'_> {
     }
 
     async fn insert_access(&mut self, id: u64, access: &TokenAccess) -> Result<(), StoreError> {
-        let id = to_sql_id(id);
-        if !access.roles.is_empty() {
-            let values = access
-                .roles
-                .iter()
-                .flat_map(|role| [Value::Integer(id), text(role.as_str())]);
-            let statement = sql::insert_token_roles(access.roles.len());
-            self.execute(&statement, params_from_iter(values))?;
-        }
-        if !access.permissions.is_empty() {
-            let values = access
-                .permissions
-                .iter()
-                .flat_map(|grant| [Value::Integer(id), Value::Text(grant.to_string())]);
-            let statement = sql::insert_token_permissions(access.permissions.len());
-            self.execute(&statement, params_from_iter(values))?;
-        }
-        Ok(())
+        let roles = access.roles.iter().map(|role| role.as_str().to_owned());
+        self.insert_held(&sql::insert_token_roles(access.roles.len()), id, roles)?;
+        let grants = access.permissions.iter().map(Grant::to_string);
+        let statement = sql::insert_token_permissions(access.permissions.len());
+        self.insert_held(&statement, id, grants)
     }
 
     async fn clear_access(&mut self, id: u64) -> Result<(), StoreError> {
