@@ -115,14 +115,23 @@ async fn a_malformed_query_is_a_400_naming_the_offset_whatever_the_key() {
         ("NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT NOT a", "a query nests at most 32 levels at 128"),
         (long.as_str(), "a query is at most 1000 characters"),
     ];
+    // A well-formed key no token has: had a query reached the store, its absence would be cached.
+    let unknown =
+        iam_tokens::domain::GeneratedKey::generate(&iam_tokens::domain::Prefix::default());
+    let cached = app.tokens.cached_tokens();
     for (query, why) in cases {
         let expected = app.failure_now(&format!("Invalid permissions query: {why}"));
-        for key in [token.key.as_str(), "api_nothing"] {
+        for key in [token.key.as_str(), unknown.raw.expose(), "api_nothing"] {
             let answer = verify_with(&app, key, query).await;
             answer.assert_is(400, &expected, &query[..query.len().min(40)]);
         }
     }
     assert_eq!(app.usage_and_valid(token.id).await.0, 0);
+    assert_eq!(
+        app.tokens.cached_tokens(),
+        cached,
+        "no malformed query reached the store"
+    );
     // Past what a request line may carry: refused by the HTTP layer before any handler.
     let address = app.address.trim_start_matches("http://").to_owned();
     let status = tokio::task::spawn_blocking(move || {
@@ -215,6 +224,28 @@ async fn admin_verify_answers_insufficient_permissions_with_roles_and_effective_
             Some("permissions"),
         ),
         "malformed",
+    );
+    let long = format!("a{}", " OR a".repeat(200));
+    let too_long = admin_verify(&app, json!({"key": token.key, "permissions": long})).await;
+    too_long.assert_is(
+        400,
+        &crate::helpers::admin_error(
+            "bad_request",
+            "a query is at most 1000 characters",
+            Some("permissions"),
+        ),
+        "1,001 characters",
+    );
+    let huge = json!({"key": token.key, "permissions": "a".repeat(1 << 20)});
+    assert_eq!(
+        admin_verify(&app, huge).await.status,
+        413,
+        "a 1 MiB body is over the 16 KiB limit"
+    );
+    assert_eq!(
+        app.usage_and_valid(token.id).await.0,
+        1,
+        "refusals count nothing"
     );
     let unknown = admin_verify(&app, json!({"key": "api_x", "permissions": "a"})).await;
     unknown.assert_is(
