@@ -94,6 +94,7 @@ impl Application {
             }),
             metrics: metrics.clone(),
             metrics_here: settings.metrics.address.is_empty(),
+            queries: http::QueryCache::new(),
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

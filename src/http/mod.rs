@@ -14,6 +14,7 @@ mod limit;
 mod observe;
 mod openapi;
 mod public;
+mod query_params;
 mod replay;
 mod response;
 mod routes;
@@ -50,9 +51,12 @@ pub struct AppState {
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// Whether `/metrics` is served on this listener (not when `metrics.address` is set).
     pub metrics_here: bool,
+    /// Permission queries of the public verify route, parsed once per distinct text.
+    pub queries: QueryCache,
 }
 
 pub use observe::request_series;
+pub use query_params::QueryCache;
 pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};
 
 pub use headers::{common_headers, request_id};

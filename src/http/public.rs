@@ -7,10 +7,9 @@ use serde::Serialize;
 use serde_json::json as json_value;
 
 use super::limit::enforce;
+use super::query_params::verify_params;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
-use crate::domain::access::Query;
-use crate::domain::Privilege;
 use crate::envelope::Reason;
 use crate::service::VerifyOptions;
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
@@ -97,45 +96,6 @@ fn not_found_answer() -> HttpResponse {
     )
 }
 
-/// The query parameters of the public verify route.
-#[derive(Debug, PartialEq)]
-struct VerifyParams<'q> {
-    privilege: Privilege,
-    /// The `permissions` query, as sent (decoded).
-    permissions: Option<std::borrow::Cow<'q, str>>,
-}
-
-/// `privilege` (once, required) and `permissions` (at most once); `None` when either is
-/// missing, repeated or unknown. (Parsed by hand rather than through a serde struct: this runs
-/// on every verification.)
-fn verify_params(query: &str) -> Option<VerifyParams<'_>> {
-    // What callers send: `privilege=<name>` alone, nothing to decode.
-    if let Some(value) = query.strip_prefix("privilege=") {
-        if !value.contains(['&', '%', '+']) {
-            let privilege = value.parse().ok()?;
-            return Some(VerifyParams {
-                privilege,
-                permissions: None,
-            });
-        }
-    }
-    let (mut privilege, mut permissions) = (None, None);
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match name.as_ref() {
-            "privilege" => &mut privilege,
-            "permissions" => &mut permissions,
-            _ => continue,
-        };
-        if slot.replace(value).is_some() {
-            return None;
-        }
-    }
-    Some(VerifyParams {
-        privilege: privilege?.parse().ok()?,
-        permissions,
-    })
-}
-
 /// Machine-to-machine verification: counts the use and checks the IP restriction.
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let timer = state.metrics.verify_timer();
@@ -186,7 +146,7 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
     };
     let params = verify_params(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
     // A malformed query is the caller's mistake, answered before the store is asked.
-    let query = match params.permissions.as_deref().map(Query::parse) {
+    let query = match params.permissions.map(|raw| state.queries.parse(raw)) {
         None => None,
         Some(Ok(query)) => Some(query),
         Some(Err(err)) => {
@@ -194,7 +154,7 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             return Err(ApiError::envelope(StatusCode::BAD_REQUEST, now, reason));
         }
     };
-    let options = VerifyOptions::new(params.privilege, client).permissions(query.as_ref());
+    let options = VerifyOptions::new(params.privilege, client).permissions(query.as_deref());
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
         Ok(outcome) => outcome.into_verified(),
         Err(err) => {
@@ -218,48 +178,6 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key))).await?;
             Err(unauthorized(reason))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_permissions_parameter_is_decoded_and_at_most_once() {
-        let read = verify_params("privilege=full&permissions=a.read%20AND%20b").unwrap();
-        assert_eq!(read.permissions.as_deref(), Some("a.read AND b"));
-        let read = verify_params("permissions=a+OR+b&privilege=demo").unwrap();
-        assert_eq!(read.permissions.as_deref(), Some("a OR b"));
-        assert_eq!(read.privilege, Privilege::Demo);
-        assert_eq!(
-            verify_params("privilege=full&permissions=a&permissions=b"),
-            None
-        );
-        assert_eq!(verify_params("permissions=a"), None);
-    }
-
-    #[test]
-    fn the_privilege_parameter_reads_the_same_on_the_fast_and_the_general_path() {
-        #[rustfmt::skip]
-        let cases = [
-            ("privilege=full",                 Some(Privilege::Full)),
-            ("privilege=demo",                 Some(Privilege::Demo)),
-            ("privilege=%66ull",               Some(Privilege::Full)),
-            ("a=1&privilege=custom&b",         Some(Privilege::Custom)),
-            ("privilege=full&x=1",             Some(Privilege::Full)),
-            ("privilege=full&privilege=full",  None),
-            ("privilege=full=x",               None),
-            ("privilege=full+",                None),
-            ("privilege=",                     None),
-            ("privilege",                      None),
-            ("Privilege=full",                 None),
-            ("",                               None),
-        ];
-        for (query, expected) in cases {
-            let read = verify_params(query).map(|params| params.privilege);
-            assert_eq!(read, expected, "{query:?}");
         }
     }
 }
