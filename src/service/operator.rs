@@ -29,7 +29,8 @@ pub struct AdminVerification {
     pub code: VerifyCode,
     /// The token, for every code but `NotFound`.
     pub token: Option<Arc<CachedToken>>,
-    /// With `code == Valid`: the verify data, including this use when counted.
+    /// For every code but `NotFound`: the verify data with the token's counts, including this
+    /// use when it was counted (only a `Valid` verification counts one).
     pub verified: Option<VerifiedToken>,
 }
 
@@ -53,14 +54,26 @@ impl TokenService {
             permissions,
         };
         let (outcome, token) = self.check(key, options, privilege, None).await?;
-        let (code, verified) = match outcome {
-            VerifyOutcome::Valid(verified) => (VerifyCode::Valid, Some(verified.token())),
-            VerifyOutcome::InvalidKey => (VerifyCode::NotFound, None),
-            VerifyOutcome::InvalidHost => (VerifyCode::IpNotAllowed, None),
-            VerifyOutcome::Expired => (VerifyCode::Expired, None),
-            VerifyOutcome::InsufficientPermissions => (VerifyCode::InsufficientPermissions, None),
+        let code = match &outcome {
+            VerifyOutcome::Valid(_) => VerifyCode::Valid,
+            VerifyOutcome::InvalidKey => VerifyCode::NotFound,
+            VerifyOutcome::InvalidHost => VerifyCode::IpNotAllowed,
+            VerifyOutcome::Expired => VerifyCode::Expired,
+            VerifyOutcome::InsufficientPermissions => VerifyCode::InsufficientPermissions,
         };
         let token = (code != VerifyCode::NotFound).then_some(token).flatten();
+        let verified = match outcome {
+            VerifyOutcome::Valid(verified) => Some(verified.token()),
+            // Refused: the counts as they are, uses counted and not yet written included.
+            _ => token.as_ref().map(|token| {
+                let (count, last_used) = self
+                    .usage
+                    .as_ref()
+                    .and_then(|usage| usage.current(token.id))
+                    .unwrap_or((token.usage_count, token.last_used));
+                VerifiedToken::new(token, count, last_used)
+            }),
+        };
         Ok(AdminVerification {
             code,
             token,

@@ -509,3 +509,24 @@ async fn a_role_change_is_one_store_call_and_one_reload_per_holder_at_its_next_u
         "then from the cache again"
     );
 }
+
+/// With batched counting, a refused admin verification shows the uses counted and not yet
+/// written, as a valid one does.
+#[tokio::test]
+async fn a_refused_admin_verification_shows_the_counts_not_yet_written() {
+    let app = spawn_admin_app_with(|s| s.usage.flush_interval = Duration::from_secs(3600)).await;
+    plans(&app).await;
+    let token = holder(&app, json!(["free"]), json!([])).await;
+    for _ in 0..2 {
+        assert_eq!(app.verify(&token.key, "full").await.status, 200);
+    }
+    let refused = admin_verify(
+        &app,
+        json!({"key": token.key, "permissions": "billing.read"}),
+    )
+    .await;
+    assert_eq!(refused.body["code"], "INSUFFICIENT_PERMISSIONS");
+    assert_eq!(refused.body["usageCount"], 2, "{refused:?}");
+    assert!(refused.body["lastUsed"].is_string());
+    assert_eq!(app.usage_and_valid(token.id).await.0, 0, "not written yet");
+}
