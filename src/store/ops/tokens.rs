@@ -53,7 +53,10 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                     tx.write_event(Some(id), AuditKind::Created, &audit, detail)
                         .await?;
                     let mut record = TokenRecord::from_new(id, &new);
-                    attach_access(tx, std::slice::from_mut(&mut record)).await?;
+                    if !new.access.is_empty() {
+                        // Its roles' grants, read in the transaction that gave them.
+                        attach_access(tx, std::slice::from_mut(&mut record)).await?;
+                    }
                     Ok(TxEnd::Commit(CreateOutcome::Created(Box::new(record))))
                 })
             }))
