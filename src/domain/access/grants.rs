@@ -47,9 +47,13 @@ impl Grants {
 
     /// Whether the permission `name` is granted: exactly, under a granted prefix, or by `*`.
     pub fn allows(&self, name: &str) -> bool {
-        self.all
-            || self.lookup.contains(name)
-            || self.under.iter().any(|prefix| is_under(name, prefix))
+        self.has_exactly(name) || self.allows_beyond_exactly(name)
+    }
+
+    /// Whether `name` is granted by `*` or under a granted prefix (`allows` but for the exact
+    /// lookup, for a caller that has made it already).
+    pub fn allows_beyond_exactly(&self, name: &str) -> bool {
+        self.all || self.under.iter().any(|prefix| is_under(name, prefix))
     }
 
     /// Whether any granted permission lies under `prefix` (a queried `prefix.*`): a granted

@@ -79,7 +79,7 @@ impl Fold for Evaluate<'_> {
         Ok(if under {
             grants.any_under(name)
         } else {
-            grants.allows(name)
+            grants.allows_beyond_exactly(name)
         })
     }
     fn not(&mut self, inner: bool) -> bool {
