@@ -63,7 +63,7 @@ pub(super) fn limit(limit: AccessLimit, field: &str) -> AdminFailure {
     let code = match limit {
         AccessLimit::Roles => "too_many_roles",
         AccessLimit::Permissions | AccessLimit::RolePermissions => "too_many_permissions",
-        AccessLimit::RoleCount => "too_many_roles",
+        AccessLimit::RoleCount => "role_limit",
     };
     AdminFailure::invalid(code, limit.to_string()).field(field)
 }
