@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure MariaDB (127.0.0.1:3306, root without password) and Redis (127.0.0.1:6379) are up:
 # starts them when installed but stopped, installs them with apt-get when missing.
+# Also makes sure a local Redis Cluster of three masters without replicas runs on 127.0.0.1
+# ports 7101, 7102 and 7103 (data and logs under /var/lib/iam-tokens-cluster/<port>), for the
+# Redis Cluster test suite, which reads
+# IAM_TEST_REDIS_CLUSTER=redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103
+# (exported at the end unless already set). A healthy cluster is left alone; a partial, broken
+# or stale one (e.g. old nodes-*.conf) is shut down, wiped and created afresh.
 # Sourced by scripts/test.sh and scripts/bench.sh; safe to run again.
 set -euo pipefail
 
@@ -62,5 +68,75 @@ ensure_redis() {
   wait_for "Redis on 127.0.0.1:6379" redis_ok
 }
 
+REDIS_CLUSTER_PORTS="7101 7102 7103"
+REDIS_CLUSTER_DIR=/var/lib/iam-tokens-cluster
+
+redis_cluster_ping_ok() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = PONG ]; }
+
+# One node reports a complete, healthy cluster of exactly our three masters.
+redis_cluster_node_ok() {
+  local info
+  info=$(redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null) || return 1
+  case $info in *cluster_state:ok*) ;; *) return 1 ;; esac
+  case $info in *cluster_slots_assigned:16384*) ;; *) return 1 ;; esac
+  case $info in *cluster_known_nodes:3[!0-9]*) ;; *) return 1 ;; esac
+}
+
+redis_cluster_all_ping() {
+  local p
+  for p in $REDIS_CLUSTER_PORTS; do redis_cluster_ping_ok "$p" || return 1; done
+}
+
+redis_cluster_all_down() {
+  local p
+  for p in $REDIS_CLUSTER_PORTS; do
+    if redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1; then return 1; fi
+  done
+}
+
+redis_cluster_all_ok() {
+  local p nodes
+  redis_cluster_all_ping || return 1
+  for p in $REDIS_CLUSTER_PORTS; do redis_cluster_node_ok "$p" || return 1; done
+  nodes=$(redis-cli -h 127.0.0.1 -p 7101 cluster nodes 2>/dev/null) || return 1
+  for p in $REDIS_CLUSTER_PORTS; do
+    case $nodes in *"127.0.0.1:$p@"*) ;; *) return 1 ;; esac
+  done
+}
+
+ensure_redis_cluster() {
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    log "installing Redis (for the cluster)"
+    apt_install redis-server
+  fi
+  if redis_cluster_all_ok; then return 0; fi
+  local p out
+  log "(re)creating the Redis Cluster on 127.0.0.1:7101-7103"
+  for p in $REDIS_CLUSTER_PORTS; do
+    redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+  done
+  wait_for "Redis Cluster nodes to stop" redis_cluster_all_down
+  for p in $REDIS_CLUSTER_PORTS; do
+    rm -rf "${REDIS_CLUSTER_DIR:?}/$p"
+    mkdir -p "$REDIS_CLUSTER_DIR/$p"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
+      --dir "$REDIS_CLUSTER_DIR/$p" --logfile "$REDIS_CLUSTER_DIR/$p/redis.log" \
+      --cluster-node-timeout 2000 >/dev/null
+  done
+  wait_for "Redis Cluster nodes on 127.0.0.1:7101-7103" redis_cluster_all_ping
+  if ! out=$(redis-cli --cluster create 127.0.0.1:7101 127.0.0.1:7102 127.0.0.1:7103 \
+    --cluster-replicas 0 --cluster-yes 2>&1); then
+    log "redis-cli --cluster create failed:"
+    printf '%s\n' "$out" >&2
+    return 1
+  fi
+  wait_for "Redis Cluster state ok on 127.0.0.1:7101-7103" redis_cluster_all_ok
+  log "Redis Cluster up on 127.0.0.1:7101-7103"
+}
+
 ensure_mariadb
 ensure_redis
+ensure_redis_cluster
+
+export IAM_TEST_REDIS_CLUSTER="${IAM_TEST_REDIS_CLUSTER:-redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103}"

@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
 use crate::service::{ServiceOptions, TokenService};
+use crate::shared::{Notice, NoticeSink, Notices, Redis};
 use crate::store::{self, StoreError};
 use crate::telemetry::Metrics;
 
@@ -21,6 +22,8 @@ use crate::telemetry::Metrics;
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("redis.url is not a Redis URL")]
+    RedisUrl,
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -39,6 +42,21 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// `metrics.address`: `/metrics` on a listener of its own.
     metrics_server: Option<(Server, u16)>,
+    /// With Redis: the task keeping the invalidation subscription up (stopped with the app).
+    subscription: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What another instance told, applied to this one's cache and limiters.
+struct Listeners {
+    tokens: TokenService,
+    limits: Arc<Limits>,
+}
+
+impl NoticeSink for Listeners {
+    fn apply(&self, notice: Notice) {
+        self.tokens.apply_notice(&notice);
+        self.limits.apply_notice(&notice);
+    }
 }
 
 impl Application {
@@ -58,16 +76,42 @@ impl Application {
         // main runtime: the MySQL pool must live on one runtime) and flushed by its shutdown.
         let options = ServiceOptions::from_settings(&settings);
         let metrics = Metrics::new(http::request_series());
-        let tokens = TokenService::observed(store.clone(), clock.clone(), options, metrics.clone());
-        let limits = Arc::new(
-            Limits::new(
-                &settings.rate_limiters,
-                settings.api_tokens.rate_limit_on_successful_request,
-                clock.clone(),
-                store,
-            )
-            .observed_by(&metrics),
-        );
+        let mut tokens =
+            TokenService::observed(store.clone(), clock.clone(), options, metrics.clone());
+        let mut limits = Limits::new(
+            &settings.rate_limiters,
+            settings.api_tokens.rate_limit_on_successful_request,
+            clock.clone(),
+            store,
+        )
+        .observed_by(&metrics);
+        let mut hmac = settings.service.hmac.as_ref().map(HmacGuard::new);
+        let redis = match settings.redis.enabled() {
+            false => None,
+            true => Some(
+                Redis::open(&settings.redis, metrics.redis()).map_err(|_| StartupError::RedisUrl)?,
+            ),
+        };
+        let notices = redis.as_ref().map(|redis| Notices::start(redis.clone()));
+        if let Some(notices) = &notices {
+            tokens = tokens.telling(notices.clone());
+            limits = limits.shared_through(notices.clone());
+            hmac = hmac.map(|guard| guard.shared_through(notices.redis().clone()));
+        }
+        let limits = Arc::new(limits);
+        let subscription = match &notices {
+            None => None,
+            Some(notices) => Some(
+                subscribe(
+                    notices.clone(),
+                    Listeners {
+                        tokens: tokens.clone(),
+                        limits: limits.clone(),
+                    },
+                )
+                .await,
+            ),
+        };
         if limits.enabled() {
             if let Err(err) = limits.refresh_bans().await {
                 tracing::warn!(error = %err, "could not load rate-limit bans; retrying in the background");
@@ -83,7 +127,8 @@ impl Application {
         let state = Data::new(AppState {
             tokens: tokens.clone(),
             jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock.clone()),
-            hmac: settings.service.hmac.as_ref().map(HmacGuard::new),
+            hmac,
+            redis,
             trusted_proxies: settings.server.trusted_proxies.clone(),
             limits: limits.clone(),
             admins: AdminCredentials::new(&settings.auth.admin_tokens),
@@ -136,6 +181,7 @@ impl Application {
             prune_interval: settings.rate_limiters.prune_interval,
             metrics,
             metrics_server,
+            subscription,
         })
     }
 
@@ -198,9 +244,24 @@ impl Application {
             handle.stop(true).await;
         }
         background.shutdown().await;
+        if let Some(subscription) = self.subscription {
+            subscription.abort();
+        }
         self.tokens.shutdown().await;
         served
     }
+}
+
+/// Starts keeping the invalidation subscription up, and waits for its first attempt (at most
+/// `redis.connect_timeout` and a little): an application that can reach Redis starts shared.
+async fn subscribe(notices: Arc<Notices>, listeners: Listeners) -> tokio::task::JoinHandle<()> {
+    let (told, first_try) = tokio::sync::oneshot::channel();
+    let wait = notices.redis().connect_timeout() * 3;
+    let task = tokio::spawn(notices.maintain(Arc::new(listeners), told));
+    if tokio::time::timeout(wait, first_try).await.is_err() {
+        tracing::warn!("Redis did not answer at startup; trying again in the background");
+    }
+    task
 }
 
 /// How often recorded histogram samples are folded into buckets (bounded memory between

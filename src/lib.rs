@@ -10,6 +10,7 @@ pub mod http;
 pub mod limits;
 pub mod secret;
 pub mod service;
+pub mod shared;
 pub mod store;
 pub mod telemetry;
 

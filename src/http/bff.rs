@@ -174,7 +174,7 @@ pub async fn manage(
     let ip = ip_key(client_ip(&req, &state.trusted_proxies));
     enforce(
         limits,
-        limits.management(&ip, action == Action::ListMetadata),
+        limits.management(&ip, action == Action::ListMetadata).await,
     )
     .await?;
     if req.method().as_str() != action.method() {
@@ -197,7 +197,7 @@ pub async fn manage(
     let body = read(payload).await?;
     let response = if action == Action::NewToken {
         let create = parse_new_token(user_id, body).ok_or_else(bad_request)?;
-        enforce(limits, limits.operation(operation, &ip, user_id)).await?;
+        enforce(limits, limits.operation(operation, &ip, user_id).await).await?;
         match create {
             Ok(create) => respond(action, tokens.create(create).await),
             Err(reason) => respond::<()>(action, Results::failure(now, reason)),
@@ -205,14 +205,14 @@ pub async fn manage(
     } else {
         let (token_id, public_id, name, manager_action) =
             parse_token_action(action, body).ok_or_else(bad_request)?;
-        enforce(limits, limits.operation(operation, &ip, user_id)).await?;
+        enforce(limits, limits.operation(operation, &ip, user_id).await).await?;
         let result = tokens
             .private_action_manager(user_id, token_id, &public_id, &name, manager_action)
             .await;
         respond(action, result)
     };
     if response.status().is_success() {
-        limits.management_succeeded(&ip);
+        limits.management_succeeded(&ip).await;
     }
     Ok(response)
 }

@@ -9,8 +9,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::replay::{Refusal, ReplayWindow};
+use super::replay::{digest_of, Refusal, ReplayWindow};
 use crate::config::HmacSettings;
+use crate::shared::Redis;
 
 /// Every plain reason the guard answers with 401, word for word.
 pub mod refusal {
@@ -40,6 +41,9 @@ pub struct HmacGuard {
     secret: Vec<u8>,
     max_skew: Duration,
     seen: ReplayWindow,
+    /// With Redis: request ids are remembered there (every instance refuses a replay), and in
+    /// `seen` only while Redis is down.
+    shared: Option<std::sync::Arc<Redis>>,
 }
 
 impl HmacGuard {
@@ -49,7 +53,14 @@ impl HmacGuard {
             secret: settings.shared_secret.expose().as_bytes().to_vec(),
             max_skew: settings.max_clock_skew,
             seen: ReplayWindow::new(settings.max_remembered_ids),
+            shared: None,
         }
+    }
+
+    /// The same guard, remembering request ids in Redis.
+    pub fn shared_through(mut self, redis: std::sync::Arc<Redis>) -> Self {
+        self.shared = Some(redis);
+        self
     }
 
     /// Request ids remembered now (for tests and benchmarks).
@@ -60,7 +71,7 @@ impl HmacGuard {
     /// `X-Signature` must be hex HMAC-SHA256 of `clientId:timestamp:METHOD:path?query:requestId`;
     /// `X-Timestamp` (Unix ms, or s) within the allowed skew; each `X-Request-Id` used once.
     /// The error is the plain reason answered with 401.
-    pub fn check(&self, req: &HttpRequest, now: DateTime<Utc>) -> Result<(), &'static str> {
+    pub async fn check(&self, req: &HttpRequest, now: DateTime<Utc>) -> Result<(), &'static str> {
         let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
         let (Some(client_id), Some(timestamp), Some(request_id), Some(signature)) = (
             header("x-client-id"),
@@ -98,6 +109,11 @@ impl HmacGuard {
         let until = sent_at
             .checked_add_signed(skew)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if let Some(redis) = &self.shared {
+            if let Ok(first) = remember_in(redis, request_id, until, now).await {
+                return if first { Ok(()) } else { Err(refusal::REPLAYED) };
+            }
+        }
         self.seen
             .accept(request_id, until, now)
             .map_err(|refusal| match refusal {
@@ -105,6 +121,26 @@ impl HmacGuard {
                 Refusal::Full => refusal::WINDOW_FULL,
             })
     }
+}
+
+/// `SET NX PX`: true the first time an id is seen within its window, on any instance.
+async fn remember_in(
+    redis: &Redis,
+    request_id: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, crate::shared::Unavailable> {
+    let key = redis.key(format_args!("replay:{:032x}", digest_of(request_id)));
+    let left_ms = (until - now).num_milliseconds().max(1);
+    let set = redis::cmd("SET")
+        .arg(key)
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(left_ms)
+        .clone();
+    let answer: Option<String> = redis.query("replay id", &set).await?;
+    Ok(answer.is_some())
 }
 
 /// Unix time in milliseconds (`Date.now()`), or in seconds when the number is that small.

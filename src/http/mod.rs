@@ -40,6 +40,8 @@ pub struct AppState {
     pub tokens: TokenService,
     pub jwt: JwtVerifier,
     pub hmac: Option<HmacGuard>,
+    /// With `redis.url`: for `/ready`.
+    pub redis: Option<Arc<crate::shared::Redis>>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Arc<Limits>,
     pub admins: AdminCredentials,

@@ -25,6 +25,9 @@ pub async fn health() -> HttpResponse {
 pub(crate) struct Readiness {
     status: ReadyStatus,
     database: DependencyState,
+    /// Only when `redis.url` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<DependencyState>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -34,7 +37,7 @@ enum ReadyStatus {
     Unavailable,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum DependencyState {
     Up,
@@ -42,27 +45,36 @@ enum DependencyState {
 }
 
 /// Readiness for load balancers: 200 when the database answers, else 503. `/health` stays 200
-/// either way (the process is alive and still serves cached tokens).
+/// either way (the process is alive and still serves cached tokens). With Redis, its state is
+/// reported too; it fails readiness only when `redis.required_for_ready` says so (without it
+/// an instance still serves, with per-instance limits).
 pub async fn ready(state: Data<AppState>) -> HttpResponse {
-    match state.tokens.ping().await {
-        Ok(()) => json(
-            StatusCode::OK,
-            &Readiness {
-                status: ReadyStatus::Ready,
-                database: DependencyState::Up,
-            },
-        ),
+    let database = match state.tokens.ping().await {
+        Ok(()) => DependencyState::Up,
         Err(err) => {
             tracing::warn!(error = %err, "readiness: database unavailable");
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &Readiness {
-                    status: ReadyStatus::Unavailable,
-                    database: DependencyState::Down,
-                },
-            )
+            DependencyState::Down
         }
-    }
+    };
+    let redis = state.redis.as_ref().map(|redis| match redis.is_up() {
+        true => DependencyState::Up,
+        false => DependencyState::Down,
+    });
+    let redis_fails = state.redis.as_ref().is_some_and(|r| r.required_for_ready())
+        && redis == Some(DependencyState::Down);
+    let (status, code) = if database == DependencyState::Down || redis_fails {
+        (ReadyStatus::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
+    } else {
+        (ReadyStatus::Ready, StatusCode::OK)
+    };
+    json(
+        code,
+        &Readiness {
+            status,
+            database,
+            redis,
+        },
+    )
 }
 
 /// `GET /metrics` on the public listener: the Prometheus text, unless `metrics.address` moved
@@ -123,6 +135,7 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
     if let Some(guard) = &state.hmac {
         guard
             .check(&req, now)
+            .await
             .map_err(|why| unauthorized(Reason::Guard(why)))?;
     }
     let limits = &state.limits;
@@ -139,9 +152,9 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
                 .trim()
         })
         .filter(|key| !key.is_empty());
-    enforce(limits, limits.before_verify(client)).await?;
+    enforce(limits, limits.before_verify(client).await).await?;
     let Some(key) = key else {
-        enforce(limits, limits.verify_failed(client, None)).await?;
+        enforce(limits, limits.verify_failed(client, None).await).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
     let params = verify_params(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
@@ -176,7 +189,7 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             Reason::InsufficientPermissions,
         )),
         Err(reason) => {
-            enforce(limits, limits.verify_failed(client, Some(key))).await?;
+            enforce(limits, limits.verify_failed(client, Some(key)).await).await?;
             Err(unauthorized(reason))
         }
     }

@@ -94,7 +94,7 @@ impl Seen {
 }
 
 /// 128 bits of SHA-256: no two ids a client can choose collide, and no id is kept as sent.
-fn digest_of(request_id: &str) -> u128 {
+pub fn digest_of(request_id: &str) -> u128 {
     let hash = Sha256::digest(request_id.as_bytes());
     let mut first = [0u8; 16];
     first.copy_from_slice(&hash[..16]);

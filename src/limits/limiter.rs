@@ -172,6 +172,33 @@ impl Limiter {
         }
     }
 
+    /// Whether this instance knows `key` to be banned (no I/O: the local cache of bans).
+    pub fn is_banned(&self, key: &str) -> bool {
+        !self.bans.is_empty() && self.bans.contains_key(self.hasher.hash_one(key))
+    }
+
+    /// A rejection decided elsewhere (in Redis), counted here.
+    pub fn count_rejection(&self) {
+        self.metrics.rejected.increment(1);
+    }
+
+    /// Bans `key` as the `ban_after_strikes`-th strike does (a decision in Redis made it):
+    /// enforced here at once, queued for the store, counted and logged.
+    pub fn ban_key(&self, key: &str) {
+        self.ban(self.hasher.hash_one(key), key);
+    }
+
+    /// Learns that `key` is banned (another instance banned it, and stores the ban).
+    pub fn know_ban(&self, key: &str, created_at: DateTime<Utc>) {
+        self.bans
+            .get_or_insert_with(self.hasher.hash_one(key), || BanEntry {
+                key: key.into(),
+                reason: BAN_REASON,
+                created_at,
+                persisted: true,
+            });
+    }
+
     /// True when no key has points spent, a block or a ban: a reset would change nothing.
     pub fn is_idle(&self) -> bool {
         self.states.is_empty() && self.blocks.is_empty() && self.bans.is_empty()

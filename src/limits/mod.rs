@@ -3,11 +3,13 @@
 mod clock;
 mod key_states;
 mod limiter;
+mod shared;
 #[cfg(test)]
 mod tests;
 
 pub use clock::GovernorClock;
 pub use limiter::{Decision, Limiter, LimiterConfig, NewBans};
+pub use shared::{Answer as SharedAnswer, SharedState};
 
 use std::collections::hash_map::RandomState;
 use std::net::IpAddr;
@@ -19,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::Clock;
 use crate::config::{LimiterSettings, RateLimitersSettings};
 use crate::domain::{Actor, UserId};
+use crate::shared::{Notice, Notices};
 use crate::store::{Audit, BanRecord, BanStore, StoreError};
 use crate::telemetry::metrics::Metrics;
 
@@ -49,6 +52,17 @@ pub struct Limits {
     new_bans: NewBans,
     store: Arc<dyn BanStore>,
     clock: GovernorClock,
+    ban_after_strikes: u32,
+    /// With Redis: the state every instance shares, and the channel bans and lifts are told on.
+    shared: Option<Shared>,
+}
+
+struct Shared {
+    state: SharedState,
+    notices: Arc<Notices>,
+    /// Consumption keys this instance counted a failure of in Redis, with when that count has
+    /// drained anyway (ms): a success resets these in Redis, and pays no round trip otherwise.
+    failed: dashmap::DashMap<Box<str>, i64, foldhash::fast::RandomState>,
 }
 
 impl Limits {
@@ -90,7 +104,26 @@ impl Limits {
             new_bans,
             store,
             clock,
+            ban_after_strikes: strikes.max(1),
+            shared: None,
         }
+    }
+
+    /// The same limits, deciding in Redis (one script per decision) and telling other
+    /// instances about bans and lifts on `notices`. This instance's own state stays as the
+    /// fallback while Redis is down, and as the cache of known bans.
+    pub fn shared_through(mut self, notices: Arc<Notices>) -> Self {
+        self.shared = Some(Shared {
+            state: SharedState::new(notices.redis().clone()),
+            notices,
+            failed: dashmap::DashMap::default(),
+        });
+        self
+    }
+
+    /// Whether decisions are taken in Redis (when it answers).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     pub fn enabled(&self) -> bool {
@@ -135,7 +168,7 @@ impl Limits {
     }
 
     /// The general union in front of every management action, before body validation.
-    pub fn management(&self, ip: &str, is_list: bool) -> Decision {
+    pub async fn management(&self, ip: &str, is_list: bool) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
@@ -144,16 +177,11 @@ impl Limits {
         } else {
             ip.to_owned()
         };
-        self.union(&key)
-    }
-
-    /// burst ∪ slow: both consume, either rejects.
-    fn union(&self, key: &str) -> Decision {
-        self.burst.check(key).and(self.slow.check(key))
+        self.decide(&[&self.burst, &self.slow], &key).await
     }
 
     /// The action's own limiter, after body validation, keyed `<ip>_<userId>`.
-    pub fn operation(&self, operation: Operation, ip: &str, user_id: UserId) -> Decision {
+    pub async fn operation(&self, operation: Operation, ip: &str, user_id: UserId) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
@@ -165,47 +193,161 @@ impl Limits {
             Operation::IpRestrictionUpdate => &self.ip_update,
             Operation::PrivilegeUpdate => &self.privilege_update,
         };
-        limiter.check(&format!("{ip}_{user_id}"))
+        self.decide(&[limiter], &format!("{ip}_{user_id}")).await
     }
 
-    /// A successful (non-list) action resets the union for that IP.
-    pub fn management_succeeded(&self, ip: &str) {
-        if self.enabled {
-            self.burst.reset(ip);
-            self.slow.reset(ip);
+    /// A successful (non-list) action resets the union for that IP (before the answer goes
+    /// out, so that the client's next action finds it reset on every instance).
+    pub async fn management_succeeded(&self, ip: &str) {
+        if !self.enabled {
+            return;
+        }
+        self.burst.reset(ip);
+        self.slow.reset(ip);
+        if let Some(shared) = &self.shared {
+            let _ = shared
+                .state
+                .reset(&[self.burst.name(), self.slow.name()], ip, false)
+                .await;
         }
     }
 
     /// Before verifying: the union, when `rate_limit_on_successful_request` is on. The
     /// consumption limiter is not consulted here: it guards failures only (SPEC A8), so a
     /// verification that succeeds is served whatever blocks or bans its key or IP has.
-    pub fn before_verify(&self, ip: Option<IpAddr>) -> Decision {
+    pub async fn before_verify(&self, ip: Option<IpAddr>) -> Decision {
         if !self.enabled || !self.union_on_verify {
             return Decision::Allowed;
         }
-        self.union(&format!("{}_verify", ip_key(ip)))
+        let key = format!("{}_verify", ip_key(ip));
+        self.decide(&[&self.burst, &self.slow], &key).await
     }
 
     /// A failed verification consumes from the consumption limiter for the key and the IP;
     /// during a block it is a strike, and the last strike bans.
-    pub fn verify_failed(&self, ip: Option<IpAddr>, presented: Option<&str>) -> Decision {
+    pub async fn verify_failed(&self, ip: Option<IpAddr>, presented: Option<&str>) -> Decision {
         if !self.enabled {
             return Decision::Allowed;
         }
-        consumption_keys(&ip_key(ip), presented)
-            .iter()
-            .fold(Decision::Allowed, |d, key| {
-                d.and(self.consumption.check(key))
-            })
+        let keys = consumption_keys(&ip_key(ip), presented);
+        let consumption = [&self.consumption];
+        let decisions = keys.iter().map(|key| self.decide(&consumption, key));
+        let decisions = futures_util::future::join_all(decisions).await;
+        if let Some(shared) = &self.shared {
+            let drained = self.clock.now_ms().saturating_add(duration_ms(
+                self.consumption.config().duration,
+            ));
+            for (key, decision) in keys.into_iter().zip(&decisions) {
+                if *decision != Decision::Banned {
+                    shared.failed.insert(key.into_boxed_str(), drained);
+                }
+            }
+        }
+        decisions
+            .into_iter()
+            .fold(Decision::Allowed, Decision::and)
     }
 
     /// A successful verification resets the failure count of its key and IP; a block (or
-    /// ban) already in force stays, with its strikes.
+    /// ban) already in force stays, with its strikes. In Redis, only the counts this instance
+    /// made are reset (in the background): a success never waits on Redis.
     pub fn verify_succeeded(&self, ip: Option<IpAddr>, presented: &str) {
-        if self.enabled && !self.consumption.is_idle() {
-            for key in consumption_keys(&ip_key(ip), Some(presented)) {
+        if !self.enabled {
+            return;
+        }
+        let local = !self.consumption.is_idle();
+        let shared = self.shared.as_ref().filter(|s| !s.failed.is_empty());
+        if !local && shared.is_none() {
+            return;
+        }
+        for key in consumption_keys(&ip_key(ip), Some(presented)) {
+            if local {
                 self.consumption.forget_points(&key);
             }
+            if let Some(shared) = shared {
+                if shared.failed.remove(key.as_str()).is_some() {
+                    self.reset_in_background(key);
+                }
+            }
+        }
+    }
+
+    fn reset_in_background(&self, key: String) {
+        let Some(shared) = &self.shared else { return };
+        let state = shared.state.clone();
+        let limiter = self.consumption.name();
+        tokio::spawn(async move {
+            let _ = state.reset(&[limiter], &key, true).await;
+        });
+    }
+
+    /// One decision of `limiters` for `key`: in Redis when shared and up, else here. A ban
+    /// this instance knows of answers at once, with no round trip.
+    async fn decide(&self, limiters: &[&Limiter], key: &str) -> Decision {
+        let local = || {
+            limiters
+                .iter()
+                .fold(Decision::Allowed, |d, l| d.and(l.check(key)))
+        };
+        let Some(shared) = &self.shared else {
+            return local();
+        };
+        if let Some(banned) = limiters.iter().find(|l| l.is_banned(key)) {
+            banned.count_rejection();
+            return Decision::Banned;
+        }
+        let now_ms = self.clock.now_ms();
+        let answers = shared
+            .state
+            .decide(limiters, key, now_ms, self.ban_after_strikes)
+            .await;
+        let Ok(answers) = answers else {
+            shared.notices.redis().health().metrics().fallbacks.increment(1);
+            return local();
+        };
+        let mut decision = Decision::Allowed;
+        for (limiter, answer) in limiters.iter().zip(answers) {
+            decision = decision.and(match answer {
+                SharedAnswer::Allowed => Decision::Allowed,
+                SharedAnswer::Blocked { left_ms } => {
+                    limiter.count_rejection();
+                    Decision::Limited {
+                        retry_after: std::time::Duration::from_millis(left_ms),
+                    }
+                }
+                SharedAnswer::Banned => {
+                    limiter.count_rejection();
+                    limiter.know_ban(key, self.clock.0.now());
+                    Decision::Banned
+                }
+                SharedAnswer::BannedNow => {
+                    limiter.count_rejection();
+                    limiter.ban_key(key);
+                    shared.notices.publish(Notice::Banned {
+                        limiter: limiter.name().to_owned(),
+                        key: key.to_owned(),
+                    });
+                    Decision::Banned
+                }
+            });
+        }
+        decision
+    }
+
+    /// What another instance told: a ban to enforce here too, or a lift.
+    pub fn apply_notice(&self, notice: &Notice) {
+        match notice {
+            Notice::Banned { limiter, key } => {
+                if let Some(limiter) = self.limiter(limiter) {
+                    limiter.know_ban(key, self.clock.0.now());
+                }
+            }
+            Notice::Lifted { limiter, key } => {
+                if let Some(limiter) = self.limiter(limiter) {
+                    limiter.lift(key);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -255,6 +397,13 @@ impl Limits {
         };
         let stored = self.store.delete_ban(limiter, key, &audit).await?;
         let here = self.limiter(limiter).is_some_and(|l| l.lift(key));
+        if let Some(shared) = &self.shared {
+            let _ = shared.state.lift(limiter, key).await;
+            shared.notices.publish(Notice::Lifted {
+                limiter: limiter.to_owned(),
+                key: key.to_owned(),
+            });
+        }
         Ok(stored || here)
     }
 
@@ -273,12 +422,20 @@ impl Limits {
         for limiter in self.all() {
             limiter.prune();
         }
+        if let Some(shared) = &self.shared {
+            let now = self.clock.now_ms();
+            shared.failed.retain(|_, drained| *drained > now);
+        }
     }
 }
 
 /// The client IP as a limiter key part (`unknown` when the peer address is not known).
 pub fn ip_key(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+fn duration_ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn limiter_config(settings: LimiterSettings) -> LimiterConfig {

@@ -69,5 +69,8 @@ impl TokenService {
         if let Some(cache) = &self.cache {
             cache.roles_changed();
         }
+        if let Some(notices) = &self.notices {
+            notices.publish(crate::shared::Notice::Roles);
+        }
     }
 }

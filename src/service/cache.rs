@@ -206,6 +206,12 @@ impl VerificationCache {
         self.entries.remove(digest);
     }
 
+    /// Forgets every digest (changes may have been missed: Redis was out of reach).
+    pub fn clear(&self) {
+        self.entries.clear();
+        self.entries.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, Moment};
 use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
+use crate::shared::{Notice, Notices};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
 use crate::telemetry::Metrics;
 
@@ -87,6 +88,8 @@ pub struct TokenService {
     /// Who the audit log names for changes made through this handle.
     actor: Actor,
     metrics: Arc<Metrics>,
+    /// With Redis: where every committed change is told to the other instances.
+    notices: Option<Arc<Notices>>,
 }
 
 impl TokenService {
@@ -146,6 +149,25 @@ impl TokenService {
             limit_tokens_per_user: options.limit_tokens_per_user,
             actor: Actor::System,
             metrics,
+            notices: None,
+        }
+    }
+
+    /// The same service, telling the other instances of every change it commits (they drop
+    /// what they cached of it). Apply what they tell with [`apply_notice`](Self::apply_notice).
+    pub fn telling(mut self, notices: Arc<Notices>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// What another instance changed, applied to this instance's cache.
+    pub fn apply_notice(&self, notice: &Notice) {
+        let Some(cache) = &self.cache else { return };
+        match notice {
+            Notice::Token(digest) => cache.invalidate(digest),
+            Notice::Roles => cache.roles_changed(),
+            Notice::Everything => cache.clear(),
+            Notice::Banned { .. } | Notice::Lifted { .. } => {}
         }
     }
 
@@ -202,10 +224,18 @@ impl TokenService {
         self.cache.as_ref().map_or(0, |cache| cache.len())
     }
 
-    /// Forgets a digest after a mutation made through this process.
+    /// Forgets a digest after a mutation made through this process has committed, here and
+    /// on every other instance.
     fn invalidate(&self, digest: &crate::domain::Digest) {
+        self.forget(digest.to_bytes());
+    }
+
+    fn forget(&self, digest: [u8; 32]) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(&digest.to_bytes());
+            cache.invalidate(&digest);
+        }
+        if let Some(notices) = &self.notices {
+            notices.publish(Notice::Token(digest));
         }
     }
 

@@ -251,9 +251,7 @@ impl TokenService {
         // 5. Expiry: the first sight of an expired token invalidates it.
         if token.is_expired_at(now) {
             let invalidated = self.store.expire(token.id, now).await;
-            if let Some(cache) = &self.cache {
-                cache.invalidate(digest);
-            }
+            self.forget(*digest);
             if let Err(err) = invalidated {
                 // Still expired: answering so is safe; the next sight tries again.
                 tracing::error!(error = %err, "could not mark an expired token invalid");

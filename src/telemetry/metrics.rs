@@ -75,6 +75,33 @@ impl Default for LimiterMetrics {
     }
 }
 
+/// Redis as this instance sees it (only registered when `redis.url` is set).
+#[derive(Clone)]
+pub struct RedisMetrics {
+    /// 1 while Redis answers and the subscription is in place, else 0.
+    pub up: Gauge,
+    /// Redis calls that failed or timed out.
+    pub errors: Counter,
+    /// Decisions an abuse limiter took on this instance's own state because Redis was down.
+    pub fallbacks: Counter,
+    /// Times the subscription was lost and made again (each drops the whole cache).
+    pub resubscriptions: Counter,
+    /// Changes heard from other instances.
+    pub notices_received: Counter,
+}
+
+impl Default for RedisMetrics {
+    fn default() -> Self {
+        Self {
+            up: Gauge::noop(),
+            errors: Counter::noop(),
+            fallbacks: Counter::noop(),
+            resubscriptions: Counter::noop(),
+            notices_received: Counter::noop(),
+        }
+    }
+}
+
 pub struct Metrics {
     /// `None`: a service outside an application (the library): every handle is a no-op.
     recorder: Option<PrometheusRecorder>,
@@ -310,6 +337,22 @@ impl Metrics {
         }
     }
 
+    /// The Redis series (registered on first call: an application without Redis has none).
+    pub fn redis(&self) -> RedisMetrics {
+        let Some(recorder) = &self.recorder else {
+            return RedisMetrics::default();
+        };
+        let counter =
+            |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
+        RedisMetrics {
+            up: recorder.register_gauge(&Key::from_name("iam_redis_up"), &METADATA),
+            errors: counter("iam_redis_errors_total"),
+            fallbacks: counter("iam_redis_fallbacks_total"),
+            resubscriptions: counter("iam_redis_resubscriptions_total"),
+            notices_received: counter("iam_redis_notices_received_total"),
+        }
+    }
+
     /// The Prometheus text, with the gauges read now: `usage_pending` uses not yet written.
     pub fn render(&self, usage_pending: u64) -> String {
         self.usage_pending.set(usage_pending as f64);
@@ -404,12 +447,32 @@ fn describe(recorder: &PrometheusRecorder) {
             "iam_bans_total",
             "Keys banned by an abuse limiter, by limiter.",
         ),
+        (
+            "iam_redis_errors_total",
+            "Redis calls that failed or timed out.",
+        ),
+        (
+            "iam_redis_fallbacks_total",
+            "Abuse-limiter decisions taken on this instance's own state while Redis was down.",
+        ),
+        (
+            "iam_redis_resubscriptions_total",
+            "Times the invalidation subscription was lost and made again (each drops the cache).",
+        ),
+        (
+            "iam_redis_notices_received_total",
+            "Changes heard from other instances.",
+        ),
     ];
     for (name, help) in counters {
         recorder.describe_counter(name.into(), None, help.into());
     }
     let gauges = [
         ("iam_usage_pending", "Uses counted and not yet written."),
+        (
+            "iam_redis_up",
+            "1 while Redis answers and the invalidation subscription is in place, else 0.",
+        ),
         (
             "iam_process_start_time_seconds",
             "When the process started, in Unix seconds.",
