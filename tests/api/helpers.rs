@@ -55,6 +55,7 @@ pub struct TestApp {
     pub client: Client,
     pub clock: Arc<ManualClock>,
     pub tokens: TokenService,
+    pub limits: Arc<iam_tokens::limits::Limits>,
     pub settings: Settings,
     /// The app's database, for assertions (portable SQL; see `test_db`).
     pub db: TestDb,
@@ -71,6 +72,13 @@ pub async fn spawn_app() -> TestApp {
 /// Default settings changed by `configure`, on a fresh database.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
+    let mut settings = test_settings(&db_name);
+    configure(&mut settings);
+    spawn_on(settings, db_name).await
+}
+
+/// The settings every test starts from, on the database `db_name` (of the suite's store).
+pub fn test_settings(db_name: &str) -> Settings {
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.port = 0;
     settings.server.workers = 1;
@@ -86,8 +94,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.rate_limiters.enabled = false;
     // Counts are written before answering unless a test turns batching on; the cache stays on.
     settings.usage.flush_interval = std::time::Duration::ZERO;
-    configure(&mut settings);
-    spawn_on(settings, db_name).await
+    settings
 }
 
 /// Starts a service with exactly these settings; `db_name` is dropped at the end.
@@ -99,6 +106,7 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_port = app.metrics_port();
     let tokens = app.tokens().clone();
+    let limits = app.limits().clone();
     tokio::spawn(app.run_until_stopped());
     let db = match Location::parse(settings.database.url.expose()).expect("database url") {
         Location::Sqlite(path) => TestDb::Sqlite(path),
@@ -112,6 +120,7 @@ pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
         client: Client::new(),
         clock: clock.clone(),
         tokens,
+        limits,
         jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock),
         settings,
         db,

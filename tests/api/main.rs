@@ -1,6 +1,7 @@
 //! The one integration test binary: every test starts its own app on its own database.
 
 mod helpers;
+mod proxy;
 mod migrations;
 mod smoke;
 mod store_conformance;
@@ -51,6 +52,9 @@ mod slow_clients;
 // Roles and permissions (SPEC B4).
 mod access_roles;
 mod access_verify;
+
+// Several instances act as one, through Redis (SPEC B6).
+mod shared_instances;
 
 // The machine-readable contract (SPEC B7).
 mod metrics;

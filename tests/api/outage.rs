@@ -2,129 +2,24 @@
 //! tokens keep verifying (within `max_stale`), unknown ones fail closed, `/ready` follows the
 //! database while `/health` stays up, and uses counted meanwhile are written once it is back.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iam_tokens::domain::{GeneratedKey, Prefix};
 use iam_tokens::secret::Secret;
 use iam_tokens::Settings;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 use crate::helpers::{spawn_on, TestApp};
+use crate::proxy::Proxy;
 
 const SERVER_ERROR: &str = "Server error validating token.";
-
-#[derive(Default)]
-struct Switch {
-    down: bool,
-    /// Forwarded connections alive right now.
-    live: Vec<JoinHandle<()>>,
-    /// Connections accepted since the proxy started.
-    accepted: usize,
-}
-
-/// A TCP proxy to the MySQL server with three states, as a database host has: up (forwards),
-/// down (cuts every forwarded connection and closes each new one at once, as a dead host
-/// would) and silent (accepts and holds every connection, old and new, and forwards nothing,
-/// as a hung host or a black-holed network does).
-struct Proxy {
-    port: u16,
-    switch: Arc<Mutex<Switch>>,
-    silent: tokio::sync::watch::Sender<bool>,
-    accepting: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
-        let port = listener.local_addr().expect("proxy address").port();
-        let switch = Arc::new(Mutex::new(Switch::default()));
-        let (silent, silence) = tokio::sync::watch::channel(false);
-        let shared = switch.clone();
-        let accepting = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let mut switch = shared.lock().expect("switch");
-                switch.accepted += 1;
-                if switch.down {
-                    continue; // dropping `inbound` closes it
-                }
-                switch.live.retain(|forward| !forward.is_finished());
-                switch
-                    .live
-                    .push(tokio::spawn(forward(inbound, silence.clone())));
-            }
-        });
-        Self {
-            port,
-            switch,
-            silent,
-            accepting,
-        }
-    }
-
-    /// Cuts every live connection (and waits until they are closed); refuses new ones.
-    async fn down(&self) {
-        let live = {
-            let mut switch = self.switch.lock().expect("switch");
-            switch.down = true;
-            std::mem::take(&mut switch.live)
-        };
-        for forward in live {
-            forward.abort();
-            let _ = forward.await;
-        }
-    }
-
-    /// Holds every connection open and forwards nothing, old connections and new alike, until
-    /// `up` closes them.
-    fn silent(&self) {
-        self.silent.send_replace(true);
-    }
-
-    fn up(&self) {
-        self.switch.lock().expect("switch").down = false;
-        self.silent.send_replace(false);
-    }
-
-    fn accepted(&self) -> usize {
-        self.switch.lock().expect("switch").accepted
-    }
-}
-
-/// Forwards one connection until either side closes, or — once the proxy is silent — holds it
-/// open forwarding nothing until the silence ends, then closes it (as a hung database host
-/// that is restarted would: what was in flight is lost).
-async fn forward(mut inbound: TcpStream, mut silence: tokio::sync::watch::Receiver<bool>) {
-    let silent_already = *silence.borrow();
-    if !silent_already {
-        let Ok(mut outbound) = TcpStream::connect("127.0.0.1:3306").await else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
-            _ = async { drop(silence.wait_for(|silent| *silent).await) } => {}
-        }
-    }
-    drop(silence.wait_for(|silent| !*silent).await);
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accepting.abort();
-        if let Ok(switch) = self.switch.lock() {
-            switch.live.iter().for_each(JoinHandle::abort);
-        }
-    }
-}
 
 /// A service reaching its fresh database only through a proxy (up at first), with batched
 /// counting whose timer never fires and the default cache (5 s TTL, 5 min max stale). The URL
 /// is the plain `mysql://root@127.0.0.1:<port>/<db>`: the service must keep using it as written
 /// (no move to the server's Unix socket), or these outages would not reach it.
 async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, Proxy) {
-    let proxy = Proxy::start().await;
+    let proxy = Proxy::start(3306).await;
     let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
     let mut settings = Settings::defaults().expect("defaults load");
     settings.server.port = 0;

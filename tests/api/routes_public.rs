@@ -262,7 +262,7 @@ const OTHER_SECRET: &str = "not-the-shared-secret-but-just-as-long-!!";
 const VERIFY_PATH: &str = "/api/public/verify?privilege=full";
 const DEMO_PATH: &str = "/api/public/verify?privilege=demo";
 
-fn with_hmac(settings: &mut Settings) {
+pub(crate) fn with_hmac(settings: &mut Settings) {
     settings.service.hmac = Some(HmacSettings {
         client_id: CLIENT_ID.to_owned(),
         shared_secret: Secret::new(SHARED_SECRET),
@@ -275,7 +275,7 @@ fn with_hmac(settings: &mut Settings) {
 type Defect = (&'static str, fn(&mut Signing), &'static str);
 
 /// What a client signs, and how the sent headers may then differ from it.
-struct Signing {
+pub(crate) struct Signing {
     client: &'static str,
     secret: &'static str,
     at_ms: i64,
@@ -290,7 +290,7 @@ struct Signing {
 
 impl Signing {
     /// `GET VERIFY_PATH` at `at_ms` signed by the configured client with the shared secret.
-    fn new(at_ms: i64, request_id: &str) -> Self {
+    pub(crate) fn new(at_ms: i64, request_id: &str) -> Self {
         Self {
             client: CLIENT_ID,
             secret: SHARED_SECRET,
@@ -304,7 +304,7 @@ impl Signing {
     }
 
     /// `GET VERIFY_PATH` with `x-api-key` and the guard headers.
-    fn request(&self, app: &TestApp, key: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, app: &TestApp, key: &str) -> reqwest::RequestBuilder {
         let message = format!(
             "{}:{}:{}:{}:{}",
             self.client, self.at_ms, self.method, self.path, self.request_id

@@ -1,0 +1,406 @@
+//! Several instances act as one (SPEC B6): three `Application`s in this process share one
+//! database and one Redis (a single server, then a local Redis Cluster), each test under a key
+//! prefix of its own. Limits are enforced as by one instance, bans everywhere, a change made on
+//! one is seen at once by the others, a replayed signed request is refused by another instance;
+//! and when Redis goes away (a TCP proxy cut or silent) every instance keeps serving, on its own
+//! state, and returns to the shared state when Redis is back.
+
+use std::time::{Duration, Instant};
+
+use iam_tokens::domain::Privilege;
+use iam_tokens::Clock as _;
+use iam_tokens::secret::Secret;
+use iam_tokens::Settings;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_banned, assert_blocked, spawn_on, test_settings, Answer, TestApp};
+use crate::proxy::Proxy;
+use crate::routes_public::{with_hmac, Signing};
+
+/// Which Redis the instances share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shared {
+    /// 127.0.0.1:6379.
+    Single,
+    /// Three masters on 127.0.0.1:7101–7103 (`scripts/services.sh`).
+    Cluster,
+}
+
+const CLUSTER: &str = "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103";
+
+impl Shared {
+    fn url(self) -> String {
+        match self {
+            Self::Single => "redis://127.0.0.1:6379".to_owned(),
+            Self::Cluster => {
+                std::env::var("IAM_TEST_REDIS_CLUSTER").unwrap_or_else(|_| CLUSTER.to_owned())
+            }
+        }
+    }
+
+    fn nodes(self) -> Vec<String> {
+        self.url().split(',').map(str::to_owned).collect()
+    }
+}
+
+/// Instances sharing one database and one Redis prefix; the prefix's keys are deleted at the
+/// end (the database is dropped by each app).
+pub struct Instances {
+    pub apps: Vec<TestApp>,
+    prefix: String,
+    shared: Shared,
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for node in self.shared.nodes() {
+            let Ok(client) = redis::Client::open(node.as_str()) else {
+                continue;
+            };
+            let Ok(mut connection) = client.get_connection() else {
+                continue;
+            };
+            let pattern = format!("{}*", self.prefix);
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut connection)
+                .unwrap_or_default();
+            for key in keys {
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query(&mut connection);
+            }
+        }
+    }
+}
+
+/// `n` instances on one fresh database and `redis` (at `redis_url` when given: a proxy), with
+/// Redis checked every 100 ms, each changed by `configure`.
+pub async fn instances_at(
+    n: usize,
+    shared: Shared,
+    redis_url: Option<String>,
+    configure: impl Fn(&mut Settings),
+) -> Instances {
+    let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
+    let prefix = format!("iam_test_{}:", uuid::Uuid::new_v4().simple());
+    let mut apps = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut settings = test_settings(&db_name);
+        settings.redis.url = Secret::new(redis_url.clone().unwrap_or_else(|| shared.url()));
+        settings.redis.cluster = shared == Shared::Cluster;
+        settings.redis.key_prefix = prefix.clone();
+        settings.redis.check_interval = Duration::from_millis(100);
+        settings.redis.connect_timeout = Duration::from_millis(500);
+        // The cache would serve a changed token for an hour: only invalidation can refuse it.
+        settings.verify.cache_ttl = Duration::from_secs(3600);
+        configure(&mut settings);
+        apps.push(spawn_on(settings, db_name.clone()).await);
+    }
+    Instances {
+        apps,
+        prefix,
+        shared,
+    }
+}
+
+pub async fn instances(n: usize, shared: Shared, configure: impl Fn(&mut Settings)) -> Instances {
+    instances_at(n, shared, None, configure).await
+}
+
+fn limited(settings: &mut Settings) {
+    settings.rate_limiters.enabled = true;
+}
+
+/// A management call that passes the union and then fails body validation (400).
+async fn failing_call(app: &TestApp) -> Answer {
+    let request = app.manage_request(Method::POST, "metadata", 7);
+    app.send(request.json(&json!({}))).await
+}
+
+/// Polls `check` every 2 ms until it holds, for at most `within`; the time it took.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+async fn ready(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .expect("ready");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await;
+    response.expect("metrics").text().await.expect("text")
+}
+
+/// Runs each test against the single Redis and against the Redis Cluster.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Shared::Single).await
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Shared::Cluster).await
+            })*
+        }
+    };
+}
+
+on_both!(
+    a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one,
+    failed_verifications_spread_over_instances_count_as_one_and_ban_on_all,
+    a_change_made_on_one_instance_is_refused_by_the_others_at_once,
+    a_signed_request_replayed_to_another_instance_is_refused,
+    a_lifted_ban_is_lifted_on_every_instance,
+);
+
+async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
+    let fleet = instances(3, shared, limited).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    assert_eq!(failing_call(a).await.status, 400, "the first call passes the union");
+    assert_blocked(&failing_call(b).await, 900, "burst 1/1 s: the second, on B");
+    assert_banned(&failing_call(c).await, "the strike during the block, on C");
+    for (name, app) in [("A", a), ("B", b), ("C", c)] {
+        assert_banned(&failing_call(app).await, name);
+    }
+    let rows = a.ban_rows().await;
+    assert_eq!(rows.len(), 1, "stored once: {rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("burst_limiter", "127.0.0.1"));
+}
+
+async fn failed_verifications_spread_over_instances_count_as_one_and_ban_on_all(shared: Shared) {
+    let fleet = instances(3, shared, limited).await;
+    let apps = &fleet.apps;
+    let good = apps[0].create_token(9, Privilege::Full, "good").await;
+    // consumption_rate_limiter: 10 / 60 s per IP (and per presented key), block 1 h.
+    for failure in 0..10 {
+        let app = &apps[failure % 3];
+        let answer = app.verify("not-a-key", "full").await;
+        assert_eq!(answer.status, 401, "failure {failure}: {answer:?}");
+    }
+    assert_blocked(&apps[1].verify("not-a-key", "full").await, 3600, "the 11th");
+    for app in apps {
+        let answer = app.verify(&good.raw_api_key, "full").await;
+        assert_eq!(answer.status, 200, "a valid key is served during the block");
+    }
+    assert_banned(&apps[2].verify("not-a-key", "full").await, "the strike");
+    for app in apps {
+        assert_banned(&app.verify("other-bad-key", "full").await, "the IP, everywhere");
+    }
+}
+
+async fn a_change_made_on_one_instance_is_refused_by_the_others_at_once(shared: Shared) {
+    let fleet = instances(3, shared, |_| {}).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let revoked = a.create_token(11, Privilege::Full, "revoked").await;
+    let demoted = a.create_token(12, Privilege::Full, "demoted").await;
+    for app in [b, c] {
+        for key in [&revoked.raw_api_key, &demoted.raw_api_key] {
+            assert_eq!(app.verify(key, "full").await.status, 200, "cached on B and C");
+        }
+    }
+    let answer = a.tokens.revoke(&revoked.raw_api_key, Privilege::Full).await;
+    assert!(answer.outcome.is_ok(), "revoked on A");
+    let user = crate::helpers::uid(12);
+    let answer = a
+        .tokens
+        .update_privilege(user, &demoted.raw_api_key, Privilege::Demo)
+        .await;
+    assert!(answer.outcome.is_ok(), "demoted on A");
+    for (name, app) in [("B", b), ("C", c)] {
+        let refused = eventually(Duration::from_secs(5), || async {
+            app.verify(&revoked.raw_api_key, "full").await.status == 401
+        })
+        .await;
+        assert!(refused.is_some(), "{name} refuses the revoked key (TTL is 1 h)");
+        let demoted_seen = eventually(Duration::from_secs(5), || async {
+            app.verify(&demoted.raw_api_key, "full").await.status != 200
+        })
+        .await;
+        assert!(demoted_seen.is_some(), "{name} sees the new privilege");
+        let answer = app.verify(&demoted.raw_api_key, "demo").await;
+        assert_eq!(answer.status, 200, "{name}: demo still verifies");
+    }
+}
+
+async fn a_signed_request_replayed_to_another_instance_is_refused(shared: Shared) {
+    let fleet = instances(3, shared, with_hmac).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let token = a.create_token(13, Privilege::Full, "signed").await;
+    let now = a.clock.now().timestamp_millis();
+    let signing = Signing::new(now, "request-once");
+    let first = a.send(signing.request(a, &token.raw_api_key)).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    for (name, app) in [("B", b), ("C", c), ("A", a)] {
+        let replay = app.send(signing.request(app, &token.raw_api_key)).await;
+        assert_eq!(replay.status, 401, "{name}: {replay:?}");
+        assert_eq!(replay.reason(), "Request id already used", "{name}");
+    }
+    let other = Signing::new(now, "request-twice");
+    assert_eq!(c.send(other.request(c, &token.raw_api_key)).await.status, 200);
+}
+
+async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
+    let fleet = instances(3, shared, limited).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    failing_call(a).await;
+    failing_call(b).await;
+    assert_banned(&failing_call(c).await, "banned");
+    assert_banned(&failing_call(b).await, "known on B");
+    let actor = iam_tokens::domain::Actor::Cli;
+    let lifted = a.limits.lift("burst_limiter", "127.0.0.1", actor).await;
+    assert!(lifted.expect("lift"));
+    for (name, app) in [("A", a), ("B", b), ("C", c)] {
+        let burst = app.limits.limiter("burst_limiter").expect("burst limiter");
+        let lifted = eventually(Duration::from_secs(5), || async {
+            !burst.is_banned("127.0.0.1")
+        })
+        .await;
+        assert!(lifted.is_some(), "{name}: the lift reached it");
+    }
+    assert_eq!(failing_call(b).await.status, 400, "a fresh start in Redis too");
+    assert_blocked(&failing_call(c).await, 900, "and counted as one again");
+    assert!(a.ban_rows().await.is_empty());
+}
+
+// ---- Redis goes away (single server behind a proxy) ----
+
+async fn behind_proxy(configure: impl Fn(&mut Settings)) -> (Instances, Proxy) {
+    let proxy = Proxy::start(6379).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let fleet = instances_at(3, Shared::Single, Some(url), configure).await;
+    (fleet, proxy)
+}
+
+async fn redis_state(app: &TestApp) -> Value {
+    ready(app).await.1["redis"].clone()
+}
+
+#[tokio::test]
+async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops_its_cache() {
+    let (fleet, proxy) = behind_proxy(limited).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    for app in [a, b, c] {
+        assert_eq!(ready(app).await, (200, json!({"status": "ready", "database": "up", "redis": "up"})));
+    }
+    let kept = a.create_token(21, Privilege::Full, "kept").await;
+    let revoked = a.create_token(22, Privilege::Full, "revoked").await;
+    for key in [&kept.raw_api_key, &revoked.raw_api_key] {
+        assert_eq!(b.verify(key, "full").await.status, 200, "cached on B");
+    }
+
+    proxy.down().await;
+    for (name, app) in [("A", a), ("B", b), ("C", c)] {
+        let down = eventually(Duration::from_secs(5), || async {
+            redis_state(app).await == json!("down")
+        })
+        .await;
+        assert!(down.is_some(), "{name} reports Redis down");
+        assert_eq!(
+            ready(app).await,
+            (200, json!({"status": "ready", "database": "up", "redis": "down"})),
+            "{name}: still ready (redis.required_for_ready is false)"
+        );
+        assert!(metrics_text(app).await.contains("iam_redis_up 0"), "{name}");
+    }
+    // Verification goes on: cached keys, and keys read from the store.
+    assert_eq!(b.verify(&kept.raw_api_key, "full").await.status, 200);
+    let fresh = c.create_token(23, Privilege::Full, "fresh").await;
+    assert_eq!(c.verify(&fresh.raw_api_key, "full").await.status, 200);
+    // The limiters fall back to each instance's own state: one call passes on each.
+    for (name, app) in [("A", a), ("B", b)] {
+        let started = Instant::now();
+        assert_eq!(failing_call(app).await.status, 400, "{name}: its own burst");
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}: no wait on Redis");
+        assert_blocked(&failing_call(app).await, 900, name);
+    }
+    assert!(metrics_text(a).await.contains("iam_redis_fallbacks_total"));
+    // A revocation while Redis is down cannot be published yet.
+    let answer = a.tokens.revoke(&revoked.raw_api_key, Privilege::Full).await;
+    assert!(answer.outcome.is_ok());
+    assert_eq!(b.verify(&revoked.raw_api_key, "full").await.status, 200, "B cannot know yet");
+
+    proxy.up();
+    for (name, app) in [("A", a), ("B", b), ("C", c)] {
+        let back = eventually(Duration::from_secs(10), || async {
+            redis_state(app).await == json!("up")
+        })
+        .await;
+        assert!(back.is_some(), "{name} reports Redis up again");
+    }
+    let refused = eventually(Duration::from_secs(5), || async {
+        b.verify(&revoked.raw_api_key, "full").await.status == 401
+    })
+    .await;
+    assert!(refused.is_some(), "B dropped its cache on rejoining");
+    assert_eq!(b.verify(&kept.raw_api_key, "full").await.status, 200);
+    // Shared again: C's first call passes, its second is blocked by the shared union... which
+    // A and B never touched in Redis while it was down.
+    assert_eq!(failing_call(c).await.status, 400);
+    assert_blocked(&failing_call(a).await, 900, "A, shared again");
+}
+
+#[tokio::test]
+async fn a_silent_redis_costs_a_request_at_most_the_timeout_and_readiness_can_require_it() {
+    let (fleet, proxy) = behind_proxy(|settings| {
+        limited(settings);
+        settings.redis.required_for_ready = true;
+        settings.redis.timeout = Duration::from_millis(200);
+    })
+    .await;
+    let a = &fleet.apps[0];
+    assert_eq!(ready(a).await.0, 200);
+    proxy.silent();
+    let started = Instant::now();
+    let answer = failing_call(a).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 400, "decided on the instance's own state");
+    assert!(took < Duration::from_secs(2), "bounded by redis.timeout, took {took:?}");
+    let down = eventually(Duration::from_secs(5), || async { ready(a).await.0 == 503 }).await;
+    assert!(down.is_some());
+    assert_eq!(
+        ready(a).await,
+        (503, json!({"status": "unavailable", "database": "up", "redis": "down"}))
+    );
+    proxy.up();
+    let back = eventually(Duration::from_secs(10), || async { ready(a).await.0 == 200 }).await;
+    assert!(back.is_some(), "ready again once Redis answers");
+}
+
+#[tokio::test]
+async fn without_redis_ready_says_nothing_of_it_and_no_redis_series_exist() {
+    let app = crate::helpers::spawn_app().await;
+    assert_eq!(ready(&app).await, (200, json!({"status": "ready", "database": "up"})));
+    assert!(!metrics_text(&app).await.contains("iam_redis"));
+}
