@@ -89,7 +89,8 @@ impl Application {
         let redis = match settings.redis.enabled() {
             false => None,
             true => Some(
-                Redis::open(&settings.redis, metrics.redis()).map_err(|_| StartupError::RedisUrl)?,
+                Redis::open(&settings.redis, metrics.redis())
+                    .map_err(|_| StartupError::RedisUrl)?,
             ),
         };
         let notices = redis.as_ref().map(|redis| Notices::start(redis.clone()));

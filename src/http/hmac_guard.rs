@@ -111,7 +111,11 @@ impl HmacGuard {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         if let Some(redis) = &self.shared {
             if let Ok(first) = remember_in(redis, request_id, until, now).await {
-                return if first { Ok(()) } else { Err(refusal::REPLAYED) };
+                return if first {
+                    Ok(())
+                } else {
+                    Err(refusal::REPLAYED)
+                };
             }
         }
         self.seen

@@ -234,18 +234,17 @@ impl Limits {
         let decisions = keys.iter().map(|key| self.decide(&consumption, key));
         let decisions = futures_util::future::join_all(decisions).await;
         if let Some(shared) = &self.shared {
-            let drained = self.clock.now_ms().saturating_add(duration_ms(
-                self.consumption.config().duration,
-            ));
+            let drained = self
+                .clock
+                .now_ms()
+                .saturating_add(duration_ms(self.consumption.config().duration));
             for (key, decision) in keys.into_iter().zip(&decisions) {
                 if *decision != Decision::Banned {
                     shared.failed.insert(key.into_boxed_str(), drained);
                 }
             }
         }
-        decisions
-            .into_iter()
-            .fold(Decision::Allowed, Decision::and)
+        decisions.into_iter().fold(Decision::Allowed, Decision::and)
     }
 
     /// A successful verification resets the failure count of its key and IP; a block (or
@@ -296,13 +295,21 @@ impl Limits {
             banned.count_rejection();
             return Decision::Banned;
         }
-        let now_ms = self.clock.now_ms();
+        // Wall time (every instance reads the same, given NTP), not the monotonic clock,
+        // whose origin is each process's own.
+        let now_ms = self.clock.0.now().timestamp_millis();
         let answers = shared
             .state
             .decide(limiters, key, now_ms, self.ban_after_strikes)
             .await;
         let Ok(answers) = answers else {
-            shared.notices.redis().health().metrics().fallbacks.increment(1);
+            shared
+                .notices
+                .redis()
+                .health()
+                .metrics()
+                .fallbacks
+                .increment(1);
             return local();
         };
         let mut decision = Decision::Allowed;

@@ -87,7 +87,9 @@ static RESET: LazyLock<Script> = LazyLock::new(|| Script::new(RESET_LUA));
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
     Allowed,
-    Blocked { left_ms: u64 },
+    Blocked {
+        left_ms: u64,
+    },
     /// Banned by an earlier decision (perhaps another instance's).
     Banned,
     /// This decision made the ban.
@@ -158,7 +160,9 @@ impl SharedState {
         let keys: Vec<String> = limiters.iter().map(|name| self.key(name, key)).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let args = [i64::from(points_only)];
-        self.redis.run::<i64>("limiter reset", &RESET, &keys, &args).await?;
+        self.redis
+            .run::<i64>("limiter reset", &RESET, &keys, &args)
+            .await?;
         Ok(())
     }
 

@@ -137,7 +137,10 @@ impl Redis {
         let mut pool = Vec::with_capacity(self.connections);
         for _ in 0..self.connections {
             pool.push(if self.cluster {
+                // No retries by the client: a limiter script is not idempotent, and one run
+                // again after a lost answer would count a request twice.
                 let client = redis::cluster::ClusterClientBuilder::new(self.seeds.clone())
+                    .retries(0)
                     .connection_timeout(self.connect_timeout)
                     .response_timeout(self.timeout)
                     .build()?;

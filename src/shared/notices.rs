@@ -274,7 +274,15 @@ mod tests {
             let text = notice.encode("abc");
             assert_eq!(Notice::decode(&text), Some(("abc", notice)), "{text}");
         }
-        for foreign in ["", "abc", "abc|t|zz", "abc|t", "abc|x", "abc|r|extra", "abc|b|only"] {
+        for foreign in [
+            "",
+            "abc",
+            "abc|t|zz",
+            "abc|t",
+            "abc|x",
+            "abc|r|extra",
+            "abc|b|only",
+        ] {
             assert_eq!(Notice::decode(foreign), None, "{foreign}");
         }
     }

@@ -99,7 +99,16 @@ pub fn test_settings(db_name: &str) -> Settings {
 
 /// Starts a service with exactly these settings; `db_name` is dropped at the end.
 pub async fn spawn_on(settings: Settings, db_name: String) -> TestApp {
-    let clock = Arc::new(ManualClock::starting_now());
+    spawn_with_clock(settings, db_name, Arc::new(ManualClock::starting_now())).await
+}
+
+/// `spawn_on`, reading time from `clock` (instances of one deployment share one clock, as
+/// NTP-synchronised hosts do).
+pub async fn spawn_with_clock(
+    settings: Settings,
+    db_name: String,
+    clock: Arc<ManualClock>,
+) -> TestApp {
     let app = Application::build_with_clock(settings.clone(), clock.clone())
         .await
         .expect("application builds");

@@ -1,8 +1,8 @@
 //! The one integration test binary: every test starts its own app on its own database.
 
 mod helpers;
-mod proxy;
 mod migrations;
+mod proxy;
 mod smoke;
 mod store_conformance;
 mod test_db;

@@ -87,7 +87,11 @@ impl Proxy {
 /// Forwards one connection until either side closes, or — once the proxy is silent — holds it
 /// open forwarding nothing until the silence ends, then closes it (as a hung database host
 /// that is restarted would: what was in flight is lost).
-async fn forward(mut inbound: TcpStream, target: u16, mut silence: tokio::sync::watch::Receiver<bool>) {
+async fn forward(
+    mut inbound: TcpStream,
+    target: u16,
+    mut silence: tokio::sync::watch::Receiver<bool>,
+) {
     let silent_already = *silence.borrow();
     if !silent_already {
         let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
@@ -109,4 +113,3 @@ impl Drop for Proxy {
         }
     }
 }
-

@@ -8,13 +8,15 @@
 use std::time::{Duration, Instant};
 
 use iam_tokens::domain::Privilege;
-use iam_tokens::Clock as _;
 use iam_tokens::secret::Secret;
+use iam_tokens::Clock as _;
 use iam_tokens::Settings;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_banned, assert_blocked, spawn_on, test_settings, Answer, TestApp};
+use crate::helpers::{
+    assert_banned, assert_blocked, spawn_with_clock, test_settings, Answer, TestApp,
+};
 use crate::proxy::Proxy;
 use crate::routes_public::{with_hmac, Signing};
 
@@ -74,7 +76,8 @@ impl Drop for Instances {
 }
 
 /// `n` instances on one fresh database and `redis` (at `redis_url` when given: a proxy), with
-/// Redis checked every 100 ms, each changed by `configure`.
+/// Redis checked every 100 ms, each changed by `configure`. They read one clock: limits in
+/// Redis are decided on the instances' wall time, which hosts keep in step with NTP.
 pub async fn instances_at(
     n: usize,
     shared: Shared,
@@ -84,6 +87,7 @@ pub async fn instances_at(
     let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
     let prefix = format!("iam_test_{}:", uuid::Uuid::new_v4().simple());
     let mut apps = Vec::with_capacity(n);
+    let clock = std::sync::Arc::new(iam_tokens::ManualClock::starting_now());
     for _ in 0..n {
         let mut settings = test_settings(&db_name);
         settings.redis.url = Secret::new(redis_url.clone().unwrap_or_else(|| shared.url()));
@@ -94,7 +98,7 @@ pub async fn instances_at(
         // The cache would serve a changed token for an hour: only invalidation can refuse it.
         settings.verify.cache_ttl = Duration::from_secs(3600);
         configure(&mut settings);
-        apps.push(spawn_on(settings, db_name.clone()).await);
+        apps.push(spawn_with_clock(settings, db_name.clone(), clock.clone()).await);
     }
     Instances {
         apps,
@@ -173,6 +177,7 @@ on_both!(
     a_change_made_on_one_instance_is_refused_by_the_others_at_once,
     a_signed_request_replayed_to_another_instance_is_refused,
     a_lifted_ban_is_lifted_on_every_instance,
+    three_hundred_parallel_failures_over_three_instances_admit_exactly_the_limit,
 );
 
 async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
@@ -180,7 +185,11 @@ async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(sha
     let [a, b, c] = &fleet.apps[..] else {
         unreachable!()
     };
-    assert_eq!(failing_call(a).await.status, 400, "the first call passes the union");
+    assert_eq!(
+        failing_call(a).await.status,
+        400,
+        "the first call passes the union"
+    );
     assert_blocked(&failing_call(b).await, 900, "burst 1/1 s: the second, on B");
     assert_banned(&failing_call(c).await, "the strike during the block, on C");
     for (name, app) in [("A", a), ("B", b), ("C", c)] {
@@ -188,7 +197,10 @@ async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(sha
     }
     let rows = a.ban_rows().await;
     assert_eq!(rows.len(), 1, "stored once: {rows:?}");
-    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("burst_limiter", "127.0.0.1"));
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("burst_limiter", "127.0.0.1")
+    );
 }
 
 async fn failed_verifications_spread_over_instances_count_as_one_and_ban_on_all(shared: Shared) {
@@ -208,8 +220,29 @@ async fn failed_verifications_spread_over_instances_count_as_one_and_ban_on_all(
     }
     assert_banned(&apps[2].verify("not-a-key", "full").await, "the strike");
     for app in apps {
-        assert_banned(&app.verify("other-bad-key", "full").await, "the IP, everywhere");
+        assert_banned(
+            &app.verify("other-bad-key", "full").await,
+            "the IP, everywhere",
+        );
     }
+}
+
+async fn three_hundred_parallel_failures_over_three_instances_admit_exactly_the_limit(
+    shared: Shared,
+) {
+    let fleet = instances(3, shared, limited).await;
+    let calls = (0..300).map(|n| {
+        let app = &fleet.apps[n % 3];
+        async move { app.verify(&format!("bad-key-{n}"), "full").await.status }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let admitted = statuses.iter().filter(|status| **status == 401).count();
+    let refused = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(
+        (admitted, refused),
+        (10, 290),
+        "consumption_rate_limiter: 10 per IP"
+    );
 }
 
 async fn a_change_made_on_one_instance_is_refused_by_the_others_at_once(shared: Shared) {
@@ -221,7 +254,11 @@ async fn a_change_made_on_one_instance_is_refused_by_the_others_at_once(shared: 
     let demoted = a.create_token(12, Privilege::Full, "demoted").await;
     for app in [b, c] {
         for key in [&revoked.raw_api_key, &demoted.raw_api_key] {
-            assert_eq!(app.verify(key, "full").await.status, 200, "cached on B and C");
+            assert_eq!(
+                app.verify(key, "full").await.status,
+                200,
+                "cached on B and C"
+            );
         }
     }
     let answer = a.tokens.revoke(&revoked.raw_api_key, Privilege::Full).await;
@@ -237,7 +274,10 @@ async fn a_change_made_on_one_instance_is_refused_by_the_others_at_once(shared: 
             app.verify(&revoked.raw_api_key, "full").await.status == 401
         })
         .await;
-        assert!(refused.is_some(), "{name} refuses the revoked key (TTL is 1 h)");
+        assert!(
+            refused.is_some(),
+            "{name} refuses the revoked key (TTL is 1 h)"
+        );
         let demoted_seen = eventually(Duration::from_secs(5), || async {
             app.verify(&demoted.raw_api_key, "full").await.status != 200
         })
@@ -264,7 +304,10 @@ async fn a_signed_request_replayed_to_another_instance_is_refused(shared: Shared
         assert_eq!(replay.reason(), "Request id already used", "{name}");
     }
     let other = Signing::new(now, "request-twice");
-    assert_eq!(c.send(other.request(c, &token.raw_api_key)).await.status, 200);
+    assert_eq!(
+        c.send(other.request(c, &token.raw_api_key)).await.status,
+        200
+    );
 }
 
 async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
@@ -287,7 +330,11 @@ async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
         .await;
         assert!(lifted.is_some(), "{name}: the lift reached it");
     }
-    assert_eq!(failing_call(b).await.status, 400, "a fresh start in Redis too");
+    assert_eq!(
+        failing_call(b).await.status,
+        400,
+        "a fresh start in Redis too"
+    );
     assert_blocked(&failing_call(c).await, 900, "and counted as one again");
     assert!(a.ban_rows().await.is_empty());
 }
@@ -312,7 +359,13 @@ async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops
         unreachable!()
     };
     for app in [a, b, c] {
-        assert_eq!(ready(app).await, (200, json!({"status": "ready", "database": "up", "redis": "up"})));
+        assert_eq!(
+            ready(app).await,
+            (
+                200,
+                json!({"status": "ready", "database": "up", "redis": "up"})
+            )
+        );
     }
     let kept = a.create_token(21, Privilege::Full, "kept").await;
     let revoked = a.create_token(22, Privilege::Full, "revoked").await;
@@ -329,7 +382,10 @@ async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops
         assert!(down.is_some(), "{name} reports Redis down");
         assert_eq!(
             ready(app).await,
-            (200, json!({"status": "ready", "database": "up", "redis": "down"})),
+            (
+                200,
+                json!({"status": "ready", "database": "up", "redis": "down"})
+            ),
             "{name}: still ready (redis.required_for_ready is false)"
         );
         assert!(metrics_text(app).await.contains("iam_redis_up 0"), "{name}");
@@ -342,14 +398,21 @@ async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops
     for (name, app) in [("A", a), ("B", b)] {
         let started = Instant::now();
         assert_eq!(failing_call(app).await.status, 400, "{name}: its own burst");
-        assert!(started.elapsed() < Duration::from_secs(2), "{name}: no wait on Redis");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name}: no wait on Redis"
+        );
         assert_blocked(&failing_call(app).await, 900, name);
     }
     assert!(metrics_text(a).await.contains("iam_redis_fallbacks_total"));
     // A revocation while Redis is down cannot be published yet.
     let answer = a.tokens.revoke(&revoked.raw_api_key, Privilege::Full).await;
     assert!(answer.outcome.is_ok());
-    assert_eq!(b.verify(&revoked.raw_api_key, "full").await.status, 200, "B cannot know yet");
+    assert_eq!(
+        b.verify(&revoked.raw_api_key, "full").await.status,
+        200,
+        "B cannot know yet"
+    );
 
     proxy.up();
     for (name, app) in [("A", a), ("B", b), ("C", c)] {
@@ -386,21 +449,110 @@ async fn a_silent_redis_costs_a_request_at_most_the_timeout_and_readiness_can_re
     let answer = failing_call(a).await;
     let took = started.elapsed();
     assert_eq!(answer.status, 400, "decided on the instance's own state");
-    assert!(took < Duration::from_secs(2), "bounded by redis.timeout, took {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "bounded by redis.timeout, took {took:?}"
+    );
     let down = eventually(Duration::from_secs(5), || async { ready(a).await.0 == 503 }).await;
     assert!(down.is_some());
     assert_eq!(
         ready(a).await,
-        (503, json!({"status": "unavailable", "database": "up", "redis": "down"}))
+        (
+            503,
+            json!({"status": "unavailable", "database": "up", "redis": "down"})
+        )
     );
     proxy.up();
-    let back = eventually(Duration::from_secs(10), || async { ready(a).await.0 == 200 }).await;
+    let back = eventually(Duration::from_secs(10), || async {
+        ready(a).await.0 == 200
+    })
+    .await;
     assert!(back.is_some(), "ready again once Redis answers");
 }
 
 #[tokio::test]
 async fn without_redis_ready_says_nothing_of_it_and_no_redis_series_exist() {
     let app = crate::helpers::spawn_app().await;
-    assert_eq!(ready(&app).await, (200, json!({"status": "ready", "database": "up"})));
+    assert_eq!(
+        ready(&app).await,
+        (200, json!({"status": "ready", "database": "up"}))
+    );
     assert!(!metrics_text(&app).await.contains("iam_redis"));
+}
+
+// ---- One rule, two engines ----
+
+/// The script in Redis and `Limiter::check` in memory, fed the same calls at the same times
+/// (an injected clock moved by pseudo-random steps), answer the same decision every time:
+/// allowed, blocked with the same time left, banned at the same strike.
+#[tokio::test]
+async fn the_script_in_redis_decides_as_the_limiter_in_memory_does() {
+    use iam_tokens::limits::{Decision, SharedState};
+    use iam_tokens::limits::{GovernorClock, Limiter, LimiterConfig, NewBans, SharedAnswer};
+    use std::num::NonZeroU32;
+
+    for shared in [Shared::Single, Shared::Cluster] {
+        let clock = std::sync::Arc::new(iam_tokens::ManualClock::starting_now());
+        let mut settings = iam_tokens::config::RedisSettings::default();
+        settings.url = Secret::new(shared.url());
+        settings.cluster = shared == Shared::Cluster;
+        settings.key_prefix = format!("iam_test_{}:", uuid::Uuid::new_v4().simple());
+        let redis = iam_tokens::shared::Redis::open(&settings, Default::default()).expect("url");
+        redis.probe().await.expect("Redis answers");
+        redis.health().recovered();
+        let state = SharedState::new(redis.clone());
+        let config = LimiterConfig {
+            points: NonZeroU32::new(4).unwrap(),
+            duration: Duration::from_secs(1),
+            block_duration: Duration::from_millis(1500),
+        };
+        let governor_clock = GovernorClock(clock.clone());
+        let hasher = std::collections::hash_map::RandomState::new();
+        let limiter = Limiter::new(
+            "parity",
+            config,
+            3,
+            governor_clock,
+            hasher,
+            NewBans::default(),
+        );
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut blocked, mut banned) = (0, 0);
+        for step in 0..1_500 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            clock.advance(Duration::from_millis(seed % 120));
+            let key = ["k1", "k2"][(seed >> 32) as usize % 2];
+            let local = limiter.check(key);
+            let now_ms = iam_tokens::Clock::now(&*clock).timestamp_millis();
+            let answers = state.decide(&[&limiter], key, now_ms, 3).await;
+            let in_redis = match answers.expect("decided in Redis")[0] {
+                SharedAnswer::Allowed => Decision::Allowed,
+                SharedAnswer::Blocked { left_ms } => Decision::Limited {
+                    retry_after: Duration::from_millis(left_ms),
+                },
+                SharedAnswer::Banned | SharedAnswer::BannedNow => Decision::Banned,
+            };
+            assert_eq!(local, in_redis, "{shared:?}, step {step}, key {key}");
+            match local {
+                Decision::Limited { .. } => blocked += 1,
+                Decision::Banned => {
+                    banned += 1;
+                    limiter.lift(key);
+                    state.lift("parity", key).await.expect("lifted");
+                }
+                Decision::Allowed => {}
+            }
+        }
+        assert!(
+            blocked > 50 && banned > 10,
+            "{shared:?}: {blocked} blocked, {banned} banned"
+        );
+        drop(Instances {
+            apps: Vec::new(),
+            prefix: settings.key_prefix.clone(),
+            shared,
+        });
+    }
 }
