@@ -49,7 +49,11 @@ fn warm(guard: &HmacGuard, start: DateTime<Utc>, seconds: u64) -> (u64, DateTime
     let mut now = start;
     for _ in 0..seconds {
         for _ in 0..RATE {
-            guard.check(&signed(n, now), now).now_or_never().expect("no I/O without Redis").expect("accepted");
+            guard
+                .check(&signed(n, now), now)
+                .now_or_never()
+                .expect("no I/O without Redis")
+                .expect("accepted");
             n += 1;
         }
         now += chrono::Duration::seconds(1);
@@ -80,7 +84,13 @@ fn bench_guard(c: &mut Criterion) {
                 n += 1;
                 signed(n, now)
             },
-            |request| guard.check(&request, now).now_or_never().expect("no I/O without Redis").expect("accepted"),
+            |request| {
+                guard
+                    .check(&request, now)
+                    .now_or_never()
+                    .expect("no I/O without Redis")
+                    .expect("accepted")
+            },
             BatchSize::SmallInput,
         )
     });
@@ -98,7 +108,11 @@ fn bench_guard(c: &mut Criterion) {
                     .collect();
                 let started = Instant::now();
                 for request in &requests {
-                    guard.check(request, now).now_or_never().expect("no I/O without Redis").expect("accepted");
+                    guard
+                        .check(request, now)
+                        .now_or_never()
+                        .expect("no I/O without Redis")
+                        .expect("accepted");
                 }
                 spent += started.elapsed();
             }

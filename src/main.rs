@@ -180,13 +180,40 @@ fn cli_store_options(settings: &Settings) -> store::OpenOptions {
 
 /// The service for one-shot commands, acting as `cli`: straight to the store, no cache, no
 /// batched counting.
+/// With Redis, changes are told to running instances (call `shutdown` before exiting).
 async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
     let url = settings.database.url.expose();
     let store = store::open(url, cli_store_options(settings)).await?;
-    Ok(TokenService::new(
+    let service = TokenService::new(
         store,
         Arc::new(SystemClock),
         settings.api_tokens.limit_tokens_per_user,
     )
-    .acting_as(Actor::Cli))
+    .acting_as(Actor::Cli);
+    Ok(match cli_notices(settings).await? {
+        Some(notices) => service.telling(notices),
+        None => service,
+    })
+}
+
+/// The invalidation channel of running instances, when `redis.url` is set and Redis answers.
+async fn cli_notices(
+    settings: &Settings,
+) -> Result<Option<Arc<iam_tokens::shared::Notices>>, AnyError> {
+    use iam_tokens::shared::{Notices, Redis};
+    if !settings.redis.enabled() {
+        return Ok(None);
+    }
+    let metrics = iam_tokens::telemetry::Metrics::disabled().redis();
+    let redis =
+        Redis::open(&settings.redis, metrics).map_err(|_| "redis.url is not a Redis URL")?;
+    if redis.probe().await.is_err() {
+        eprintln!(
+            "warning: Redis does not answer; running instances see this change within \
+             verify.cache_ttl"
+        );
+        return Ok(None);
+    }
+    redis.health().recovered();
+    Ok(Some(Notices::start(redis)))
 }

@@ -9,7 +9,7 @@ use iam_tokens::Settings;
 
 use super::output::table;
 use super::AnyError;
-use crate::cli_store_options;
+use crate::{cli_notices, cli_store_options};
 
 #[derive(Subcommand)]
 pub(crate) enum BansCommand {
@@ -64,7 +64,20 @@ pub(crate) async fn bans_command(
                 actor: Actor::Cli,
                 at: Utc::now(),
             };
-            if store.delete_ban(&limiter, &key, &audit).await? {
+            let stored = store.delete_ban(&limiter, &key, &audit).await?;
+            if let Some(notices) = cli_notices(settings).await? {
+                let state = iam_tokens::limits::SharedState::new(notices.redis().clone());
+                let shared = state.lift(&limiter, &key).await.is_ok();
+                notices.publish(iam_tokens::shared::Notice::Lifted {
+                    limiter: limiter.clone(),
+                    key: key.clone(),
+                });
+                notices.drained(settings.redis.connect_timeout).await;
+                if !shared {
+                    eprintln!("warning: could not lift the ban in Redis");
+                }
+            }
+            if stored {
                 println!("lifted {limiter} {key}");
                 Ok(())
             } else {

@@ -10,7 +10,7 @@ use iam_tokens::domain::access::{
 };
 use iam_tokens::envelope::iso;
 use iam_tokens::store::{RoleCreation, RoleDeletion, RoleUpdate};
-use iam_tokens::Settings;
+use iam_tokens::{Settings, TokenService};
 
 use super::output::{fields, listed, table};
 use super::AnyError;
@@ -100,6 +100,13 @@ pub(crate) async fn roles_command(
     settings: &Settings,
 ) -> Result<(), AnyError> {
     let tokens = cli_service(settings).await?;
+    let result = run(&tokens, command).await;
+    // Publishes the change to running instances (with Redis) before the process exits.
+    tokens.shutdown().await;
+    result
+}
+
+async fn run(tokens: &TokenService, command: RolesCommand) -> Result<(), AnyError> {
     match command {
         RolesCommand::Create {
             name,

@@ -8,7 +8,7 @@ use iam_tokens::domain::{
 use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::service::{CreateToken, Creation, Decision};
 use iam_tokens::store::AccessOutcome;
-use iam_tokens::Settings;
+use iam_tokens::{Settings, TokenService};
 
 use super::output::{print_json, table};
 use super::roles::{access_fields, no_role};
@@ -85,6 +85,13 @@ pub(crate) async fn token_command(
     settings: &Settings,
 ) -> Result<(), AnyError> {
     let tokens = cli_service(settings).await?;
+    let result = run(&tokens, command).await;
+    // Publishes the change to running instances (with Redis) before the process exits.
+    tokens.shutdown().await;
+    result
+}
+
+async fn run(tokens: &TokenService, command: TokenCommand) -> Result<(), AnyError> {
     match command {
         TokenCommand::Create {
             user,

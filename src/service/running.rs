@@ -70,6 +70,9 @@ impl TokenService {
     /// attempts); what still could not be written is logged with its size. Other clones of
     /// this service keep working, with `flush_usage` as their only writer.
     pub async fn shutdown(&self) {
+        if let Some(notices) = &self.notices {
+            notices.drained(notices.redis().connect_timeout()).await;
+        }
         if let Some(flusher) = &self.flusher {
             flusher.stop().await;
         }

@@ -8,6 +8,7 @@
 //! its whole cache first.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt as _;
@@ -89,6 +90,8 @@ pub struct Notices {
     /// Random per process: tells our own messages apart.
     instance: String,
     outbox: mpsc::UnboundedSender<Notice>,
+    /// Published and not yet sent (or kept): see [`Notices::drained`].
+    in_flight: AtomicUsize,
     pending: Mutex<Pending>,
 }
 
@@ -102,6 +105,7 @@ impl Notices {
             redis,
             instance: format!("{:016x}", rand::random::<u64>()),
             outbox,
+            in_flight: AtomicUsize::new(0),
             pending: Mutex::default(),
         });
         let publisher = Arc::downgrade(&notices);
@@ -111,6 +115,7 @@ impl Notices {
                     return;
                 };
                 notices.send(notice).await;
+                notices.in_flight.fetch_sub(1, Ordering::AcqRel);
             }
         });
         notices
@@ -118,7 +123,19 @@ impl Notices {
 
     /// Tells every other instance, after the change has committed; never waits.
     pub fn publish(&self, notice: Notice) {
-        let _ = self.outbox.send(notice);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if self.outbox.send(notice).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Waits until every notice published so far was sent (or kept for later), for at most
+    /// `within`: a process about to exit (the CLI, a shutdown) calls it last.
+    pub async fn drained(&self, within: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.in_flight.load(Ordering::Acquire) > 0 && started.elapsed() < within {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     pub fn redis(&self) -> &Arc<Redis> {

@@ -11,7 +11,7 @@ use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 /// Runs the binary with `args`, with no inherited `IAM_*` or `RUST_LOG` variables, from a
 /// directory without a `config.toml`, plus the given environment.
-async fn run(args: &[&str], env: &[(&str, String)]) -> Output {
+pub(crate) async fn run(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iam-tokens"));
     command.args(args).current_dir(env!("CARGO_TARGET_TMPDIR"));
     for (name, _) in std::env::vars_os() {

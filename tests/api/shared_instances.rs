@@ -493,10 +493,12 @@ async fn the_script_in_redis_decides_as_the_limiter_in_memory_does() {
 
     for shared in [Shared::Single, Shared::Cluster] {
         let clock = std::sync::Arc::new(iam_tokens::ManualClock::starting_now());
-        let mut settings = iam_tokens::config::RedisSettings::default();
-        settings.url = Secret::new(shared.url());
-        settings.cluster = shared == Shared::Cluster;
-        settings.key_prefix = format!("iam_test_{}:", uuid::Uuid::new_v4().simple());
+        let settings = iam_tokens::config::RedisSettings {
+            url: Secret::new(shared.url()),
+            cluster: shared == Shared::Cluster,
+            key_prefix: format!("iam_test_{}:", uuid::Uuid::new_v4().simple()),
+            ..Default::default()
+        };
         let redis = iam_tokens::shared::Redis::open(&settings, Default::default()).expect("url");
         redis.probe().await.expect("Redis answers");
         redis.health().recovered();
@@ -555,4 +557,47 @@ async fn the_script_in_redis_decides_as_the_limiter_in_memory_does() {
             shared,
         });
     }
+}
+
+// ---- The command line, with Redis ----
+
+#[tokio::test]
+async fn a_revocation_and_a_lift_made_with_the_command_line_reach_the_running_instances() {
+    let fleet = instances(2, Shared::Single, limited).await;
+    let [a, b] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let env = [
+        ("IAM__DATABASE__URL", a.database_url()),
+        ("IAM__REDIS__URL", Shared::Single.url()),
+        ("IAM__REDIS__KEY_PREFIX", fleet.prefix.clone()),
+    ];
+    let token = a.create_token(31, Privilege::Full, "cli").await;
+    assert_eq!(
+        b.verify(&token.raw_api_key, "full").await.status,
+        200,
+        "cached on B"
+    );
+    let output = crate::cli::run(&["token", "revoke", &token.raw_api_key], &env).await;
+    assert!(output.status.success(), "{output:?}");
+    let refused = eventually(Duration::from_secs(5), || async {
+        b.verify(&token.raw_api_key, "full").await.status == 401
+    })
+    .await;
+    assert!(refused.is_some(), "B heard the command line's revocation");
+
+    failing_call(a).await;
+    assert_blocked(&failing_call(b).await, 900, "shared burst");
+    assert_banned(&failing_call(a).await, "banned");
+    let output = crate::cli::run(&["bans", "lift", "burst_limiter", "127.0.0.1"], &env).await;
+    assert!(output.status.success(), "{output:?}");
+    for (name, app) in [("A", a), ("B", b)] {
+        let burst = app.limits.limiter("burst_limiter").expect("burst limiter");
+        let lifted = eventually(Duration::from_secs(5), || async {
+            !burst.is_banned("127.0.0.1")
+        })
+        .await;
+        assert!(lifted.is_some(), "{name}: the lift reached it");
+    }
+    assert_eq!(failing_call(b).await.status, 400, "lifted in Redis too");
 }
