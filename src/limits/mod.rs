@@ -60,8 +60,9 @@ pub struct Limits {
 struct Shared {
     state: SharedState,
     notices: Arc<Notices>,
-    /// Consumption keys this instance counted a failure of in Redis, with when that count has
-    /// drained anyway (ms): a success resets these in Redis, and pays no round trip otherwise.
+    /// Consumption keys with a failure counted in Redis (by this instance or, as told, another),
+    /// with when that count has drained anyway (ms): a success resets these in Redis, and pays
+    /// no round trip otherwise.
     failed: dashmap::DashMap<Box<str>, i64, foldhash::fast::RandomState>,
 }
 
@@ -234,13 +235,16 @@ impl Limits {
         let decisions = keys.iter().map(|key| self.decide(&consumption, key));
         let decisions = futures_util::future::join_all(decisions).await;
         if let Some(shared) = &self.shared {
-            let drained = self
-                .clock
-                .now_ms()
-                .saturating_add(duration_ms(self.consumption.config().duration));
+            let drained = self.consumption_drained();
             for (key, decision) in keys.into_iter().zip(&decisions) {
-                if *decision != Decision::Banned {
-                    shared.failed.insert(key.into_boxed_str(), drained);
+                if *decision == Decision::Banned {
+                    continue;
+                }
+                // The first failure of a key here in its window is told to the others, so
+                // that a success on any instance resets it (SPEC A8, as on one instance).
+                let first = shared.failed.insert(key.clone().into_boxed_str(), drained);
+                if first.is_none() && shared.notices.redis().is_up() {
+                    shared.notices.publish(Notice::Failed { key });
                 }
             }
         }
@@ -248,8 +252,9 @@ impl Limits {
     }
 
     /// A successful verification resets the failure count of its key and IP; a block (or
-    /// ban) already in force stays, with its strikes. In Redis, only the counts this instance
-    /// made are reset (in the background): a success never waits on Redis.
+    /// ban) already in force stays, with its strikes. In Redis, the reset runs in the
+    /// background, and only for keys some instance told a failure of: a success never waits on
+    /// Redis, and most never ask it anything.
     pub fn verify_succeeded(&self, ip: Option<IpAddr>, presented: &str) {
         if !self.enabled {
             return;
@@ -269,6 +274,12 @@ impl Limits {
                 }
             }
         }
+    }
+
+    /// When a failure counted now has drained from the consumption limiter anyway (ms).
+    fn consumption_drained(&self) -> i64 {
+        let window = duration_ms(self.consumption.config().duration);
+        self.clock.now_ms().saturating_add(window)
     }
 
     fn reset_in_background(&self, key: String) {
@@ -352,6 +363,12 @@ impl Limits {
             Notice::Lifted { limiter, key } => {
                 if let Some(limiter) = self.limiter(limiter) {
                     limiter.lift(key);
+                }
+            }
+            Notice::Failed { key } => {
+                if let Some(shared) = &self.shared {
+                    let drained = self.consumption_drained();
+                    shared.failed.insert(key.as_str().into(), drained);
                 }
             }
             _ => {}

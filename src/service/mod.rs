@@ -167,7 +167,7 @@ impl TokenService {
             Notice::Token(digest) => cache.invalidate(digest),
             Notice::Roles => cache.roles_changed(),
             Notice::Everything => cache.clear(),
-            Notice::Banned { .. } | Notice::Lifted { .. } => {}
+            Notice::Banned { .. } | Notice::Lifted { .. } | Notice::Failed { .. } => {}
         }
     }
 

@@ -31,6 +31,9 @@ pub enum Notice {
     Banned { limiter: String, key: String },
     /// An operator lifted a ban.
     Lifted { limiter: String, key: String },
+    /// A failed verification was counted for this consumption key (its first in the window on
+    /// the sender): a success anywhere resets it.
+    Failed { key: String },
     /// Changes were lost: drop everything cached.
     Everything,
 }
@@ -47,14 +50,19 @@ impl Notice {
             Self::Roles => format!("{instance}|r"),
             Self::Banned { limiter, key } => format!("{instance}|b|{limiter}|{key}"),
             Self::Lifted { limiter, key } => format!("{instance}|l|{limiter}|{key}"),
+            Self::Failed { key } => format!("{instance}|f|{key}"),
             Self::Everything => format!("{instance}|e"),
         }
     }
 
     /// `(sender, notice)`; `None` for a message that is not ours to read.
     fn decode(text: &str) -> Option<(&str, Self)> {
-        let mut parts = text.splitn(4, '|');
-        let instance = parts.next()?;
+        let (instance, rest) = text.split_once('|')?;
+        if let Some(key) = rest.strip_prefix("f|") {
+            let key = key.to_owned();
+            return Some((instance, Self::Failed { key }));
+        }
+        let mut parts = rest.splitn(3, '|');
         let notice = match (parts.next()?, parts.next(), parts.next()) {
             ("t", Some(digest), None) => {
                 let mut bytes = [0u8; 32];
@@ -157,6 +165,9 @@ impl Notices {
     }
 
     fn keep(&self, notice: Notice) {
+        if matches!(notice, Notice::Failed { .. }) {
+            return; // advisory: not worth a dropped cache when the queue overflows
+        }
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.notices.len() < MAX_PENDING {
             pending.notices.push_back(notice);
@@ -285,6 +296,12 @@ mod tests {
             Notice::Lifted {
                 limiter: "consumption_rate_limiter".into(),
                 key: "key:0a|b".into(),
+            },
+            Notice::Failed {
+                key: "key:00ff00ff00ff00ff".into(),
+            },
+            Notice::Failed {
+                key: "2001:db8::1".into(),
             },
         ];
         for notice in notices {

@@ -153,6 +153,13 @@ async fn metrics_text(app: &TestApp) -> String {
     response.expect("metrics").text().await.expect("text")
 }
 
+/// The value of an unlabelled series in a Prometheus scrape (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// Runs each test against the single Redis and against the Redis Cluster.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -178,6 +185,7 @@ on_both!(
     a_signed_request_replayed_to_another_instance_is_refused,
     a_lifted_ban_is_lifted_on_every_instance,
     three_hundred_parallel_failures_over_three_instances_admit_exactly_the_limit,
+    a_success_on_one_instance_resets_the_failures_counted_on_another,
 );
 
 async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
@@ -243,6 +251,60 @@ async fn three_hundred_parallel_failures_over_three_instances_admit_exactly_the_
         (10, 290),
         "consumption_rate_limiter: 10 per IP"
     );
+}
+
+/// Reads one field of a Redis hash (through the cluster when there is one).
+async fn hash_field(shared: Shared, key: &str, field: &str) -> Option<String> {
+    let get = redis::cmd("HGET").arg(key).arg(field).clone();
+    match shared {
+        Shared::Single => {
+            let client = redis::Client::open(shared.url()).expect("url");
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            get.query_async(&mut connection).await.ok()?
+        }
+        Shared::Cluster => {
+            let client = redis::cluster::ClusterClient::new(shared.nodes()).expect("nodes");
+            let mut connection = client.get_async_connection().await.ok()?;
+            get.query_async(&mut connection).await.ok()?
+        }
+    }
+}
+
+async fn a_success_on_one_instance_resets_the_failures_counted_on_another(shared: Shared) {
+    let fleet = instances(3, shared, limited).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let good = a.create_token(14, Privilege::Full, "good").await;
+    for failure in 0..9 {
+        let answer = a.verify(&format!("bad-{failure}"), "full").await;
+        assert_eq!(answer.status, 401, "failure {failure} on A");
+    }
+    let ip_state = format!("{}rl:{{127.0.0.1}}:consumption_rate_limiter", fleet.prefix);
+    assert!(
+        hash_field(shared, &ip_state, "tat").await.is_some(),
+        "9 of 10 points spent"
+    );
+    // B hears of A's failures (the IP's first one is told), then serves a success.
+    let told = eventually(Duration::from_secs(5), || async {
+        metric(&metrics_text(b).await, "iam_redis_notices_received_total") >= 2.0
+    })
+    .await;
+    assert!(told.is_some(), "B heard of the failures");
+    assert_eq!(b.verify(&good.raw_api_key, "full").await.status, 200);
+    let reset = eventually(Duration::from_secs(5), || async {
+        hash_field(shared, &ip_state, "tat").await.is_none()
+    })
+    .await;
+    assert!(reset.is_some(), "B's success reset the IP's count in Redis");
+    for failure in 0..10 {
+        let answer = c.verify(&format!("again-{failure}"), "full").await;
+        assert_eq!(
+            answer.status, 401,
+            "a full allowance again: failure {failure} on C"
+        );
+    }
+    assert_blocked(&c.verify("again-10", "full").await, 3600, "the 11th");
 }
 
 async fn a_change_made_on_one_instance_is_refused_by_the_others_at_once(shared: Shared) {
@@ -388,7 +450,11 @@ async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops
             ),
             "{name}: still ready (redis.required_for_ready is false)"
         );
-        assert!(metrics_text(app).await.contains("iam_redis_up 0"), "{name}");
+        assert_eq!(
+            metric(&metrics_text(app).await, "iam_redis_up"),
+            0.0,
+            "{name}"
+        );
     }
     // Verification goes on: cached keys, and keys read from the store.
     assert_eq!(b.verify(&kept.raw_api_key, "full").await.status, 200);
@@ -404,7 +470,7 @@ async fn with_redis_down_every_instance_serves_on_its_own_then_rejoins_and_drops
         );
         assert_blocked(&failing_call(app).await, 900, name);
     }
-    assert!(metrics_text(a).await.contains("iam_redis_fallbacks_total"));
+    assert!(metric(&metrics_text(a).await, "iam_redis_fallbacks_total") >= 1.0);
     // A revocation while Redis is down cannot be published yet.
     let answer = a.tokens.revoke(&revoked.raw_api_key, Privilege::Full).await;
     assert!(answer.outcome.is_ok());
