@@ -57,6 +57,9 @@ pub struct Limits {
     shared: Option<Shared>,
 }
 
+/// Consumption keys remembered as having failures in Redis, at most (about 60 bytes each).
+const MAX_FAILED_KEYS: usize = 100_000;
+
 struct Shared {
     state: SharedState,
     notices: Arc<Notices>,
@@ -242,6 +245,9 @@ impl Limits {
                 }
                 // The first failure of a key here in its window is told to the others, so
                 // that a success on any instance resets it (SPEC A8, as on one instance).
+                if shared.failed.len() >= MAX_FAILED_KEYS && !shared.failed.contains_key(&*key) {
+                    continue; // a flood: these counts drain with the limiter's rate instead
+                }
                 let first = shared.failed.insert(key.clone().into_boxed_str(), drained);
                 if first.is_none() && shared.notices.redis().is_up() {
                     shared.notices.publish(Notice::Failed { key });
@@ -366,7 +372,11 @@ impl Limits {
                 }
             }
             Notice::Failed { key } => {
-                if let Some(shared) = &self.shared {
+                if let Some(shared) = self
+                    .shared
+                    .as_ref()
+                    .filter(|s| s.failed.len() < MAX_FAILED_KEYS)
+                {
                     let drained = self.consumption_drained();
                     shared.failed.insert(key.as_str().into(), drained);
                 }

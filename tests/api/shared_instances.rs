@@ -186,6 +186,7 @@ on_both!(
     a_lifted_ban_is_lifted_on_every_instance,
     three_hundred_parallel_failures_over_three_instances_admit_exactly_the_limit,
     a_success_on_one_instance_resets_the_failures_counted_on_another,
+    a_role_change_and_an_access_change_on_one_instance_are_seen_by_the_others,
 );
 
 async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
@@ -251,6 +252,75 @@ async fn three_hundred_parallel_failures_over_three_instances_admit_exactly_the_
         (10, 290),
         "consumption_rate_limiter: 10 per IP"
     );
+}
+
+async fn may_write(app: &TestApp, key: &str) -> u16 {
+    let path = "/api/public/verify?privilege=full&permissions=projects.write";
+    let request = app.client.get(app.url(path)).header("x-api-key", key);
+    app.send(request).await.status
+}
+
+async fn a_role_change_and_an_access_change_on_one_instance_are_seen_by_the_others(shared: Shared) {
+    use iam_tokens::domain::access::TokenAccess;
+    use iam_tokens::domain::access::{AccessChange, Grant, NewRole, RoleChange, RoleName};
+    use iam_tokens::domain::TokenName;
+    use iam_tokens::service::CreateToken;
+
+    let fleet = instances(3, shared, |_| {}).await;
+    let [a, b, c] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let pro = RoleName::parse("pro").expect("role name");
+    let grant = |text| Grant::parse(text).expect("grant");
+    let role = NewRole {
+        name: pro.clone(),
+        description: None,
+        permissions: [grant("projects.read")].into(),
+    };
+    a.tokens.create_role(role).await.expect("role created");
+    let access = TokenAccess::new([pro.clone()].into(), Default::default());
+    let name = TokenName::parse("plan").expect("name");
+    let request = CreateToken::new(crate::helpers::uid(15), Privilege::Full, name).access(access);
+    let created = a.tokens.create(request).await.outcome.expect("created");
+    let key = &created.raw_api_key;
+    for app in [b, c] {
+        assert_eq!(
+            may_write(app, key).await,
+            403,
+            "cached without projects.write"
+        );
+    }
+    let change = RoleChange {
+        add: [grant("projects.write")].into(),
+        ..Default::default()
+    };
+    a.tokens
+        .update_role(&pro, change)
+        .await
+        .expect("role updated");
+    for (name, app) in [("B", b), ("C", c)] {
+        let seen = eventually(Duration::from_secs(5), || async {
+            may_write(app, key).await == 200
+        })
+        .await;
+        assert!(seen.is_some(), "{name} saw the role change");
+    }
+    let id = a.token_id(&created.raw_public_id).await;
+    let change = AccessChange {
+        remove_roles: [pro].into(),
+        ..Default::default()
+    };
+    a.tokens
+        .change_access(id, change)
+        .await
+        .expect("access changed");
+    for (name, app) in [("B", b), ("C", c)] {
+        let seen = eventually(Duration::from_secs(5), || async {
+            may_write(app, key).await == 403
+        })
+        .await;
+        assert!(seen.is_some(), "{name} saw the key lose its role");
+    }
 }
 
 /// Reads one field of a Redis hash (through the cluster when there is one).

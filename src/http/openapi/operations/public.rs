@@ -86,14 +86,23 @@ pub fn health_head(d: Describe) -> Operation {
 
 pub fn ready(d: Describe) -> Operation {
     let readiness = d.components.of::<Readiness>();
-    d.json(200, "The database answers.", readiness.clone())
-        .json(503, "The database does not answer.", readiness)
-        .build()
+    d.json(
+        200,
+        "The database answers. With `redis.url`, `redis` tells whether Redis does \
+         (a Redis that is down fails readiness only with `redis.required_for_ready`).",
+        readiness.clone(),
+    )
+    .json(
+        503,
+        "The database does not answer (or Redis, when `redis.required_for_ready`).",
+        readiness,
+    )
+    .build()
 }
 
 pub fn ready_head(d: Describe) -> Operation {
-    d.empty(200, "The database answers (no body).")
-        .empty(503, "The database does not answer (no body).")
+    d.empty(200, "Ready, as `GET /ready` (no body).")
+        .empty(503, "Not ready, as `GET /ready` (no body).")
         .build()
 }
 
