@@ -4,14 +4,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::Notify;
-
 use crate::telemetry::metrics::RedisMetrics;
 
 pub struct Health {
     up: AtomicBool,
-    /// Woken when Redis goes down: the subscription is torn down and tried again.
-    went_down: Notify,
     metrics: RedisMetrics,
 }
 
@@ -21,7 +17,6 @@ impl Health {
         metrics.up.set(0.0);
         Self {
             up: AtomicBool::new(false),
-            went_down: Notify::new(),
             metrics,
         }
     }
@@ -41,25 +36,15 @@ impl Health {
                  until it answers again"
             );
             self.metrics.up.set(0.0);
-            self.went_down.notify_waiters();
         }
     }
 
-    /// The background check reached Redis and the subscription is in place again.
+    /// The background check reached Redis, with the subscription in place.
     pub fn recovered(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
             tracing::info!("Redis answers: limits, replay ids and cache invalidation are shared");
             self.metrics.up.set(1.0);
         }
-    }
-
-    /// Resolves when Redis is next marked down.
-    pub async fn down(&self) {
-        let notified = self.went_down.notified();
-        if !self.is_up() {
-            return;
-        }
-        notified.await;
     }
 
     pub fn metrics(&self) -> &RedisMetrics {

@@ -240,7 +240,10 @@ impl Notices {
         }
     }
 
-    /// Applies messages until the subscription fails a ping, ends, or Redis is marked down.
+    /// Applies messages until the subscription ends or fails a ping. Every `check_interval`
+    /// it also probes the command connections: a call that failed while the subscription
+    /// stayed up marked Redis down, and a probe that answers marks it up again — with no
+    /// cache dropped, since no message was missed.
     async fn listen(&self, subscription: redis::aio::PubSub, sink: &dyn NoticeSink) {
         let (mut control, mut messages) = subscription.split();
         let mut tick = tokio::time::interval(self.redis.check_interval());
@@ -269,11 +272,12 @@ impl Notices {
                         health.failed("subscription ping", &"no answer");
                         return;
                     }
-                    if self.redis.probe().await.is_err() {
-                        return;
+                    let was_up = health.is_up();
+                    if self.redis.probe().await.is_ok() && !was_up {
+                        health.recovered();
+                        self.resend_pending();
                     }
                 }
-                () = health.down() => return,
             }
         }
     }
