@@ -87,6 +87,7 @@ for BACKEND in $BACKENDS; do
     --role bench_pro 2>/dev/null | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
 
   start
+  READY=$(curl -s "http://127.0.0.1:$PORT/ready" || true)
   # Alternate the two routes so that a change in the machine's load hits both alike.
   HEALTH_RUNS=() VERIFY_RUNS=() HEALTH_CPU=() VERIFY_CPU=() QUERY_RUNS=() QUERY_CPU=()
   for _ in $(seq 1 "$RUNS"); do
@@ -108,7 +109,7 @@ for BACKEND in $BACKENDS; do
   COUNT=$("$BIN" token list --user 1 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
 
   echo
-  echo "[$BACKEND]"
+  echo "[$BACKEND]   /ready: $READY"
   echo "health runs: ${HEALTH_RUNS[*]}   verify runs: ${VERIFY_RUNS[*]}"
   echo "GET /health                              ${HEALTH} req/s   ${HEALTH_US} µs server CPU/request"
   echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s   ${VERIFY_US} µs server CPU/request"
