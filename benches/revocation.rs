@@ -12,6 +12,9 @@
 //! Needs MariaDB on 127.0.0.1:3306 and Redis on 127.0.0.1:6379 (scripts/services.sh).
 //! Run: `cargo bench --bench revocation` (target: p99 ≤ 100 ms).
 
+#[path = "support/redis_keys.rs"]
+mod redis_keys;
+
 use std::time::{Duration, Instant};
 
 use iam_tokens::domain::{Privilege, TokenName, UserId};
@@ -68,7 +71,7 @@ impl Drop for Cleanup {
     }
 }
 
-/// Deletes every key under `prefix` (SCAN, then DEL); the number deleted.
+/// Deletes every key under `prefix`; the number deleted.
 async fn delete_prefix(prefix: &str) -> usize {
     let mut settings = Settings::defaults().expect("defaults").redis;
     settings.url = Secret::new(REDIS);
@@ -80,29 +83,7 @@ async fn delete_prefix(prefix: &str) -> usize {
         return 0;
     }
     redis.health().recovered();
-    let mut cursor = 0u64;
-    let mut deleted = 0;
-    loop {
-        let scan = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .clone();
-        let Ok((next, keys)) = redis.query::<(u64, Vec<String>)>("scan", &scan).await else {
-            break;
-        };
-        if !keys.is_empty() {
-            let del = redis::cmd("DEL").arg(&keys).clone();
-            deleted += redis.query::<usize>("del", &del).await.unwrap_or(0);
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    deleted
+    redis_keys::delete_prefix(&redis, prefix).await
 }
 
 struct Instance {

@@ -4,6 +4,9 @@
 //! 127.0.0.1:6379 (scripts/services.sh), under a fresh key prefix deleted at the end.
 //! Run: `cargo bench --bench shared_limits`.
 
+#[path = "support/redis_keys.rs"]
+mod redis_keys;
+
 use std::collections::hash_map::RandomState;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -35,30 +38,6 @@ fn generous_limiter(name: &'static str) -> Limiter {
         RandomState::new(),
         NewBans::default(),
     )
-}
-
-/// Deletes every key under `prefix` (SCAN, then DEL); the number deleted.
-async fn delete_prefix(redis: &Redis, prefix: &str) -> usize {
-    let mut cursor = 0u64;
-    let mut deleted = 0;
-    loop {
-        let scan = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .clone();
-        let (next, keys): (u64, Vec<String>) = redis.query("scan", &scan).await.expect("SCAN");
-        if !keys.is_empty() {
-            let del = redis::cmd("DEL").arg(&keys).clone();
-            deleted += redis.query::<usize>("del", &del).await.expect("DEL");
-        }
-        cursor = next;
-        if cursor == 0 {
-            return deleted;
-        }
-    }
 }
 
 /// A current-thread runtime, as the other benches use; `SHARED_LIMITS_RUNTIME=multi` picks a
@@ -137,7 +116,7 @@ fn bench_shared(c: &mut Criterion) {
     // Still allowed after every iteration above.
     let last = runtime.block_on(shared.decide(&[&burst, &slow], KEY, now_ms(), 2));
     assert_eq!(last, Ok(vec![SharedAnswer::Allowed, SharedAnswer::Allowed]));
-    let deleted = runtime.block_on(delete_prefix(&redis, &prefix));
+    let deleted = runtime.block_on(redis_keys::delete_prefix(&redis, &prefix));
     eprintln!("cleanup: deleted {deleted} Redis key(s) under {prefix}");
 }
 
