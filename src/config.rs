@@ -38,7 +38,8 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://[:password@]host:port[/db]`; for a cluster, its seed nodes, comma-separated.
+    /// `redis://[:password@]host:port[/db]`; for a cluster, its seed nodes, comma-separated
+    /// (no TLS: put a TLS tunnel in front when Redis is not on a private network).
     /// May hold a password: redacted in `Debug`.
     pub url: Secret,
     /// `url` names the seed nodes of a Redis Cluster.
@@ -412,7 +413,7 @@ impl Settings {
             if crate::shared::seed_urls(redis.url.expose()).is_err() {
                 return invalid(
                     "redis.url",
-                    "must be redis://host:port (or rediss://), comma-separated for a cluster",
+                    "must be redis://[:password@]host:port[/db], comma-separated for a cluster (TLS, rediss://, is not supported)",
                 );
             }
         }
@@ -495,5 +496,40 @@ mod tests {
             .unwrap();
         let err = Settings::from_config(built).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn redis_settings_that_cannot_work_are_refused_naming_their_key() {
+        let with = |redis: &str| {
+            let built = Config::builder()
+                .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+                .add_source(File::from_str(
+                    &format!("[redis]\n{redis}"),
+                    FileFormat::Toml,
+                ))
+                .build()
+                .unwrap();
+            Settings::from_config(built)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with("url = ''"), Ok(()), "no Redis");
+        let url = "url = 'redis://127.0.0.1:6379'";
+        assert_eq!(with(url), Ok(()));
+        let cluster = "url = 'redis://a:7101, redis://b:7102'\ncluster = true";
+        assert_eq!(with(cluster), Ok(()));
+        #[rustfmt::skip]
+        let refused = [
+            ("url = 'rediss://127.0.0.1:6379'".to_owned(), "redis.url"),
+            ("url = 'http://127.0.0.1:6379'".to_owned(),   "redis.url"),
+            ("url = ' , '".to_owned(),                     "redis.url"),
+            (format!("{url}\nkey_prefix = '{{iam}}:'"),    "redis.key_prefix"),
+            (format!("{url}\nconnections = 0"),            "redis.connections"),
+            (format!("{url}\ntimeout = '0s'"),             "redis"),
+        ];
+        for (redis, key) in refused {
+            let err = with(&redis).expect_err(&redis);
+            assert!(err.contains(key), "{redis}: {err}");
+        }
     }
 }

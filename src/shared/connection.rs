@@ -21,7 +21,8 @@ use crate::telemetry::metrics::RedisMetrics;
 #[error("Redis is unavailable")]
 pub struct Unavailable;
 
-/// The seed URLs of `redis.url` (one, or several comma-separated for a cluster).
+/// The seed URLs of `redis.url` (one, or several comma-separated for a cluster): `redis://`
+/// only (the client is built without TLS).
 pub fn seed_urls(url: &str) -> Result<Vec<String>, redis::RedisError> {
     let seeds: Vec<String> = url
         .split(',')
@@ -36,6 +37,12 @@ pub fn seed_urls(url: &str) -> Result<Vec<String>, redis::RedisError> {
         )));
     }
     for seed in &seeds {
+        if !seed.starts_with("redis://") {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "not a redis:// URL",
+            )));
+        }
         Client::open(seed.as_str())?;
     }
     Ok(seeds)
@@ -191,11 +198,13 @@ impl Redis {
         &self.seeds[0]
     }
 
+    /// A connection for a call made now (counted), unless Redis is down.
     fn connection(&self) -> Result<Connection, Unavailable> {
         if !self.health.is_up() {
             return Err(Unavailable);
         }
         let pool = self.pool.get().ok_or(Unavailable)?;
+        self.health.metrics().calls.increment(1);
         let index = self.next.fetch_add(1, Ordering::Relaxed) % pool.len();
         Ok(pool[index].clone())
     }

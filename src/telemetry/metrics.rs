@@ -80,6 +80,8 @@ impl Default for LimiterMetrics {
 pub struct RedisMetrics {
     /// 1 while Redis answers and the subscription is in place, else 0.
     pub up: Gauge,
+    /// Redis calls made for requests and publishing (not the background checks).
+    pub calls: Counter,
     /// Redis calls that failed or timed out.
     pub errors: Counter,
     /// Decisions an abuse limiter took on this instance's own state because Redis was down.
@@ -94,6 +96,7 @@ impl Default for RedisMetrics {
     fn default() -> Self {
         Self {
             up: Gauge::noop(),
+            calls: Counter::noop(),
             errors: Counter::noop(),
             fallbacks: Counter::noop(),
             resubscriptions: Counter::noop(),
@@ -346,6 +349,7 @@ impl Metrics {
             |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
         RedisMetrics {
             up: recorder.register_gauge(&Key::from_name("iam_redis_up"), &METADATA),
+            calls: counter("iam_redis_calls_total"),
             errors: counter("iam_redis_errors_total"),
             fallbacks: counter("iam_redis_fallbacks_total"),
             resubscriptions: counter("iam_redis_resubscriptions_total"),
@@ -446,6 +450,10 @@ fn describe(recorder: &PrometheusRecorder) {
         (
             "iam_bans_total",
             "Keys banned by an abuse limiter, by limiter.",
+        ),
+        (
+            "iam_redis_calls_total",
+            "Redis calls made for requests and publishing (not the background checks).",
         ),
         (
             "iam_redis_errors_total",

@@ -187,6 +187,7 @@ on_both!(
     three_hundred_parallel_failures_over_three_instances_admit_exactly_the_limit,
     a_success_on_one_instance_resets_the_failures_counted_on_another,
     a_role_change_and_an_access_change_on_one_instance_are_seen_by_the_others,
+    a_flood_from_a_banned_ip_costs_no_redis_call,
 );
 
 async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
@@ -439,6 +440,31 @@ async fn a_signed_request_replayed_to_another_instance_is_refused(shared: Shared
     assert_eq!(
         c.send(other.request(c, &token.raw_api_key)).await.status,
         200
+    );
+}
+
+async fn a_flood_from_a_banned_ip_costs_no_redis_call(shared: Shared) {
+    let fleet = instances(2, shared, limited).await;
+    let [a, b] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    failing_call(a).await;
+    assert_blocked(&failing_call(a).await, 900, "blocked");
+    assert_banned(&failing_call(a).await, "banned on A");
+    let burst = b.limits.limiter("burst_limiter").expect("burst limiter");
+    let told = eventually(Duration::from_secs(5), || async {
+        burst.is_banned("127.0.0.1")
+    })
+    .await;
+    assert!(told.is_some(), "B heard of the ban");
+    let calls = metric(&metrics_text(b).await, "iam_redis_calls_total");
+    for call in 0..50 {
+        assert_banned(&failing_call(b).await, &format!("call {call} on B"));
+    }
+    assert_eq!(
+        metric(&metrics_text(b).await, "iam_redis_calls_total"),
+        calls,
+        "answered from the local cache of bans"
     );
 }
 
