@@ -180,6 +180,19 @@ fn cli_store_options(settings: &Settings) -> store::OpenOptions {
 
 /// The service for one-shot commands, acting as `cli`: straight to the store, no cache, no
 /// batched counting.
+/// Runs one command on the CLI's service, then shuts it down: with Redis, its changes are told
+/// to running instances before the process exits.
+async fn with_cli_service<F, Fut>(settings: &Settings, command: F) -> Result<(), AnyError>
+where
+    F: FnOnce(TokenService) -> Fut,
+    Fut: std::future::Future<Output = Result<(), AnyError>>,
+{
+    let tokens = cli_service(settings).await?;
+    let result = command(tokens.clone()).await;
+    tokens.shutdown().await;
+    result
+}
+
 /// With Redis, changes are told to running instances (call `shutdown` before exiting).
 async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
     let url = settings.database.url.expose();

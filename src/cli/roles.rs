@@ -14,7 +14,7 @@ use iam_tokens::{Settings, TokenService};
 
 use super::output::{fields, listed, table};
 use super::AnyError;
-use crate::cli_service;
+use crate::with_cli_service;
 
 #[derive(Subcommand)]
 pub(crate) enum RolesCommand {
@@ -99,11 +99,11 @@ pub(crate) async fn roles_command(
     command: RolesCommand,
     settings: &Settings,
 ) -> Result<(), AnyError> {
-    let tokens = cli_service(settings).await?;
-    let result = run(&tokens, command).await;
-    // Publishes the change to running instances (with Redis) before the process exits.
-    tokens.shutdown().await;
-    result
+    with_cli_service(
+        settings,
+        |tokens| async move { run(&tokens, command).await },
+    )
+    .await
 }
 
 async fn run(tokens: &TokenService, command: RolesCommand) -> Result<(), AnyError> {

@@ -13,7 +13,7 @@ use iam_tokens::{Settings, TokenService};
 use super::output::{print_json, table};
 use super::roles::{access_fields, no_role};
 use super::AnyError;
-use crate::cli_service;
+use crate::with_cli_service;
 
 #[derive(Subcommand)]
 pub(crate) enum TokenCommand {
@@ -84,11 +84,11 @@ pub(crate) async fn token_command(
     command: TokenCommand,
     settings: &Settings,
 ) -> Result<(), AnyError> {
-    let tokens = cli_service(settings).await?;
-    let result = run(&tokens, command).await;
-    // Publishes the change to running instances (with Redis) before the process exits.
-    tokens.shutdown().await;
-    result
+    with_cli_service(
+        settings,
+        |tokens| async move { run(&tokens, command).await },
+    )
+    .await
 }
 
 async fn run(tokens: &TokenService, command: TokenCommand) -> Result<(), AnyError> {
