@@ -1,5 +1,6 @@
 //! What the service tells its operators: logs (tracing) and Prometheus metrics.
 
+mod help;
 mod labels;
 mod logs;
 pub mod metrics;

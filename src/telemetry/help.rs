@@ -1,0 +1,93 @@
+//! The help text of every series `/metrics` serves (Prometheus `# HELP` lines).
+
+use metrics::{Recorder as _, Unit};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+/// Registers the help text of every counter and gauge with `recorder`.
+pub fn describe(recorder: &PrometheusRecorder) {
+    let counters = [
+        (
+            "iam_http_requests_total",
+            "HTTP requests answered, by method, route and status.",
+        ),
+        (
+            "iam_verifications_total",
+            "Verifications, by route and outcome.",
+        ),
+        (
+            "iam_cache_lookups_total",
+            "Verification cache lookups, by result.",
+        ),
+        (
+            "iam_usage_flushes_total",
+            "Batches of counted uses written, by result.",
+        ),
+        (
+            "iam_usage_flushed_uses_total",
+            "Uses written by batch flushes.",
+        ),
+        (
+            "iam_store_errors_total",
+            "Store calls that failed, by operation.",
+        ),
+        (
+            "iam_rate_limit_rejections_total",
+            "Requests refused by an abuse limiter, by limiter.",
+        ),
+        (
+            "iam_bans_total",
+            "Keys banned by an abuse limiter, by limiter.",
+        ),
+        (
+            "iam_redis_calls_total",
+            "Redis calls made for requests and publishing (not the background checks).",
+        ),
+        (
+            "iam_redis_errors_total",
+            "Redis calls that failed or timed out.",
+        ),
+        (
+            "iam_redis_fallbacks_total",
+            "Abuse-limiter decisions taken on this instance's own state while Redis was down.",
+        ),
+        (
+            "iam_redis_resubscriptions_total",
+            "Times the invalidation subscription was lost and made again (each drops the cache).",
+        ),
+        (
+            "iam_redis_notices_received_total",
+            "Changes heard from other instances.",
+        ),
+    ];
+    for (name, help) in counters {
+        recorder.describe_counter(name.into(), None, help.into());
+    }
+    let gauges = [
+        ("iam_usage_pending", "Uses counted and not yet written."),
+        (
+            "iam_redis_up",
+            "1 while Redis answers and the invalidation subscription is in place, else 0.",
+        ),
+        (
+            "iam_process_start_time_seconds",
+            "When the process started, in Unix seconds.",
+        ),
+        ("iam_build_info", "The running version (always 1)."),
+    ];
+    for (name, help) in gauges {
+        recorder.describe_gauge(name.into(), None, help.into());
+    }
+    let histograms = [
+        (
+            "iam_verify_duration_seconds",
+            "Time to answer a public verification.",
+        ),
+        (
+            "iam_usage_flush_duration_seconds",
+            "Time to write one batch of uses.",
+        ),
+    ];
+    for (name, help) in histograms {
+        recorder.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
+    }
+}
