@@ -107,6 +107,33 @@ pub async fn instances_at(
     }
 }
 
+impl Instances {
+    /// One more instance of the deployment, with the first one's settings.
+    async fn another(&self) -> TestApp {
+        let first = &self.apps[0];
+        let (settings, db) = (first.settings.clone(), first.db_name.clone());
+        spawn_with_clock(settings, db, first.clock.clone()).await
+    }
+
+    /// Deletes every key of the deployment in Redis, as a `FLUSHALL` would.
+    fn flush_redis(&self) {
+        for node in self.shared.nodes() {
+            let client = redis::Client::open(node.as_str()).expect("url");
+            let mut connection = client.get_connection().expect("Redis answers");
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query(&mut connection)
+                .expect("KEYS");
+            for key in keys {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(key)
+                    .query(&mut connection)
+                    .expect("DEL");
+            }
+        }
+    }
+}
+
 pub async fn instances(n: usize, shared: Shared, configure: impl Fn(&mut Settings)) -> Instances {
     instances_at(n, shared, None, configure).await
 }
@@ -188,6 +215,7 @@ on_both!(
     a_success_on_one_instance_resets_the_failures_counted_on_another,
     a_role_change_and_an_access_change_on_one_instance_are_seen_by_the_others,
     a_flood_from_a_banned_ip_costs_no_redis_call,
+    a_ban_survives_a_flush_of_redis,
 );
 
 async fn a_burst_spread_over_three_instances_is_blocked_and_banned_as_on_one(shared: Shared) {
@@ -466,6 +494,30 @@ async fn a_flood_from_a_banned_ip_costs_no_redis_call(shared: Shared) {
         calls,
         "answered from the local cache of bans"
     );
+}
+
+async fn a_ban_survives_a_flush_of_redis(shared: Shared) {
+    let fleet = instances(2, shared, limited).await;
+    let [a, b] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    failing_call(a).await;
+    failing_call(b).await;
+    assert_banned(&failing_call(a).await, "banned");
+    let burst = b.limits.limiter("burst_limiter").expect("burst limiter");
+    let told = eventually(Duration::from_secs(5), || async {
+        burst.is_banned("127.0.0.1")
+    })
+    .await;
+    assert!(told.is_some(), "B heard of the ban");
+    fleet.flush_redis();
+    assert_banned(&failing_call(b).await, "B keeps the ban it knows");
+    let c = fleet.another().await;
+    assert_banned(
+        &failing_call(&c).await,
+        "a new instance loads it from the store",
+    );
+    assert_eq!(c.ban_rows().await.len(), 1);
 }
 
 async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
