@@ -11,6 +11,7 @@ mod name;
 mod prefix;
 mod privilege;
 mod public_id;
+pub mod quota;
 pub mod record;
 mod user_id;
 
