@@ -410,7 +410,17 @@ impl Settings {
                     "must not contain { or }: they mark the hash tags of Redis Cluster",
                 );
             }
-            if crate::shared::seed_urls(redis.url.expose()).is_err() {
+            let seeds = crate::shared::seed_urls(redis.url.expose());
+            if seeds
+                .as_ref()
+                .is_ok_and(|seeds| seeds.len() > 1 && !redis.cluster)
+            {
+                return invalid(
+                    "redis.url",
+                    "several URLs name the seed nodes of a cluster: set redis.cluster = true",
+                );
+            }
+            if seeds.is_err() {
                 return invalid(
                     "redis.url",
                     "must be redis://[:password@]host:port[/db], comma-separated for a cluster (TLS, rediss://, is not supported)",

@@ -45,6 +45,7 @@ fn redis_settings_that_cannot_work_are_refused_naming_their_key() {
         ("url = 'rediss://127.0.0.1:6379'".to_owned(), "redis.url"),
         ("url = 'http://127.0.0.1:6379'".to_owned(),   "redis.url"),
         ("url = ' , '".to_owned(),                     "redis.url"),
+        ("url = 'redis://a:1,redis://b:2'".to_owned(), "redis.cluster"),
         (format!("{url}\nkey_prefix = '{{iam}}:'"),    "redis.key_prefix"),
         (format!("{url}\nconnections = 0"),            "redis.connections"),
         (format!("{url}\ntimeout = '0s'"),             "redis"),
