@@ -815,3 +815,46 @@ async fn a_revocation_and_a_lift_made_with_the_command_line_reach_the_running_in
     }
     assert_eq!(failing_call(b).await.status, 400, "lifted in Redis too");
 }
+
+#[tokio::test]
+async fn with_redis_down_replay_ids_are_remembered_by_each_instance_alone() {
+    let (fleet, proxy) = behind_proxy(with_hmac).await;
+    let [a, b, _] = &fleet.apps[..] else {
+        unreachable!()
+    };
+    let token = a.create_token(41, Privilege::Full, "signed").await;
+    proxy.down().await;
+    let down = eventually(Duration::from_secs(5), || async {
+        redis_state(a).await == json!("down") && redis_state(b).await == json!("down")
+    })
+    .await;
+    assert!(down.is_some());
+    let now = a.clock.now().timestamp_millis();
+    let signing = Signing::new(now, "during-the-outage");
+    assert_eq!(
+        a.send(signing.request(a, &token.raw_api_key)).await.status,
+        200
+    );
+    let replay = a.send(signing.request(a, &token.raw_api_key)).await;
+    assert_eq!(replay.reason(), "Request id already used", "A's own window");
+    let elsewhere = b.send(signing.request(b, &token.raw_api_key)).await;
+    assert_eq!(
+        elsewhere.status, 200,
+        "degraded: B cannot know what A saw while Redis is down"
+    );
+    proxy.up();
+    let back = eventually(Duration::from_secs(10), || async {
+        redis_state(a).await == json!("up") && redis_state(b).await == json!("up")
+    })
+    .await;
+    assert!(back.is_some());
+    let shared_again = Signing::new(now, "after-the-outage");
+    assert_eq!(
+        b.send(shared_again.request(b, &token.raw_api_key))
+            .await
+            .status,
+        200
+    );
+    let replay = a.send(shared_again.request(a, &token.raw_api_key)).await;
+    assert_eq!(replay.reason(), "Request id already used", "shared again");
+}
