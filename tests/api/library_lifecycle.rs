@@ -48,7 +48,11 @@ async fn a_service_from_settings_writes_its_batched_counts_by_itself() {
     verify_times(&service, &key, 3).await;
     // Its own background task writes them; nobody calls flush_usage.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.usage_and_valid(id).await.0 < 3 && Instant::now() < deadline {
+    // The flush commits, then marks its uses written: wait for both (the row can show them a
+    // moment before the service has noted that it does).
+    while (app.usage_and_valid(id).await.0 < 3 || service.unwritten_uses() > 0)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.usage_and_valid(id).await, (3, true));
