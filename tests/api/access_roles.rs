@@ -5,7 +5,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{admin_error, spawn_admin_app, AdminToken, Answer, TestApp};
+use crate::helpers::{
+    admin_error, spawn_admin_app, spawn_admin_app_with, AdminToken, Answer, TestApp,
+};
 
 async fn post_role(app: &TestApp, body: &Value) -> Answer {
     app.admin_json(Method::POST, "/roles", body).await
@@ -373,7 +375,11 @@ async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
 
 #[tokio::test]
 async fn at_most_1000_roles_exist_even_when_created_all_at_once() {
-    let app = spawn_admin_app().await;
+    // The creations queue on one lock: not the place to test the 2 s bound on a store call.
+    let app = spawn_admin_app_with(|settings| {
+        settings.database.timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
     let created = futures_util::future::join_all((0..1010).map(|i| {
         let body = json!({"name": format!("role{i}"), "permissions": []});
         let request = app.admin_request(Method::POST, "/roles").json(&body);
@@ -393,7 +399,12 @@ async fn at_most_1000_roles_exist_even_when_created_all_at_once() {
 
 #[tokio::test]
 async fn concurrent_access_changes_of_one_token_all_survive() {
-    let app = spawn_admin_app().await;
+    // 200 changes queue on one row lock: on a loaded CI machine the last ones wait longer than
+    // the default 2 s bound on a store call. This test is about none being lost, not that bound.
+    let app = spawn_admin_app_with(|settings| {
+        settings.database.timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
     let token = app
         .admin_create(&json!({"userId": 8, "name": "busy"}))
         .await;
