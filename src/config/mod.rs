@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod redis;
+pub use redis::RedisSettings;
+
 /// The repository's `config.toml`, compiled in: the binary has every default wherever it runs.
 const DEFAULTS: &str = include_str!("../../config.toml");
 /// The shipped development JWT secret; serving with it logs a warning.
@@ -32,55 +35,6 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub redis: RedisSettings,
-}
-
-/// Several instances acting as one (SPEC B6). An empty `url` keeps everything in this process.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://[:password@]host:port[/db]`; for a cluster, its seed nodes, comma-separated
-    /// (no TLS: put a TLS tunnel in front when Redis is not on a private network).
-    /// May hold a password: redacted in `Debug`.
-    pub url: Secret,
-    /// `url` names the seed nodes of a Redis Cluster.
-    pub cluster: bool,
-    /// Prepended to every key and channel, so that several deployments share one Redis.
-    pub key_prefix: String,
-    /// Multiplexed connections opened to Redis (requests are spread over them).
-    pub connections: usize,
-    /// Longest wait for any Redis call made while serving a request; past it the call counts
-    /// as Redis being down and the request goes on without it.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Longest wait to connect (in the background: requests never wait for a connection).
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// How often the subscription is pinged, and a Redis that is down is tried again.
-    #[serde(with = "humantime_serde")]
-    pub check_interval: Duration,
-    /// `/ready` answers 503 while Redis is down (else 200, with `"redis":"down"`).
-    pub required_for_ready: bool,
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        Self {
-            url: Secret::new(""),
-            cluster: false,
-            key_prefix: "iam:".to_owned(),
-            connections: 2,
-            timeout: Duration::from_millis(100),
-            connect_timeout: Duration::from_secs(1),
-            check_interval: Duration::from_secs(1),
-            required_for_ready: false,
-        }
-    }
-}
-
-impl RedisSettings {
-    pub fn enabled(&self) -> bool {
-        !self.url.expose().trim().is_empty()
-    }
 }
 
 /// `GET /metrics` (SPEC B7).
@@ -390,43 +344,7 @@ impl Settings {
                 "ban_refresh and prune_interval must be above zero",
             );
         }
-        let redis = &self.redis;
-        if redis.enabled() {
-            if redis.timeout.is_zero()
-                || redis.connect_timeout.is_zero()
-                || redis.check_interval.is_zero()
-            {
-                return invalid(
-                    "redis",
-                    "timeout, connect_timeout and check_interval must be above zero",
-                );
-            }
-            if redis.connections == 0 {
-                return invalid("redis.connections", "must be at least 1");
-            }
-            if redis.key_prefix.contains(['{', '}']) {
-                return invalid(
-                    "redis.key_prefix",
-                    "must not contain { or }: they mark the hash tags of Redis Cluster",
-                );
-            }
-            let seeds = crate::shared::seed_urls(redis.url.expose());
-            if seeds
-                .as_ref()
-                .is_ok_and(|seeds| seeds.len() > 1 && !redis.cluster)
-            {
-                return invalid(
-                    "redis.url",
-                    "several URLs name the seed nodes of a cluster: set redis.cluster = true",
-                );
-            }
-            if seeds.is_err() {
-                return invalid(
-                    "redis.url",
-                    "must be redis://[:password@]host:port[/db], comma-separated for a cluster (TLS, rediss://, is not supported)",
-                );
-            }
-        }
+        self.redis.validate()?;
         if crate::store::Location::parse(self.database.url.expose()).is_err() {
             return invalid(
                 "database.url",
