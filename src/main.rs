@@ -129,9 +129,13 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
             let jwt = JwtVerifier::new(&settings.auth.jwt_secret, Arc::new(SystemClock));
             println!("{}", jwt.issue(user, ttl)?);
         }
-        Command::Token(command) => token_command(command, &settings).await?,
+        Command::Token(command) => {
+            with_cli_service(&settings, |tokens| token_command(tokens, command)).await?
+        }
         Command::Bans(command) => bans_command(command, &settings).await?,
-        Command::Roles(command) => roles_command(command, &settings).await?,
+        Command::Roles(command) => {
+            with_cli_service(&settings, |tokens| roles_command(tokens, command)).await?
+        }
         Command::Copy { from, to, force } => {
             // One call moves a whole store: bounded generously, not by `database.timeout`.
             let options = store::OpenOptions {

@@ -10,11 +10,10 @@ use iam_tokens::domain::access::{
 };
 use iam_tokens::envelope::iso;
 use iam_tokens::store::{RoleCreation, RoleDeletion, RoleUpdate};
-use iam_tokens::{Settings, TokenService};
+use iam_tokens::TokenService;
 
 use super::output::{fields, listed, table};
 use super::AnyError;
-use crate::with_cli_service;
 
 #[derive(Subcommand)]
 pub(crate) enum RolesCommand {
@@ -95,18 +94,11 @@ pub(crate) fn access_fields(id: u64, access: &TokenAccess) -> String {
     ])
 }
 
+/// Runs `command` on the CLI's service (see `with_cli_service`, which shuts it down after).
 pub(crate) async fn roles_command(
+    tokens: TokenService,
     command: RolesCommand,
-    settings: &Settings,
 ) -> Result<(), AnyError> {
-    with_cli_service(
-        settings,
-        |tokens| async move { run(&tokens, command).await },
-    )
-    .await
-}
-
-async fn run(tokens: &TokenService, command: RolesCommand) -> Result<(), AnyError> {
     match command {
         RolesCommand::Create {
             name,

@@ -8,12 +8,11 @@ use iam_tokens::domain::{
 use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::service::{CreateToken, Creation, Decision};
 use iam_tokens::store::AccessOutcome;
-use iam_tokens::{Settings, TokenService};
+use iam_tokens::TokenService;
 
 use super::output::{print_json, table};
 use super::roles::{access_fields, no_role};
 use super::AnyError;
-use crate::with_cli_service;
 
 #[derive(Subcommand)]
 pub(crate) enum TokenCommand {
@@ -80,18 +79,11 @@ pub(crate) enum TokenCommand {
     },
 }
 
+/// Runs `command` on the CLI's service (see `with_cli_service`, which shuts it down after).
 pub(crate) async fn token_command(
+    tokens: TokenService,
     command: TokenCommand,
-    settings: &Settings,
 ) -> Result<(), AnyError> {
-    with_cli_service(
-        settings,
-        |tokens| async move { run(&tokens, command).await },
-    )
-    .await
-}
-
-async fn run(tokens: &TokenService, command: TokenCommand) -> Result<(), AnyError> {
     match command {
         TokenCommand::Create {
             user,
