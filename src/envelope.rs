@@ -32,6 +32,10 @@ pub enum Reason {
     NotFound,
     /// The key is valid but does not satisfy the verification's permission query (SPEC B4).
     InsufficientPermissions,
+    /// Valid, but one of the token's or its owner's rate limits is used up (SPEC B5).
+    RateLimitExceeded,
+    /// Valid, but the token or its owner has no credits left (SPEC B5).
+    UsageExceeded,
     /// The `permissions` query could not be parsed: what was expected, and where.
     InvalidPermissionsQuery(String),
     /// A failure of the HMAC service guard, with its plain explanation.
@@ -71,6 +75,8 @@ impl Reason {
             Self::NoApiKey => Borrowed("No api key provided"),
             Self::NotFound => Borrowed("Not found"),
             Self::InsufficientPermissions => Borrowed("Insufficient permissions"),
+            Self::RateLimitExceeded => Borrowed("Rate limit exceeded"),
+            Self::UsageExceeded => Borrowed("Usage exceeded"),
             Self::InvalidPermissionsQuery(why) => {
                 format!("{INVALID_PERMISSIONS_QUERY}{why}").into()
             }

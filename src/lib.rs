@@ -8,6 +8,7 @@ pub mod domain;
 pub mod envelope;
 pub mod http;
 pub mod limits;
+pub mod quotas;
 pub mod secret;
 pub mod service;
 pub mod shared;

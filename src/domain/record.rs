@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::access::TokenAccess;
+use super::quota::Quota;
 use super::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 
 /// One row of `api_tokens`.
@@ -25,6 +26,11 @@ pub struct TokenRecord {
     pub metadata: Metadata,
     /// Its roles and direct grants, and its roles' grants as read with it.
     pub access: TokenAccess,
+    /// Its own limits and credits (SPEC B5), as read with it.
+    pub quota: Quota,
+    /// Its owner's limits and credits, as read with it (verification reads them; listings
+    /// leave them empty).
+    pub owner_quota: Quota,
 }
 
 impl TokenRecord {
@@ -46,6 +52,8 @@ impl TokenRecord {
             valid: true,
             metadata: new.metadata.clone(),
             access: new.access.clone(),
+            quota: new.quota.clone(),
+            owner_quota: Quota::default(),
         }
     }
 
@@ -61,6 +69,8 @@ pub struct NewToken {
     pub metadata: Metadata,
     /// Roles (which must exist) and direct grants; `inherited` is not written.
     pub access: TokenAccess,
+    /// Its limits and credits (SPEC B5).
+    pub quota: Quota,
     pub token: TokenDraft,
 }
 
@@ -79,11 +89,14 @@ pub struct TokenDraft {
 }
 
 impl TokenDraft {
+    /// The draft as a token of `user_id`, holding `access` (its quota is set apart: a
+    /// rotation moves the old token's to it).
     pub fn owned_by(self, user_id: UserId, metadata: Metadata, access: TokenAccess) -> NewToken {
         NewToken {
             user_id,
             metadata,
             access,
+            quota: Quota::default(),
             token: self,
         }
     }
@@ -102,6 +115,10 @@ impl NewToken {
         if !self.access.is_empty() {
             detail["roles"] = serde_json::json!(self.access.role_texts());
             detail["permissions"] = serde_json::json!(self.access.permission_texts());
+        }
+        if !self.quota.is_empty() {
+            detail["ratelimits"] = serde_json::json!(self.quota.limit_names());
+            detail["credits"] = serde_json::json!(self.quota.credits.map(|c| c.remaining));
         }
         detail
     }
@@ -160,6 +177,8 @@ pub enum AuditKind {
     RoleCreated,
     RoleUpdated,
     RoleDeleted,
+    RateLimitsUpdated,
+    CreditsUpdated,
 }
 
 impl AuditKind {
@@ -178,6 +197,8 @@ impl AuditKind {
             Self::RoleCreated => "role_created",
             Self::RoleUpdated => "role_updated",
             Self::RoleDeleted => "role_deleted",
+            Self::RateLimitsUpdated => "ratelimits_updated",
+            Self::CreditsUpdated => "credits_updated",
         }
     }
 }

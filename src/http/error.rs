@@ -29,6 +29,13 @@ pub enum ApiError {
     TooManyRequests { retry: Option<u64> },
     /// Admin API failures: `{"error":{"code","message","field"?}}`.
     Admin(AdminFailure),
+    /// 429 with the envelope: a customer limit or the credits refuse a valid key (SPEC B5),
+    /// with `Retry-After` and the rate-limit headers of the report.
+    OverQuota {
+        date: DateTime<Utc>,
+        reason: Reason,
+        report: crate::quotas::QuotaReport,
+    },
     /// The riavzon envelope `{"ok":false,"date","reason"}` with a status.
     Envelope {
         status: StatusCode,
@@ -180,6 +187,7 @@ impl std::fmt::Display for ApiError {
             Self::NotAllowed => f.write_str("content type or body not allowed"),
             Self::PayloadTooLarge { limit } => write!(f, "body over {limit} bytes"),
             Self::TooManyRequests { .. } => f.write_str("rate limited"),
+            Self::OverQuota { reason, .. } => write!(f, "429: {}", reason.as_str()),
             Self::RequestTimeout => f.write_str("request body timed out"),
             Self::Admin(failure) => write!(f, "{}: {}", failure.code, failure.message),
             Self::Envelope { status, reason, .. } => write!(f, "{status}: {}", reason.as_str()),
@@ -195,7 +203,7 @@ impl ResponseError for ApiError {
             }
             Self::NotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Admin(failure) => failure.status,
             Self::Envelope { status, .. } => *status,
@@ -249,6 +257,15 @@ impl ApiError {
                     error["field"] = json!(field);
                 }
                 json(status, &json!({ "error": error }))
+            }
+            Self::OverQuota {
+                date,
+                reason,
+                report,
+            } => {
+                let mut response = json(status, &Results::<()>::failure(*date, reason.clone()));
+                super::quota_headers::add(&mut response, report, *date);
+                response
             }
             Self::Envelope { date, reason, .. } => {
                 json(status, &Results::<()>::failure(*date, reason.clone()))

@@ -15,6 +15,7 @@ mod observe;
 mod openapi;
 mod public;
 mod query_params;
+mod quota_headers;
 mod replay;
 mod response;
 mod routes;

@@ -8,10 +8,11 @@ use serde_json::json as json_value;
 
 use super::limit::enforce;
 use super::query_params::verify_params;
+use super::quota_headers;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
 use crate::envelope::Reason;
-use crate::service::VerifyOptions;
+use crate::service::{VerifyOptions, VerifyOutcome};
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
 
 pub async fn health() -> HttpResponse {
@@ -115,6 +116,10 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
     let result = match &answer {
         Ok(_) => VerifyResult::Valid,
         Err(ApiError::TooManyRequests { .. }) => VerifyResult::RateLimited,
+        Err(ApiError::OverQuota { reason, .. }) => match reason {
+            Reason::UsageExceeded => VerifyResult::UsageExceeded,
+            _ => VerifyResult::LimitExceeded,
+        },
         Err(ApiError::Envelope { reason, .. }) => match reason {
             Reason::InvalidHost => VerifyResult::InvalidHost,
             Reason::TokenExpired => VerifyResult::Expired,
@@ -169,25 +174,45 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
     };
     let options = VerifyOptions::new(params.privilege, client).permissions(query.as_deref());
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
-        Ok(outcome) => outcome.into_verified(),
+        Ok(outcome) => Ok(outcome),
         Err(err) => {
             tracing::error!(error = %err, "verification could not reach the store");
             Err(Reason::VerifyServerError)
         }
     };
     match outcome {
-        Ok(token) => {
+        Ok(VerifyOutcome::Valid(token)) => {
             // Served whatever blocks are in force (SPEC A8: the guard is on failures only);
             // the success resets failure counts but ends no block.
             limits.verify_succeeded(client, key);
-            Ok(verified(now, &token))
+            let mut answer = verified(now, &token);
+            if let Some(report) = &token.quota {
+                quota_headers::add(&mut answer, report, now);
+            }
+            Ok(answer)
         }
         // The key is good: not a failure for the limiters, only not enough for this call.
-        Err(Reason::InsufficientPermissions) => Err(ApiError::envelope(
+        Ok(VerifyOutcome::InsufficientPermissions) => Err(ApiError::envelope(
             StatusCode::FORBIDDEN,
             now,
             Reason::InsufficientPermissions,
         )),
+        // The key is good, its customer limits or credits say no: not a use, not a failure.
+        Ok(VerifyOutcome::RateLimited(report)) => Err(ApiError::OverQuota {
+            date: now,
+            reason: Reason::RateLimitExceeded,
+            report,
+        }),
+        Ok(VerifyOutcome::UsageExceeded(report)) => Err(ApiError::OverQuota {
+            date: now,
+            reason: Reason::UsageExceeded,
+            report,
+        }),
+        Ok(other) => {
+            let reason = other.into_verified().err().unwrap_or(Reason::InvalidKey);
+            enforce(limits, limits.verify_failed(client, Some(key)).await).await?;
+            Err(unauthorized(reason))
+        }
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key)).await).await?;
             Err(unauthorized(reason))

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
 use crate::domain::access::{Grants, RoleName};
+use crate::domain::quota::QuotaPlan;
 use crate::domain::{IpRestriction, Metadata, Privilege, UserId};
 use crate::store::TokenRecord;
 
@@ -34,12 +35,15 @@ pub struct CachedToken {
     pub roles: Box<[RoleName]>,
     /// Direct grants ∪ its roles' grants, as loaded.
     pub grants: Arc<Grants>,
+    /// Its limits and credits and its owner's (SPEC B5); `None` when neither has any.
+    pub plan: Option<Arc<QuotaPlan>>,
 }
 
 impl CachedToken {
     /// `None` for a row that can never verify (revoked, rotated away, expired earlier).
     pub fn from_record(record: TokenRecord) -> Option<Self> {
         record.valid.then(|| Self {
+            plan: QuotaPlan::of(&record.quota, &record.owner_quota),
             grants: if record.access.is_empty() {
                 Self::no_grants()
             } else {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CreatedToken, Decision, TokenService};
 use crate::domain::access::{AccessLimit, RoleName, TokenAccess};
+use crate::domain::quota::Quota;
 use crate::domain::{
     GeneratedKey, IpRestriction, Lifetime, Metadata, Prefix, Privilege, PublicIdentifier,
     TokenName, UserId,
@@ -25,6 +26,8 @@ pub struct CreateToken {
     pub metadata: Metadata,
     /// Roles (which must exist) and direct grants (SPEC B4).
     pub access: TokenAccess,
+    /// Its own rate limits and credits (SPEC B5).
+    pub quota: Quota,
 }
 
 impl CreateToken {
@@ -38,7 +41,14 @@ impl CreateToken {
             ips: IpRestriction::unrestricted(),
             metadata: Metadata::default(),
             access: TokenAccess::default(),
+            quota: Quota::default(),
         }
+    }
+
+    /// Its own rate limits and credits (`Credits::new` made at any time: they start now).
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// Roles (which must exist) and direct grants: at most 100 roles and 1,000 grants.
@@ -143,7 +153,12 @@ impl TokenService {
             now,
             expires_at,
         );
-        let new = draft.owned_by(request.user_id, request.metadata, request.access);
+        let mut new = draft.owned_by(request.user_id, request.metadata, request.access);
+        new.quota = request.quota;
+        if let Some(credits) = &mut new.quota.credits {
+            credits.refilled_at = now;
+            credits.generation = 0;
+        }
         let created = self
             .store
             .create_token(&new, self.limit_tokens_per_user, &self.audit())

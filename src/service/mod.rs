@@ -8,6 +8,7 @@ mod create;
 mod decision;
 mod operator;
 mod payloads;
+mod quota;
 mod read;
 mod rotate;
 mod running;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, Moment};
 use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
+use crate::quotas::{Holder, LocalHolder, Quotas, SharedHolder};
 use crate::shared::{Notice, Notices};
 use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
 use crate::telemetry::Metrics;
@@ -90,6 +92,8 @@ pub struct TokenService {
     metrics: Arc<Metrics>,
     /// With Redis: where every committed change is told to the other instances.
     notices: Option<Arc<Notices>>,
+    /// Customer limits and credits (SPEC B5): held in this process, or in Redis.
+    quotas: Arc<Quotas>,
 }
 
 impl TokenService {
@@ -140,9 +144,14 @@ impl TokenService {
             }
             _ => None,
         };
+        let quotas = Arc::new(Quotas::new(
+            store.clone(),
+            Holder::Local(LocalHolder::default()),
+        ));
         Self {
             usage,
             flusher,
+            quotas,
             cache: options.cache.map(|c| Arc::new(VerificationCache::new(c))),
             store,
             clock,
@@ -154,8 +163,10 @@ impl TokenService {
     }
 
     /// The same service, telling the other instances of every change it commits (they drop
-    /// what they cached of it). Apply what they tell with [`apply_notice`](Self::apply_notice).
+    /// what they cached of it), its customer limits and credits kept in Redis. Apply what they tell with [`apply_notice`](Self::apply_notice).
     pub fn telling(mut self, notices: Arc<Notices>) -> Self {
+        let holder = Holder::Shared(SharedHolder::new(notices.redis().clone()));
+        self.quotas = Arc::new(Quotas::new(self.store.clone(), holder));
         self.notices = Some(notices);
         self
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
 use crate::domain::access::Query;
+use crate::domain::quota::{Scope, UnknownLimit, Usage};
 use crate::domain::Privilege;
+use crate::quotas::QuotaReport;
 use crate::store::{
     AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
 };
@@ -21,6 +23,8 @@ pub enum VerifyCode {
     Expired,
     IpNotAllowed,
     InsufficientPermissions,
+    RateLimited,
+    UsageExceeded,
 }
 
 /// What an admin verification found.
@@ -32,6 +36,12 @@ pub struct AdminVerification {
     /// For every code but `NotFound`: the verify data with the token's counts, including this
     /// use when it was counted (only a `Valid` verification counts one).
     pub verified: Option<VerifiedToken>,
+    /// The limits charged (`Valid`) or the one that refused (`RateLimited`), and when a refused
+    /// caller may try again.
+    pub quota: Option<QuotaReport>,
+    /// The credits left after this verification, of the token and of its owner (those that
+    /// have credits), for every code but `NotFound`.
+    pub credits: Vec<(Scope, u64)>,
 }
 
 impl TokenService {
@@ -44,7 +54,8 @@ impl TokenService {
         ip: Option<IpAddr>,
         count: bool,
         permissions: Option<&Query>,
-    ) -> Result<AdminVerification, StoreError> {
+        usage: Option<&Usage>,
+    ) -> Result<Result<AdminVerification, UnknownLimit>, StoreError> {
         let options = VerifyOptions {
             privilege: privilege.unwrap_or_default(),
             skip_count_updates: !count,
@@ -52,14 +63,28 @@ impl TokenService {
             is_internal_hash: false,
             ip,
             permissions,
+            usage,
         };
         let (outcome, token) = self.check(key, options, privilege, None).await?;
+        let mut quota = None;
         let code = match &outcome {
-            VerifyOutcome::Valid(_) => VerifyCode::Valid,
+            VerifyOutcome::Valid(verified) => {
+                quota = verified.quota.clone();
+                VerifyCode::Valid
+            }
             VerifyOutcome::InvalidKey => VerifyCode::NotFound,
             VerifyOutcome::InvalidHost => VerifyCode::IpNotAllowed,
             VerifyOutcome::Expired => VerifyCode::Expired,
             VerifyOutcome::InsufficientPermissions => VerifyCode::InsufficientPermissions,
+            VerifyOutcome::RateLimited(report) => {
+                quota = Some(report.clone());
+                VerifyCode::RateLimited
+            }
+            VerifyOutcome::UsageExceeded(report) => {
+                quota = Some(report.clone());
+                VerifyCode::UsageExceeded
+            }
+            VerifyOutcome::UnknownLimit(unknown) => return Ok(Err(unknown.clone())),
         };
         let token = (code != VerifyCode::NotFound).then_some(token).flatten();
         let verified = match outcome {
@@ -74,11 +99,17 @@ impl TokenService {
                 VerifiedToken::new(token, count, last_used)
             }),
         };
-        Ok(AdminVerification {
+        let credits = match &token {
+            Some(token) => self.credits_left(token).await?,
+            None => Vec::new(),
+        };
+        Ok(Ok(AdminVerification {
             code,
             token,
             verified,
-        })
+            quota,
+            credits,
+        }))
     }
 
     /// The token with this id, valid or not, with its metadata.

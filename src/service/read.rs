@@ -47,6 +47,7 @@ impl TokenService {
             is_internal_hash: true,
             ip: None,
             permissions: None,
+            usage: None,
         };
         let digest = Digest::of_presented(presented);
         self.verify_outcome(digest.as_str(), options).await
@@ -56,9 +57,13 @@ impl TokenService {
         let token = match verified {
             VerifyOutcome::Valid(verified) => verified.token(),
             VerifyOutcome::Expired => return Ok(SnapshotDecision::Expired),
+            // A snapshot does not count: limits and credits are never charged by it.
             VerifyOutcome::InvalidKey
             | VerifyOutcome::InvalidHost
-            | VerifyOutcome::InsufficientPermissions => return Ok(SnapshotDecision::InvalidKey),
+            | VerifyOutcome::InsufficientPermissions
+            | VerifyOutcome::RateLimited(_)
+            | VerifyOutcome::UsageExceeded(_)
+            | VerifyOutcome::UnknownLimit(_) => return Ok(SnapshotDecision::InvalidKey),
         };
         let counts = self.store.counts(token.user_id, self.clock.now()).await?;
         if counts.total() == 0 {

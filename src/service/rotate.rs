@@ -125,11 +125,17 @@ impl TokenService {
         let rotated = self.store.rotate(&rotation).await;
         self.invalidate(old_digest);
         Ok(match rotated? {
-            RotateOutcome::Rotated { new, .. } => RotationDecision::Rotated(RotatedToken {
-                msg: ROTATED_MSG,
-                new_raw_token: key.raw.expose().to_owned(),
-                new_expiry: new.expires_at,
-            }),
+            RotateOutcome::Rotated { old, new } => {
+                // Credits the old token had leased out and not spent go with the rest.
+                if let Err(err) = self.quotas.carry(old.user_id, old.id, new.id).await {
+                    tracing::error!(error = %err, "could not carry a rotated token's leased credits");
+                }
+                RotationDecision::Rotated(RotatedToken {
+                    msg: ROTATED_MSG,
+                    new_raw_token: key.raw.expose().to_owned(),
+                    new_expiry: new.expires_at,
+                })
+            }
             RotateOutcome::OldNotFound => RotationDecision::OldInvalid,
             RotateOutcome::OldExpired => RotationDecision::OldExpired,
             RotateOutcome::CreateFailed => RotationDecision::CreateFailed,

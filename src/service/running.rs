@@ -66,8 +66,9 @@ impl TokenService {
         Self::from_settings(&settings).await
     }
 
-    /// Stops the background flush and writes every use counted and not yet written (three
-    /// attempts); what still could not be written is logged with its size. Other clones of
+    /// Stops the background flush, gives back the credits this process leased and did not
+    /// spend, and writes every use counted and not yet written (three attempts); what still
+    /// could not be written is logged with its size. Other clones of
     /// this service keep working, with `flush_usage` as their only writer.
     pub async fn shutdown(&self) {
         if let Some(notices) = &self.notices {
@@ -75,6 +76,13 @@ impl TokenService {
         }
         if let Some(flusher) = &self.flusher {
             flusher.stop().await;
+        }
+        let lost = self.quotas.give_back().await;
+        if lost > 0 {
+            tracing::error!(
+                credits = lost,
+                "stopping with leased credits that could not be given back"
+            );
         }
         for attempt in 1..=3 {
             match self.flush_usage().await {

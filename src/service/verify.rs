@@ -9,10 +9,15 @@ use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
 use crate::domain::access::Query;
+use crate::domain::quota::{UnknownLimit, Usage};
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
+use crate::quotas::{QuotaDecision, QuotaReport};
 use crate::store::StoreError;
 use crate::telemetry::metrics::CacheResult;
+
+/// One use, charged to every auto-applied limit and to the credits.
+static ONE_USE: std::sync::LazyLock<Usage> = std::sync::LazyLock::new(Usage::default);
 
 /// How to verify. The defaults are the public route's: count the use and check the IP.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +33,9 @@ pub struct VerifyOptions<'q> {
     pub ip: Option<IpAddr>,
     /// A permission query the token's effective permissions must satisfy (SPEC B4).
     pub permissions: Option<&'q Query>,
+    /// What a counting verification costs against the token's and its owner's limits and
+    /// credits (SPEC B5); `None`: one use, no named limits.
+    pub usage: Option<&'q Usage>,
 }
 
 impl<'q> VerifyOptions<'q> {
@@ -40,7 +48,14 @@ impl<'q> VerifyOptions<'q> {
             is_internal_hash: false,
             ip,
             permissions: None,
+            usage: None,
         }
+    }
+
+    /// What this verification costs against limits and credits (a counting one only).
+    pub fn usage(mut self, usage: impl Into<Option<&'q Usage>>) -> Self {
+        self.usage = usage.into();
+        self
     }
 
     /// The token must satisfy `query`; failing it is `InsufficientPermissions`, not a use.
@@ -79,6 +94,12 @@ pub enum VerifyOutcome {
     Expired,
     /// Valid, but its effective permissions do not satisfy the query (not counted as a use).
     InsufficientPermissions,
+    /// Valid, but a limit of the token or its owner is used up (nothing consumed, no use).
+    RateLimited(QuotaReport),
+    /// Valid, but the token or its owner has no credits left (nothing consumed, no use).
+    UsageExceeded(QuotaReport),
+    /// The caller named a limit that neither the token nor its owner has (nothing consumed).
+    UnknownLimit(UnknownLimit),
 }
 
 impl VerifyOutcome {
@@ -95,6 +116,9 @@ impl VerifyOutcome {
             Self::InvalidHost => Err(Reason::InvalidHost),
             Self::Expired => Err(Reason::TokenExpired),
             Self::InsufficientPermissions => Err(Reason::InsufficientPermissions),
+            Self::RateLimited(_) => Err(Reason::RateLimitExceeded),
+            Self::UsageExceeded(_) => Err(Reason::UsageExceeded),
+            Self::UnknownLimit(_) => Err(Reason::BadRequest),
         }
     }
 }
@@ -106,6 +130,8 @@ pub struct Verified {
     pub record: Arc<CachedToken>,
     pub usage_count: u64,
     pub last_used: Option<DateTime<Utc>>,
+    /// The limits it was charged against, when the token or its owner has any.
+    pub quota: Option<QuotaReport>,
 }
 
 impl Verified {
@@ -265,10 +291,32 @@ impl TokenService {
         {
             return Ok(VerifyOutcome::InsufficientPermissions);
         }
+        // 5¾. Customer limits and credits (SPEC B5), all or nothing, before the count.
+        let mut quota = None;
+        if let (false, Some(plan)) = (options.skip_count_updates, &token.plan) {
+            let usage = options.usage.unwrap_or(&ONE_USE);
+            match self
+                .quotas
+                .charge(token.id, token.user_id, plan, usage, now)
+                .await?
+            {
+                QuotaDecision::Allowed(report) => quota = Some(report),
+                QuotaDecision::RateLimited(report) => {
+                    return Ok(VerifyOutcome::RateLimited(report))
+                }
+                QuotaDecision::UsageExceeded(report) => {
+                    return Ok(VerifyOutcome::UsageExceeded(report))
+                }
+                QuotaDecision::UnknownLimit(unknown) => {
+                    return Ok(VerifyOutcome::UnknownLimit(unknown))
+                }
+            }
+        }
         let mut verified = Verified {
             record: Arc::clone(token),
             usage_count: token.usage_count,
             last_used: token.last_used,
+            quota,
         };
         if options.skip_count_updates {
             // Uses counted but not yet written are part of the answer.

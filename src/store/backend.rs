@@ -224,7 +224,7 @@ pub trait CopySql {
 /// A connection, inside a transaction when the work is a write. Every method is one statement
 /// (or one batch of the same statement), grouped by what it touches.
 #[async_trait]
-pub trait Tx: TokenSql + UsageSql + AuditSql + AccessSql + CopySql + Send {
+pub trait Tx: TokenSql + UsageSql + AuditSql + AccessSql + QuotaSql + CopySql + Send {
     async fn ping(&mut self) -> Result<(), StoreError>;
 }
 
@@ -237,4 +237,60 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs `work` in one transaction: committed on `Commit`, rolled back on `Rollback` or an
     /// error. A backend may run it again after a deadlock.
     async fn write<T: Send + 'static>(&self, work: Work<T>) -> Result<T, StoreError>;
+}
+
+/// A row of `quota_limits`, as stored (the ops layer checks it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitRow {
+    pub scope: String,
+    pub subject: u64,
+    pub name: String,
+    pub max_uses: u64,
+    pub duration_ms: u64,
+    pub auto_apply: bool,
+}
+
+/// A row of `quota_credits`, as stored (the ops layer checks it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditRow {
+    pub scope: String,
+    pub subject: u64,
+    pub remaining: u64,
+    pub refill_interval: Option<String>,
+    pub refill_amount: Option<u64>,
+    pub refill_day: Option<u64>,
+    pub refilled_at_ms: i64,
+    pub generation: u64,
+}
+
+/// Statements on customer limits and credits (SPEC B5).
+#[async_trait]
+pub trait QuotaSql {
+    /// The limits of token `token` and of owner `owner` (0 matches nothing).
+    async fn limit_rows(&mut self, token: u64, owner: u64) -> Result<Vec<LimitRow>, StoreError>;
+    /// The credits of token `token` and of owner `owner`, locked when asked.
+    async fn credit_rows(
+        &mut self,
+        token: u64,
+        owner: u64,
+        lock: Lock,
+    ) -> Result<Vec<CreditRow>, StoreError>;
+    /// Deletes the subject's limits, then inserts `rows` (all of that subject).
+    async fn replace_limits(
+        &mut self,
+        scope: &str,
+        subject: u64,
+        rows: &[LimitRow],
+    ) -> Result<(), StoreError>;
+    /// Deletes the subject's credits, then inserts `row` when given.
+    async fn replace_credits(
+        &mut self,
+        scope: &str,
+        subject: u64,
+        row: Option<&CreditRow>,
+    ) -> Result<(), StoreError>;
+    /// Gives token `from`'s limits and credits to token `to`.
+    async fn move_quota(&mut self, from: u64, to: u64) -> Result<(), StoreError>;
+    /// Every row, for `copy`.
+    async fn all_quota_rows(&mut self) -> Result<(Vec<LimitRow>, Vec<CreditRow>), StoreError>;
 }

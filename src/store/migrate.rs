@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../../sql/mysql/0004_metadata_and_audit.sql"),
     ),
     (5, "access", include_str!("../../sql/mysql/0005_access.sql")),
+    (6, "quotas", include_str!("../../sql/mysql/0006_quotas.sql")),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

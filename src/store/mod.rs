@@ -8,6 +8,7 @@ mod migrate;
 mod mysql;
 mod open;
 mod ops;
+mod quota_sql;
 mod sqlite;
 
 pub use crate::domain::record::{
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::access::{AccessChange, AccessLimit, NewRole, RoleChange, RoleName, RoleRecord};
+use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use crate::domain::{
     Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege, UserId,
 };
@@ -45,6 +47,9 @@ pub enum StoreError {
     /// No answer within `database.timeout` (a silent database, a black-holed network).
     #[error("the store did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// Customer limits and credits live in Redis, which did not answer (they fail closed).
+    #[error("the shared quota state (Redis) did not answer")]
+    SharedState,
     #[error("migration {version} failed: {source}")]
     Migration {
         version: u32,
@@ -197,9 +202,75 @@ pub trait AccessStore: Send + Sync + 'static {
     ) -> Result<AccessOutcome, StoreError>;
 }
 
+/// Result of changing the limits or credits of a token or an owner. `NotFound` (no such
+/// token) changed nothing.
+#[derive(Debug)]
+pub enum QuotaChange<T> {
+    Changed {
+        value: T,
+        /// The digests of the valid tokens whose verification it changes (to drop from caches).
+        tokens: Vec<Digest>,
+    },
+    NotFound,
+}
+
+/// Credits taken out of the store by [`QuotaStore::lease`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub granted: u64,
+    /// The regime they belong to: spendable only while the holder's credits are of it.
+    pub generation: u64,
+    pub refilled_at: DateTime<Utc>,
+    /// What the store holds after the lease.
+    pub remaining: u64,
+}
+
+/// Customer limits and credits (SPEC B5). Every change writes its audit event in the same
+/// transaction.
+#[async_trait]
+pub trait QuotaStore: Send + Sync + 'static {
+    /// Replaces the limits of a token (which must exist) or of an owner.
+    async fn set_limits(
+        &self,
+        subject: Subject,
+        limits: &RateLimits,
+        audit: &Audit,
+    ) -> Result<QuotaChange<()>, StoreError>;
+
+    /// Changes (or starts) the credits of a token (which must exist) or of an owner, under the
+    /// row lock; a refill due is applied first.
+    async fn change_credits(
+        &self,
+        subject: Subject,
+        change: &CreditChange,
+        audit: &Audit,
+    ) -> Result<QuotaChange<Changed>, StoreError>;
+
+    /// The limits and credits of a subject as stored; `None` for a token that does not exist.
+    async fn quota(&self, subject: Subject) -> Result<Option<Quota>, StoreError>;
+
+    /// Takes credits out of the store to be spent by the caller (see `Credits::lease`),
+    /// applying a refill due at `now` first; `None` when the subject has no credits.
+    async fn lease(
+        &self,
+        subject: Subject,
+        at_least: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Gives back credits leased and not spent, when their generation is still the store's;
+    /// whether they were taken back.
+    async fn deposit(
+        &self,
+        subject: Subject,
+        generation: u64,
+        amount: u64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// The capabilities the token operations need. Every method is one atomic unit of work.
 #[async_trait]
-pub trait TokenStore: AccessStore + Send + Sync + 'static {
+pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
     /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
     /// the insert are atomic with respect to every other creation for that owner.
     async fn create_token(
@@ -314,6 +385,9 @@ pub struct Snapshot {
     pub roles: Vec<RoleRecord>,
     pub events: Vec<AuditEvent>,
     pub bans: Vec<BanRecord>,
+    /// Customer limits and credits of tokens and owners, as stored.
+    pub limits: Vec<backend::LimitRow>,
+    pub credits: Vec<backend::CreditRow>,
 }
 
 /// How many rows of each kind a store holds.

@@ -53,10 +53,14 @@ pub enum VerifyResult {
     ServerError,
     /// Valid, but not satisfying the permission query.
     InsufficientPermissions,
+    /// Valid, but over one of its customer rate limits (SPEC B5).
+    LimitExceeded,
+    /// Valid, but out of credits (SPEC B5).
+    UsageExceeded,
 }
 
 impl VerifyResult {
-    pub(super) const ALL: [Self; 7] = [
+    pub(super) const ALL: [Self; 9] = [
         Self::Valid,
         Self::InvalidKey,
         Self::InvalidHost,
@@ -64,6 +68,8 @@ impl VerifyResult {
         Self::RateLimited,
         Self::ServerError,
         Self::InsufficientPermissions,
+        Self::LimitExceeded,
+        Self::UsageExceeded,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -75,6 +81,8 @@ impl VerifyResult {
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
             Self::InsufficientPermissions => "insufficient_permissions",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::UsageExceeded => "usage_exceeded",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
+use iam_tokens::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use iam_tokens::domain::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
 };
@@ -21,6 +22,7 @@ use iam_tokens::store::{
     Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
+use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
 use serde_json::Value;
 
 use crate::helpers::{envelope_json, failure_json, ms, spawn_app, uid, TestApp};
@@ -126,6 +128,50 @@ counting_store! {
     update_role(name: &RoleName, change: &RoleChange, audit: &Audit) -> RoleUpdate;
     delete_role(name: &RoleName, force: bool, audit: &Audit) -> RoleDeletion;
     change_access(token_id: u64, change: &AccessChange, audit: &Audit) -> AccessOutcome;
+    }
+}
+
+/// Customer limits and credits pass straight through (not counted).
+#[async_trait]
+impl QuotaStore for CountingStore {
+    async fn set_limits(
+        &self,
+        subject: Subject,
+        limits: &RateLimits,
+        audit: &Audit,
+    ) -> Result<QuotaChange<()>, StoreError> {
+        self.inner.set_limits(subject, limits, audit).await
+    }
+
+    async fn change_credits(
+        &self,
+        subject: Subject,
+        change: &CreditChange,
+        audit: &Audit,
+    ) -> Result<QuotaChange<Changed>, StoreError> {
+        self.inner.change_credits(subject, change, audit).await
+    }
+
+    async fn quota(&self, subject: Subject) -> Result<Option<Quota>, StoreError> {
+        self.inner.quota(subject).await
+    }
+
+    async fn lease(
+        &self,
+        subject: Subject,
+        at_least: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.inner.lease(subject, at_least, now).await
+    }
+
+    async fn deposit(
+        &self,
+        subject: Subject,
+        generation: u64,
+        amount: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.deposit(subject, generation, amount).await
     }
 }
 

@@ -5,6 +5,8 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 /// `remaining` and `amount` stay exact in a JSON number (a double): at most 2^53.
 pub const MAX_CREDITS: u64 = 1 << 53;
+/// The most credits one lease takes out of the store: what a crash of the holder can lose.
+pub const MAX_LEASE: u64 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CreditsError {
@@ -143,6 +145,9 @@ pub struct Credits {
     pub refill: Option<Refill>,
     /// When `remaining` was last set back by a refill (or set at all).
     pub refilled_at: DateTime<Utc>,
+    /// Which regime of the credits this is: a refill and an admin `set` each start a new one,
+    /// and credits taken out of the store under an older one (leases) are void.
+    pub generation: u64,
 }
 
 impl Credits {
@@ -158,6 +163,7 @@ impl Credits {
             remaining,
             refill,
             refilled_at: now,
+            generation: 0,
         })
     }
 
@@ -168,10 +174,22 @@ impl Credits {
             Some(refill) if refill.last_boundary(now) > self.refilled_at => Self {
                 remaining: refill.amount,
                 refilled_at: refill.last_boundary(now),
+                generation: self.generation + 1,
                 ..self
             },
             _ => self,
         }
+    }
+
+    /// Takes credits out of `remaining` to be spent elsewhere (an instance, or Redis): at
+    /// least `at_least` when there are that many, else what there is; more when plenty remain
+    /// (an eighth, at most [`MAX_LEASE`]), so that most verifications need no store call while
+    /// the last credits go out one by one. Answers how many it took.
+    pub fn lease(&mut self, at_least: u64) -> u64 {
+        let size = (self.remaining / 8).clamp(1, MAX_LEASE).max(at_least);
+        let taken = size.min(self.remaining);
+        self.remaining -= taken;
+        taken
     }
 }
 

@@ -3,12 +3,15 @@
 
 pub(super) mod access;
 pub(super) mod bans;
+pub(super) mod quota;
+pub(super) mod quota_views;
 pub(super) mod roles;
 pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
 
 pub(super) use access::AccessRequest;
+pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
 pub(super) use verify::VerifyRequest;

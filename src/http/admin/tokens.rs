@@ -9,12 +9,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{grants, limit, role_names, unknown_role};
+use super::quota::{credits, rate_limits, CreditsInput, RateLimitInput};
 use super::views::{
     CreatedView, EventView, EventsView, MetadataView, RevokedView, TokenPage, TokenView,
 };
 use super::{body, invalid_metadata, token_id};
 use crate::domain::access::{limits, AccessLimit, TokenAccess};
 use crate::domain::metadata::MetadataPatch;
+use crate::domain::quota::Quota;
 use crate::domain::{
     Actor, IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
 };
@@ -24,11 +26,11 @@ use crate::http::response::json;
 use crate::http::Admin;
 use crate::http::{ApiError, AppState};
 use crate::service::{CreateToken, Creation};
-use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenStatus};
+use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenRecord, TokenStatus};
 
 const DEFAULT_PAGE: u32 = 50;
 pub(crate) const MAX_PAGE: u32 = 200;
-const USER_ID_RULE: &str = "userId must be an integer from 1 to 9223372036854775807";
+pub(super) const USER_ID_RULE: &str = "userId must be an integer from 1 to 9223372036854775807";
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -61,6 +63,12 @@ pub(crate) struct CreateTokenRequest {
     #[serde(default)]
     #[schema(schema_with = crate::http::openapi::schemas::grants)]
     permissions: Vec<String>,
+    /// Its own named rate limits (at most 20).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    ratelimits: Vec<RateLimitInput>,
+    /// Credits it starts with (each counting verification spends its cost).
+    credits: Option<CreditsInput>,
 }
 
 /// `POST /api/admin/tokens`: 201 with the raw key (shown once) and the token.
@@ -103,12 +111,22 @@ pub async fn create(
             AccessLimit::Permissions,
         )?,
     );
+    let now = state.clock.now();
+    let quota = Quota {
+        limits: rate_limits("ratelimits", &request.ratelimits)?,
+        credits: request
+            .credits
+            .as_ref()
+            .map(|input| credits("credits", input, now))
+            .transpose()?,
+    };
     let create = CreateToken::new(user_id, request.privilege, name)
         .prefix(prefix)
         .lifetime(lifetime)
         .ips(ips)
         .metadata(metadata)
-        .access(access);
+        .access(access)
+        .quota(quota);
     let tokens = state.tokens.acting_as(Actor::Admin(admin));
     let created = match tokens.create_outcome(create).await {
         Ok(Creation::Created(created)) => created,
@@ -129,11 +147,12 @@ pub async fn create(
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-create", &err))?
         .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
+    let token = with_quota(&state, record).await?;
     let body = CreatedView {
         raw_api_key: created.raw_api_key,
         raw_public_id: created.raw_public_id,
         expires_at: created.expires_at,
-        token: TokenView::new(record, state.clock.now()),
+        token,
     };
     Ok(json(StatusCode::CREATED, &body))
 }
@@ -147,10 +166,17 @@ pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-get", &err))?
         .ok_or_else(|| AdminFailure::no_token(id))?;
-    Ok(json(
-        StatusCode::OK,
-        &TokenView::new(record, state.clock.now()),
-    ))
+    Ok(json(StatusCode::OK, &with_quota(&state, record).await?))
+}
+
+/// The view of one token with its limits (this window's remaining and reset) and credits.
+async fn with_quota(state: &AppState, record: TokenRecord) -> Result<TokenView, AdminFailure> {
+    let quota = state
+        .tokens
+        .quota_view_of(&record)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-get", &err))?;
+    Ok(TokenView::new(record, state.clock.now()).with_quota(&quota))
 }
 
 /// `PATCH /api/admin/tokens/{id}/metadata`: merge-patch; answers the resulting metadata.

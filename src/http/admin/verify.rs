@@ -8,8 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::body;
+use super::quota_views::{CreditsLeftView, RateLimitView};
 use super::views::{AdminVerifyView, VerifiedView};
 use crate::domain::access::Query;
+use crate::domain::quota::{LimitName, Usage, MAX_COST};
 use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -33,6 +35,59 @@ pub(crate) struct VerifyRequest {
     /// `INSUFFICIENT_PERMISSIONS`, and not a use; a malformed one is a 400 naming the offset.
     #[schema(max_length = 1000)]
     permissions: Option<String>,
+    /// What this verification costs against every auto-applied limit and the credits
+    /// (default 1; 0 only checks that one more would pass).
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 1_000_000_000)]
+    cost: Option<serde_json::Value>,
+    /// Limits to charge by name (the token's or its owner's), each at its own cost (default:
+    /// `cost`); an auto-applied limit named here is charged once, at this cost.
+    #[serde(default)]
+    #[schema(max_items = 40)]
+    ratelimits: Vec<NamedCost>,
+}
+
+/// A limit charged by name.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NamedCost {
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
+    name: String,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 1_000_000_000)]
+    cost: Option<serde_json::Value>,
+}
+
+/// The charge a request asks for (400 naming the field when a cost or a name is malformed).
+fn usage(request: &VerifyRequest) -> Result<Option<Usage>, AdminFailure> {
+    if request.cost.is_none() && request.ratelimits.is_empty() {
+        return Ok(None);
+    }
+    let cost_of = |value: &serde_json::Value, field: String| {
+        value
+            .as_u64()
+            .filter(|cost| *cost <= MAX_COST)
+            .ok_or_else(|| {
+                let message = format!("{field} must be an integer from 0 to {MAX_COST}");
+                AdminFailure::bad_request(message).field(field)
+            })
+    };
+    let cost = match &request.cost {
+        Some(value) => cost_of(value, "cost".to_owned())?,
+        None => 1,
+    };
+    let mut named = Vec::with_capacity(request.ratelimits.len());
+    for (i, limit) in request.ratelimits.iter().enumerate() {
+        let name = LimitName::parse(&limit.name).map_err(|err| {
+            AdminFailure::bad_request(err.to_string()).field(format!("ratelimits[{i}].name"))
+        })?;
+        let own = match &limit.cost {
+            Some(value) => cost_of(value, format!("ratelimits[{i}].cost"))?,
+            None => cost,
+        };
+        named.push((name, own));
+    }
+    Usage::new(cost, named)
+        .map(Some)
+        .map_err(|err| AdminFailure::bad_request(err.to_string()).field("ratelimits"))
 }
 
 /// Always 200 for a well-formed, authenticated request: `{valid, code, …token, metadata}`.
@@ -48,6 +103,7 @@ pub async fn verify(
         .map(Query::parse)
         .transpose()
         .map_err(|err| AdminFailure::bad_request(err.to_string()).field("permissions"))?;
+    let usage = usage(&request)?;
     let verification = state
         .tokens
         .verify_for_admin(
@@ -56,6 +112,7 @@ pub async fn verify(
             request.ip,
             request.count.unwrap_or(true),
             query.as_ref(),
+            usage.as_ref(),
         )
         .await
         .map_err(|err| {
@@ -64,12 +121,19 @@ pub async fn verify(
                 .verification(VerifyRoute::Admin, VerifyResult::ServerError);
             AdminFailure::unavailable(&state.metrics, "admin-verify", &err)
         })?;
+    let verification = verification.map_err(|unknown| {
+        let message = format!("no limit named {:?}", unknown.name.as_str());
+        AdminFailure::invalid("unknown_ratelimit", message)
+            .field(format!("ratelimits[{}].name", unknown.index))
+    })?;
     let result = match verification.code {
         VerifyCode::Valid => VerifyResult::Valid,
         VerifyCode::NotFound => VerifyResult::InvalidKey,
         VerifyCode::Expired => VerifyResult::Expired,
         VerifyCode::IpNotAllowed => VerifyResult::InvalidHost,
         VerifyCode::InsufficientPermissions => VerifyResult::InsufficientPermissions,
+        VerifyCode::RateLimited => VerifyResult::LimitExceeded,
+        VerifyCode::UsageExceeded => VerifyResult::UsageExceeded,
     };
     state.metrics.verification(VerifyRoute::Admin, result);
     let token = verification.token.as_ref().map(|token| {
@@ -80,9 +144,18 @@ pub async fn verify(
         }
         view
     });
+    let quota = verification.quota.as_ref();
     let answer = AdminVerifyView {
         valid: verification.code == VerifyCode::Valid,
         code: verification.code,
+        ratelimits: quota
+            .filter(|report| !report.limits.is_empty())
+            .map(|report| report.limits.iter().map(RateLimitView::from).collect()),
+        credits: CreditsLeftView::of(&verification.credits),
+        retry_after: quota
+            .and_then(|report| report.retry_after_ms)
+            .filter(|_| verification.code != VerifyCode::Valid)
+            .map(|ms| ms.div_ceil(1000)),
         token,
     };
     Ok(json(StatusCode::OK, &answer))

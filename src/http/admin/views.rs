@@ -4,9 +4,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::quota_views::{
+    configured, ConfiguredLimitView, CreditsJson, CreditsLeftView, RateLimitView,
+};
 use crate::domain::access::{sorted_texts, RoleDescription, RoleRecord};
 use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
+use crate::quotas::QuotaView;
 use crate::service::{CachedToken, VerifyCode};
 use crate::store::{AuditEvent, BanRecord, TokenRecord};
 
@@ -37,6 +41,13 @@ pub struct TokenView {
     pub permissions: Vec<String>,
     /// Direct grants ∪ its roles' grants, sorted: what a permission query is checked against.
     pub effective_permissions: Vec<String>,
+    /// Its own rate limits with the current window (answers about one token; not in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<ConfiguredLimitView>>,
+    /// Its credits, `null` when it has none (answers about one token; not in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CreditsJson>, nullable)]
+    pub credits: Option<Option<CreditsJson>>,
 }
 
 impl TokenView {
@@ -59,7 +70,16 @@ impl TokenView {
             roles: record.access.role_texts(),
             permissions: record.access.permission_texts(),
             effective_permissions: record.access.effective().texts(),
+            ratelimits: None,
+            credits: None,
         }
+    }
+
+    /// With its limits and credits as they stand.
+    pub fn with_quota(mut self, quota: &QuotaView) -> Self {
+        self.ratelimits = Some(configured(quota));
+        self.credits = Some(quota.credits.map(CreditsJson::from));
+        self
     }
 }
 
@@ -207,6 +227,15 @@ pub struct LiftedView {
 pub struct AdminVerifyView {
     pub valid: bool,
     pub code: VerifyCode,
+    /// The limits charged (or the one that refused), when the token or its owner has limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimits: Option<Vec<RateLimitView>>,
+    /// Credits left, when the token or its owner has credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<CreditsLeftView>,
+    /// Seconds until a refused verification may pass (`RATE_LIMITED`, `USAGE_EXCEEDED`).
+    #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
     #[serde(flatten)]
     pub token: Option<VerifiedView>,
 }
@@ -217,10 +246,20 @@ impl utoipa::PartialSchema for AdminVerifyView {
         use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
         use utoipa::openapi::Ref;
         let code = Ref::from_schema_name(VerifyCode::name());
+        let limits = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(Ref::from_schema_name(RateLimitView::name()));
         let head = ObjectBuilder::new()
             .schema_type(Type::Object)
             .property("valid", ObjectBuilder::new().schema_type(Type::Boolean))
             .property("code", code)
+            .property("ratelimits", limits)
+            .property("credits", Ref::from_schema_name(CreditsLeftView::name()))
+            .property(
+                "retryAfter",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
             .required("valid")
             .required("code");
         let not_found = ObjectBuilder::new()
@@ -255,6 +294,12 @@ impl ToSchema for AdminVerifyView {
         schemas.push((VerifyCode::name().into_owned(), VerifyCode::schema()));
         schemas.push((VerifiedView::name().into_owned(), VerifiedView::schema()));
         VerifiedView::schemas(schemas);
+        schemas.push((RateLimitView::name().into_owned(), RateLimitView::schema()));
+        RateLimitView::schemas(schemas);
+        schemas.push((
+            CreditsLeftView::name().into_owned(),
+            CreditsLeftView::schema(),
+        ));
     }
 }
 

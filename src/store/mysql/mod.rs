@@ -5,6 +5,7 @@ mod rows;
 mod sql_access;
 mod sql_audit;
 mod sql_copy;
+mod sql_quota;
 mod sql_tokens;
 mod sql_usage;
 mod tx;

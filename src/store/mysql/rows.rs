@@ -55,6 +55,8 @@ pub(super) fn record_from_row(mut row: Row) -> Result<TokenRecord, StoreError> {
         valid: take::<i64>(&mut row, 12)? == 1,
         metadata,
         access: Default::default(),
+        quota: Default::default(),
+        owner_quota: Default::default(),
     })
 }
 

@@ -43,7 +43,11 @@ impl CopySql for MySqlTx {
     }
 
     async fn clear(&mut self) -> Result<(), StoreError> {
-        for statement in CLEAR.iter().chain(&crate::store::access_sql::CLEAR_ALL) {
+        for statement in CLEAR
+            .iter()
+            .chain(&crate::store::access_sql::CLEAR_ALL)
+            .chain(&crate::store::quota_sql::CLEAR_ALL)
+        {
             on!(self, |q| q.query_drop(*statement).await)?;
         }
         Ok(())

@@ -23,11 +23,14 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let roles = roles_in(tx, None, Lock::No).await?;
                     let events = tx.all_events().await?;
                     let bans = tx.list_bans().await?;
+                    let (limits, credits) = tx.all_quota_rows().await?;
                     done(Snapshot {
                         tokens,
                         roles,
                         events,
                         bans,
+                        limits,
+                        credits,
                     })
                 })
             }))
@@ -54,6 +57,18 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     }
                     for ban in &snapshot.bans {
                         tx.insert_ban(ban).await?;
+                    }
+                    // Exported sorted by subject: one replacement per subject.
+                    let subjects = snapshot
+                        .limits
+                        .chunk_by(|a, b| (&a.scope, a.subject) == (&b.scope, b.subject));
+                    for rows in subjects {
+                        let (scope, subject) = (&rows[0].scope, rows[0].subject);
+                        tx.replace_limits(scope, subject, rows).await?;
+                    }
+                    for row in &snapshot.credits {
+                        tx.replace_credits(&row.scope, row.subject, Some(row))
+                            .await?;
                     }
                     Ok(TxEnd::Commit(()))
                 })

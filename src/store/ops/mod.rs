@@ -4,6 +4,7 @@
 mod access;
 mod bans;
 mod copy;
+mod quota;
 mod tokens;
 mod usage;
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::access::{attach_access, unknown_role};
+use super::quota::{attach_quota, insert_quota};
 use super::{done, expire_and_count, work, StoreOps};
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
@@ -49,6 +50,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                         return Err(StoreError::CorruptRow("identifier collision".into()));
                     };
                     tx.insert_access(id, &new.access).await?;
+                    insert_quota(tx, id, &new.quota).await?;
                     let detail = new.created_detail();
                     tx.write_event(Some(id), AuditKind::Created, &audit, detail)
                         .await?;
@@ -219,6 +221,8 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(RotateOutcome::CreateFailed));
                     };
                     tx.insert_access(new_id, &new.access).await?;
+                    // Its limits and what remains of its credits go with it.
+                    tx.move_quota(old.id, new_id).await?;
                     let mut detail = new.created_detail();
                     detail["rotatedFrom"] = json!(old.id);
                     tx.write_event(Some(new_id), AuditKind::Created, &rotation.audit, detail)
@@ -335,7 +339,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
     }
 }
 
-/// A record found, with what it holds.
+/// A record found, with what it holds and its quotas and its owner's.
 async fn with_access(
     tx: &mut dyn Tx,
     found: Option<TokenRecord>,
@@ -344,6 +348,7 @@ async fn with_access(
         return Ok(None);
     };
     attach_access(tx, std::slice::from_mut(&mut record)).await?;
+    attach_quota(tx, &mut record).await?;
     Ok(Some(record))
 }
 

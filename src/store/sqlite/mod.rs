@@ -7,6 +7,7 @@ mod rows;
 mod sql_access;
 mod sql_audit;
 mod sql_copy;
+mod sql_quota;
 mod sql_tokens;
 mod sql_usage;
 mod tx;
@@ -34,6 +35,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         2,
         "access",
         include_str!("../../../sql/sqlite/0002_access.sql"),
+    ),
+    (
+        3,
+        "quotas",
+        include_str!("../../../sql/sqlite/0003_quotas.sql"),
     ),
 ];
 

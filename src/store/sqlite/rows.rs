@@ -59,5 +59,7 @@ pub fn record_from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
         valid: row.get::<_, i64>(12)? == 1,
         metadata,
         access: Default::default(),
+        quota: Default::default(),
+        owner_quota: Default::default(),
     })
 }

@@ -23,7 +23,8 @@ impl CopySql for SqliteTx<'_> {
             "DELETE FROM audit_events; DELETE FROM api_tokens; \
              DELETE FROM rate_limit_bans; DELETE FROM usage_flushes;",
         )?;
-        for statement in crate::store::access_sql::CLEAR_ALL {
+        let access = crate::store::access_sql::CLEAR_ALL.iter();
+        for statement in access.chain(&crate::store::quota_sql::CLEAR_ALL) {
             self.conn.execute_batch(statement)?;
         }
         Ok(())

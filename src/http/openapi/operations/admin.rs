@@ -112,6 +112,11 @@ pub fn admin_create(d: Describe) -> Operation {
             super::roles::INVALID_ACCESS,
             super::roles::access_errors(),
         )
+        .json(
+            422,
+            super::quota::INVALID_QUOTA,
+            super::quota::quota_errors(),
+        )
         .build()
 }
 
@@ -208,6 +213,11 @@ pub fn admin_verify(d: Describe) -> Operation {
             200,
             "Always 200 for a well-formed request: `code` says what was found.",
             view,
+        )
+        .json(
+            422,
+            "A named limit that neither the token nor its owner has.",
+            schemas::admin_error(&["unknown_ratelimit"]),
         )
         .build()
 }

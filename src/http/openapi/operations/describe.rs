@@ -150,6 +150,28 @@ impl<'a> Describe<'a> {
         d
     }
 
+    /// The `RateLimit-Policy` and `RateLimit` headers of the `status` answer (tokens with
+    /// customer limits, SPEC B5).
+    pub(super) fn limit_headers(mut self, status: u16) -> Self {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(description))
+                .build()
+        };
+        if let Some(answer) = self.answers.get_mut(&status) {
+            answer.headers.push((
+                "RateLimit-Policy",
+                header("The token's tightest limit: `\"<name>\";q=<limit>;w=<window s>`."),
+            ));
+            answer.headers.push((
+                "RateLimit",
+                header("Its state: `\"<name>\";r=<remaining>;t=<s to reset>`."),
+            ));
+        }
+        self
+    }
+
     /// A link from the `status` answer to operation `to`: `parameters` are
     /// (`in.name`, runtime expression), `body` a request body of runtime expressions.
     pub(super) fn link(

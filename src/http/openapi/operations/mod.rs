@@ -5,10 +5,12 @@ mod admin;
 mod describe;
 mod manage;
 mod public;
+mod quota;
 mod roles;
 
 pub use admin::*;
 pub use describe::Describe;
 pub use manage::manage;
 pub use public::*;
+pub use quota::*;
 pub use roles::*;

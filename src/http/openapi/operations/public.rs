@@ -67,7 +67,16 @@ pub fn verify(d: Describe) -> Operation {
             "Refused, with verify's (or the HMAC guard's) reason.",
             &refused,
         )
+        .refused(
+            429,
+            "A valid key over one of its (or its owner's) rate limits, or out of credits: not \
+             a use. `Retry-After` says when to try again (for credits: the next refill, when \
+             there is one).",
+            &[Reason::RateLimitExceeded, Reason::UsageExceeded],
+        )
         .too_many()
+        .limit_headers(200)
+        .limit_headers(429)
         .build()
 }
 

@@ -1,0 +1,358 @@
+//! Customer limits and credits over the admin API (SPEC B5): request shapes parsed with 422s
+//! that name the field at fault, and the routes that replace limits, change credits and read
+//! an owner's quota.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::quota_views::{
+    configured, CreditsJson, OwnerQuotaView, TokenCreditsView, TokenLimitsView,
+};
+use super::tokens::USER_ID_RULE;
+use super::{body, token_id};
+use crate::domain::quota::{
+    CreditChange, Credits, Interval, LimitName, RateLimit, RateLimits, Refill, Remaining, Subject,
+    MAX_CREDITS, MAX_DURATION_MS, MAX_LIMIT, MAX_LIMITS, MIN_DURATION_MS,
+};
+use crate::domain::{Actor, UserId};
+use crate::http::error::AdminFailure;
+use crate::http::response::json;
+use crate::http::{Admin, ApiError, AppState};
+use crate::quotas::QuotaView;
+use crate::store::QuotaChange;
+
+/// A named limit: `limit` uses per `duration` ms.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RateLimitInput {
+    /// 1–64 characters of `A-Z a-z 0-9 _ - . :`.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
+    name: String,
+    #[schema(value_type = u64, minimum = 1, maximum = 1_000_000_000)]
+    limit: Value,
+    /// The window in ms: 1 s to 30 days.
+    #[schema(value_type = u64, minimum = 1000, maximum = 2_592_000_000_u64)]
+    duration: Value,
+    /// Charged by every counting verification (default); else only when a verification
+    /// names it.
+    auto_apply: Option<bool>,
+}
+
+/// Credits are set back to `amount` at each UTC boundary: every midnight, or every month on
+/// `refillDay` (the 1st by default; the month's last day when it is shorter).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RefillInput {
+    #[schema(pattern = "^(daily|monthly)$")]
+    interval: String,
+    #[schema(value_type = u64, minimum = 1, maximum = 9_007_199_254_740_992_u64)]
+    amount: Value,
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 31)]
+    refill_day: Option<Value>,
+}
+
+/// Credits a token starts with.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CreditsInput {
+    #[schema(value_type = u64, minimum = 0, maximum = 9_007_199_254_740_992_u64)]
+    remaining: Value,
+    refill: Option<RefillInput>,
+}
+
+/// `PUT …/ratelimits`: the whole new set (empty: none).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitsRequest {
+    #[schema(max_items = 20)]
+    ratelimits: Vec<RateLimitInput>,
+}
+
+/// `PATCH …/credits`: at most one of `remaining` (set), `increment`, `decrement` (never below
+/// zero), and/or `refill` (`null` removes it). Credits that do not exist yet start at zero.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreditsPatch {
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9_007_199_254_740_992_u64)]
+    remaining: Option<Value>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9_007_199_254_740_992_u64)]
+    increment: Option<Value>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9_007_199_254_740_992_u64)]
+    decrement: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RefillInput>, nullable)]
+    refill: Option<Option<RefillInput>>,
+}
+
+/// A field that is there, even as `null` (`Some(None)`), apart from one that is absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A whole number in `min..=max` at `field`, else 422 `code` naming it.
+fn whole(
+    value: &Value,
+    field: &str,
+    min: u64,
+    max: u64,
+    code: &'static str,
+) -> Result<u64, AdminFailure> {
+    value
+        .as_u64()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            AdminFailure::invalid(
+                code,
+                format!("{field} must be an integer from {min} to {max}"),
+            )
+            .field(field)
+        })
+}
+
+/// The limits at `field` (422 `invalid_ratelimit` naming `field[i].<part>` or `field`).
+pub(super) fn rate_limits(
+    field: &str,
+    inputs: &[RateLimitInput],
+) -> Result<RateLimits, AdminFailure> {
+    const CODE: &str = "invalid_ratelimit";
+    if inputs.len() > MAX_LIMITS {
+        let message = format!("at most {MAX_LIMITS} limits");
+        return Err(AdminFailure::invalid(CODE, message).field(field));
+    }
+    let mut limits = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let at = |part: &str| format!("{field}[{i}].{part}");
+        let name = LimitName::parse(&input.name)
+            .map_err(|err| AdminFailure::invalid(CODE, err.to_string()).field(at("name")))?;
+        let limit = whole(&input.limit, &at("limit"), 1, MAX_LIMIT, CODE)?;
+        let duration = whole(
+            &input.duration,
+            &at("duration"),
+            MIN_DURATION_MS,
+            MAX_DURATION_MS,
+            CODE,
+        )?;
+        let auto_apply = input.auto_apply.unwrap_or(true);
+        let limit = RateLimit::new(name, limit, duration, auto_apply)
+            .map_err(|err| AdminFailure::invalid(CODE, err.to_string()).field(at("name")))?;
+        limits.push(limit);
+    }
+    RateLimits::new(limits).map_err(|err| AdminFailure::invalid(CODE, err.to_string()).field(field))
+}
+
+fn refill(field: &str, input: &RefillInput) -> Result<Refill, AdminFailure> {
+    const CODE: &str = "invalid_credits";
+    let interval = Interval::parse(&input.interval).ok_or_else(|| {
+        AdminFailure::invalid(CODE, "refill.interval must be daily or monthly")
+            .field(format!("{field}.interval"))
+    })?;
+    let amount = whole(
+        &input.amount,
+        &format!("{field}.amount"),
+        1,
+        MAX_CREDITS,
+        CODE,
+    )?;
+    let day_field = format!("{field}.refillDay");
+    let day = match &input.refill_day {
+        None | Some(Value::Null) => None,
+        Some(day) => Some(whole(day, &day_field, 1, 31, CODE)?),
+    };
+    Refill::new(interval, amount, day)
+        .map_err(|err| AdminFailure::invalid(CODE, err.to_string()).field(day_field))
+}
+
+/// The credits a token is created with.
+pub(super) fn credits(
+    field: &str,
+    input: &CreditsInput,
+    now: DateTime<Utc>,
+) -> Result<Credits, AdminFailure> {
+    let remaining_field = format!("{field}.remaining");
+    let remaining = whole(
+        &input.remaining,
+        &remaining_field,
+        0,
+        MAX_CREDITS,
+        "invalid_credits",
+    )?;
+    let refill = input
+        .refill
+        .as_ref()
+        .map(|input| refill(&format!("{field}.refill"), input))
+        .transpose()?;
+    Credits::new(remaining, refill, now).map_err(|err| {
+        AdminFailure::invalid("invalid_credits", err.to_string()).field(remaining_field)
+    })
+}
+
+fn change(patch: &CreditsPatch) -> Result<CreditChange, AdminFailure> {
+    const CODE: &str = "invalid_credits";
+    let given: Vec<(&str, &Value)> = [
+        ("remaining", &patch.remaining),
+        ("increment", &patch.increment),
+        ("decrement", &patch.decrement),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.as_ref().map(|value| (field, value)))
+    .collect();
+    let remaining = match given.as_slice() {
+        [] => None,
+        [(field, value)] => {
+            let n = whole(value, field, 0, MAX_CREDITS, CODE)?;
+            Some(match *field {
+                "remaining" => Remaining::Set(n),
+                "increment" => Remaining::Increment(n),
+                _ => Remaining::Decrement(n),
+            })
+        }
+        [_, (second, _), ..] => {
+            let message = "give at most one of remaining, increment and decrement";
+            return Err(AdminFailure::invalid(CODE, message).field(*second));
+        }
+    };
+    let refill = match &patch.refill {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(input)) => Some(Some(refill("refill", input)?)),
+    };
+    if remaining.is_none() && refill.is_none() {
+        let message = "give remaining, increment, decrement or refill";
+        return Err(AdminFailure::invalid(CODE, message));
+    }
+    CreditChange::new(remaining, refill).map_err(|err| AdminFailure::invalid(CODE, err.to_string()))
+}
+
+fn user_id(raw: &str) -> Result<UserId, AdminFailure> {
+    raw.parse()
+        .map_err(|_| AdminFailure::bad_request(USER_ID_RULE).field("userId"))
+}
+
+fn owner_view(user: UserId, view: QuotaView) -> OwnerQuotaView {
+    OwnerQuotaView {
+        user_id: user,
+        ratelimits: configured(&view),
+        credits: view.credits.map(CreditsJson::from),
+    }
+}
+
+/// `PUT /api/admin/tokens/{id}/ratelimits`: 200 with the token's limits now.
+pub async fn put_token_limits(
+    id: Path<String>,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, ApiError> {
+    let id = token_id(&id)?;
+    let request: RateLimitsRequest = body(&req, payload).await?;
+    let limits = rate_limits("ratelimits", &request.ratelimits)?;
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let changed = tokens
+        .set_ratelimits(Subject::Token(id), &limits)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-ratelimits", &err))?;
+    match changed {
+        QuotaChange::Changed { value, .. } => Ok(json(
+            StatusCode::OK,
+            &TokenLimitsView {
+                ratelimits: configured(&value),
+            },
+        )),
+        QuotaChange::NotFound => Err(AdminFailure::no_token(id).into()),
+    }
+}
+
+/// `PUT /api/admin/users/{user_id}/ratelimits`: 200 with the owner's limits and credits now.
+pub async fn put_user_limits(
+    user: Path<String>,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&user)?;
+    let request: RateLimitsRequest = body(&req, payload).await?;
+    let limits = rate_limits("ratelimits", &request.ratelimits)?;
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let changed = tokens
+        .set_ratelimits(Subject::Owner(user), &limits)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-ratelimits", &err))?;
+    match changed {
+        QuotaChange::Changed { value, .. } => Ok(json(StatusCode::OK, &owner_view(user, value))),
+        QuotaChange::NotFound => Err(AdminFailure::not_found("no such owner").into()),
+    }
+}
+
+/// `PATCH /api/admin/tokens/{id}/credits`: 200 with the token's credits now.
+pub async fn patch_token_credits(
+    id: Path<String>,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, ApiError> {
+    let id = token_id(&id)?;
+    let patch: CreditsPatch = body(&req, payload).await?;
+    let change = change(&patch)?;
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let changed = tokens
+        .change_credits(Subject::Token(id), &change)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credits", &err))?;
+    match changed {
+        QuotaChange::Changed { value, .. } => Ok(json(
+            StatusCode::OK,
+            &TokenCreditsView {
+                credits: value.credits.map(CreditsJson::from),
+            },
+        )),
+        QuotaChange::NotFound => Err(AdminFailure::no_token(id).into()),
+    }
+}
+
+/// `PATCH /api/admin/users/{user_id}/credits`: 200 with the owner's limits and credits now.
+pub async fn patch_user_credits(
+    user: Path<String>,
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+    Admin(admin): Admin,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&user)?;
+    let patch: CreditsPatch = body(&req, payload).await?;
+    let change = change(&patch)?;
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let changed = tokens
+        .change_credits(Subject::Owner(user), &change)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credits", &err))?;
+    match changed {
+        QuotaChange::Changed { value, .. } => Ok(json(StatusCode::OK, &owner_view(user, value))),
+        QuotaChange::NotFound => Err(AdminFailure::not_found("no such owner").into()),
+    }
+}
+
+/// `GET /api/admin/users/{user_id}/quota`: the owner's limits and credits.
+pub async fn get_user_quota(
+    user: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(&user)?;
+    let view = state
+        .tokens
+        .quota_view(Subject::Owner(user))
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-quota", &err))?
+        .unwrap_or_default();
+    Ok(json(StatusCode::OK, &owner_view(user, view)))
+}

@@ -1,0 +1,129 @@
+//! Customer limits and credits for operators (SPEC B5): replace a token's or an owner's
+//! limits, change their credits, and read them as they stand. Every change is audited by the
+//! store and dropped from the verification caches of every instance.
+
+use std::sync::Arc;
+
+use super::{CachedToken, TokenService};
+use crate::domain::quota::{Changed, CreditChange, RateLimits, Scope, Subject};
+use crate::domain::UserId;
+use crate::quotas::QuotaView;
+use crate::store::{QuotaChange, StoreError};
+
+impl TokenService {
+    /// Replaces the limits of a token (`NotFound` when there is no such token) or of an owner;
+    /// the tokens concerned see them at their next verification, on every instance.
+    pub async fn set_ratelimits(
+        &self,
+        subject: Subject,
+        limits: &RateLimits,
+    ) -> Result<QuotaChange<QuotaView>, StoreError> {
+        let changed = self
+            .quotas
+            .set_limits(subject, limits, &self.audit())
+            .await?;
+        let QuotaChange::Changed { tokens, .. } = changed else {
+            return Ok(QuotaChange::NotFound);
+        };
+        self.forget_all(&tokens);
+        let view = self.quota_view(subject).await?.unwrap_or_default();
+        Ok(QuotaChange::Changed {
+            value: view,
+            tokens,
+        })
+    }
+
+    /// Changes (or starts) the credits of a token or an owner; answers them as they stand.
+    pub async fn change_credits(
+        &self,
+        subject: Subject,
+        change: &CreditChange,
+    ) -> Result<QuotaChange<QuotaView>, StoreError> {
+        let Some(owner) = self.owner_of(subject).await? else {
+            return Ok(QuotaChange::NotFound);
+        };
+        let changed = self
+            .quotas
+            .change_credits(subject, owner, change, &self.audit())
+            .await?;
+        let QuotaChange::Changed {
+            value: Changed { .. },
+            tokens,
+        } = changed
+        else {
+            return Ok(QuotaChange::NotFound);
+        };
+        self.forget_all(&tokens);
+        let view = self.quota_view(subject).await?.unwrap_or_default();
+        Ok(QuotaChange::Changed {
+            value: view,
+            tokens,
+        })
+    }
+
+    /// A token's (`None` when there is no such token) or an owner's limits, with this window's
+    /// remaining and reset, and credits, with what is leased out and unspent.
+    pub async fn quota_view(&self, subject: Subject) -> Result<Option<QuotaView>, StoreError> {
+        let (owner, quota) = match subject {
+            Subject::Owner(user) => match self.store.quota(subject).await? {
+                Some(quota) => (user, quota),
+                None => return Ok(None),
+            },
+            Subject::Token(id) => match self.store.find_by_id(id).await? {
+                Some(record) => (record.user_id, record.quota),
+                None => return Ok(None),
+            },
+        };
+        let now = self.clock.now();
+        Ok(Some(self.quotas.view(subject, owner, &quota, now).await?))
+    }
+
+    /// `quota_view` of a token whose record is at hand (admin reads).
+    pub async fn quota_view_of(
+        &self,
+        record: &crate::store::TokenRecord,
+    ) -> Result<QuotaView, StoreError> {
+        let subject = Subject::Token(record.id);
+        let now = self.clock.now();
+        self.quotas
+            .view(subject, record.user_id, &record.quota, now)
+            .await
+    }
+
+    /// The credits left of a verified token and of its owner (those that have credits).
+    pub(super) async fn credits_left(
+        &self,
+        token: &Arc<CachedToken>,
+    ) -> Result<Vec<(Scope, u64)>, StoreError> {
+        let Some(plan) = &token.plan else {
+            return Ok(Vec::new());
+        };
+        let mut left = Vec::new();
+        for (scope, _) in plan.credit_pools() {
+            let subject = match scope {
+                Scope::Token => Subject::Token(token.id),
+                Scope::Owner => Subject::Owner(token.user_id),
+            };
+            if let Some(view) = self.quota_view(subject).await? {
+                if let Some(credits) = view.credits {
+                    left.push((scope, credits.remaining));
+                }
+            }
+        }
+        Ok(left)
+    }
+
+    /// The owner of a subject: itself, or the token's (`None`: no such token).
+    async fn owner_of(&self, subject: Subject) -> Result<Option<UserId>, StoreError> {
+        match subject {
+            Subject::Owner(user) => Ok(Some(user)),
+            Subject::Token(id) => Ok(self.store.find_by_id(id).await?.map(|r| r.user_id)),
+        }
+    }
+
+    fn forget_all(&self, digests: &[crate::domain::Digest]) {
+        for digest in digests {
+            self.invalidate(digest);
+        }
+    }
+}
