@@ -82,6 +82,7 @@ fn bench_role_change(c: &mut Criterion) {
             metadata: Default::default(),
             roles: vec![RoleName::parse("pro").unwrap()].into_boxed_slice(),
             grants: grants.clone(),
+            plan: None,
         };
         cache.put(*digest, Some(Arc::new(token)), 0, cache.generation());
     }

@@ -47,6 +47,7 @@ fn main() {
             metadata: Default::default(),
             roles: Box::default(),
             grants: CachedToken::no_grants(),
+            plan: None,
         };
         cache.put(
             digest.to_bytes(),

@@ -125,11 +125,13 @@ mod tests {
             metadata: Metadata::default(),
             roles: Box::default(),
             grants: Default::default(),
+            plan: None,
         };
         Verified {
             record: Arc::new(record),
             usage_count: 41,
             last_used,
+            quota: None,
         }
     }
 
