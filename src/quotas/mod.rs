@@ -96,8 +96,9 @@ pub struct QuotaView {
     pub credits: Option<CreditsView>,
 }
 
-/// How many tries a charge makes while other verifications take the credits it leased.
-const ATTEMPTS: usize = 8;
+/// How many leases one charge may take while other verifications spend what it leased (each
+/// lease either serves it, moves credits out of the store, or finds the store empty).
+const ATTEMPTS: usize = 64;
 /// Leases of different pools run in parallel; of one pool, one at a time per process.
 const LEASE_STRIPES: usize = 64;
 
@@ -135,30 +136,30 @@ impl Quotas {
             Err(unknown) => return Ok(QuotaDecision::UnknownLimit(unknown)),
         };
         let spend = Spend::new(token, owner, charges, plan.credit_pools(), usage.cost, now);
+        let mut answer = self.spend(&spend).await?;
         for _ in 0..ATTEMPTS {
-            let index = match self.spend(&spend).await? {
-                Answer::Done { counts, .. } => {
-                    return Ok(QuotaDecision::Allowed(allowed(&spend, &counts)))
-                }
-                Answer::Limited { index, count } => {
-                    return Ok(QuotaDecision::RateLimited(limited(&spend, index, count)))
-                }
-                Answer::Exhausted { index } => {
-                    return Ok(QuotaDecision::UsageExceeded(exhausted(&spend, index, now)))
-                }
-                Answer::NeedLease { index } => index,
+            let Answer::NeedLease { index } = answer else {
+                break;
             };
+            // One lease of a pool at a time in this process; whoever takes one spends from it
+            // before letting the next in, so every lease serves at least its taker.
             let step = spend.credits[index];
             let _turn = self.leasing[stripe(step.subject)].lock().await;
-            // Another verification of this process may have leased while this one waited.
-            if let Answer::NeedLease { index: again } = self.spend(&spend).await? {
-                if again == index {
-                    self.lease(owner, step, now).await?;
-                }
+            answer = self.spend(&spend).await?;
+            if answer == (Answer::NeedLease { index }) {
+                self.lease(owner, step, now).await?;
+                answer = self.spend(&spend).await?;
             }
         }
-        let index = spend.credits.len().saturating_sub(1);
-        Ok(QuotaDecision::UsageExceeded(exhausted(&spend, index, now)))
+        Ok(match answer {
+            Answer::Done { counts, .. } => QuotaDecision::Allowed(allowed(&spend, &counts)),
+            Answer::Limited { index, count } => {
+                QuotaDecision::RateLimited(limited(&spend, index, count))
+            }
+            Answer::Exhausted { index } | Answer::NeedLease { index } => {
+                QuotaDecision::UsageExceeded(exhausted(&spend, index, now))
+            }
+        })
     }
 
     async fn spend(&self, spend: &Spend<'_>) -> Result<Answer, StoreError> {

@@ -18,8 +18,8 @@ use crate::helpers::{drop_database, SERVER_URL};
 use crate::helpers::{ms, uid};
 
 /// A fresh store of one backend, removed at the end.
-struct Backend {
-    store: Arc<dyn Store>,
+pub(crate) struct Backend {
+    pub(crate) store: Arc<dyn Store>,
     cleanup: Cleanup,
 }
 
@@ -69,7 +69,7 @@ fn service(backend: &Backend, limit: u32) -> (TokenService, Arc<ManualClock>) {
     (service, clock)
 }
 
-fn audit() -> Audit {
+pub(crate) fn audit() -> Audit {
     Audit {
         actor: Actor::Admin("conformance".into()),
         at: Utc::now(),
@@ -108,7 +108,17 @@ on_both_backends!(
     only_an_identifier_collision_is_a_collision,
     rotation_carries_roles_and_permissions,
     a_role_change_reaches_every_holder_and_a_deleted_token_holds_nothing,
+    quotas_round_trip_and_leases_are_exact,
+    rotation_carries_limits_and_what_remains_of_the_credits,
+    credits_are_exact_under_concurrency_and_survive_a_restart,
+    credits_refill_at_the_utc_boundary,
 );
+
+use crate::store_quotas::{
+    credits_are_exact_under_concurrency_and_survive_a_restart, credits_refill_at_the_utc_boundary,
+    quotas_round_trip_and_leases_are_exact,
+    rotation_carries_limits_and_what_remains_of_the_credits,
+};
 
 fn grant(text: &str) -> iam_tokens::domain::access::Grant {
     iam_tokens::domain::access::Grant::parse(text).unwrap()
@@ -550,6 +560,28 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
     from.store.insert_ban(&ban).await.unwrap();
     new_role(&source, "pro", &["projects.*", "billing.read"]).await;
     let (holder_key, _) = create_holding(&source, 12, &["pro"], &["x.y"]).await;
+    let owner = iam_tokens::domain::quota::Subject::Owner(uid(11));
+    let limit = iam_tokens::domain::quota::RateLimit::new(
+        iam_tokens::domain::quota::LimitName::parse("requests").unwrap(),
+        100,
+        60_000,
+        true,
+    )
+    .unwrap();
+    let limits = iam_tokens::domain::quota::RateLimits::new(vec![limit]).unwrap();
+    let change = iam_tokens::domain::quota::CreditChange::new(
+        Some(iam_tokens::domain::quota::Remaining::Set(500)),
+        None,
+    )
+    .unwrap();
+    from.store
+        .set_limits(owner, &limits, &audit())
+        .await
+        .unwrap();
+    from.store
+        .change_credits(owner, &change, &audit())
+        .await
+        .unwrap();
 
     let copied = store::copy(from.store.as_ref(), to.store.as_ref(), false)
         .await
@@ -557,10 +589,16 @@ async fn copy_moves_everything_from_sqlite_to_mysql_and_back() {
     let CopyOutcome::Copied(rows) = copied else {
         panic!("{copied:?}")
     };
-    // Events: created, metadata_updated, banned, role_created, created.
+    // Events: created, metadata_updated, banned, role_created, created, ratelimits_updated,
+    // credits_updated.
     assert_eq!(
         (rows.tokens, rows.events, rows.bans, rows.roles),
-        (2, 5, 1, 1)
+        (2, 7, 1, 1)
+    );
+    assert_eq!(
+        to.store.quota(owner).await.unwrap(),
+        from.store.quota(owner).await.unwrap(),
+        "an owner's limits and credits move too"
     );
     let (moved, _) = service(&to, 20);
     let verified = moved
