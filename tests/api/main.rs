@@ -5,6 +5,7 @@ mod migrations;
 mod proxy;
 mod smoke;
 mod store_conformance;
+mod store_quotas;
 mod test_db;
 
 // In-process library operations (SPEC A5).
