@@ -9,7 +9,7 @@ use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
 use crate::domain::access::Query;
-use crate::domain::quota::{UnknownLimit, Usage};
+use crate::domain::quota::{QuotaPlan, UnknownLimit, Usage};
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
 use crate::quotas::{QuotaDecision, QuotaReport};
@@ -291,7 +291,14 @@ impl TokenService {
         {
             return Ok(VerifyOutcome::InsufficientPermissions);
         }
-        // 5¾. Customer limits and credits (SPEC B5), all or nothing, before the count.
+        // 5¾. Customer limits and credits (SPEC B5), all or nothing, before the count. A limit
+        // the caller names must exist, counted or not.
+        let unknown = options
+            .usage
+            .and_then(|usage| QuotaPlan::unknown_in(token.plan.as_deref(), usage));
+        if let Some(unknown) = unknown {
+            return Ok(VerifyOutcome::UnknownLimit(unknown));
+        }
         let mut quota = None;
         if let (false, Some(plan)) = (options.skip_count_updates, &token.plan) {
             let usage = options.usage.unwrap_or(&ONE_USE);

@@ -57,6 +57,10 @@ mod access_verify;
 // Several instances act as one, through Redis (SPEC B6).
 mod shared_instances;
 
+// Customer rate limits and credits (SPEC B5), on one instance and on several.
+mod quotas;
+mod quotas_shared;
+
 // The machine-readable contract (SPEC B7).
 mod metrics;
 mod openapi;

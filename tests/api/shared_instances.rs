@@ -149,7 +149,7 @@ async fn failing_call(app: &TestApp) -> Answer {
 }
 
 /// Polls `check` every 2 ms until it holds, for at most `within`; the time it took.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> Option<Duration>
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> Option<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -551,14 +551,14 @@ async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
 
 // ---- Redis goes away (single server behind a proxy) ----
 
-async fn behind_proxy(configure: impl Fn(&mut Settings)) -> (Instances, Proxy) {
+pub(crate) async fn behind_proxy(configure: impl Fn(&mut Settings)) -> (Instances, Proxy) {
     let proxy = Proxy::start(6379).await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
     let fleet = instances_at(3, Shared::Single, Some(url), configure).await;
     (fleet, proxy)
 }
 
-async fn redis_state(app: &TestApp) -> Value {
+pub(crate) async fn redis_state(app: &TestApp) -> Value {
     ready(app).await.1["redis"].clone()
 }
 

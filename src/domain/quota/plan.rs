@@ -211,15 +211,24 @@ impl QuotaPlan {
                 None => {}
             }
         }
-        for (index, (name, _)) in usage.named.iter().enumerate() {
-            if self.find(name).is_none() {
-                return Err(UnknownLimit {
-                    index,
-                    name: name.clone(),
-                });
-            }
+        match Self::unknown_in(Some(self), usage) {
+            Some(unknown) => Err(unknown),
+            None => Ok(charges),
         }
-        Ok(charges)
+    }
+
+    /// The first limit `usage` names that the plan lacks (every one, for a token whose owner
+    /// and itself have no quota at all: `plan` is `None`).
+    pub fn unknown_in(plan: Option<&Self>, usage: &Usage) -> Option<UnknownLimit> {
+        usage
+            .named
+            .iter()
+            .enumerate()
+            .find(|(_, (name, _))| plan.is_none_or(|plan| plan.find(name).is_none()))
+            .map(|(index, (name, _))| UnknownLimit {
+                index,
+                name: name.clone(),
+            })
     }
 
     /// The credit pools a verification spends from: the token's, then the owner's.
