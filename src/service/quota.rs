@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService};
-use crate::domain::quota::{Changed, CreditChange, RateLimits, Scope, Subject};
+use crate::domain::quota::{CreditChange, RateLimits, Scope, Subject};
 use crate::domain::UserId;
 use crate::quotas::QuotaView;
 use crate::store::{QuotaChange, StoreError};
@@ -22,15 +22,7 @@ impl TokenService {
             .quotas
             .set_limits(subject, limits, &self.audit())
             .await?;
-        let QuotaChange::Changed { tokens, .. } = changed else {
-            return Ok(QuotaChange::NotFound);
-        };
-        self.forget_all(&tokens);
-        let view = self.quota_view(subject).await?.unwrap_or_default();
-        Ok(QuotaChange::Changed {
-            value: view,
-            tokens,
-        })
+        self.settle(subject, changed).await
     }
 
     /// Changes (or starts) the credits of a token or an owner; answers them as they stand.
@@ -46,14 +38,22 @@ impl TokenService {
             .quotas
             .change_credits(subject, owner, change, &self.audit())
             .await?;
-        let QuotaChange::Changed {
-            value: Changed { .. },
-            tokens,
-        } = changed
-        else {
+        self.settle(subject, changed).await
+    }
+
+    /// After a committed change: the tokens it concerns are dropped from every cache, and the
+    /// subject is read back as it stands.
+    async fn settle<T>(
+        &self,
+        subject: Subject,
+        changed: QuotaChange<T>,
+    ) -> Result<QuotaChange<QuotaView>, StoreError> {
+        let QuotaChange::Changed { tokens, .. } = changed else {
             return Ok(QuotaChange::NotFound);
         };
-        self.forget_all(&tokens);
+        for digest in &tokens {
+            self.invalidate(digest);
+        }
         let view = self.quota_view(subject).await?.unwrap_or_default();
         Ok(QuotaChange::Changed {
             value: view,
@@ -118,12 +118,6 @@ impl TokenService {
         match subject {
             Subject::Owner(user) => Ok(Some(user)),
             Subject::Token(id) => Ok(self.store.find_by_id(id).await?.map(|r| r.user_id)),
-        }
-    }
-
-    fn forget_all(&self, digests: &[crate::domain::Digest]) {
-        for digest in digests {
-            self.invalidate(digest);
         }
     }
 }

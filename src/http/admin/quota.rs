@@ -244,6 +244,39 @@ fn owner_view(user: UserId, view: QuotaView) -> OwnerQuotaView {
     }
 }
 
+/// What a route changes.
+enum Edit {
+    Limits(RateLimits),
+    Credits(CreditChange),
+}
+
+/// Reads the body of `req` as the edit `parse` makes of it, applies it to `subject` as
+/// `admin`, and answers the subject's limits and credits as they stand (404 for no token).
+async fn edit<T: serde::de::DeserializeOwned>(
+    (req, payload, state, admin): (HttpRequest, Payload, &AppState, String),
+    subject: Subject,
+    parse: fn(&T) -> Result<Edit, AdminFailure>,
+) -> Result<QuotaView, ApiError> {
+    let request: T = body(&req, payload).await?;
+    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let changed = match parse(&request)? {
+        Edit::Limits(limits) => tokens.set_ratelimits(subject, &limits).await,
+        Edit::Credits(change) => tokens.change_credits(subject, &change).await,
+    };
+    match changed.map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-quota", &err))? {
+        QuotaChange::Changed { value, .. } => Ok(value),
+        QuotaChange::NotFound => Err(AdminFailure::no_token(subject.id()).into()),
+    }
+}
+
+fn limits_edit(request: &RateLimitsRequest) -> Result<Edit, AdminFailure> {
+    rate_limits("ratelimits", &request.ratelimits).map(Edit::Limits)
+}
+
+fn credits_edit(patch: &CreditsPatch) -> Result<Edit, AdminFailure> {
+    change(patch).map(Edit::Credits)
+}
+
 /// `PUT /api/admin/tokens/{id}/ratelimits`: 200 with the token's limits now.
 pub async fn put_token_limits(
     id: Path<String>,
@@ -252,23 +285,10 @@ pub async fn put_token_limits(
     state: Data<AppState>,
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
-    let id = token_id(&id)?;
-    let request: RateLimitsRequest = body(&req, payload).await?;
-    let limits = rate_limits("ratelimits", &request.ratelimits)?;
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
-    let changed = tokens
-        .set_ratelimits(Subject::Token(id), &limits)
-        .await
-        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-ratelimits", &err))?;
-    match changed {
-        QuotaChange::Changed { value, .. } => Ok(json(
-            StatusCode::OK,
-            &TokenLimitsView {
-                ratelimits: configured(&value),
-            },
-        )),
-        QuotaChange::NotFound => Err(AdminFailure::no_token(id).into()),
-    }
+    let subject = Subject::Token(token_id(&id)?);
+    let view = edit((req, payload, &state, admin), subject, limits_edit).await?;
+    let ratelimits = configured(&view);
+    Ok(json(StatusCode::OK, &TokenLimitsView { ratelimits }))
 }
 
 /// `PUT /api/admin/users/{user_id}/ratelimits`: 200 with the owner's limits and credits now.
@@ -280,17 +300,13 @@ pub async fn put_user_limits(
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&user)?;
-    let request: RateLimitsRequest = body(&req, payload).await?;
-    let limits = rate_limits("ratelimits", &request.ratelimits)?;
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
-    let changed = tokens
-        .set_ratelimits(Subject::Owner(user), &limits)
-        .await
-        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-ratelimits", &err))?;
-    match changed {
-        QuotaChange::Changed { value, .. } => Ok(json(StatusCode::OK, &owner_view(user, value))),
-        QuotaChange::NotFound => Err(AdminFailure::not_found("no such owner").into()),
-    }
+    let view = edit(
+        (req, payload, &state, admin),
+        Subject::Owner(user),
+        limits_edit,
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &owner_view(user, view)))
 }
 
 /// `PATCH /api/admin/tokens/{id}/credits`: 200 with the token's credits now.
@@ -301,23 +317,10 @@ pub async fn patch_token_credits(
     state: Data<AppState>,
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
-    let id = token_id(&id)?;
-    let patch: CreditsPatch = body(&req, payload).await?;
-    let change = change(&patch)?;
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
-    let changed = tokens
-        .change_credits(Subject::Token(id), &change)
-        .await
-        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credits", &err))?;
-    match changed {
-        QuotaChange::Changed { value, .. } => Ok(json(
-            StatusCode::OK,
-            &TokenCreditsView {
-                credits: value.credits.map(CreditsJson::from),
-            },
-        )),
-        QuotaChange::NotFound => Err(AdminFailure::no_token(id).into()),
-    }
+    let subject = Subject::Token(token_id(&id)?);
+    let view = edit((req, payload, &state, admin), subject, credits_edit).await?;
+    let credits = view.credits.map(CreditsJson::from);
+    Ok(json(StatusCode::OK, &TokenCreditsView { credits }))
 }
 
 /// `PATCH /api/admin/users/{user_id}/credits`: 200 with the owner's limits and credits now.
@@ -329,17 +332,13 @@ pub async fn patch_user_credits(
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(&user)?;
-    let patch: CreditsPatch = body(&req, payload).await?;
-    let change = change(&patch)?;
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
-    let changed = tokens
-        .change_credits(Subject::Owner(user), &change)
-        .await
-        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credits", &err))?;
-    match changed {
-        QuotaChange::Changed { value, .. } => Ok(json(StatusCode::OK, &owner_view(user, value))),
-        QuotaChange::NotFound => Err(AdminFailure::not_found("no such owner").into()),
-    }
+    let view = edit(
+        (req, payload, &state, admin),
+        Subject::Owner(user),
+        credits_edit,
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &owner_view(user, view)))
 }
 
 /// `GET /api/admin/users/{user_id}/quota`: the owner's limits and credits.
