@@ -31,6 +31,7 @@ use crate::domain::quota::{
 };
 use crate::domain::UserId;
 use crate::store::{Audit, QuotaChange, StoreError, TokenStore};
+use crate::telemetry::Metrics;
 
 /// Where quota state lives.
 pub enum Holder {
@@ -106,14 +107,16 @@ const LEASE_STRIPES: usize = 64;
 pub struct Quotas {
     store: Arc<dyn TokenStore>,
     holder: Holder,
+    metrics: Arc<Metrics>,
     leasing: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Quotas {
-    pub fn new(store: Arc<dyn TokenStore>, holder: Holder) -> Self {
+    pub fn new(store: Arc<dyn TokenStore>, holder: Holder, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             holder,
+            metrics,
             leasing: (0..LEASE_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -177,6 +180,8 @@ impl Quotas {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let lease = self.store.lease(step.subject, step.needed(), now).await?;
+        self.metrics
+            .credit_lease(lease.as_ref().map_or(0, |lease| lease.granted));
         // No credits row (removed since the token was loaded): nothing to spend.
         let lease = lease.unwrap_or(crate::store::Lease {
             granted: 0,

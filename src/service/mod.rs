@@ -147,6 +147,7 @@ impl TokenService {
         let quotas = Arc::new(Quotas::new(
             store.clone(),
             Holder::Local(LocalHolder::default()),
+            metrics.clone(),
         ));
         Self {
             usage,
@@ -166,7 +167,11 @@ impl TokenService {
     /// what they cached of it), its customer limits and credits kept in Redis. Apply what they tell with [`apply_notice`](Self::apply_notice).
     pub fn telling(mut self, notices: Arc<Notices>) -> Self {
         let holder = Holder::Shared(SharedHolder::new(notices.redis().clone()));
-        self.quotas = Arc::new(Quotas::new(self.store.clone(), holder));
+        self.quotas = Arc::new(Quotas::new(
+            self.store.clone(),
+            holder,
+            self.metrics.clone(),
+        ));
         self.notices = Some(notices);
         self
     }

@@ -27,6 +27,14 @@ pub fn describe(recorder: &PrometheusRecorder) {
             "Uses written by batch flushes.",
         ),
         (
+            "iam_credit_leases_total",
+            "Leases of customer credits taken out of the store (each moves up to 1,000 credits).",
+        ),
+        (
+            "iam_credits_leased_total",
+            "Customer credits taken out of the store by leases.",
+        ),
+        (
             "iam_store_errors_total",
             "Store calls that failed, by operation.",
         ),

@@ -121,6 +121,9 @@ pub struct Metrics {
     flushed_uses: Counter,
     flush_latency: Histogram,
     usage_pending: Gauge,
+    /// Credits taken out of the store (SPEC B5): leases, and the credits they moved.
+    credit_leases: Counter,
+    credits_leased: Counter,
     store_errors: Mutex<HashMap<&'static str, Counter>>,
 }
 
@@ -145,6 +148,8 @@ impl Metrics {
                     flushed_uses: Counter::noop(),
                     flush_latency: Histogram::noop(),
                     usage_pending: Gauge::noop(),
+                    credit_leases: Counter::noop(),
+                    credits_leased: Counter::noop(),
                     store_errors: Mutex::default(),
                 })
             })
@@ -232,6 +237,8 @@ impl Metrics {
                 &METADATA,
             ),
             usage_pending: recorder.register_gauge(&Key::from_name("iam_usage_pending"), &METADATA),
+            credit_leases: counter("iam_credit_leases_total", Vec::new()),
+            credits_leased: counter("iam_credits_leased_total", Vec::new()),
             store_errors: Mutex::default(),
             handle: Some(handle),
             recorder: Some(recorder),
@@ -301,6 +308,12 @@ impl Metrics {
             Err(()) => self.flushes_failed.increment(1),
         }
         self.flush_latency.record(took.as_secs_f64());
+    }
+
+    /// A lease of credits from the store that moved `credits` (0: the store had none left).
+    pub fn credit_lease(&self, credits: u64) {
+        self.credit_leases.increment(1);
+        self.credits_leased.increment(credits);
     }
 
     /// A store call that failed, by the operation that made it.

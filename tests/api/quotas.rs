@@ -472,6 +472,21 @@ async fn three_credits_admit_exactly_three_verifications_then_usage_exceeded_and
         .expect("createdAt");
     let expected = credits_view(0, Value::Null, created, Value::Null);
     assert_eq!(view["credits"], expected);
+    let (_, samples) = crate::metrics::scrape(&app).await;
+    let outcome = |outcome: &str| {
+        let series = format!("iam_verifications_total{{route=\"public\",outcome=\"{outcome}\"}}");
+        crate::metrics::value(&samples, &series)
+    };
+    assert_eq!((outcome("valid"), outcome("usage_exceeded")), (3.0, 3.0));
+    assert_eq!(
+        (
+            crate::metrics::value(&samples, "iam_credit_leases_total"),
+            crate::metrics::value(&samples, "iam_credits_leased_total"),
+        ),
+        (4.0, 3.0),
+        "one credit a lease while few remain, then one lease finds none; an empty pool \
+         asks the store again only after a second"
+    );
 }
 
 #[tokio::test]
