@@ -299,14 +299,7 @@ pub async fn put_user_limits(
     state: Data<AppState>,
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
-    let user = user_id(&user)?;
-    let view = edit(
-        (req, payload, &state, admin),
-        Subject::Owner(user),
-        limits_edit,
-    )
-    .await?;
-    Ok(json(StatusCode::OK, &owner_view(user, view)))
+    owner_edit(&user, (req, payload, &state, admin), limits_edit).await
 }
 
 /// `PATCH /api/admin/tokens/{id}/credits`: 200 with the token's credits now.
@@ -331,13 +324,17 @@ pub async fn patch_user_credits(
     state: Data<AppState>,
     Admin(admin): Admin,
 ) -> Result<HttpResponse, ApiError> {
-    let user = user_id(&user)?;
-    let view = edit(
-        (req, payload, &state, admin),
-        Subject::Owner(user),
-        credits_edit,
-    )
-    .await?;
+    owner_edit(&user, (req, payload, &state, admin), credits_edit).await
+}
+
+/// An edit of the owner at `user` (a path segment), answered with its limits and credits.
+async fn owner_edit<T: serde::de::DeserializeOwned>(
+    user: &str,
+    request: (HttpRequest, Payload, &AppState, String),
+    parse: fn(&T) -> Result<Edit, AdminFailure>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_id(user)?;
+    let view = edit(request, Subject::Owner(user), parse).await?;
     Ok(json(StatusCode::OK, &owner_view(user, view)))
 }
 
