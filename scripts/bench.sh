@@ -1,32 +1,55 @@
 #!/usr/bin/env bash
 # Side-by-side load test on this machine, on both stores (MySQL, then the embedded SQLite):
 # GET /health vs the counting GET /api/public/verify, vs the same verify with a 3-name permission
-# query on a key holding a role (SPEC B4), then verify again with the cache off and synchronous
+# query on a key holding a role (SPEC B4), vs the same verify of a key with two customer limits
+# (one of the token, one of its owner) and credits (SPEC B5; set through the admin API, with an
+# admin credential in a bench config file), then verify again with the cache off and synchronous
 # counting (riavzon's way).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
 # RUNS=n (default 5) alternates n runs of each route and reports the medians (this machine is
 # noisy: single 10 s runs of the same route differ by up to 15%). Next to req/s it prints the
 # server's CPU time per request (user + system, from /proc), which noise moves less.
-# BACKENDS="mysql sqlite" (default) picks the stores to measure.
+# BACKENDS="mysql sqlite" (default) picks the stores to measure. QUOTA=0 leaves out the key with
+# limits and credits. Any answer other than 2xx under load is reported on stderr. BIN=<path>
+# measures a binary already built (default: cargo build --release, then target/release/iam-tokens).
+# INSTANCES=n (default 1; more only with IAM__REDIS__URL set, so that they share limits and
+# credits) runs n servers on ports BENCH_PORT… on the server's CPU(s), each loaded by its own
+# wrk with connections/n; req/s and CPU are summed over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-64}
 RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-mysql sqlite}
+QUOTA=${QUOTA:-1}
+INSTANCES=${INSTANCES:-1}
+REDIS_PREFIX=${IAM__REDIS__KEY_PREFIX:-iam:}
 PORT=${BENCH_PORT:-18181}
 DB="iam_bench_$$"
 SQLITE_DIR=$(mktemp -d)
+if [ "$INSTANCES" -gt 1 ] && [ -z "${IAM__REDIS__URL:-}" ]; then
+  echo "INSTANCES=$INSTANCES needs IAM__REDIS__URL: without Redis each instance has its own limits" >&2
+  exit 2
+fi
 
 bash scripts/services.sh
 if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q
-BIN=target/release/iam-tokens
+# BIN=<path> measures that binary as it is (no build).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q
+  BIN=target/release/iam-tokens
+fi
+
+# An admin credential for the quota route's setup: only its digest is configured.
+ADMIN_SECRET="iam_admin_bench_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export IAM_CONFIG="$SQLITE_DIR/bench.toml"
+printf '[auth]\nadmin_tokens = [{ name = "bench", digest = "%s" }]\n' \
+  "$(printf '%s' "$ADMIN_SECRET" | sha256sum | cut -d' ' -f1)" >"$IAM_CONFIG"
 
 cleanup() {
-  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
+  [ ${#SERVERS[@]} -gt 0 ] && kill "${SERVERS[@]}" 2>/dev/null && wait "${SERVERS[@]}" 2>/dev/null || true
   mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true
   rm -rf "$SQLITE_DIR"
 }
@@ -42,34 +65,66 @@ else
   WORKERS=0; PIN_SERVER=(); PIN_LOAD=()
 fi
 
+SERVERS=()
+# Starts INSTANCES servers (ports PORT, PORT+1, …) with the environment given as arguments.
 start() {
-  env IAM__SERVER__WORKERS="$WORKERS" "$@" "${PIN_SERVER[@]}" "$BIN" serve 2>/dev/null &
-  SERVER=$!
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
-    sleep 0.1
+  local i
+  for ((i = 0; i < INSTANCES; i++)); do
+    env IAM__SERVER__WORKERS="$WORKERS" IAM__SERVER__PORT=$((PORT + i)) "$@" \
+      "${PIN_SERVER[@]}" "$BIN" serve 2>/dev/null &
+    SERVERS+=($!)
   done
-  echo "server did not start" >&2; exit 1
+  for ((i = 0; i < INSTANCES; i++)); do
+    for _ in $(seq 1 100); do
+      curl -fs "http://127.0.0.1:$((PORT + i))/health" >/dev/null 2>&1 && continue 2
+      sleep 0.1
+    done
+    echo "server on port $((PORT + i)) did not start" >&2; exit 1
+  done
 }
-stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-# Prints "<req/s> <server CPU µs per request>".
+stop() { kill "${SERVERS[@]}"; wait "${SERVERS[@]}" 2>/dev/null || true; SERVERS=(); }
+cpu_ticks() {
+  local pid
+  for pid in "${SERVERS[@]}"; do cat "/proc/$pid/stat"; done | awk '{ sum += $14 + $15 } END { print sum }'
+}
+# rps [wrk options] <url on PORT>: prints "<req/s> <server CPU µs per request>", summed over
+# the instances, each loaded by its own wrk at the same time.
 rps() {
-  local before after out
+  local before after i url=${*: -1} loads=() out
+  local options=("${@:1:$#-1}") outs
+  outs=$(mktemp -d)
   before=$(cpu_ticks)
-  out=$("${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$@")
+  for ((i = 0; i < INSTANCES; i++)); do
+    "${PIN_LOAD[@]}" wrk -t1 -c"$((CONNECTIONS / INSTANCES))" -d"${DURATION}s" "${options[@]}" \
+      "${url/:$PORT\//:$((PORT + i))/}" >"$outs/$i" &
+    loads+=($!)
+  done
+  wait "${loads[@]}"
   after=$(cpu_ticks)
+  out=$(cat "$outs"/*)
+  rm -rf "$outs"
   awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
-    /requests in/ { n = $1 } /Requests\/sec/ { r = $2 }
-    END { printf "%s %.2f\n", r, ticks / hz / n * 1e6 }' <<<"$out"
+    /requests in/ { n += $1 } /Requests\/sec/ { r += $2 } /Non-2xx/ { bad += $NF }
+    END {
+      printf "%.2f %.2f\n", r, ticks / hz / n * 1e6
+      if (bad) printf "warning: %d of %d answers were not 2xx\n", bad, n > "/dev/stderr"
+    }' <<<"$out"
 }
+# The admin API as the bench admin: admin <method> <path> [JSON body].
+admin() {
+  curl -fsS -X "$1" -H "Authorization: Bearer $ADMIN_SECRET" -H 'content-type: application/json' \
+    "http://127.0.0.1:$PORT/api/admin$2" ${3:+-d "$3"}
+}
+# A customer limit that no run comes near: 10^9 uses a minute.
+huge_limit() { printf '{"ratelimits": [{"name": "%s", "limit": 1000000000, "duration": 60000}]}' "$1"; }
+MAX_CREDITS=9007199254740992 # 2^53
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
 # Three names: projects.write AND billing.read AND NOT admin.delete
 QUERY_URL="$VERIFY_URL&permissions=projects.write%20AND%20billing.read%20AND%20NOT%20admin.delete"
 
 echo "duration ${DURATION}s x ${RUNS} alternating runs (medians), ${CONNECTIONS} connections, $CORES cores"
-echo "server on CPU(s) ${SERVER_CPUS:-any} with $WORKERS worker(s), wrk on CPU ${LOAD_CPUS:-any}"
+echo "$INSTANCES server(s) on CPU(s) ${SERVER_CPUS:-any} with $WORKERS worker(s) each, wrk on CPU ${LOAD_CPUS:-any}"
 
 for BACKEND in $BACKENDS; do
   case "$BACKEND" in
@@ -78,6 +133,11 @@ for BACKEND in $BACKENDS; do
     *) echo "unknown backend $BACKEND" >&2; exit 2 ;;
   esac
   export IAM__DATABASE__URL="$URL" IAM__SERVER__PORT="$PORT" IAM__LOG__LEVEL=warn
+  # With Redis, keys of this run's store only: limits and credits held in Redis belong to one
+  # database, and a fresh one gives its tokens the same ids again.
+  if [ -n "${IAM__REDIS__URL:-}" ]; then
+    export IAM__REDIS__KEY_PREFIX="${REDIS_PREFIX}${BACKEND}_$$:"
+  fi
   KEY=$("$BIN" token create --user 1 --name "bench-$BACKEND" --privilege full 2>/dev/null \
     | sed -n 's/.*"rawApiKey": "\([^"]*\)".*/\1/p')
   [ -n "$KEY" ] || { echo "could not create a token on $BACKEND" >&2; exit 1; }
@@ -88,13 +148,39 @@ for BACKEND in $BACKENDS; do
 
   start
   READY=$(curl -s "http://127.0.0.1:$PORT/ready" || true)
+  if [ "$QUOTA" = 1 ]; then
+    # User 3's key: a token limit, an owner limit of another name (the same name would be
+    # shadowed by the token's) and 2^53 credits on the token.
+    CREATED=$(admin POST /tokens "{\"userId\": 3, \"name\": \"bench-quota-$BACKEND\", \"privilege\": \"full\"}")
+    QUOTA_KEY=$(sed -n 's/.*"rawApiKey":"\([^"]*\)".*/\1/p' <<<"$CREATED")
+    QUOTA_ID=$(sed -n 's/.*"token":{"id":\([0-9]*\).*/\1/p' <<<"$CREATED")
+    [ -n "$QUOTA_KEY" ] && [ -n "$QUOTA_ID" ] || { echo "could not create the quota token: $CREATED" >&2; exit 1; }
+    admin PUT "/tokens/$QUOTA_ID/ratelimits" "$(huge_limit requests)" >/dev/null
+    admin PUT /users/3/ratelimits "$(huge_limit owner_requests)" >/dev/null
+    admin PATCH "/tokens/$QUOTA_ID/credits" "{\"remaining\": $MAX_CREDITS}" >/dev/null
+    QUOTA_HEADERS=$(curl -s -o /dev/null -D - -H "x-api-key: $QUOTA_KEY" "$VERIFY_URL" \
+      | tr -d '\r' | grep -iE '^(HTTP|ratelimit)' | tr '\n' ' ')
+  fi
   # Alternate the two routes so that a change in the machine's load hits both alike.
   HEALTH_RUNS=() VERIFY_RUNS=() HEALTH_CPU=() VERIFY_CPU=() QUERY_RUNS=() QUERY_CPU=()
+  QUOTA_RUNS=() QUOTA_CPU=()
   for _ in $(seq 1 "$RUNS"); do
     read -r r c < <(rps "http://127.0.0.1:$PORT/health"); HEALTH_RUNS+=("$r") HEALTH_CPU+=("$c")
     read -r r c < <(rps -H "x-api-key: $KEY" "$VERIFY_URL"); VERIFY_RUNS+=("$r") VERIFY_CPU+=("$c")
     read -r r c < <(rps -H "x-api-key: $ROLE_KEY" "$QUERY_URL"); QUERY_RUNS+=("$r") QUERY_CPU+=("$c")
+    if [ "$QUOTA" = 1 ]; then
+      read -r r c < <(rps -H "x-api-key: $QUOTA_KEY" "$VERIFY_URL"); QUOTA_RUNS+=("$r") QUOTA_CPU+=("$c")
+    fi
   done
+  if [ "$QUOTA" = 1 ]; then
+    QUOTA_RPS=$(printf '%s\n' "${QUOTA_RUNS[@]}" | median)
+    QUOTA_US=$(printf '%s\n' "${QUOTA_CPU[@]}" | median)
+    # wrk stops with requests in flight, which the server still charges: let it finish them.
+    sleep 1
+    # Credits as the admin API shows them include those leased out and not yet spent.
+    LEFT=$(admin GET "/tokens/$QUOTA_ID" | sed -n 's/.*"credits":{"remaining":\([0-9]*\).*/\1/p')
+    SPENT=$((MAX_CREDITS - LEFT))
+  fi
   QUERY=$(printf '%s\n' "${QUERY_RUNS[@]}" | median)
   QUERY_US=$(printf '%s\n' "${QUERY_CPU[@]}" | median)
   QUERY_STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $ROLE_KEY" "$QUERY_URL")
@@ -107,6 +193,9 @@ for BACKEND in $BACKENDS; do
   read -r UNCACHED UNCACHED_US < <(rps -H "x-api-key: $KEY" "$VERIFY_URL")
   stop
   COUNT=$("$BIN" token list --user 1 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
+  if [ "$QUOTA" = 1 ]; then
+    QUOTA_COUNT=$("$BIN" token list --user 3 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
+  fi
 
   echo
   echo "[$BACKEND]   /ready: $READY"
@@ -114,8 +203,16 @@ for BACKEND in $BACKENDS; do
   echo "GET /health                              ${HEALTH} req/s   ${HEALTH_US} µs server CPU/request"
   echo "GET /api/public/verify (cache, batched)  ${VERIFY} req/s   ${VERIFY_US} µs server CPU/request"
   echo "GET /api/public/verify (3-name query)    ${QUERY} req/s   ${QUERY_US} µs server CPU/request   (status ${QUERY_STATUS})"
+  if [ "$QUOTA" = 1 ]; then
+    echo "GET /api/public/verify (limits+credits)  ${QUOTA_RPS} req/s   ${QUOTA_US} µs server CPU/request   (${QUOTA_HEADERS% })"
+  fi
   echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s   ${UNCACHED_US} µs server CPU/request"
   awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" -v q="$QUERY" \
     'BEGIN { printf "verify / health = %.2f   query / health = %.2f   cached / uncached = %.1fx\n", v / h, q / h, v / u }'
   echo "uses recorded in the store: ${COUNT}"
+  if [ "$QUOTA" = 1 ]; then
+    echo "quota runs: ${QUOTA_RUNS[*]}"
+    awk -v q="$QUOTA_RPS" -v h="$HEALTH" 'BEGIN { printf "quota verify / health = %.2f\n", q / h }'
+    echo "quota key: uses recorded ${QUOTA_COUNT}, credits spent ${SPENT} (each counted use spends one)"
+  fi
 done

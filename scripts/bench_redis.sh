@@ -2,14 +2,19 @@
 # The Redis-backed parts (SPEC B6) on this machine, Redis on 127.0.0.1:6379:
 #  (a) the physical bound of one limiter decision: redis-benchmark running the decide script of
 #      src/limits/shared.rs (extracted from DECIDE_LUA, not copied) as EVALSHA, one limiter and
-#      the union of two on one key, with 1 and with 50 clients, next to PING;
+#      the union of two on one key, with 1 and with 50 clients, next to PING; and the same for
+#      one customer-quota charge (SPEC B5): the spend script of src/quotas/shared.rs
+#      (SPEND_LUA) over two limits and one credit pool, as bench.sh's quota key charges;
 #  (b) cargo bench --bench shared_limits: the decision through the crate (Redis vs memory);
 #  (c) cargo bench --bench revocation: how fast a revocation on one instance reaches two others;
-#  (d) scripts/bench.sh on MySQL with redis.url set: GET /api/public/verify vs GET /health.
+#  (d) scripts/bench.sh on MySQL with redis.url set: GET /api/public/verify (also of a key with
+#      two limits and credits, each verification one spend script in Redis) vs GET /health;
+#  (e) the same with three instances sharing Redis (INSTANCES=3 scripts/bench.sh).
 # Usage: scripts/bench_redis.sh [seconds per bench.sh run, default 8]
 # REDIS_BENCH_N (default 200000) calls per redis-benchmark run; RUNS (default 3) for bench.sh;
 # CRITERION_ARGS (e.g. "--quick") passed to the shared_limits bench; COMPARE=1 also runs (d)
-# without Redis, right after, for a same-session baseline; SKIP="a b c d" skips parts.
+# without Redis, right after, for a same-session baseline; SKIP="a b c d e" skips parts. BIN=<path>
+# is passed on to bench.sh (measure a binary already built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-8}
@@ -53,6 +58,23 @@ if ! skip a; then
   ANSWER=$(rcli evalsha "$SHA" "${UNION[@]}" | tr '\n' ' ')
   [ "$ANSWER" = "0 0 0 0 " ] || { echo "the decide script did not allow: $ANSWER" >&2; exit 1; }
 
+  QLUA=$(sed -n '/^const SPEND_LUA: &str = r"$/,/^";$/p' src/quotas/shared.rs | sed '1d;$d')
+  [ -n "$QLUA" ] || { echo "SPEND_LUA not found in src/quotas/shared.rs" >&2; exit 1; }
+  QSHA=$(rcli script load "$QLUA")
+  # KEYS and ARGV as SharedHolder::spend sends them for bench.sh's quota key (user 3; token id
+  # 1 here): the counters of the token's limit "requests" and the owner's "owner_requests" in
+  # this minute's window, then the token's credit pool; now, two limits, per limit (limit 10^9,
+  # cost 1, ms to keep the counter), per pool (cost 1, boundary i64::MIN: no refill). The pool
+  # starts with 2^53 credits, as if leased; every call is allowed and charges all three.
+  WINDOW=$((NOW / 60000))
+  KEEP=$(((WINDOW + 1) * 60000 - NOW + 5000))
+  POOL="${PREFIX}q:{q3}:c:t1"
+  rcli hset "$POOL" g 1 b 9007199254740992 a "$NOW" x 0 >/dev/null
+  QUOTA=(3 "${PREFIX}q:{q3}:l:t1:$WINDOW:requests" "${PREFIX}q:{q3}:l:u3:$WINDOW:owner_requests"
+    "$POOL" "$NOW" 2 1000000000 1 "$KEEP" 1000000000 1 "$KEEP" 1 -9223372036854775808)
+  ANSWER=$(rcli evalsha "$QSHA" "${QUOTA[@]}" | tr '\n' ' ')
+  [ "$ANSWER" = "0 0 1 1 9007199254740991 " ] || { echo "the spend script did not charge: $ANSWER" >&2; exit 1; }
+
   # Prints "<req/s> <avg ms> <p50 ms> <p99 ms>" of one redis-benchmark run.
   rb() {
     local clients=$1
@@ -61,14 +83,15 @@ if ! skip a; then
       | awk -F, 'NR == 2 { gsub(/"/, ""); print $(NF - 6), $(NF - 5), $(NF - 3), $(NF - 1) }'
   }
   echo
-  echo "(a) redis-benchmark, $N calls per run, no pipelining (script sha $SHA)"
+  echo "(a) redis-benchmark, $N calls per run, no pipelining (script sha $SHA, quota $QSHA)"
   printf '%-36s %7s %12s %12s %9s %9s %9s\n' what clients "req/s" "µs/call" "avg ms" "p50 ms" "p99 ms"
   for CLIENTS in 1 50; do
-    for WHAT in ping one union; do
+    for WHAT in ping one union quota; do
       case $WHAT in
         ping) LABEL="PING"; read -r R A P50 P99 < <(rb "$CLIENTS" PING) ;;
         one) LABEL="EVALSHA decide, one limiter"; read -r R A P50 P99 < <(rb "$CLIENTS" EVALSHA "$SHA" "${ONE[@]}") ;;
         union) LABEL="EVALSHA decide, union of two"; read -r R A P50 P99 < <(rb "$CLIENTS" EVALSHA "$SHA" "${UNION[@]}") ;;
+        quota) LABEL="EVALSHA quota spend, 2 limits+pool"; read -r R A P50 P99 < <(rb "$CLIENTS" EVALSHA "$QSHA" "${QUOTA[@]}") ;;
       esac
       # With 1 client µs/call is the latency of a call; with 50 it is Redis's time per call.
       awk -v l="$LABEL" -v c="$CLIENTS" -v r="$R" -v a="$A" -v p="$P50" -v q="$P99" \
@@ -77,6 +100,8 @@ if ! skip a; then
   done
   ANSWER=$(rcli evalsha "$SHA" "${UNION[@]}" | tr '\n' ' ')
   echo "decision after the runs: $ANSWER(0 = allowed)"
+  ANSWER=$(rcli evalsha "$QSHA" "${QUOTA[@]}" | tr '\n' ' ')
+  echo "quota spend after the runs: $ANSWER(0 0, then the two counts and the credits left)"
 fi
 
 # (b) --------------------------------------------------------------------------------------------
@@ -106,4 +131,12 @@ if ! skip d; then
     echo "(d, baseline) the same without Redis: BACKENDS=mysql RUNS=$RUNS bash scripts/bench.sh $DURATION"
     env -u IAM__REDIS__URL BACKENDS=mysql RUNS=$RUNS bash scripts/bench.sh "$DURATION"
   fi
+fi
+
+# (e) --------------------------------------------------------------------------------------------
+if ! skip e; then
+  echo
+  echo "(e) IAM__REDIS__URL=$REDIS_URL INSTANCES=3 BACKENDS=mysql RUNS=$RUNS bash scripts/bench.sh $DURATION"
+  IAM__REDIS__URL=$REDIS_URL IAM__REDIS__KEY_PREFIX="$PREFIX" INSTANCES=3 BACKENDS=mysql \
+    RUNS=$RUNS bash scripts/bench.sh "$DURATION"
 fi
