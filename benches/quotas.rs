@@ -94,11 +94,11 @@ fn bench_quotas(c: &mut Criterion) {
     // is more: one charge of cost 10^9 by a plan that also claims owner credits (the owner has
     // none, so it is refused and spends nothing) leaves 10^9 credits leased in the token pool.
     // Metrics count leases only: none happens in the measured calls.
-    let quotas = Quotas::new(
+    let quotas = std::sync::Arc::new(Quotas::new(
         store.clone(),
         Holder::Local(LocalHolder::default()),
         iam_tokens::telemetry::Metrics::disabled(),
-    );
+    ));
     let leasing = QuotaPlan {
         limits: Vec::new(),
         token_credits: Some(None),

@@ -34,7 +34,7 @@ pub enum ApiError {
     OverQuota {
         date: DateTime<Utc>,
         reason: Reason,
-        report: crate::quotas::QuotaReport,
+        report: Box<crate::quotas::QuotaReport>,
     },
     /// The riavzon envelope `{"ok":false,"date","reason"}` with a status.
     Envelope {

@@ -201,12 +201,12 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         Ok(VerifyOutcome::RateLimited(report)) => Err(ApiError::OverQuota {
             date: now,
             reason: Reason::RateLimitExceeded,
-            report,
+            report: Box::new(report),
         }),
         Ok(VerifyOutcome::UsageExceeded(report)) => Err(ApiError::OverQuota {
             date: now,
             reason: Reason::UsageExceeded,
-            report,
+            report: Box::new(report),
         }),
         Ok(other) => {
             let reason = other.into_verified().err().unwrap_or(Reason::InvalidKey);

@@ -27,6 +27,22 @@ pub struct Balance {
     pub balance: u64,
     /// Until then an empty balance answers `Exhausted` without asking the store.
     pub exhausted_until_ms: i64,
+    /// The size of the last lease of this generation (how fast the pool is refilled).
+    pub leased: u64,
+    /// Until then no lease ahead is asked for (one is under way).
+    pub ahead_until_ms: i64,
+}
+
+/// A pool that leases at least this much at a time leases the next one ahead, when a quarter
+/// of the last is left: a busy pool never waits for the store.
+const AHEAD_FROM: u64 = 64;
+/// A lease ahead that did not come back (a store error) is asked for again after this.
+const AHEAD_RETRY_MS: i64 = 5_000;
+
+impl Balance {
+    fn wants_ahead(&self, now_ms: i64) -> bool {
+        self.leased >= AHEAD_FROM && self.balance < self.leased / 4 && self.ahead_until_ms <= now_ms
+    }
 }
 
 /// The state of one owner and its tokens (a few dozen entries at most: scanned, not hashed).
@@ -67,7 +83,7 @@ impl LocalHolder {
     /// Checks every limit and pool of `spend`, then charges them all, or none.
     pub fn spend(&self, spend: &Spend<'_>) -> Answer {
         self.with(spend.owner, |state| {
-            let mut counts = Vec::with_capacity(spend.limits.len());
+            let mut counts = smallvec::SmallVec::<[u64; 4]>::new();
             for (index, step) in spend.limits.iter().enumerate() {
                 let count = state.count(step.subject, step.name(), step.window.index);
                 if count.saturating_add(step.needed()) > step.limit() {
@@ -111,18 +127,27 @@ impl LocalHolder {
                     }),
                 }
             }
-            let mut balances = Vec::with_capacity(spend.credits.len());
-            for step in &spend.credits {
+            let mut balances = smallvec::SmallVec::<[u64; 2]>::new();
+            let mut ahead = None;
+            for (index, step) in spend.credits.iter().enumerate() {
                 let left = match state.balance(step.subject) {
                     Some(held) => {
                         held.balance -= step.cost;
+                        if held.wants_ahead(spend.now_ms) {
+                            held.ahead_until_ms = spend.now_ms.saturating_add(AHEAD_RETRY_MS);
+                            ahead = Some(index);
+                        }
                         held.balance
                     }
                     None => 0,
                 };
                 balances.push(left);
             }
-            Answer::Done { counts, balances }
+            Answer::Done {
+                counts,
+                balances,
+                ahead,
+            }
         })
     }
 
@@ -142,6 +167,8 @@ impl LocalHolder {
                 refilled_at_ms,
                 balance: lease.granted,
                 exhausted_until_ms,
+                leased: lease.granted,
+                ahead_until_ms: 0,
             };
             match state.balance(subject) {
                 None => state.balances.push(fresh),
@@ -150,6 +177,8 @@ impl LocalHolder {
                     held.balance += lease.granted;
                     held.refilled_at_ms = held.refilled_at_ms.max(refilled_at_ms);
                     held.exhausted_until_ms = exhausted_until_ms;
+                    held.leased = lease.granted;
+                    held.ahead_until_ms = 0;
                 }
                 Some(_) => {}
             }

@@ -57,7 +57,7 @@ pub struct LimitState {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuotaReport {
     /// The limits it charged (a refusal: the limit that refused).
-    pub limits: Vec<LimitState>,
+    pub limits: smallvec::SmallVec<[LimitState; 4]>,
     /// When a refused caller may try again (ms), if that is known.
     pub retry_after_ms: Option<u64>,
 }
@@ -109,6 +109,8 @@ pub struct Quotas {
     holder: Holder,
     metrics: Arc<Metrics>,
     leasing: Vec<tokio::sync::Mutex<()>>,
+    /// Set by `give_back`: no lease ahead starts after it.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Quotas {
@@ -120,6 +122,7 @@ impl Quotas {
             leasing: (0..LEASE_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            stopping: Default::default(),
         }
     }
 
@@ -127,7 +130,7 @@ impl Quotas {
     /// auto-applied limit and each credit pool of `plan`, each named limit at its own cost.
     /// `Err` when the store or Redis cannot answer (the caller fails closed).
     pub async fn charge(
-        &self,
+        self: &Arc<Self>,
         token: u64,
         owner: UserId,
         plan: &QuotaPlan,
@@ -155,7 +158,12 @@ impl Quotas {
             }
         }
         Ok(match answer {
-            Answer::Done { counts, .. } => QuotaDecision::Allowed(allowed(&spend, &counts)),
+            Answer::Done { counts, ahead, .. } => {
+                if let Some(index) = ahead {
+                    self.lease_ahead(owner, spend.credits[index], now);
+                }
+                QuotaDecision::Allowed(allowed(&spend, &counts))
+            }
             Answer::Limited { index, count } => {
                 QuotaDecision::RateLimited(limited(&spend, index, count))
             }
@@ -196,6 +204,26 @@ impl Quotas {
                 Ok(())
             }
             Holder::Shared(shared) => shared.add_lease(owner, step.subject, &lease, now_ms).await,
+        }
+    }
+
+    /// Leases for a pool running low in the background (one at a time per pool, none once
+    /// the process is stopping), so that the verifications after it find credits waiting.
+    fn lease_ahead(self: &Arc<Self>, owner: UserId, step: CreditStep, now: DateTime<Utc>) {
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let quotas = Arc::clone(self);
+        let ahead = async move {
+            let Ok(_turn) = quotas.leasing[stripe(step.subject)].try_lock() else {
+                return;
+            };
+            if let Err(err) = quotas.lease(owner, step, now).await {
+                tracing::warn!(error = %err, "could not lease credits ahead");
+            }
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(ahead);
         }
     }
 
@@ -328,6 +356,13 @@ impl Quotas {
         let Holder::Local(local) = &self.holder else {
             return 0;
         };
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Leases under way (ahead of need) land before the pools are emptied.
+        let mut turns = Vec::with_capacity(self.leasing.len());
+        for stripe in &self.leasing {
+            turns.push(stripe.lock().await);
+        }
         let mut lost = 0;
         for held in local.drain_all() {
             let subject = held.subject;
@@ -386,7 +421,7 @@ fn allowed(spend: &Spend<'_>, counts: &[u64]) -> QuotaReport {
 fn limited(spend: &Spend<'_>, index: usize, count: u64) -> QuotaReport {
     let step = &spend.limits[index];
     QuotaReport {
-        limits: vec![state(step, count)],
+        limits: smallvec::smallvec![state(step, count)],
         retry_after_ms: Some(u64::try_from(step.window.ends_ms - spend.now_ms).unwrap_or(0)),
     }
 }
@@ -398,7 +433,7 @@ fn exhausted(spend: &Spend<'_>, index: usize, now: DateTime<Utc>) -> QuotaReport
         .and_then(|step| step.refill)
         .map(|refill| refill.next_boundary(now));
     QuotaReport {
-        limits: Vec::new(),
+        limits: smallvec::SmallVec::new(),
         retry_after_ms: next_refill
             .map(|at| u64::try_from((at - now).num_milliseconds()).unwrap_or(0)),
     }

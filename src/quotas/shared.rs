@@ -204,6 +204,7 @@ impl SharedHolder {
                 Ok(Answer::Done {
                     counts: counts.iter().copied().map(value).collect(),
                     balances: balances.iter().copied().map(value).collect(),
+                    ahead: None,
                 })
             }
             [1, at, count] => Ok(Answer::Limited {
@@ -338,6 +339,8 @@ fn balance_of(subject: Subject, held: &[Option<i64>]) -> Option<Balance> {
             refilled_at_ms: *refilled_at,
             balance: u64::try_from(*balance).unwrap_or(0),
             exhausted_until_ms: 0,
+            leased: 0,
+            ahead_until_ms: 0,
         }),
         _ => None,
     }

@@ -2,8 +2,9 @@
 //! every limit and every credit pool checked, then all consumed or none.
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
-use crate::domain::quota::{Charge, LimitName, PlannedLimit, Refill, Scope, Subject};
+use crate::domain::quota::{Charges, LimitName, PlannedLimit, Refill, Scope, Subject};
 use crate::domain::UserId;
 
 /// A limit's window: fixed, aligned to the Unix epoch, so that every instance agrees on it
@@ -74,8 +75,8 @@ impl CreditStep {
 #[derive(Debug, Clone)]
 pub struct Spend<'p> {
     pub owner: UserId,
-    pub limits: Vec<LimitStep<'p>>,
-    pub credits: Vec<CreditStep>,
+    pub limits: SmallVec<[LimitStep<'p>; 4]>,
+    pub credits: SmallVec<[CreditStep; 2]>,
     pub now_ms: i64,
 }
 
@@ -83,7 +84,7 @@ impl<'p> Spend<'p> {
     pub fn new(
         token: u64,
         owner: UserId,
-        charges: Vec<Charge<'p>>,
+        charges: Charges<'p>,
         pools: impl Iterator<Item = (Scope, Option<Refill>)>,
         cost: u64,
         now: DateTime<Utc>,
@@ -124,8 +125,10 @@ impl<'p> Spend<'p> {
 pub enum Answer {
     /// Every limit and pool charged: each limit's count and each pool's balance after.
     Done {
-        counts: Vec<u64>,
-        balances: Vec<u64>,
+        counts: SmallVec<[u64; 4]>,
+        balances: SmallVec<[u64; 2]>,
+        /// A pool running low, to lease for ahead of need (in the background).
+        ahead: Option<usize>,
     },
     /// The limit at this index would go over; its count in the window now.
     Limited { index: usize, count: u64 },

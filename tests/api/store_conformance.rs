@@ -112,9 +112,11 @@ on_both_backends!(
     rotation_carries_limits_and_what_remains_of_the_credits,
     credits_are_exact_under_concurrency_and_survive_a_restart,
     credits_refill_at_the_utc_boundary,
+    a_busy_pool_leases_ahead_and_a_clean_stop_gives_everything_back,
 );
 
 use crate::store_quotas::{
+    a_busy_pool_leases_ahead_and_a_clean_stop_gives_everything_back,
     credits_are_exact_under_concurrency_and_survive_a_restart, credits_refill_at_the_utc_boundary,
     quotas_round_trip_and_leases_are_exact,
     rotation_carries_limits_and_what_remains_of_the_credits,

@@ -294,3 +294,42 @@ pub(crate) async fn credits_refill_at_the_utc_boundary(backend: Backend) {
         Some(Utc.with_ymd_and_hms(2026, 12, 8, 0, 0, 0).unwrap())
     );
 }
+
+pub(crate) async fn a_busy_pool_leases_ahead_and_a_clean_stop_gives_everything_back(
+    backend: Backend,
+) {
+    let (service, _) = service_at(&backend, Utc::now());
+    let quota = Quota {
+        credits: Some(credits(512, None)),
+        ..Quota::default()
+    };
+    let (key, id) = create_with(&service, 9, quota).await;
+    let token = Subject::Token(id);
+    for _ in 0..48 {
+        assert!(matches!(
+            verify(&service, &key).await.unwrap(),
+            VerifyOutcome::Valid(_)
+        ));
+    }
+    assert_eq!(
+        stored_remaining(&backend, token).await,
+        448,
+        "one lease of 64"
+    );
+    // The 49th leaves 15 of 64: the next lease (an eighth of 448) is taken in the background.
+    assert!(matches!(
+        verify(&service, &key).await.unwrap(),
+        VerifyOutcome::Valid(_)
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stored_remaining(&backend, token).await != 392 {
+        assert!(std::time::Instant::now() < deadline, "no lease ahead");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    service.shutdown().await;
+    assert_eq!(
+        stored_remaining(&backend, token).await,
+        512 - 49,
+        "what was leased and not spent is back"
+    );
+}

@@ -2,6 +2,7 @@
 //! owner, and what one verification costs.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// At most this many limits on one token, and on one owner.
 pub const MAX_LIMITS: usize = 20;
@@ -14,8 +15,9 @@ pub const MAX_DURATION_MS: u64 = 2_592_000_000;
 pub const MAX_COST: u64 = MAX_LIMIT;
 
 /// 1–64 characters of `A-Z a-z 0-9 _ - . :`, as callers name limits in a verification.
+/// Shared, not copied: every answer that reports a limit names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LimitName(Box<str>);
+pub struct LimitName(Arc<str>);
 
 /// Why a limit (or a set of them) was refused; each names what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

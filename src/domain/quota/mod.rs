@@ -12,4 +12,6 @@ pub use limit::{
     cost, LimitError, LimitName, RateLimit, RateLimits, MAX_COST, MAX_DURATION_MS, MAX_LIMIT,
     MAX_LIMITS, MIN_DURATION_MS,
 };
-pub use plan::{Charge, PlannedLimit, Quota, QuotaPlan, Scope, Subject, UnknownLimit, Usage};
+pub use plan::{
+    Charge, Charges, PlannedLimit, Quota, QuotaPlan, Scope, Subject, UnknownLimit, Usage,
+};

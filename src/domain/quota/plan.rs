@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::{Credits, LimitError, LimitName, RateLimit, RateLimits, Refill};
 use crate::domain::UserId;
 
@@ -142,6 +144,9 @@ impl Usage {
     }
 }
 
+/// The limits one verification charges (a few: kept inline, no allocation).
+pub type Charges<'p> = SmallVec<[Charge<'p>; 4]>;
+
 /// One limit charged by a verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge<'p> {
@@ -192,8 +197,8 @@ impl QuotaPlan {
 
     /// The limits `usage` charges: each auto-applied one at `usage.cost`, each named one at
     /// its own cost; a name the plan lacks is refused.
-    pub fn charges<'p>(&'p self, usage: &Usage) -> Result<Vec<Charge<'p>>, UnknownLimit> {
-        let mut charges = Vec::with_capacity(self.limits.len() + usage.named.len());
+    pub fn charges<'p>(&'p self, usage: &Usage) -> Result<Charges<'p>, UnknownLimit> {
+        let mut charges = Charges::new();
         for planned in &self.limits {
             let named = usage
                 .named
