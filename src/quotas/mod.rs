@@ -57,7 +57,7 @@ pub struct LimitState {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuotaReport {
     /// The limits it charged (a refusal: the limit that refused).
-    pub limits: smallvec::SmallVec<[LimitState; 4]>,
+    pub limits: smallvec::SmallVec<[LimitState; 2]>,
     /// When a refused caller may try again (ms), if that is known.
     pub retry_after_ms: Option<u64>,
 }
