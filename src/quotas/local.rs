@@ -73,11 +73,17 @@ pub struct LocalHolder {
 
 impl LocalHolder {
     fn with<T>(&self, owner: UserId, body: impl FnOnce(&mut OwnerState) -> T) -> T {
-        let entry = self.owners.entry(owner).or_default();
-        let mut state = entry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        body(&mut state)
+        let lock = |state: &Mutex<OwnerState>| {
+            // A poisoned lock's state is still counts and balances: keep using it.
+            let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            body(&mut state)
+        };
+        // A shared read of the map for an owner it knows (every verification after the first);
+        // only the first inserts, under the shard's write lock.
+        match self.owners.get(&owner) {
+            Some(entry) => lock(&entry),
+            None => lock(&self.owners.entry(owner).or_default()),
+        }
     }
 
     /// Checks every limit and pool of `spend`, then charges them all, or none.
