@@ -75,7 +75,9 @@ impl LocalHolder {
     fn with<T>(&self, owner: UserId, body: impl FnOnce(&mut OwnerState) -> T) -> T {
         let lock = |state: &Mutex<OwnerState>| {
             // A poisoned lock's state is still counts and balances: keep using it.
-            let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut state = state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             body(&mut state)
         };
         // A shared read of the map for an owner it knows (every verification after the first);
