@@ -308,7 +308,8 @@ impl Quotas {
         Ok(QuotaView { limits, credits })
     }
 
-    async fn credits_view(
+    /// Stored credits as they stand at `now`, with what is leased out and unspent.
+    pub async fn credits_view(
         &self,
         subject: Subject,
         owner: UserId,

@@ -22,7 +22,7 @@ impl TokenService {
             .quotas
             .set_limits(subject, limits, &self.audit())
             .await?;
-        self.settle(subject, changed).await
+        self.settle(subject, None, changed).await
     }
 
     /// Changes (or starts) the credits of a token or an owner; answers them as they stand.
@@ -38,14 +38,15 @@ impl TokenService {
             .quotas
             .change_credits(subject, owner, change, &self.audit())
             .await?;
-        self.settle(subject, changed).await
+        self.settle(subject, Some(owner), changed).await
     }
 
     /// After a committed change: the tokens it concerns are dropped from every cache, and the
-    /// subject is read back as it stands.
+    /// subject (of `owner`, when known) is read back as it stands.
     async fn settle<T>(
         &self,
         subject: Subject,
+        owner: Option<UserId>,
         changed: QuotaChange<T>,
     ) -> Result<QuotaChange<QuotaView>, StoreError> {
         let QuotaChange::Changed { tokens, .. } = changed else {
@@ -54,9 +55,12 @@ impl TokenService {
         for digest in &tokens {
             self.invalidate(digest);
         }
-        let view = self.quota_view(subject).await?.unwrap_or_default();
+        let view = match owner {
+            Some(owner) => self.view_of(subject, owner).await?,
+            None => self.quota_view(subject).await?,
+        };
         Ok(QuotaChange::Changed {
-            value: view,
+            value: view.unwrap_or_default(),
             tokens,
         })
     }
@@ -64,15 +68,24 @@ impl TokenService {
     /// A token's (`None` when there is no such token) or an owner's limits, with this window's
     /// remaining and reset, and credits, with what is leased out and unspent.
     pub async fn quota_view(&self, subject: Subject) -> Result<Option<QuotaView>, StoreError> {
-        let (owner, quota) = match subject {
-            Subject::Owner(user) => match self.store.quota(subject).await? {
-                Some(quota) => (user, quota),
-                None => return Ok(None),
-            },
+        match subject {
+            Subject::Owner(user) => self.view_of(subject, user).await,
+            // The owner is needed to find the token's state: the record has both.
             Subject::Token(id) => match self.store.find_by_id(id).await? {
-                Some(record) => (record.user_id, record.quota),
-                None => return Ok(None),
+                Some(record) => Ok(Some(self.quota_view_of(&record).await?)),
+                None => Ok(None),
             },
+        }
+    }
+
+    /// The view of a subject whose owner is known.
+    async fn view_of(
+        &self,
+        subject: Subject,
+        owner: UserId,
+    ) -> Result<Option<QuotaView>, StoreError> {
+        let Some(quota) = self.store.quota(subject).await? else {
+            return Ok(None);
         };
         let now = self.clock.now();
         Ok(Some(self.quotas.view(subject, owner, &quota, now).await?))
@@ -104,10 +117,15 @@ impl TokenService {
                 Scope::Token => Subject::Token(token.id),
                 Scope::Owner => Subject::Owner(token.user_id),
             };
-            if let Some(view) = self.quota_view(subject).await? {
-                if let Some(credits) = view.credits {
-                    left.push((scope, credits.remaining));
-                }
+            // The credits only: their limits' windows are in the verification's own report.
+            let stored = self.store.quota(subject).await?.and_then(|q| q.credits);
+            if let Some(stored) = stored {
+                let now = self.clock.now();
+                let view = self
+                    .quotas
+                    .credits_view(subject, token.user_id, stored, now)
+                    .await?;
+                left.push((scope, view.remaining));
             }
         }
         Ok(left)
