@@ -100,6 +100,12 @@ fn token_id(raw: &str) -> Result<u64, AdminFailure> {
         .map_err(|_| AdminFailure::not_found(format!("no token with id {raw:?}")))
 }
 
+/// An owner id from the path (SPEC B3), else 400 naming `userId`.
+fn user_id(raw: &str) -> Result<crate::domain::UserId, AdminFailure> {
+    raw.parse()
+        .map_err(|_| AdminFailure::bad_request(tokens::USER_ID_RULE).field("userId"))
+}
+
 /// 422 naming the key and the rule it broke.
 fn invalid_metadata(err: &MetadataError) -> AdminFailure {
     let (message, field) = if err.key.is_empty() {

@@ -12,8 +12,7 @@ use serde_json::Value;
 use super::quota_views::{
     configured, CreditsJson, OwnerQuotaView, TokenCreditsView, TokenLimitsView,
 };
-use super::tokens::USER_ID_RULE;
-use super::{body, token_id};
+use super::{body, token_id, user_id};
 use crate::domain::quota::{
     CreditChange, Credits, Interval, LimitName, RateLimit, RateLimits, Refill, Remaining, Subject,
     MAX_CREDITS, MAX_DURATION_MS, MAX_LIMIT, MAX_LIMITS, MIN_DURATION_MS,
@@ -229,11 +228,6 @@ fn change(patch: &CreditsPatch) -> Result<CreditChange, AdminFailure> {
         return Err(AdminFailure::invalid(CODE, message));
     }
     CreditChange::new(remaining, refill).map_err(|err| AdminFailure::invalid(CODE, err.to_string()))
-}
-
-fn user_id(raw: &str) -> Result<UserId, AdminFailure> {
-    raw.parse()
-        .map_err(|_| AdminFailure::bad_request(USER_ID_RULE).field("userId"))
 }
 
 fn owner_view(user: UserId, view: QuotaView) -> OwnerQuotaView {

@@ -272,9 +272,7 @@ pub async fn list(
     user_id: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id: UserId = user_id
-        .parse()
-        .map_err(|_| AdminFailure::bad_request(USER_ID_RULE).field("userId"))?;
+    let user_id = super::user_id(&user_id)?;
     let params = Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|_| AdminFailure::bad_request("malformed query string"))?
         .into_inner();
