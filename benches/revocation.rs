@@ -76,7 +76,11 @@ async fn delete_prefix(prefix: &str) -> usize {
     let mut settings = Settings::defaults().expect("defaults").redis;
     settings.url = Secret::new(REDIS);
     settings.key_prefix = prefix.to_owned();
-    let Ok(redis) = iam_tokens::shared::Redis::open(&settings, Metrics::disabled().redis()) else {
+    let Ok(redis) = iam_tokens::shared::Redis::open(
+        &settings,
+        Metrics::disabled().redis(),
+        std::sync::Arc::new(iam_tokens::SystemClock),
+    ) else {
         return 0;
     };
     if redis.probe().await.is_err() {

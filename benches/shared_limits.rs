@@ -61,7 +61,12 @@ fn bench_shared(c: &mut Criterion) {
     settings.url = Secret::new(REDIS);
     settings.key_prefix = prefix.clone();
     let redis = runtime.block_on(async {
-        let redis = Redis::open(&settings, Metrics::disabled().redis()).expect("Redis URL");
+        let redis = Redis::open(
+            &settings,
+            Metrics::disabled().redis(),
+            std::sync::Arc::new(iam_tokens::SystemClock),
+        )
+        .expect("Redis URL");
         redis.probe().await.expect("Redis on 127.0.0.1:6379");
         // The subscription task marks Redis up in an application; here nothing else does.
         redis.health().recovered();

@@ -89,7 +89,7 @@ impl Application {
         let redis = match settings.redis.enabled() {
             false => None,
             true => Some(
-                Redis::open(&settings.redis, metrics.redis())
+                Redis::open(&settings.redis, metrics.redis(), clock.clone())
                     .map_err(|_| StartupError::RedisUrl)?,
             ),
         };

@@ -222,8 +222,8 @@ async fn cli_notices(
         return Ok(None);
     }
     let metrics = iam_tokens::telemetry::Metrics::disabled().redis();
-    let redis =
-        Redis::open(&settings.redis, metrics).map_err(|_| "redis.url is not a Redis URL")?;
+    let redis = Redis::open(&settings.redis, metrics, Arc::new(iam_tokens::SystemClock))
+        .map_err(|_| "redis.url is not a Redis URL")?;
     if redis.probe().await.is_err() {
         eprintln!(
             "warning: Redis does not answer; running instances see this change within \

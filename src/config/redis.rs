@@ -21,10 +21,19 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Multiplexed connections opened to Redis (requests are spread over them).
     pub connections: usize,
-    /// Longest wait for any Redis call made while serving a request; past it the call counts
-    /// as Redis being down and the request goes on without it.
+    /// Longest wait for any Redis call made while serving a request; past it that call fails
+    /// (the request goes on without it, or a metered token fails closed) and counts for the
+    /// breaker. A charge of credits or limits may be tried twice within it.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The breaker judges the calls of this last stretch of time...
+    #[serde(with = "humantime_serde")]
+    pub breaker_window: Duration,
+    /// ...once there are at least this many...
+    pub breaker_min_calls: u32,
+    /// ...and opens (the request path stops asking Redis) when at least this share of them
+    /// failed, in (0, 1]. A refused or reset connection opens it at once.
+    pub breaker_failure_ratio: f64,
     /// Longest wait to connect (in the background: requests never wait for a connection).
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -43,6 +52,9 @@ impl Default for RedisSettings {
             key_prefix: "iam:".to_owned(),
             connections: 2,
             timeout: Duration::from_millis(100),
+            breaker_window: Duration::from_secs(10),
+            breaker_min_calls: 20,
+            breaker_failure_ratio: 0.5,
             connect_timeout: Duration::from_secs(1),
             check_interval: Duration::from_secs(1),
             required_for_ready: false,
@@ -73,6 +85,19 @@ impl RedisSettings {
             return invalid(
                 "redis",
                 "timeout, connect_timeout and check_interval must be above zero",
+            );
+        }
+        if self.breaker_window < Duration::from_millis(10) {
+            return invalid("redis.breaker_window", "must be at least 10ms");
+        }
+        if self.breaker_min_calls == 0 {
+            return invalid("redis.breaker_min_calls", "must be at least 1");
+        }
+        let ratio = self.breaker_failure_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return invalid(
+                "redis.breaker_failure_ratio",
+                "must be above 0 and at most 1",
             );
         }
         if self.connections == 0 {

@@ -7,10 +7,12 @@
 //! (per-instance limiters and replay window, the cache TTL for invalidation), and no request
 //! waits longer than `redis.timeout` — only those that find Redis freshly dead wait at all.
 
+mod breaker;
 mod connection;
 mod health;
 mod notices;
 
-pub use connection::{seed_urls, Redis, Unavailable};
-pub use health::Health;
+pub use breaker::{Admission, BreakerSettings, State as BreakerState};
+pub use connection::{seed_urls, Redis, Unanswered, Unavailable};
+pub use health::{Failure, Health};
 pub use notices::{Notice, NoticeSink, Notices, MAX_PENDING};

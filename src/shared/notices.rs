@@ -230,11 +230,11 @@ impl Notices {
         match tokio::time::timeout(self.redis.connect_timeout(), attempt).await {
             Ok(Ok(pubsub)) => Some(pubsub),
             Ok(Err(err)) => {
-                self.redis.health().failed("subscribe", &err);
+                self.redis.health().lost("subscribe", &err);
                 None
             }
             Err(_) => {
-                self.redis.health().failed("subscribe", &"timed out");
+                self.redis.health().lost("subscribe", &"timed out");
                 None
             }
         }
@@ -253,7 +253,7 @@ impl Notices {
             tokio::select! {
                 message = messages.next() => {
                     let Some(message) = message else {
-                        health.failed("subscription", &"closed");
+                        health.lost("subscription", &"closed");
                         return;
                     };
                     let Ok(text) = message.get_payload::<String>() else { continue };
@@ -269,7 +269,7 @@ impl Notices {
                     let ping = control.ping::<redis::Value>();
                     let answered = tokio::time::timeout(self.redis.connect_timeout(), ping).await;
                     if !matches!(answered, Ok(Ok(_))) {
-                        health.failed("subscription ping", &"no answer");
+                        health.lost("subscription ping", &"no answer");
                         return;
                     }
                     let was_up = health.is_up();

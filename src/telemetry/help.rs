@@ -48,11 +48,27 @@ pub fn describe(recorder: &PrometheusRecorder) {
         ),
         (
             "iam_redis_calls_total",
-            "Redis calls made for requests and publishing (not the background checks).",
+            "Redis calls made for requests, publishing and settling (not the background checks).",
         ),
         (
-            "iam_redis_errors_total",
-            "Redis calls that failed or timed out.",
+            "iam_redis_failures_total",
+            "Redis calls that failed, by kind: timeout, refused (connection refused or reset), error (an error answer).",
+        ),
+        (
+            "iam_redis_skipped_total",
+            "Redis calls not made: the breaker was open, or every connection waited on a late answer.",
+        ),
+        (
+            "iam_redis_breaker_transitions_total",
+            "Times the Redis breaker opened or closed, by the state it went to.",
+        ),
+        (
+            "iam_redis_retries_total",
+            "Charges of customer limits or credits tried again after their first try timed out.",
+        ),
+        (
+            "iam_redis_voided_charges_total",
+            "Charges whose answer was lost, voided in the background (undone where Redis had run them).",
         ),
         (
             "iam_redis_fallbacks_total",
@@ -74,7 +90,11 @@ pub fn describe(recorder: &PrometheusRecorder) {
         ("iam_usage_pending", "Uses counted and not yet written."),
         (
             "iam_redis_up",
-            "1 while Redis answers and the invalidation subscription is in place, else 0.",
+            "1 while the Redis breaker is closed (Redis answers), else 0.",
+        ),
+        (
+            "iam_redis_breaker_state",
+            "The Redis breaker: 0 closed, 1 half-open (a probe in flight), 2 open.",
         ),
         (
             "iam_process_start_time_seconds",
@@ -93,6 +113,10 @@ pub fn describe(recorder: &PrometheusRecorder) {
         (
             "iam_usage_flush_duration_seconds",
             "Time to write one batch of uses.",
+        ),
+        (
+            "iam_redis_call_duration_seconds",
+            "Time for Redis to answer a call, of every call answered.",
         ),
     ];
     for (name, help) in histograms {

@@ -109,3 +109,26 @@ impl CacheResult {
         }
     }
 }
+
+/// Why a call got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailure {
+    /// No answer within the time given (or every connection is waiting on one given up).
+    Timeout,
+    /// The connection was refused, reset or dropped: Redis is gone, the breaker opens at once.
+    Refused,
+    /// Redis answered with an error (a script error, out of memory, read-only replica).
+    Error,
+}
+
+impl RedisFailure {
+    pub const ALL: [Self; 3] = [Self::Timeout, Self::Refused, Self::Error];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+            Self::Error => "error",
+        }
+    }
+}

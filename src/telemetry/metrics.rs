@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::labels::{status_slot, CACHE_SLOTS, STATUSES, STATUS_SLOTS, VERIFICATION_SLOTS};
-pub use super::labels::{CacheResult, VerifyResult, VerifyRoute};
+pub use super::labels::{CacheResult, RedisFailure, VerifyResult, VerifyRoute};
 use super::tally::Tally;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
 use metrics_exporter_prometheus::{
@@ -78,12 +78,25 @@ impl Default for LimiterMetrics {
 /// Redis as this instance sees it (only registered when `redis.url` is set).
 #[derive(Clone)]
 pub struct RedisMetrics {
-    /// 1 while Redis answers and the subscription is in place, else 0.
+    /// 1 while the breaker is closed (Redis answers), else 0.
     pub up: Gauge,
-    /// Redis calls made for requests and publishing (not the background checks).
+    /// The breaker: 0 closed, 1 half-open (a probe in flight), 2 open.
+    pub breaker_state: Gauge,
+    /// Times the breaker opened, and closed.
+    pub opened: Counter,
+    pub closed: Counter,
+    /// Redis calls made (requests, publishing, settling; not the background checks).
     pub calls: Counter,
-    /// Redis calls that failed or timed out.
-    pub errors: Counter,
+    /// Calls that failed, by kind (`RedisFailure::ALL` order).
+    pub failures: [Counter; 3],
+    /// Calls not made: the breaker was open, or every connection waited on a late answer.
+    pub skipped: Counter,
+    /// Charges tried a second time after the first try timed out.
+    pub retries: Counter,
+    /// Charges whose answer was lost, voided in the background (undone if Redis ran them).
+    pub voided: Counter,
+    /// Time to an answer, of every call answered.
+    pub call_duration: Histogram,
     /// Decisions an abuse limiter took on this instance's own state because Redis was down.
     pub fallbacks: Counter,
     /// Times the subscription was lost and made again (each drops the whole cache).
@@ -96,8 +109,15 @@ impl Default for RedisMetrics {
     fn default() -> Self {
         Self {
             up: Gauge::noop(),
+            breaker_state: Gauge::noop(),
+            opened: Counter::noop(),
+            closed: Counter::noop(),
             calls: Counter::noop(),
-            errors: Counter::noop(),
+            failures: std::array::from_fn(|_| Counter::noop()),
+            skipped: Counter::noop(),
+            retries: Counter::noop(),
+            voided: Counter::noop(),
+            call_duration: Histogram::noop(),
             fallbacks: Counter::noop(),
             resubscriptions: Counter::noop(),
             notices_received: Counter::noop(),
@@ -360,10 +380,34 @@ impl Metrics {
         };
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_name(name), &METADATA);
+        let transitions = |to: &'static str| {
+            let key = Key::from_parts(
+                "iam_redis_breaker_transitions_total",
+                vec![Label::new("to", to)],
+            );
+            recorder.register_counter(&key, &METADATA)
+        };
         RedisMetrics {
             up: recorder.register_gauge(&Key::from_name("iam_redis_up"), &METADATA),
+            breaker_state: recorder
+                .register_gauge(&Key::from_name("iam_redis_breaker_state"), &METADATA),
+            opened: transitions("open"),
+            closed: transitions("closed"),
             calls: counter("iam_redis_calls_total"),
-            errors: counter("iam_redis_errors_total"),
+            failures: RedisFailure::ALL.map(|failure| {
+                let key = Key::from_parts(
+                    "iam_redis_failures_total",
+                    vec![Label::new("kind", failure.label())],
+                );
+                recorder.register_counter(&key, &METADATA)
+            }),
+            skipped: counter("iam_redis_skipped_total"),
+            retries: counter("iam_redis_retries_total"),
+            voided: counter("iam_redis_voided_charges_total"),
+            call_duration: recorder.register_histogram(
+                &Key::from_name("iam_redis_call_duration_seconds"),
+                &METADATA,
+            ),
             fallbacks: counter("iam_redis_fallbacks_total"),
             resubscriptions: counter("iam_redis_resubscriptions_total"),
             notices_received: counter("iam_redis_notices_received_total"),

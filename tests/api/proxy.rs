@@ -1,11 +1,42 @@
 //! A TCP proxy we switch off and on, between the service and a real server: the outages of
 //! the outage tests (MySQL) and of the shared-state tests (Redis) are real cut or silent
-//! connections, not mocks.
+//! connections, not mocks; the slow answers of the breaker tests are real answers held back.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// Which answers (chunks read from the server, in order over all connections) are held back,
+/// and for how long. A held answer also holds every later one of its connection, as TCP does.
+#[derive(Default)]
+struct Delays {
+    /// Answers to hold from now on, whatever the share.
+    next: usize,
+    /// Percent of answers held (spread evenly: the 10th, 20th… for 10 %).
+    percent: u64,
+    by: Duration,
+    /// Answers read so far (numbers the answers for `percent`).
+    seen: u64,
+    /// Answers held so far.
+    held: usize,
+}
+
+impl Delays {
+    /// How long the answer read now is held (zero: not).
+    fn hold(&mut self) -> Duration {
+        self.seen += 1;
+        let share = self.seen * self.percent / 100 > (self.seen - 1) * self.percent / 100;
+        if self.next > 0 || share {
+            self.next = self.next.saturating_sub(1);
+            self.held += 1;
+            return self.by;
+        }
+        Duration::ZERO
+    }
+}
 
 #[derive(Default)]
 struct Switch {
@@ -23,6 +54,7 @@ struct Switch {
 pub struct Proxy {
     pub port: u16,
     switch: Arc<Mutex<Switch>>,
+    delays: Arc<Mutex<Delays>>,
     silent: tokio::sync::watch::Sender<bool>,
     accepting: JoinHandle<()>,
 }
@@ -32,8 +64,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let port = listener.local_addr().expect("proxy address").port();
         let switch = Arc::new(Mutex::new(Switch::default()));
+        let delays = Arc::new(Mutex::new(Delays::default()));
         let (silent, silence) = tokio::sync::watch::channel(false);
         let shared = switch.clone();
+        let held = delays.clone();
         let accepting = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let mut switch = shared.lock().expect("switch");
@@ -42,17 +76,36 @@ impl Proxy {
                     continue; // dropping `inbound` closes it
                 }
                 switch.live.retain(|forward| !forward.is_finished());
-                switch
-                    .live
-                    .push(tokio::spawn(forward(inbound, target, silence.clone())));
+                let forwarding = forward(inbound, target, silence.clone(), held.clone());
+                switch.live.push(tokio::spawn(forwarding));
             }
         });
         Self {
             port,
             switch,
+            delays,
             silent,
             accepting,
         }
+    }
+
+    /// Holds the next `answers` answers from the server for `by` each.
+    pub fn delay_next(&self, answers: usize, by: Duration) {
+        let mut delays = self.delays.lock().expect("delays");
+        delays.next = answers;
+        delays.by = by;
+    }
+
+    /// Holds `percent` % of the answers from now on, evenly spread, for `by` each (0 stops).
+    pub fn delay_share(&self, percent: u64, by: Duration) {
+        let mut delays = self.delays.lock().expect("delays");
+        delays.percent = percent;
+        delays.by = by;
+    }
+
+    /// Answers held so far.
+    pub fn held(&self) -> usize {
+        self.delays.lock().expect("delays").held
     }
 
     /// Cuts every live connection (and waits until they are closed); refuses new ones.
@@ -86,23 +139,50 @@ impl Proxy {
 
 /// Forwards one connection until either side closes, or — once the proxy is silent — holds it
 /// open forwarding nothing until the silence ends, then closes it (as a hung database host
-/// that is restarted would: what was in flight is lost).
+/// that is restarted would: what was in flight is lost). Answers are held back as `delays`
+/// says; requests always go through at once.
 async fn forward(
     mut inbound: TcpStream,
     target: u16,
     mut silence: tokio::sync::watch::Receiver<bool>,
+    delays: Arc<Mutex<Delays>>,
 ) {
     let silent_already = *silence.borrow();
     if !silent_already {
         let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
             return;
         };
+        let (mut from_client, mut to_client) = inbound.split();
+        let (mut from_server, mut to_server) = outbound.split();
         tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+            _ = tokio::io::copy(&mut from_client, &mut to_server) => return,
+            _ = answers(&mut from_server, &mut to_client, &delays) => return,
             _ = async { drop(silence.wait_for(|silent| *silent).await) } => {}
         }
     }
     drop(silence.wait_for(|silent| !*silent).await);
+}
+
+/// Copies the server's answers to the client, each chunk read held as `delays` says.
+async fn answers(
+    from_server: &mut (impl tokio::io::AsyncRead + Unpin),
+    to_client: &mut (impl tokio::io::AsyncWrite + Unpin),
+    delays: &Mutex<Delays>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from_server.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        let hold = delays.lock().expect("delays").hold();
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+        if to_client.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Drop for Proxy {

@@ -713,7 +713,12 @@ async fn the_script_in_redis_decides_as_the_limiter_in_memory_does() {
             key_prefix: format!("iam_test_{}:", uuid::Uuid::new_v4().simple()),
             ..Default::default()
         };
-        let redis = iam_tokens::shared::Redis::open(&settings, Default::default()).expect("url");
+        let redis = iam_tokens::shared::Redis::open(
+            &settings,
+            Default::default(),
+            std::sync::Arc::new(iam_tokens::SystemClock),
+        )
+        .expect("url");
         redis.probe().await.expect("Redis answers");
         redis.health().recovered();
         let state = SharedState::new(redis.clone());
