@@ -14,7 +14,10 @@
 # measures a binary already built (default: cargo build --release, then target/release/iam-tokens).
 # INSTANCES=n (default 1; more only with IAM__REDIS__URL set, so that they share limits and
 # credits) runs n servers on ports BENCH_PORT… on the server's CPU(s), each loaded by its own
-# wrk with connections/n; req/s and CPU are summed over them.
+# wrk with connections/n; req/s and CPU are summed over them. With IAM__REDIS__URL it also
+# prints how long Redis took to answer the service's calls under that load (p50, p99, p99.9
+# from iam_redis_call_duration_seconds, every instance's scrape summed): what redis.timeout is
+# chosen from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -119,6 +122,40 @@ admin() {
 huge_limit() { printf '{"ratelimits": [{"name": "%s", "limit": 1000000000, "duration": 60000}]}' "$1"; }
 MAX_CREDITS=9007199254740992 # 2^53
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Reads Prometheus scrapes (of every instance) on stdin and prints the Redis calls they answered
+# with p50, p99 and p99.9 of iam_redis_call_duration_seconds (linear within a bucket), and the
+# calls that failed (by kind) or were tried again.
+redis_latency() {
+  python3 -c '
+import re, sys
+buckets, failures, retries = {}, {}, 0.0
+for line in sys.stdin:
+    m = re.match(r"iam_redis_call_duration_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m:
+        bound = float("inf") if m[1] == "+Inf" else float(m[1])
+        buckets[bound] = buckets.get(bound, 0.0) + float(m[2])
+    m = re.match(r"iam_redis_failures_total\{kind=\"(\w+)\"\} (\S+)", line)
+    if m:
+        failures[m[1]] = failures.get(m[1], 0.0) + float(m[2])
+    if line.startswith("iam_redis_retries_total "):
+        retries += float(line.split()[1])
+bounds = sorted(buckets)
+total = buckets.get(float("inf"), 0.0)
+def quantile(q):
+    rank, low, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return "> %.1f ms" % (low * 1e3)
+            share = (rank - below) / max(buckets[bound] - below, 1e-9)
+            return "%.3f ms" % ((low + share * (bound - low)) * 1e3)
+        low, below = bound, buckets[bound]
+    return "?"
+failed = ", ".join("%s %d" % (k, v) for k, v in sorted(failures.items()))
+print("%d calls: p50 %s, p99 %s, p99.9 %s; failed: %s; retried %d" % (
+    total, quantile(0.5), quantile(0.99), quantile(0.999), failed or "none", retries))
+'
+}
 VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
 # Three names: projects.write AND billing.read AND NOT admin.delete
 QUERY_URL="$VERIFY_URL&permissions=projects.write%20AND%20billing.read%20AND%20NOT%20admin.delete"
@@ -181,6 +218,11 @@ for BACKEND in $BACKENDS; do
     LEFT=$(admin GET "/tokens/$QUOTA_ID" | sed -n 's/.*"credits":{"remaining":\([0-9]*\).*/\1/p')
     SPENT=$((MAX_CREDITS - LEFT))
   fi
+  if [ -n "${IAM__REDIS__URL:-}" ]; then
+    REDIS_LATENCY=$(for ((i = 0; i < INSTANCES; i++)); do
+      curl -s "http://127.0.0.1:$((PORT + i))/metrics"
+    done | redis_latency)
+  fi
   QUERY=$(printf '%s\n' "${QUERY_RUNS[@]}" | median)
   QUERY_US=$(printf '%s\n' "${QUERY_CPU[@]}" | median)
   QUERY_STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $ROLE_KEY" "$QUERY_URL")
@@ -214,5 +256,8 @@ for BACKEND in $BACKENDS; do
     echo "quota runs: ${QUOTA_RUNS[*]}"
     awk -v q="$QUOTA_RPS" -v h="$HEALTH" 'BEGIN { printf "quota verify / health = %.2f\n", q / h }'
     echo "quota key: uses recorded ${QUOTA_COUNT}, credits spent ${SPENT} (each counted use spends one)"
+  fi
+  if [ -n "${IAM__REDIS__URL:-}" ]; then
+    echo "Redis calls under this load (every route above): ${REDIS_LATENCY}"
   fi
 done

@@ -58,28 +58,39 @@ if ! skip a; then
   ANSWER=$(rcli evalsha "$SHA" "${UNION[@]}" | tr '\n' ' ')
   [ "$ANSWER" = "0 0 0 0 " ] || { echo "the decide script did not allow: $ANSWER" >&2; exit 1; }
 
-  QLUA=$(sed -n '/^const SPEND_LUA: &str = r"$/,/^";$/p' src/quotas/shared.rs | sed '1d;$d')
-  [ -n "$QLUA" ] || { echo "SPEND_LUA not found in src/quotas/shared.rs" >&2; exit 1; }
+  QLUA=$(sed -n '/^const INTS_LUA: &str = r"$/,/^";$/p;/^const SPEND_LUA: &str = r"$/,/^";$/p' \
+    src/quotas/shared.rs | sed '/^const /d;/^";$/d')
+  QMS=$(sed -n 's/^const RECORD_MS: i64 = \([0-9_]*\);$/\1/p' src/quotas/shared.rs | tr -d _)
+  [ -n "$QLUA" ] && [ -n "$QMS" ] || { echo "SPEND_LUA not found in src/quotas/shared.rs" >&2; exit 1; }
   QSHA=$(rcli script load "$QLUA")
   # KEYS and ARGV as SharedHolder::spend sends them for bench.sh's quota key (user 3; token id
   # 1 here): the counters of the token's limit "requests" and the owner's "owner_requests" in
-  # this minute's window, then the token's credit pool; now, two limits, per limit (limit 10^9,
-  # cost 1, ms to keep the counter), per pool (cost 1, boundary i64::MIN: no refill). The pool
-  # starts with 2^53 credits, as if leased; every call is allowed and charges all three.
+  # this minute's window, the token's credit pool, and the charge's record (a fresh operation id
+  # per call: redis-benchmark replaces __rand_int__); now, two limits, how long the record is
+  # kept, per limit (limit 10^9, cost 1, ms to keep the counter), per pool (cost 1, boundary
+  # i64::MIN: no refill). The pool starts with 2^53 credits, as if leased; every call is allowed
+  # and charges all three.
   WINDOW=$((NOW / 60000))
   KEEP=$(((WINDOW + 1) * 60000 - NOW + 5000))
   POOL="${PREFIX}q:{q3}:c:t1"
   rcli hset "$POOL" g 1 b 9007199254740992 a "$NOW" x 0 >/dev/null
-  QUOTA=(3 "${PREFIX}q:{q3}:l:t1:$WINDOW:requests" "${PREFIX}q:{q3}:l:u3:$WINDOW:owner_requests"
-    "$POOL" "$NOW" 2 1000000000 1 "$KEEP" 1000000000 1 "$KEEP" 1 -9223372036854775808)
-  ANSWER=$(rcli evalsha "$QSHA" "${QUOTA[@]}" | tr '\n' ' ')
+  quota_call() {
+    echo 4 "${PREFIX}q:{q3}:l:t1:$WINDOW:requests" "${PREFIX}q:{q3}:l:u3:$WINDOW:owner_requests" \
+      "$POOL" "${PREFIX}q:{q3}:o:$1" "$NOW" 2 "$QMS" 1000000000 1 "$KEEP" 1000000000 1 "$KEEP" \
+      1 -9223372036854775808
+  }
+  read -r -a QUOTA < <(quota_call __rand_int__)
+  read -r -a FIRST < <(quota_call first)
+  ANSWER=$(rcli evalsha "$QSHA" "${FIRST[@]}" | tr '\n' ' ')
   [ "$ANSWER" = "0 0 1 1 9007199254740991 " ] || { echo "the spend script did not charge: $ANSWER" >&2; exit 1; }
+  ANSWER=$(rcli evalsha "$QSHA" "${FIRST[@]}" | tr '\n' ' ')
+  [ "$ANSWER" = "0 0 1 1 9007199254740991 " ] || { echo "the same charge applied twice: $ANSWER" >&2; exit 1; }
 
   # Prints "<req/s> <avg ms> <p50 ms> <p99 ms>" of one redis-benchmark run.
   rb() {
     local clients=$1
     shift
-    redis-benchmark -h 127.0.0.1 -p 6379 -n "$N" -c "$clients" -P 1 --csv "$@" 2>/dev/null \
+    redis-benchmark -h 127.0.0.1 -p 6379 -n "$N" -c "$clients" -P 1 -r 1000000000 --csv "$@" 2>/dev/null \
       | awk -F, 'NR == 2 { gsub(/"/, ""); print $(NF - 6), $(NF - 5), $(NF - 3), $(NF - 1) }'
   }
   echo

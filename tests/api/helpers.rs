@@ -36,6 +36,18 @@ pub fn on_sqlite() -> bool {
     std::env::var("IAM_TEST_STORE").as_deref() == Ok("sqlite")
 }
 
+/// Ends a test whose logic does not depend on the store (Redis faults, the breaker) when the
+/// suite runs on the embedded store: it runs once, in the MySQL pass.
+#[macro_export]
+macro_rules! store_independent {
+    () => {
+        if $crate::helpers::on_sqlite() {
+            eprintln!("store-independent: run in the MySQL pass only");
+            return;
+        }
+    };
+}
+
 /// Ends a test that exercises MySQL itself (a TCP proxy, DROP DATABASE, the migrations lock)
 /// when the suite runs on the embedded store; the store conformance suite covers both.
 #[macro_export]

@@ -11,8 +11,11 @@ use tokio::task::JoinHandle;
 
 /// Which answers (chunks read from the server, in order over all connections) are held back,
 /// and for how long. A held answer also holds every later one of its connection, as TCP does.
+/// With a `needle`, only requests containing it are counted, and the answer held is the next
+/// one on that request's connection (so that background pings and subscriptions pass).
 #[derive(Default)]
 struct Delays {
+    needle: Option<Vec<u8>>,
     /// Answers to hold from now on, whatever the share.
     next: usize,
     /// Percent of answers held (spread evenly: the 10th, 20th… for 10 %).
@@ -89,6 +92,11 @@ impl Proxy {
         }
     }
 
+    /// From now on only answers to requests containing `needle` are held (e.g. `EVALSHA`).
+    pub fn only_answers_to(&self, needle: &[u8]) {
+        self.delays.lock().expect("delays").needle = Some(needle.to_vec());
+    }
+
     /// Holds the next `answers` answers from the server for `by` each.
     pub fn delay_next(&self, answers: usize, by: Duration) {
         let mut delays = self.delays.lock().expect("delays");
@@ -154,13 +162,48 @@ async fn forward(
         };
         let (mut from_client, mut to_client) = inbound.split();
         let (mut from_server, mut to_server) = outbound.split();
+        let marked = std::sync::atomic::AtomicU64::new(0);
         tokio::select! {
-            _ = tokio::io::copy(&mut from_client, &mut to_server) => return,
-            _ = answers(&mut from_server, &mut to_client, &delays) => return,
+            _ = requests(&mut from_client, &mut to_server, &delays, &marked) => return,
+            _ = answers(&mut from_server, &mut to_client, &delays, &marked) => return,
             _ = async { drop(silence.wait_for(|silent| *silent).await) } => {}
         }
     }
     drop(silence.wait_for(|silent| !*silent).await);
+}
+
+/// Copies the client's requests to the server; with a needle, a request containing it may mark
+/// its connection's next answer to be held (`marked`, in ms).
+async fn requests(
+    from_client: &mut (impl tokio::io::AsyncRead + Unpin),
+    to_server: &mut (impl tokio::io::AsyncWrite + Unpin),
+    delays: &Mutex<Delays>,
+    marked: &std::sync::atomic::AtomicU64,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from_client.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        let chunk = &buffer[..read];
+        {
+            let mut delays = delays.lock().expect("delays");
+            let needle = delays.needle.clone();
+            if let Some(needle) = needle {
+                if chunk.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                    let hold = delays.hold();
+                    if !hold.is_zero() {
+                        let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+                        marked.store(ms, std::sync::atomic::Ordering::Release);
+                    }
+                }
+            }
+        }
+        if to_server.write_all(chunk).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Copies the server's answers to the client, each chunk read held as `delays` says.
@@ -168,6 +211,7 @@ async fn answers(
     from_server: &mut (impl tokio::io::AsyncRead + Unpin),
     to_client: &mut (impl tokio::io::AsyncWrite + Unpin),
     delays: &Mutex<Delays>,
+    marked: &std::sync::atomic::AtomicU64,
 ) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
@@ -175,7 +219,16 @@ async fn answers(
             Ok(0) | Err(_) => return,
             Ok(read) => read,
         };
-        let hold = delays.lock().expect("delays").hold();
+        let hold = {
+            let mut delays = delays.lock().expect("delays");
+            match delays.needle {
+                None => delays.hold(),
+                Some(_) => {
+                    let ms = marked.swap(0, std::sync::atomic::Ordering::AcqRel);
+                    Duration::from_millis(ms)
+                }
+            }
+        };
         if !hold.is_zero() {
             tokio::time::sleep(hold).await;
         }

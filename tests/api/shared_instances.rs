@@ -175,13 +175,13 @@ async fn ready(app: &TestApp) -> (u16, Value) {
     (status, response.json().await.expect("json"))
 }
 
-async fn metrics_text(app: &TestApp) -> String {
+pub(crate) async fn metrics_text(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await;
     response.expect("metrics").text().await.expect("text")
 }
 
 /// The value of an unlabelled series in a Prometheus scrape (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
