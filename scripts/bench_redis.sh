@@ -3,8 +3,8 @@
 #  (a) the physical bound of one limiter decision: redis-benchmark running the decide script of
 #      src/limits/shared.rs (extracted from DECIDE_LUA, not copied) as EVALSHA, one limiter and
 #      the union of two on one key, with 1 and with 50 clients, next to PING; and the same for
-#      one customer-quota charge (SPEC B5): the spend script of src/quotas/shared.rs
-#      (SPEND_LUA) over two limits and one credit pool, as bench.sh's quota key charges;
+#      one customer-quota charge (SPEC B5): the spend script
+#      (SPEND_LUA of src/quotas/scripts.rs) over two limits and one credit pool, as bench.sh's quota key charges;
 #  (b) cargo bench --bench shared_limits: the decision through the crate (Redis vs memory);
 #  (c) cargo bench --bench revocation: how fast a revocation on one instance reaches two others;
 #  (d) scripts/bench.sh on MySQL with redis.url set: GET /api/public/verify (also of a key with
@@ -59,9 +59,9 @@ if ! skip a; then
   [ "$ANSWER" = "0 0 0 0 " ] || { echo "the decide script did not allow: $ANSWER" >&2; exit 1; }
 
   QLUA=$(sed -n '/^const INTS_LUA: &str = r"$/,/^";$/p;/^const SPEND_LUA: &str = r"$/,/^";$/p' \
-    src/quotas/shared.rs | sed '/^const /d;/^";$/d')
-  QMS=$(sed -n 's/^const RECORD_MS: i64 = \([0-9_]*\);$/\1/p' src/quotas/shared.rs | tr -d _)
-  [ -n "$QLUA" ] && [ -n "$QMS" ] || { echo "SPEND_LUA not found in src/quotas/shared.rs" >&2; exit 1; }
+    src/quotas/scripts.rs | sed '/^const /d;/^";$/d')
+  QMS=$(sed -n 's/^pub(super) const RECORD_MS: i64 = \([0-9_]*\);$/\1/p' src/quotas/scripts.rs | tr -d _)
+  [ -n "$QLUA" ] && [ -n "$QMS" ] || { echo "SPEND_LUA not found in src/quotas/scripts.rs" >&2; exit 1; }
   QSHA=$(rcli script load "$QLUA")
   # KEYS and ARGV as SharedHolder::spend sends them for bench.sh's quota key (user 3; token id
   # 1 here): the counters of the token's limit "requests" and the owner's "owner_requests" in

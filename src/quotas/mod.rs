@@ -14,6 +14,7 @@
 //! balance, so k credits give exactly k successes across every instance.
 
 mod local;
+mod scripts;
 mod shared;
 mod spend;
 

@@ -8,11 +8,13 @@
 //! waits longer than `redis.timeout` — only those that find Redis freshly dead wait at all.
 
 mod breaker;
+mod calls;
 mod connection;
 mod health;
 mod notices;
 
 pub use breaker::{Admission, BreakerSettings, State as BreakerState};
-pub use connection::{seed_urls, Redis, Unanswered, Unavailable};
+pub use calls::{Unanswered, Unavailable};
+pub use connection::{seed_urls, Redis};
 pub use health::{Failure, Health};
 pub use notices::{Notice, NoticeSink, Notices, MAX_PENDING};
