@@ -1,14 +1,13 @@
 //! Storage behind small traits. Nothing above this module knows SQL; nothing in it knows HTTP.
 //! Every mutation writes its audit event in the same transaction as the change.
 
-mod access_sql;
 pub mod backend;
 mod copy;
 mod migrate;
 mod mysql;
 mod open;
 mod ops;
-mod quota_sql;
+pub mod sql;
 mod sqlite;
 
 pub use crate::domain::record::{

@@ -1,13 +1,6 @@
 //! The MySQL/MariaDB backend through mysql_async. The session time zone is UTC; every query
 //! is parameterised; multi-statement work runs in one READ COMMITTED transaction.
 
-mod rows;
-mod sql_access;
-mod sql_audit;
-mod sql_copy;
-mod sql_quota;
-mod sql_tokens;
-mod sql_usage;
 mod tx;
 
 use std::time::Duration;

@@ -1,15 +1,15 @@
-//! The MySQL statements: one `Tx` method, one statement. Parameterised, named columns, UTC.
+//! MySQL executes statements: the connection of one unit of work, and the conversion of
+//! [`Value`]s to and from the driver's values (the one place MySQL's types appear).
 
 use async_trait::async_trait;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Row, Transaction};
+use mysql_async::{Conn, Params, Transaction};
 
-use super::rows::{record_from_row, utc};
+use super::{server_code, ER_DUP_ENTRY};
 use crate::store::backend::Tx;
-use crate::store::{AuditEvent, StoreError, TokenRecord};
-
-type EventRow = (u64, Option<u64>, String, String, String, NaiveDateTime);
+use crate::store::sql::{Dialect, Row, Statement, Value};
+use crate::store::StoreError;
 
 /// A pooled connection: bare for reads, in a READ COMMITTED transaction for writes.
 pub(super) enum MySqlTx {
@@ -26,79 +26,120 @@ macro_rules! on {
         }
     };
 }
-pub(super) use on;
 
-impl MySqlTx {
-    pub(super) async fn record(
-        &mut self,
-        sql: &str,
-        params: mysql_async::Params,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<Row> = on!(self, |q| q.exec_first(sql, params).await)?;
-        row.map(record_from_row).transpose()
-    }
-
-    pub(super) async fn records(
-        &mut self,
-        sql: &str,
-        params: mysql_async::Params,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows: Vec<Row> = on!(self, |q| q.exec(sql, params).await)?;
-        rows.into_iter().map(record_from_row).collect()
-    }
-
-    /// Runs a statement; answers the rows it changed.
-    pub(super) async fn change(
-        &mut self,
-        sql: &str,
-        params: mysql_async::Params,
-    ) -> Result<u64, StoreError> {
-        Ok(on!(self, |q| {
-            q.exec_drop(sql, params).await?;
-            q.affected_rows()
-        }))
-    }
-
-    pub(super) async fn events(
-        &mut self,
-        sql: &str,
-        params: mysql_async::Params,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows: Vec<EventRow> = on!(self, |q| q.exec(sql, params).await)?;
-        rows.into_iter().map(event_from_row).collect()
+fn bind(value: Value) -> mysql_async::Value {
+    use mysql_async::Value as My;
+    match value {
+        Value::Null => My::NULL,
+        Value::Int(value) => My::Int(value),
+        Value::UInt(value) | Value::Id(value) => My::UInt(value),
+        Value::Text(text) => My::Bytes(text.into_bytes()),
+        Value::Bytes(bytes) => My::Bytes(bytes),
+        Value::Time(at) => at.naive_utc().into(),
     }
 }
 
-fn event_from_row(
-    (id, token_id, event, actor, detail, created_at): EventRow,
-) -> Result<AuditEvent, StoreError> {
-    Ok(AuditEvent {
-        id,
-        token_id,
-        event,
-        actor,
-        detail: serde_json::from_str(&detail)
-            .map_err(|_| StoreError::CorruptRow("audit_events.detail".into()))?,
-        created_at: utc(created_at),
+fn params(args: Vec<Value>) -> Params {
+    match args.is_empty() {
+        true => Params::Empty,
+        false => Params::Positional(args.into_iter().map(bind).collect()),
+    }
+}
+
+fn read(value: mysql_async::Value) -> Result<Value, StoreError> {
+    use mysql_async::Value as My;
+    Ok(match value {
+        My::NULL => Value::Null,
+        My::Int(value) => Value::Int(value),
+        My::UInt(value) => Value::UInt(value),
+        My::Bytes(bytes) => Value::Bytes(bytes),
+        My::Date(year, month, day, hour, minute, second, micros) => {
+            let at = NaiveDate::from_ymd_opt(i32::from(year), u32::from(month), u32::from(day))
+                .and_then(|d| {
+                    d.and_hms_micro_opt(
+                        u32::from(hour),
+                        u32::from(minute),
+                        u32::from(second),
+                        micros,
+                    )
+                })
+                .ok_or_else(|| StoreError::CorruptRow("a date out of range".into()))?;
+            Value::Time(NaiveDateTime::and_utc(&at))
+        }
+        My::Float(_) | My::Double(_) | My::Time(..) => {
+            return Err(StoreError::CorruptRow("a column of an unused type".into()))
+        }
     })
 }
 
-/// One statement adding every delta of a chunk: a derived table of `(id, uses, at)` rows
-/// joined to `api_tokens`.
-pub(super) fn batch_usage_sql(rows: usize) -> String {
-    let mut values = String::from("SELECT ? AS id, ? AS uses, ? AS at");
-    for _ in 1..rows {
-        values.push_str(" UNION ALL SELECT ?, ?, ?");
+/// A `DECIMAL` (what `SUM` answers) comes as its text: an integer here, or corrupt.
+fn decimal(value: Value) -> Result<Value, StoreError> {
+    let Value::Bytes(text) = value else {
+        return Ok(value);
+    };
+    let text = std::str::from_utf8(&text).unwrap_or_default();
+    let corrupt = || StoreError::CorruptRow("a decimal that is not an integer".into());
+    match text.starts_with('-') {
+        true => text.parse().map(Value::Int).map_err(|_| corrupt()),
+        false => text.parse().map(Value::UInt).map_err(|_| corrupt()),
     }
-    format!(
-        "UPDATE api_tokens t JOIN ({values}) u ON t.id = u.id \
-         SET t.usage_count = t.usage_count + u.uses, \
-         t.last_used = GREATEST(COALESCE(t.last_used, u.at), u.at)"
-    )
+}
+
+fn row(row: mysql_async::Row) -> Result<Row, StoreError> {
+    use mysql_async::consts::ColumnType;
+    let columns = row.columns();
+    let values = row
+        .unwrap()
+        .into_iter()
+        .zip(columns.iter())
+        .map(|(value, column)| {
+            let value = read(value)?;
+            match column.column_type() {
+                ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
+                    decimal(value)
+                }
+                _ => Ok(value),
+            }
+        });
+    Ok(Row(values.collect::<Result<_, _>>()?))
 }
 
 #[async_trait]
 impl Tx for MySqlTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    async fn fetch(&mut self, statement: Statement) -> Result<Vec<Row>, StoreError> {
+        let Statement { sql, args } = statement;
+        let rows: Vec<mysql_async::Row> = on!(self, |q| q.exec(sql.as_ref(), params(args)).await)?;
+        rows.into_iter().map(row).collect()
+    }
+
+    async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError> {
+        let Statement { sql, args } = statement;
+        Ok(on!(self, |q| {
+            q.exec_drop(sql.as_ref(), params(args)).await?;
+            q.affected_rows()
+        }))
+    }
+
+    async fn insert(&mut self, statement: Statement) -> Result<Option<u64>, StoreError> {
+        let Statement { sql, args } = statement;
+        let inserted = on!(
+            self,
+            |q| match q.exec_drop(sql.as_ref(), params(args)).await {
+                Ok(()) => Ok(q.last_insert_id().unwrap_or(0)),
+                Err(err) => Err(err),
+            }
+        );
+        match inserted {
+            Ok(id) => Ok(Some(id)),
+            Err(err) if server_code(&err) == Some(ER_DUP_ENTRY) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     async fn ping(&mut self) -> Result<(), StoreError> {
         match self {
             MySqlTx::Read(conn) => conn.ping().await?,

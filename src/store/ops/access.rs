@@ -2,6 +2,7 @@
 //! roles and grants — each with its audit event, in the transaction that makes it — and the
 //! reads that attach a token's access to its record.
 
+use crate::store::sql::families::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Permanent bans of the rate limiters, each change in the audit log.
 
+use crate::store::sql::families::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! Whole-store export and import, ids and times kept as they are (`iam-tokens copy`).
 
+use crate::store::sql::families::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -8,6 +8,7 @@ mod quota;
 mod tokens;
 mod usage;
 
+use crate::store::sql::families::*;
 use futures_util::future::BoxFuture;
 
 use super::backend::{Backend, Tx, TxEnd, Work};

@@ -3,6 +3,7 @@
 //! the transaction that makes it — and the read that attaches a token's and its owner's
 //! quotas to its record.
 
+use crate::store::sql::families::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,6 +1,7 @@
 //! The token lifecycle: create under the limit, find, expire, revoke, rotate, update, count and
 //! list — each change with its audit event, in the transaction that makes it.
 
+use crate::store::sql::families::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! Counting uses: one at a time (synchronous mode), or a batch per flush applied exactly once.
 
+use crate::store::sql::families::*;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};

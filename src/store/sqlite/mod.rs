@@ -3,13 +3,6 @@
 //! writes run in `BEGIN IMMEDIATE` transactions, which SQLite serialises, so the per-user limit
 //! and rotation are atomic without a lock table.
 
-mod rows;
-mod sql_access;
-mod sql_audit;
-mod sql_copy;
-mod sql_quota;
-mod sql_tokens;
-mod sql_usage;
 mod tx;
 
 use std::path::Path;
