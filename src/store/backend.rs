@@ -76,6 +76,9 @@ pub trait Tx: Send {
     async fn fetch(&mut self, statement: Statement) -> Result<Vec<Row>, StoreError>;
     /// Runs a statement; answers the rows it changed (MySQL: found, `CLIENT_FOUND_ROWS`).
     async fn execute(&mut self, statement: Statement) -> Result<u64, StoreError>;
+    /// Runs a statement; answers the rows it changed and the connection's last insert id
+    /// (on MySQL, what `LAST_INSERT_ID(expr)` set).
+    async fn execute_with_id(&mut self, statement: Statement) -> Result<(u64, u64), StoreError>;
     /// Runs an `INSERT`: the new row's id, or `None` when a unique key refused it (any other
     /// refusal is an error).
     async fn insert(&mut self, statement: Statement) -> Result<Option<u64>, StoreError>;

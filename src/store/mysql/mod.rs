@@ -6,7 +6,7 @@ mod tx;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mysql_async::{IsolationLevel, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
 use tokio::runtime::Handle;
 
 use super::backend::{Backend, TxEnd, Work};
@@ -18,6 +18,9 @@ const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_DUP_ENTRY: u16 = 1062;
 const TRANSACTION_ATTEMPTS: usize = 8;
+/// Prepared statements each connection keeps (its least recently used beyond are closed):
+/// the fixed statements are a few dozen, and the multi-row ones one per row count in use.
+const STATEMENTS_KEPT: usize = 256;
 
 /// The MySQL backend. Cheap to clone (the pool is shared).
 ///
@@ -46,12 +49,22 @@ impl MySqlStore {
         let opts = parse_url(url)?;
         let constraints = PoolConstraints::new(0, max_connections.max(1))
             .ok_or_else(|| StoreError::Url("bad pool size".into()))?;
+        // A connection keeps its session and its prepared statements for its whole life: it
+        // is set up once (UTC, READ COMMITTED for every transaction) and never reset when it
+        // goes back to the pool (mysql_async's default reset would prepare every statement
+        // again and rerun the setup on each checkout). A transaction left open is rolled
+        // back by the pool; a unit of work given up mid-statement drops its connection.
         let opts = OptsBuilder::from_opts(opts)
-            .setup(vec!["SET time_zone = '+00:00'"])
+            .setup(vec![
+                "SET time_zone = '+00:00'",
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            ])
             .client_found_rows(true)
+            .stmt_cache_size(STATEMENTS_KEPT)
             .pool_opts(
                 PoolOpts::default()
                     .with_constraints(constraints)
+                    .with_reset_connection(false)
                     .with_inactive_connection_ttl(Duration::from_secs(60)),
             );
         Ok(Self {
@@ -110,16 +123,17 @@ impl Backend for MySqlStore {
         .await
     }
 
-    /// READ COMMITTED; run again from the start after a deadlock or a lock-wait timeout (both
-    /// roll the transaction back, so a retry sees a clean slate).
+    /// READ COMMITTED (the session's, set once per connection: `START TRANSACTION` is the
+    /// only statement a transaction adds besides `COMMIT`); run again from the start after a
+    /// deadlock or a lock-wait timeout (both roll the transaction back, so a retry sees a
+    /// clean slate).
     async fn write<T: Send + 'static>(&self, mut work: Work<T>) -> Result<T, StoreError> {
         let pool = self.pool.clone();
         self.on_home(async move {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut options = TxOpts::default();
-                options.with_isolation_level(IsolationLevel::ReadCommitted);
+                let options = TxOpts::default();
                 let mut tx = MySqlTx::Write(pool.start_transaction(options).await?);
                 let ended = work(&mut tx).await;
                 let MySqlTx::Write(transaction) = tx else {

@@ -124,6 +124,14 @@ impl Tx for MySqlTx {
         }))
     }
 
+    async fn execute_with_id(&mut self, statement: Statement) -> Result<(u64, u64), StoreError> {
+        let Statement { sql, args } = statement;
+        Ok(on!(self, |q| {
+            q.exec_drop(sql.as_ref(), params(args)).await?;
+            (q.affected_rows(), q.last_insert_id().unwrap_or(0))
+        }))
+    }
+
     async fn insert(&mut self, statement: Statement) -> Result<Option<u64>, StoreError> {
         let Statement { sql, args } = statement;
         let inserted = on!(

@@ -17,7 +17,7 @@ use crate::domain::quota::{
 };
 use crate::domain::Digest;
 use crate::store::backend::{Backend, CreditRow, LimitRow, Lock, Tx, TxEnd};
-use crate::store::{Audit, AuditKind, Lease, QuotaChange, QuotaStore, StoreError, TokenRecord};
+use crate::store::{Audit, AuditKind, Lease, QuotaChange, QuotaStore, StoreError};
 
 #[async_trait]
 impl<B: Backend> QuotaStore for StoreOps<B> {
@@ -169,17 +169,6 @@ pub(super) struct Quotas {
     pub owner: Quota,
 }
 
-/// Fills in a record's quotas and its owner's (two statements).
-pub(super) async fn attach_quota(
-    tx: &mut dyn Tx,
-    record: &mut TokenRecord,
-) -> Result<(), StoreError> {
-    let quotas = read_quotas(tx, record.id, record.user_id.get(), Lock::No).await?;
-    record.quota = quotas.token;
-    record.owner_quota = quotas.owner;
-    Ok(())
-}
-
 /// The quotas of token `token` and owner `owner` (0: none of that scope).
 async fn read_quotas(
     tx: &mut dyn Tx,
@@ -187,17 +176,27 @@ async fn read_quotas(
     owner: u64,
     lock: Lock,
 ) -> Result<Quotas, StoreError> {
+    let limits = tx.limit_rows(token, owner).await?;
+    let credits = tx.credit_rows(token, owner, lock).await?;
+    quotas_from(&limits, &credits)
+}
+
+/// A token's quotas and its owner's, from their rows (each checked).
+pub(super) fn quotas_from(
+    limit_rows: &[LimitRow],
+    credit_rows: &[CreditRow],
+) -> Result<Quotas, StoreError> {
     let mut limits = (Vec::new(), Vec::new());
-    for row in tx.limit_rows(token, owner).await? {
-        let limit = limit_of(&row)?;
+    for row in limit_rows {
+        let limit = limit_of(row)?;
         match scope_of(&row.scope)? {
             Scope::Token => limits.0.push(limit),
             Scope::Owner => limits.1.push(limit),
         }
     }
     let mut credits = (None, None);
-    for row in tx.credit_rows(token, owner, lock).await? {
-        let found = Some(credits_of(&row)?);
+    for row in credit_rows {
+        let found = Some(credits_of(row)?);
         match scope_of(&row.scope)? {
             Scope::Token => credits.0 = found,
             Scope::Owner => credits.1 = found,

@@ -2,14 +2,15 @@
 //! list — each change with its audit event, in the transaction that makes it.
 
 use crate::store::sql::families::*;
+use crate::store::sql::record::Holds;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::access::{attach_access, unknown_role};
-use super::quota::{attach_quota, insert_quota};
+use super::access::{assemble, attach_access, unknown_role};
+use super::quota::{insert_quota, quotas_from};
 use super::{done, expire_and_count, work, StoreOps};
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
@@ -72,8 +73,8 @@ impl<B: Backend> TokenStore for StoreOps<B> {
             .read(work(move |tx| {
                 let digest = digest.clone();
                 Box::pin(async move {
-                    let found = tx.token_by_digest(&digest, Lock::No).await?;
-                    done(with_access(tx, found).await?)
+                    let found = tx.record_by_digest(&digest).await?;
+                    done(whole(tx, found).await?)
                 })
             }))
             .await
@@ -83,8 +84,8 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         self.backend
             .read(work(move |tx| {
                 Box::pin(async move {
-                    let found = tx.token_by_id(token_id, Lock::No).await?;
-                    done(with_access(tx, found).await?)
+                    let found = tx.record_by_id(token_id).await?;
+                    done(whole(tx, found).await?)
                 })
             }))
             .await
@@ -340,16 +341,24 @@ impl<B: Backend> TokenStore for StoreOps<B> {
     }
 }
 
-/// A record found, with what it holds and its quotas and its owner's.
-async fn with_access(
+/// A record found, with what it holds and its quotas and its owner's: one more statement, and
+/// only when its flags say it holds any (a cache miss of a plain key is one statement).
+async fn whole(
     tx: &mut dyn Tx,
-    found: Option<TokenRecord>,
+    found: Option<(TokenRecord, Holds)>,
 ) -> Result<Option<TokenRecord>, StoreError> {
-    let Some(mut record) = found else {
+    let Some((mut record, holds)) = found else {
         return Ok(None);
     };
-    attach_access(tx, std::slice::from_mut(&mut record)).await?;
-    attach_quota(tx, &mut record).await?;
+    if holds.access || holds.quota {
+        let holdings = tx.holdings(record.id, record.user_id.get()).await?;
+        record.access = assemble(holdings.access)?
+            .remove(&record.id)
+            .unwrap_or_default();
+        let quotas = quotas_from(&holdings.limits, &holdings.credits)?;
+        record.quota = quotas.token;
+        record.owner_quota = quotas.owner;
+    }
     Ok(Some(record))
 }
 

@@ -10,27 +10,20 @@ use crate::store::backend::{Backend, TxEnd};
 use crate::store::{StoreError, UsageDelta};
 
 impl<B: Backend> StoreOps<B> {
-    /// Adds uses and reads the result back in the same transaction (under the row lock), so
-    /// concurrent calls each see their own count.
+    /// Adds uses now, in one statement outside any transaction (it is atomic by itself and
+    /// answers the new count, so concurrent calls each see their own): synchronous counting
+    /// costs one round trip.
     pub(super) async fn add_usage_now(
         &self,
         token_id: u64,
         uses: u64,
         at: DateTime<Utc>,
     ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError> {
-        let delta = [UsageDelta {
-            token_id,
-            uses,
-            last_used: at,
-        }];
         self.backend
-            .write(work(move |tx| {
+            .read(work(move |tx| {
                 Box::pin(async move {
-                    tx.add_usage(&delta).await?;
-                    let read = tx.usage_of(token_id).await?;
-                    Ok(TxEnd::Commit(
-                        read.map(|(count, last)| (count, last.unwrap_or(at))),
-                    ))
+                    let counted = tx.count_now(token_id, uses, at).await?;
+                    Ok(TxEnd::Commit(counted.map(|count| (count, at))))
                 })
             }))
             .await

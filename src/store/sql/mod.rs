@@ -10,6 +10,7 @@ pub mod access;
 pub mod audit;
 pub mod copy;
 pub mod quota;
+pub mod record;
 pub mod tokens;
 pub mod usage;
 mod value;
@@ -24,6 +25,7 @@ pub mod families {
     pub use super::audit::AuditSql;
     pub use super::copy::CopySql;
     pub use super::quota::QuotaSql;
+    pub use super::record::RecordSql;
     pub use super::tokens::TokenSql;
     pub use super::usage::UsageSql;
 }

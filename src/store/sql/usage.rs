@@ -7,7 +7,15 @@ use super::{count, first, id, Dialect, Statement, Value};
 use crate::store::backend::Tx;
 use crate::store::{StoreError, UsageDelta};
 
-const USAGE_OF: &str = "SELECT usage_count, last_used FROM api_tokens WHERE id = ?";
+/// One use counted on its own (synchronous counting), answering the new count in the same
+/// round trip: MySQL through `LAST_INSERT_ID(expr)` (the OK packet carries it), SQLite with
+/// `RETURNING`. Binds uses, the time twice, the id.
+const COUNT_NOW: [&str; 2] = [
+    "UPDATE api_tokens SET usage_count = LAST_INSERT_ID(usage_count + ?), \
+     last_used = GREATEST(COALESCE(last_used, ?), ?) WHERE id = ?",
+    "UPDATE api_tokens SET usage_count = usage_count + ?, \
+     last_used = MAX(COALESCE(last_used, ?), ?) WHERE id = ? RETURNING usage_count",
+];
 const RECORD_BATCH: &str = "INSERT INTO usage_flushes (flush_id, applied_at) VALUES (?, ?)";
 /// MySQL deletes in bounded steps; SQLite has no `DELETE … LIMIT`.
 const FORGET_BATCHES: [&str; 2] = [
@@ -44,14 +52,18 @@ fn add_usage_sql(dialect: Dialect, rows: usize) -> String {
 pub trait UsageSql {
     /// Adds each delta's uses and moves `last_used` forward.
     async fn add_usage(&mut self, deltas: &[UsageDelta]) -> Result<(), StoreError>;
-    async fn usage_of(
-        &mut self,
-        id: u64,
-    ) -> Result<Option<(u64, Option<DateTime<Utc>>)>, StoreError>;
     /// Records a usage batch id; false when it is already recorded (applied before).
     async fn record_batch(&mut self, batch_id: &str, at: DateTime<Utc>)
         -> Result<bool, StoreError>;
     async fn forget_batches_before(&mut self, before: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Adds `uses` to one token now, in one statement: its new count, `None` when there is no
+    /// such token.
+    async fn count_now(
+        &mut self,
+        token: u64,
+        uses: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError>;
 }
 
 #[async_trait]
@@ -68,15 +80,6 @@ impl<T: Tx + ?Sized> UsageSql for T {
         Ok(())
     }
 
-    async fn usage_of(
-        &mut self,
-        token: u64,
-    ) -> Result<Option<(u64, Option<DateTime<Utc>>)>, StoreError> {
-        let row = first(self, Statement::new(USAGE_OF, vec![id(token)])).await?;
-        row.map(|row| Ok((row.u64(0)?, row.opt_time(1)?)))
-            .transpose()
-    }
-
     async fn record_batch(
         &mut self,
         batch_id: &str,
@@ -84,6 +87,27 @@ impl<T: Tx + ?Sized> UsageSql for T {
     ) -> Result<bool, StoreError> {
         let statement = Statement::new(RECORD_BATCH, vec![batch_id.into(), at.into()]);
         Ok(self.insert(statement).await?.is_some())
+    }
+
+    async fn count_now(
+        &mut self,
+        token: u64,
+        uses: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
+        let dialect = self.dialect();
+        let args = vec![count(uses), at.into(), at.into(), id(token)];
+        let statement = Statement::new(dialect.pick(COUNT_NOW), args);
+        match dialect {
+            Dialect::MySql => {
+                let (changed, count) = self.execute_with_id(statement).await?;
+                Ok((changed > 0).then_some(count))
+            }
+            Dialect::Sqlite => {
+                let row = first(self, statement).await?;
+                row.map(|row| row.u64(0)).transpose()
+            }
+        }
     }
 
     async fn forget_batches_before(&mut self, before: DateTime<Utc>) -> Result<(), StoreError> {

@@ -88,6 +88,12 @@ impl Tx for SqliteTx<'_> {
         Ok(self.run(statement)? as u64)
     }
 
+    async fn execute_with_id(&mut self, statement: Statement) -> Result<(u64, u64), StoreError> {
+        let changed = self.run(statement)? as u64;
+        let id = u64::try_from(self.conn.last_insert_rowid()).unwrap_or(0);
+        Ok((changed, id))
+    }
+
     /// Only a UNIQUE or PRIMARY KEY violation is "taken"; any other failure (a CHECK, a
     /// trigger, …) is a store error, as on MySQL.
     async fn insert(&mut self, statement: Statement) -> Result<Option<u64>, StoreError> {
