@@ -3,8 +3,9 @@
 # GET /health vs the counting GET /api/public/verify, vs the same verify with a 3-name permission
 # query on a key holding a role (SPEC B4), vs the same verify of a key with two customer limits
 # (one of the token, one of its owner) and credits (SPEC B5; set through the admin API, with an
-# admin credential in a bench config file), then verify again with the cache off and synchronous
-# counting (riavzon's way).
+# admin credential in a bench config file), then verify again with the cache off (each
+# verification one point select), and with the cache off and synchronous counting (riavzon's
+# way), next to mysqlslap's rate of the same point select on the same database (MySQL).
 # Usage: scripts/bench.sh [seconds per run, default 10] [connections, default 64]
 # RUNS=n (default 5) alternates n runs of each route and reports the medians (this machine is
 # noisy: single 10 s runs of the same route differ by up to 15%). Next to req/s it prints the
@@ -157,6 +158,17 @@ print("%d calls: p50 %s, p99 %s, p99.9 %s; failed: %s; retried %d" % (
 '
 }
 VERIFY_URL="http://127.0.0.1:$PORT/api/public/verify?privilege=full"
+# mysqlslap's rate (queries/s) of the point select a cache miss of the bench key makes, by its
+# unique digest, with as many clients as wrk has connections, on the load CPU.
+point_selects() {
+  local digest queries=$((CONNECTIONS * 1000))
+  digest=$(mysql --protocol=tcp -h127.0.0.1 -uroot -N \
+    -e "SELECT api_token FROM \`$DB\`.api_tokens WHERE user_id = 1 LIMIT 1")
+  "${PIN_LOAD[@]}" mysqlslap --protocol=tcp -h127.0.0.1 -uroot --create-schema="$DB" \
+    --concurrency="$CONNECTIONS" --number-of-queries="$queries" --iterations=1 \
+    --query="SELECT * FROM api_tokens WHERE api_token = '$digest'" 2>/dev/null \
+    | awk -v q="$queries" '/Average number of seconds/ { printf "%.0f\n", q / $(NF - 1) }'
+}
 # Three names: projects.write AND billing.read AND NOT admin.delete
 QUERY_URL="$VERIFY_URL&permissions=projects.write%20AND%20billing.read%20AND%20NOT%20admin.delete"
 
@@ -231,9 +243,24 @@ for BACKEND in $BACKENDS; do
   HEALTH_US=$(printf '%s\n' "${HEALTH_CPU[@]}" | median)
   VERIFY_US=$(printf '%s\n' "${VERIFY_CPU[@]}" | median)
   stop
-  start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
-  read -r UNCACHED UNCACHED_US < <(rps -H "x-api-key: $KEY" "$VERIFY_URL")
-  stop
+  # The store's own speed, alternating: the cache off (every verification reads its row: one
+  # statement for this plain key), the cache off with synchronous counting (riavzon's way: a
+  # read and an UPDATE before answering), and on MySQL mysqlslap's rate of a point select of
+  # the same row on the same database (the bound).
+  MISS_RUNS=() MISS_CPU=() SYNC_RUNS=() SYNC_CPU=() SLAP_RUNS=()
+  for _ in $(seq 1 "$RUNS"); do
+    start IAM__VERIFY__CACHE_TTL=0s
+    read -r r c < <(rps -H "x-api-key: $KEY" "$VERIFY_URL"); MISS_RUNS+=("$r") MISS_CPU+=("$c")
+    stop
+    start IAM__VERIFY__CACHE_TTL=0s IAM__USAGE__FLUSH_INTERVAL=0s
+    read -r r c < <(rps -H "x-api-key: $KEY" "$VERIFY_URL"); SYNC_RUNS+=("$r") SYNC_CPU+=("$c")
+    stop
+    if [ "$BACKEND" = mysql ]; then SLAP_RUNS+=("$(point_selects)"); fi
+  done
+  MISS=$(printf '%s\n' "${MISS_RUNS[@]}" | median)
+  MISS_US=$(printf '%s\n' "${MISS_CPU[@]}" | median)
+  UNCACHED=$(printf '%s\n' "${SYNC_RUNS[@]}" | median)
+  UNCACHED_US=$(printf '%s\n' "${SYNC_CPU[@]}" | median)
   COUNT=$("$BIN" token list --user 1 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
   if [ "$QUOTA" = 1 ]; then
     QUOTA_COUNT=$("$BIN" token list --user 3 --json 2>/dev/null | sed -n 's/.*"usage_count": \([0-9]*\).*/\1/p')
@@ -248,7 +275,14 @@ for BACKEND in $BACKENDS; do
   if [ "$QUOTA" = 1 ]; then
     echo "GET /api/public/verify (limits+credits)  ${QUOTA_RPS} req/s   ${QUOTA_US} µs server CPU/request   (${QUOTA_HEADERS% })"
   fi
-  echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s   ${UNCACHED_US} µs server CPU/request"
+  echo "GET /api/public/verify (no cache)        ${MISS} req/s   ${MISS_US} µs server CPU/request   (runs: ${MISS_RUNS[*]})"
+  echo "GET /api/public/verify (no cache, sync)  ${UNCACHED} req/s   ${UNCACHED_US} µs server CPU/request   (runs: ${SYNC_RUNS[*]})"
+  if [ "$BACKEND" = mysql ]; then
+    SLAP=$(printf '%s\n' "${SLAP_RUNS[@]}" | median)
+    echo "mysqlslap point select of the same row   ${SLAP} queries/s   (runs: ${SLAP_RUNS[*]}, $CONNECTIONS clients)"
+    awk -v m="$MISS" -v u="$UNCACHED" -v b="$SLAP" \
+      'BEGIN { printf "no cache / point select = %.2f   sync / point select = %.2f\n", m / b, u / b }'
+  fi
   awk -v v="$VERIFY" -v h="$HEALTH" -v u="$UNCACHED" -v q="$QUERY" \
     'BEGIN { printf "verify / health = %.2f   query / health = %.2f   cached / uncached = %.1fx\n", v / h, q / h, v / u }'
   echo "uses recorded in the store: ${COUNT}"

@@ -6,6 +6,7 @@ mod proxy;
 mod smoke;
 mod store_conformance;
 mod store_quotas;
+mod store_values;
 mod test_db;
 
 // In-process library operations (SPEC A5).
@@ -38,6 +39,7 @@ mod limits_verify;
 // Verification at memory speed: cache, batched counting, outages.
 mod batched_counting;
 mod outage;
+mod round_trips;
 mod verify_cache;
 
 // Admin API, metadata and the audit log (SPEC B1, B2).

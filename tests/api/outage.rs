@@ -18,7 +18,7 @@ const SERVER_ERROR: &str = "Server error validating token.";
 /// counting whose timer never fires and the default cache (5 s TTL, 5 min max stale). The URL
 /// is the plain `mysql://root@127.0.0.1:<port>/<db>`: the service must keep using it as written
 /// (no move to the server's Unix socket), or these outages would not reach it.
-async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, Proxy) {
+pub(crate) async fn spawn_behind_proxy(configure: impl FnOnce(&mut Settings)) -> (TestApp, Proxy) {
     let proxy = Proxy::start(3306).await;
     let db_name = format!("iam_test_{}", uuid::Uuid::new_v4().simple());
     let mut settings = Settings::defaults().expect("defaults load");

@@ -25,6 +25,9 @@ struct Delays {
     seen: u64,
     /// Answers held so far.
     held: usize,
+    /// Request chunks forwarded (a MySQL client sends one command per round trip, in one
+    /// write: the round trips made through the proxy).
+    requests: usize,
 }
 
 impl Delays {
@@ -111,6 +114,11 @@ impl Proxy {
         delays.by = by;
     }
 
+    /// Requests forwarded so far (round trips, for a client that sends one command at a time).
+    pub fn requests(&self) -> usize {
+        self.delays.lock().expect("delays").requests
+    }
+
     /// Answers held so far.
     pub fn held(&self) -> usize {
         self.delays.lock().expect("delays").held
@@ -189,6 +197,7 @@ async fn requests(
         let chunk = &buffer[..read];
         {
             let mut delays = delays.lock().expect("delays");
+            delays.requests += 1;
             let needle = delays.needle.clone();
             if let Some(needle) = needle {
                 if chunk.windows(needle.len()).any(|w| w == needle.as_slice()) {

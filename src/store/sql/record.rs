@@ -125,11 +125,18 @@ impl<T: Tx + ?Sized> RecordSql for T {
         &mut self,
         digest: &Digest,
     ) -> Result<Option<(TokenRecord, Holds)>, StoreError> {
-        let row = first(self, Statement::new(BY_DIGEST, vec![digest.as_str().into()])).await?;
+        let row = first(
+            self,
+            Statement::new(BY_DIGEST, vec![digest.as_str().into()]),
+        )
+        .await?;
         row.as_ref().map(record_from).transpose()
     }
 
-    async fn record_by_id(&mut self, token: u64) -> Result<Option<(TokenRecord, Holds)>, StoreError> {
+    async fn record_by_id(
+        &mut self,
+        token: u64,
+    ) -> Result<Option<(TokenRecord, Holds)>, StoreError> {
         let row = first(self, Statement::new(BY_ID, vec![id(token)])).await?;
         row.as_ref().map(record_from).transpose()
     }
