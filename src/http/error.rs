@@ -1,6 +1,6 @@
 //! The single place where failures become HTTP statuses and bodies.
 
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
@@ -27,7 +27,8 @@ pub enum ApiError {
     RequestTimeout,
     /// 429 from a rate limiter: `retry` seconds left of the block, `None` for a permanent ban.
     TooManyRequests { retry: Option<u64> },
-    /// Admin API failures: `{"error":{"code","message","field"?}}`.
+    /// Admin API failures: RFC 9457 problem details (`application/problem+json`),
+    /// `{type, title, status, detail, code, field?}`.
     Admin(AdminFailure),
     /// 429 with the envelope: a customer limit or the credits refuse a valid key (SPEC B5),
     /// with `Retry-After` and the rate-limit headers of the report.
@@ -251,13 +252,7 @@ impl ApiError {
                 }
                 response
             }
-            Self::Admin(failure) => {
-                let mut error = json!({"code": failure.code, "message": failure.message});
-                if let Some(field) = &failure.field {
-                    error["field"] = json!(field);
-                }
-                json(status, &json!({ "error": error }))
-            }
+            Self::Admin(failure) => problem(status, failure),
             Self::OverQuota {
                 date,
                 reason,
@@ -272,6 +267,34 @@ impl ApiError {
             }
         }
     }
+}
+
+/// The media type of every admin failure (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An admin failure as problem details: `type` names the code as a URN (stable, not meant to be
+/// fetched), `title` is the status's name (the same for every occurrence of a code, whose status
+/// never changes), `detail` says what went wrong for people, `code` for programs, `field` which
+/// request field is at fault. A 401 says how to authenticate (`WWW-Authenticate`).
+fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
+    let mut body = json!({
+        "type": format!("urn:iam-tokens:problem:{}", failure.code),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": failure.message,
+        "code": failure.code,
+    });
+    if let Some(field) = &failure.field {
+        body["field"] = json!(field);
+    }
+    let mut response = json(status, &body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = HeaderValue::from_static("Bearer realm=\"iam-tokens admin\"");
+        headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 /// The statuses of `/api/manage/*` answers (SPEC A7): the riavzon envelope carries the reason,

@@ -78,6 +78,18 @@ async fn admin_routes_answer_401_to_anything_but_the_configured_secret() {
         }
         let answer = app.send(request).await;
         answer.assert_is(401, &unauthorized(), case);
+        let problem = answer.header("content-type");
+        assert_eq!(
+            problem,
+            Some("application/problem+json"),
+            "{case}: problem details"
+        );
+        let challenge = answer.header("www-authenticate");
+        assert_eq!(
+            challenge,
+            Some("Bearer realm=\"iam-tokens admin\""),
+            "{case}"
+        );
     }
     let empty = json!({"tokens": [], "nextCursor": null});
     let answer = app.admin_get("/users/1/tokens").await;
@@ -222,13 +234,13 @@ async fn create_answers_400_for_an_unknown_or_missing_field_and_a_bad_type() {
     for (case, body) in cases {
         let answer = create(&app, &body).await;
         assert_eq!(answer.status, 400, "{case}: {answer:?}");
-        assert_eq!(answer.body["error"]["code"], "bad_request", "{case}");
+        assert_eq!(answer.body["code"], "bad_request", "{case}");
     }
     let unknown = create(&app, &json!({"userId": 7, "name": "ok", "owner": 8})).await;
     assert_eq!(app.token_row_count().await, 0, "nothing was created");
     assert_eq!(unknown.status, 400, "{unknown:?}");
-    assert_eq!(unknown.body["error"]["code"], "bad_request");
-    let field = &unknown.body["error"]["field"];
+    assert_eq!(unknown.body["code"], "bad_request");
+    let field = &unknown.body["field"];
     assert_eq!(field, "owner", "the unknown field is named: {unknown:?}");
 }
 
@@ -436,7 +448,7 @@ async fn list_answers_400_for_bad_parameters() {
     }
     let two = app.admin_get("/users/5/tokens?meta.a=1&meta.b=2").await;
     // Either filter may be the one found second.
-    let field = two.body["error"]["field"].as_str().unwrap_or_default();
+    let field = two.body["field"].as_str().unwrap_or_default();
     assert!(["meta.a", "meta.b"].contains(&field), "{two:?}");
     let expected = bad_request("filter on one metadata key at a time", field);
     two.assert_is(400, &expected, "two metadata filters");

@@ -577,13 +577,47 @@ pub async fn spawn_admin_app() -> TestApp {
     spawn_admin_app_with(|_| {}).await
 }
 
-/// An admin API failure body: `{"error":{"code","message","field"?}}`.
-pub fn admin_error(code: &str, message: &str, field: Option<&str>) -> Value {
-    let mut error = serde_json::json!({"code": code, "message": message});
-    if let Some(field) = field {
-        error["field"] = serde_json::json!(field);
+/// The status every answer with this admin failure code has (a code never changes status).
+pub fn admin_status(code: &str) -> u16 {
+    match code {
+        "bad_request" => 400,
+        "unauthorized" => 401,
+        "forbidden" => 403,
+        "not_found" => 404,
+        "request_timeout" => 408,
+        "role_exists" | "role_in_use" | "role_limit" | "token_limit" => 409,
+        "payload_too_large" => 413,
+        "unsupported_media_type" => 415,
+        "unavailable" => 503,
+        code if code.starts_with("invalid_")
+            || code.starts_with("too_many_")
+            || code.starts_with("unknown_") =>
+        {
+            422
+        }
+        other => panic!("no status known for admin failure code {other}: add it here"),
     }
-    serde_json::json!({ "error": error })
+}
+
+/// An admin API failure body: RFC 9457 problem details,
+/// `{type, title, status, detail, code, field?}`.
+pub fn admin_error(code: &str, message: &str, field: Option<&str>) -> Value {
+    let status = admin_status(code);
+    let title = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut problem = serde_json::json!({
+        "type": format!("urn:iam-tokens:problem:{code}"),
+        "title": title,
+        "status": status,
+        "detail": message,
+        "code": code,
+    });
+    if let Some(field) = field {
+        problem["field"] = serde_json::json!(field);
+    }
+    problem
 }
 
 /// A token created through `POST /api/admin/tokens`: the raw key and the whole 201 body.

@@ -13,18 +13,24 @@ use crate::helpers::{ops_admin, TestApp};
 use crate::outage::spawn_behind_proxy;
 use crate::proxy::Proxy;
 
-/// Round trips per public verification of `key`, over `n` verifications after a warm-up
-/// (the first uses of a connection prepare its statements).
+/// Round trips per public verification of `key`, after a warm-up (the first uses of a
+/// connection prepare its statements): the fewest over five batches of `n`, so that a
+/// background call of the service's own (a pool's keep-alive ping, a sweep) falling into one
+/// batch does not count as the verification's.
 async fn trips(app: &TestApp, proxy: &Proxy, key: &str, n: usize) -> f64 {
     for _ in 0..3 {
         assert_eq!(app.verify(key, "full").await.status, 200, "warm-up");
     }
-    let before = proxy.requests();
-    for _ in 0..n {
-        let answer = app.verify(key, "full").await;
-        assert_eq!(answer.status, 200, "{answer:?}");
+    let mut fewest = f64::MAX;
+    for _ in 0..5 {
+        let before = proxy.requests();
+        for _ in 0..n {
+            let answer = app.verify(key, "full").await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+        }
+        fewest = fewest.min((proxy.requests() - before) as f64 / n as f64);
     }
-    (proxy.requests() - before) as f64 / n as f64
+    fewest
 }
 
 async fn keys(app: &TestApp) -> [String; 3] {
@@ -84,5 +90,5 @@ async fn a_synchronous_verification_is_two_round_trips() {
         "with what it holds"
     );
     let answer = app.verify(&plain, "full").await;
-    assert_eq!(answer.body["data"]["usageCount"], json!(24), "{answer:?}");
+    assert_eq!(answer.body["data"]["usageCount"], json!(104), "{answer:?}");
 }

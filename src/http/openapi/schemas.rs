@@ -139,23 +139,31 @@ pub fn too_many_requests() -> RefOr<Schema> {
     )
 }
 
-/// `{"error":{"code","message","field"?}}` with `code` one of `codes`.
-pub fn admin_error(codes: &[&str]) -> RefOr<Schema> {
-    let inner = closed(
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("code", one_of_strings(codes.iter().copied()))
-            .property("message", string())
-            .property("field", string())
-            .required("code")
-            .required("message"),
-    );
-    closed(
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("error", inner)
-            .required("error"),
-    )
+/// RFC 9457 problem details, the one shape of every admin failure
+/// (`application/problem+json`); registered once as the `Problem` component.
+pub fn problem() -> RefOr<Schema> {
+    let status = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(400))
+        .maximum(Some(599));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Problem details (RFC 9457). `code` is stable for programs; `detail` is for people; \
+             `field` names the request field at fault when there is one.",
+        ))
+        .property("type", string())
+        .property("title", string())
+        .property("status", status)
+        .property("detail", string())
+        .property("code", string())
+        .property("field", string())
+        .required("type")
+        .required("title")
+        .required("status")
+        .required("detail")
+        .required("code")
+        .into()
 }
 
 /// An IP address (v4 or v6) or an IPv4 CIDR range, as the IP lists accept them (IPv6 ranges

@@ -20,41 +20,29 @@ use crate::http::admin::{CreateTokenRequest, VerifyRequest};
 
 pub(super) fn admin(d: Describe) -> Describe {
     d.security(ADMIN_SCHEME)
-        .json(
-            401,
-            "No or a wrong admin credential.",
-            schemas::admin_error(&["unauthorized"]),
-        )
-        .json(
-            503,
-            "The store could not answer.",
-            schemas::admin_error(&["unavailable"]),
-        )
+        .problem(401, "No or a wrong admin credential.", &["unauthorized"])
+        .problem(503, "The store could not answer.", &["unavailable"])
 }
 
 /// What every admin route with a JSON body may answer about the body.
 pub(super) fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
     d.body(schema, true)
-        .json(
+        .problem(
             400,
             "A malformed body, naming the field when there is one.",
-            schemas::admin_error(&["bad_request"]),
+            &["bad_request"],
         )
-        .json(
+        .problem(
             408,
             "The body did not arrive in time.",
-            schemas::admin_error(&["request_timeout"]),
+            &["request_timeout"],
         )
-        .json(
+        .problem(
             413,
             &format!("The body is over {} KiB.", ADMIN_BODY_LIMIT / 1024),
-            schemas::admin_error(&["payload_too_large"]),
+            &["payload_too_large"],
         )
-        .json(
-            415,
-            "Not `application/json`.",
-            schemas::admin_error(&["unsupported_media_type"]),
-        )
+        .problem(415, "Not `application/json`.", &["unsupported_media_type"])
 }
 
 pub(super) fn token_id() -> Parameter {
@@ -67,18 +55,14 @@ pub(super) fn token_id() -> Parameter {
 }
 
 pub(super) fn no_token(d: Describe) -> Describe {
-    d.json(
-        404,
-        "No token with that id.",
-        schemas::admin_error(&["not_found"]),
-    )
+    d.problem(404, "No token with that id.", &["not_found"])
 }
 
 fn invalid_metadata(d: Describe) -> Describe {
-    d.json(
+    d.problem(
         422,
         "Metadata that breaks a rule, naming the key.",
-        schemas::admin_error(&["invalid_metadata"]),
+        &["invalid_metadata"],
     )
 }
 
@@ -93,10 +77,10 @@ pub fn admin_create(d: Describe) -> Operation {
     ];
     let d = admin_body(admin(d), body)
         .json(201, "Created: the raw key is shown here once.", created)
-        .json(
+        .problem(
             409,
             "The owner holds the most valid tokens allowed.",
-            schemas::admin_error(&["token_limit"]),
+            &["token_limit"],
         )
         .link(201, "adminGetToken", &id, None)
         .link(201, "adminTokenEvents", &id, None)
@@ -107,16 +91,12 @@ pub fn admin_create(d: Describe) -> Operation {
         .link(201, "verify", &verify, None)
         .link(201, "adminChangeAccess", &id, None);
     invalid_metadata(d)
-        .json(
+        .problem(
             422,
             super::roles::INVALID_ACCESS,
-            super::roles::access_errors(),
+            super::roles::ACCESS_CODES,
         )
-        .json(
-            422,
-            super::quota::INVALID_QUOTA,
-            super::quota::quota_errors(),
-        )
+        .problem(422, super::quota::INVALID_QUOTA, super::quota::QUOTA_CODES)
         .build()
 }
 
@@ -192,15 +172,15 @@ pub fn admin_list(d: Describe) -> Operation {
             "One page, newest first. `meta.<key>=<value>` filters on one metadata key.",
             page,
         )
-        .json(
+        .problem(
             400,
             "A bad owner or query parameter, naming it.",
-            schemas::admin_error(&["bad_request"]),
+            &["bad_request"],
         )
-        .json(
+        .problem(
             422,
             "A metadata filter on an invalid key.",
-            schemas::admin_error(&["invalid_metadata"]),
+            &["invalid_metadata"],
         )
         .build()
 }
@@ -214,10 +194,10 @@ pub fn admin_verify(d: Describe) -> Operation {
             "Always 200 for a well-formed request: `code` says what was found.",
             view,
         )
-        .json(
+        .problem(
             422,
             "A named limit that neither the token nor its owner has.",
-            schemas::admin_error(&["unknown_ratelimit"]),
+            &["unknown_ratelimit"],
         )
         .build()
 }
@@ -245,6 +225,6 @@ pub fn admin_lift(d: Describe) -> Operation {
             "Lifted here at once, everywhere within `rate_limiters.ban_refresh`.",
             view,
         )
-        .json(404, "No such ban.", schemas::admin_error(&["not_found"]))
+        .problem(404, "No such ban.", &["not_found"])
         .build()
 }

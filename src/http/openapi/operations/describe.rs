@@ -17,6 +17,7 @@ use super::super::DocContext;
 use crate::envelope::Reason;
 
 const JSON: &str = "application/json";
+use crate::http::error::PROBLEM_JSON;
 
 /// One status of an operation: every body it can have (several become a `oneOf`).
 struct Answer {
@@ -74,8 +75,24 @@ impl<'a> Describe<'a> {
             answer.description.push(' ');
         }
         answer.description.push_str(description);
-        answer.bodies.extend(body);
+        if let Some(body) = body {
+            if !answer.bodies.contains(&body) {
+                answer.bodies.push(body);
+            }
+        }
         self
+    }
+
+    /// An admin failure: the one `Problem` schema, and the codes it carries at this status.
+    pub(super) fn problem(self, status: u16, description: &str, codes: &[&str]) -> Self {
+        self.components
+            .0
+            .entry("Problem".to_owned())
+            .or_insert_with(schemas::problem);
+        let codes: Vec<String> = codes.iter().map(|code| format!("`{code}`")).collect();
+        let description = format!("{description} (code {})", codes.join(", "));
+        let body = utoipa::openapi::Ref::from_schema_name("Problem").into();
+        self.answer(status, &description, PROBLEM_JSON, Some(body))
     }
 
     pub(super) fn json(self, status: u16, description: &str, schema: RefOr<Schema>) -> Self {

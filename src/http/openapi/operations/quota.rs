@@ -2,10 +2,7 @@
 //! (SPEC B5).
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::RefOr;
 
-use super::super::schemas;
 use super::admin::{admin, admin_body, no_token, token_id};
 use super::describe::{path_parameter, Describe};
 use crate::domain::UserId;
@@ -16,9 +13,8 @@ use crate::http::admin::{CreditsPatch, RateLimitsRequest};
 pub(super) const INVALID_QUOTA: &str =
     "A limit or credits that break a rule (range, count, duplicate name), naming the field.";
 
-pub(super) fn quota_errors() -> RefOr<Schema> {
-    schemas::admin_error(&["invalid_ratelimit", "invalid_credits"])
-}
+/// The 422 codes of limits and credits.
+pub(super) const QUOTA_CODES: &[&str] = &["invalid_ratelimit", "invalid_credits"];
 
 fn user_id(d: &mut Describe) -> utoipa::openapi::path::Parameter {
     let user = d.components.of::<UserId>();
@@ -26,10 +22,10 @@ fn user_id(d: &mut Describe) -> utoipa::openapi::path::Parameter {
 }
 
 fn bad_owner(d: Describe) -> Describe {
-    d.json(
+    d.problem(
         400,
         "An owner id out of range, naming `userId`.",
-        schemas::admin_error(&["bad_request"]),
+        &["bad_request"],
     )
 }
 
@@ -42,7 +38,7 @@ pub fn admin_token_ratelimits(d: Describe) -> Operation {
             "The token's limits now, with their current windows.",
             view,
         )
-        .json(422, INVALID_QUOTA, quota_errors());
+        .problem(422, INVALID_QUOTA, QUOTA_CODES);
     no_token(d).build()
 }
 
@@ -51,7 +47,7 @@ pub fn admin_token_credits(d: Describe) -> Operation {
     let view = d.components.of::<TokenCreditsView>();
     let d = admin_body(admin(d).parameter(token_id()), body)
         .json(200, "The token's credits now.", view)
-        .json(422, INVALID_QUOTA, quota_errors());
+        .problem(422, INVALID_QUOTA, QUOTA_CODES);
     no_token(d).build()
 }
 
@@ -61,7 +57,7 @@ pub fn admin_user_ratelimits(mut d: Describe) -> Operation {
     let view = d.components.of::<OwnerQuotaView>();
     let d = admin_body(admin(d).parameter(user), body)
         .json(200, "The owner's limits and credits now.", view)
-        .json(422, INVALID_QUOTA, quota_errors());
+        .problem(422, INVALID_QUOTA, QUOTA_CODES);
     bad_owner(d).build()
 }
 
@@ -71,7 +67,7 @@ pub fn admin_user_credits(mut d: Describe) -> Operation {
     let view = d.components.of::<OwnerQuotaView>();
     let d = admin_body(admin(d).parameter(user), body)
         .json(200, "The owner's limits and credits now.", view)
-        .json(422, INVALID_QUOTA, quota_errors());
+        .problem(422, INVALID_QUOTA, QUOTA_CODES);
     bad_owner(d).build()
 }
 

@@ -1,8 +1,6 @@
 //! `/api/admin/roles` and `/api/admin/tokens/{id}/access` (SPEC B4).
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::RefOr;
 
 use super::super::schemas;
 use super::admin::{admin, admin_body, no_token, token_id};
@@ -14,15 +12,13 @@ pub(super) const INVALID_ACCESS: &str =
     "An invalid role name or permission, an unknown role, or a list over its limit, naming it.";
 
 /// The 422 codes of role and permission lists.
-pub(super) fn access_errors() -> RefOr<Schema> {
-    schemas::admin_error(&[
-        "invalid_role",
-        "invalid_permission",
-        "unknown_role",
-        "too_many_roles",
-        "too_many_permissions",
-    ])
-}
+pub(super) const ACCESS_CODES: &[&str] = &[
+    "invalid_role",
+    "invalid_permission",
+    "unknown_role",
+    "too_many_roles",
+    "too_many_permissions",
+];
 
 fn role_name() -> utoipa::openapi::path::Parameter {
     path_parameter(
@@ -33,11 +29,7 @@ fn role_name() -> utoipa::openapi::path::Parameter {
 }
 
 fn no_role(d: Describe) -> Describe {
-    d.json(
-        404,
-        "No role with that name.",
-        schemas::admin_error(&["not_found"]),
-    )
+    d.problem(404, "No role with that name.", &["not_found"])
 }
 
 pub fn admin_create_role(d: Describe) -> Operation {
@@ -46,20 +38,20 @@ pub fn admin_create_role(d: Describe) -> Operation {
     let name = [("path.name", "$response.body#/name")];
     admin_body(admin(d), body)
         .json(201, "Created.", view)
-        .json(
+        .problem(
             409,
             "A role has that name, or there are 1,000 roles.",
-            schemas::admin_error(&["role_exists", "role_limit"]),
+            &["role_exists", "role_limit"],
         )
-        .json(
+        .problem(
             422,
             "An invalid name, description or permission, or too many permissions, naming it.",
-            schemas::admin_error(&[
+            &[
                 "invalid_role",
                 "invalid_description",
                 "invalid_permission",
                 "too_many_permissions",
-            ]),
+            ],
         )
         .link(201, "adminGetRole", &name, None)
         .link(201, "adminUpdateRole", &name, None)
@@ -92,14 +84,14 @@ pub fn admin_update_role(d: Describe) -> Operation {
     )
     .parameter(role_name())
     .json(200, "The role as it is now.", view)
-    .json(
+    .problem(
         422,
         "An invalid description or permission, or more than 1,000 permissions, naming it.",
-        schemas::admin_error(&[
+        &[
             "invalid_description",
             "invalid_permission",
             "too_many_permissions",
-        ]),
+        ],
     );
     no_role(d).build()
 }
@@ -115,15 +107,15 @@ pub fn admin_delete_role(d: Describe) -> Operation {
             schemas::one_of_strings(["true", "false"]),
         ))
         .json(200, "Deleted.", view)
-        .json(
+        .problem(
             400,
             "`force` is neither `true` nor `false`.",
-            schemas::admin_error(&["bad_request"]),
+            &["bad_request"],
         )
-        .json(
+        .problem(
             409,
             "Valid tokens hold the role and `force` is not `true`.",
-            schemas::admin_error(&["role_in_use"]),
+            &["role_in_use"],
         );
     no_role(d).build()
 }
@@ -139,6 +131,6 @@ pub fn admin_access(d: Describe) -> Operation {
     )
     .parameter(token_id())
     .json(200, "The token as it is now.", view)
-    .json(422, INVALID_ACCESS, access_errors());
+    .problem(422, INVALID_ACCESS, ACCESS_CODES);
     no_token(d).build()
 }
