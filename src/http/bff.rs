@@ -191,7 +191,7 @@ pub async fn manage(
                 BodyError::TimedOut { .. } => ApiError::RequestTimeout,
                 BodyError::NotJson | BodyError::Empty => ApiError::NotAllowed,
                 BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
-                BodyError::Shape(_) => bad_request(),
+                BodyError::Shape { .. } => bad_request(),
             })
     };
     let body = read(payload).await?;

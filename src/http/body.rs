@@ -24,8 +24,10 @@ pub enum BodyError {
     Empty,
     /// Over the limit (known from `Content-Length` before reading, or while reading).
     TooLarge { limit: usize },
-    /// Not JSON, or not the expected shape; the parser's explanation (never body content).
-    Shape(String),
+    /// Not JSON, or not the expected shape: the parser's explanation (never body content),
+    /// and the path of the field at fault when the shape is wrong (`permissions`,
+    /// `ratelimits[0].limit`).
+    Shape { why: String, field: Option<String> },
     /// The whole body did not arrive within `server.body_timeout` (a trickling client).
     TimedOut { after: Duration },
 }
@@ -55,7 +57,19 @@ pub async fn json_body<T: DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
-    serde_json::from_slice(&body).map_err(|err| BodyError::Shape(describe(&err)))
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    let parsed = serde_path_to_error::deserialize(&mut json).map_err(|err| {
+        let path = err.path().to_string();
+        let field = (path != "." && !path.is_empty()).then_some(path);
+        let why = describe(err.inner());
+        BodyError::Shape { why, field }
+    })?;
+    // Trailing characters after the value are malformed JSON too.
+    json.end().map_err(|err| BodyError::Shape {
+        why: describe(&err),
+        field: None,
+    })?;
+    Ok(parsed)
 }
 
 async fn read_at_most(
@@ -65,7 +79,10 @@ async fn read_at_most(
 ) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::with_capacity(capacity);
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Shape("the body could not be read".into()))?;
+        let chunk = chunk.map_err(|_| BodyError::Shape {
+            why: "the body could not be read".into(),
+            field: None,
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge { limit });
         }

@@ -10,6 +10,7 @@ use actix_web::{guard, web, Route};
 use utoipa::openapi::path::Operation;
 
 use super::caller::{require_admin, require_user, Access};
+use super::error::{AdminFailure, ApiError};
 use super::openapi::{operations as doc, Describe};
 use super::{admin, bff, observe, openapi, public};
 
@@ -139,7 +140,46 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             ),
         };
     }
-    cfg.default_service(web::to(public::not_found));
+    cfg.default_service(web::to(fallback));
+}
+
+/// What answers a request no route took. Under `/api/admin/` it is problem details: 405 with
+/// `Allow` when the path is a route's and the method is not one of them, else 404. Anywhere
+/// else, riavzon's 404 as it always was.
+async fn fallback(
+    req: actix_web::HttpRequest,
+    state: Option<web::Data<super::AppState>>,
+) -> actix_web::HttpResponse {
+    use actix_web::http::header::{HeaderValue, ALLOW};
+    use actix_web::ResponseError as _;
+
+    let path = req.path();
+    if !(path == "/api/admin" || path.starts_with("/api/admin/")) {
+        return public::not_found(state).await;
+    }
+    let allowed: Vec<&str> = TABLE
+        .iter()
+        .filter(|entry| actix_web::dev::ResourceDef::new(entry.spec.path).is_match(path))
+        .filter_map(|entry| entry.spec.method)
+        .collect();
+    let failure = match allowed.is_empty() {
+        true => AdminFailure::not_found(format!("no admin route at {path}")),
+        false => AdminFailure::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} answers {}", allowed.join(", ")),
+        ),
+    };
+    if let Some(state) = &state {
+        state.metrics.request_unmatched(failure.status.as_u16());
+    }
+    let mut response = ApiError::Admin(failure).error_response();
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        if !allowed.is_empty() {
+            response.headers_mut().insert(ALLOW, allow);
+        }
+    }
+    response
 }
 
 /// The listener of `metrics.address`: `/metrics` and nothing else.

@@ -50,6 +50,33 @@ const REDIS_BUCKETS: &[f64] = &[
     0.1, 0.15, 0.2, 0.5, 1.0,
 ];
 
+/// The operations whose store failures `iam_store_errors_total` counts, registered at 0 when the
+/// metrics are made (any other is registered with its first failure).
+const STORE_OPERATIONS: [&str; 22] = [
+    "verify",
+    "usage-flush",
+    "create",
+    "rotate",
+    "revoke",
+    "privilege-update",
+    "metadata",
+    "list",
+    "count",
+    "manager",
+    "admin-create",
+    "admin-get",
+    "admin-metadata",
+    "admin-revoke",
+    "admin-events",
+    "admin-list",
+    "admin-access",
+    "admin-quota",
+    "admin-roles",
+    "admin-verify",
+    "admin-bans",
+    "admin-lift-ban",
+];
+
 /// One public verification in this many is timed (counted per worker thread): two clock reads
 /// and a histogram sample cost more than every counter of a verification together, so the
 /// latency histogram is a 1-in-8 sample (its quantiles are unbiased; its `_count` is an eighth
@@ -242,7 +269,7 @@ impl Metrics {
         );
         build.set(1.0);
         let slots = routes.len() * STATUS_SLOTS + VERIFICATION_SLOTS + CACHE_SLOTS;
-        Arc::new(Self {
+        let metrics = Arc::new(Self {
             tally: Tally::new(slots),
             routes: routes
                 .into_iter()
@@ -274,7 +301,13 @@ impl Metrics {
             store_errors: Mutex::default(),
             handle: Some(handle),
             recorder: Some(recorder),
-        })
+        });
+        // Every operation's series exists from the start at 0: alerts and dashboards need the
+        // zero, not a series that appears with the first failure.
+        for operation in STORE_OPERATIONS {
+            metrics.store_errors_of(operation, 0);
+        }
+        metrics
     }
 
     /// One request answered on route `route` (an index into the routes given to `new`).
@@ -350,6 +383,11 @@ impl Metrics {
 
     /// A store call that failed, by the operation that made it.
     pub fn store_error(&self, operation: &'static str) {
+        self.store_errors_of(operation, 1);
+    }
+
+    /// `iam_store_errors_total{operation}`, registered on first use, moved by `by`.
+    fn store_errors_of(&self, operation: &'static str, by: u64) {
         let Some(recorder) = &self.recorder else {
             return;
         };
@@ -366,7 +404,7 @@ impl Metrics {
                     &METADATA,
                 )
             })
-            .increment(1);
+            .increment(by);
     }
 
     /// The two counters of limiter `name`.

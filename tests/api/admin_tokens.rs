@@ -457,3 +457,67 @@ async fn list_answers_400_for_bad_parameters() {
     let bad_key = app.admin_get("/users/5/tokens?meta.crm-id=1").await;
     bad_key.assert_is(422, &expected, "a filter on a key no token can have");
 }
+
+#[tokio::test]
+async fn an_unknown_admin_path_is_a_problem_404_and_a_wrong_method_a_405_naming_the_allowed_ones() {
+    let app = spawn_admin_app().await;
+    let bearer = format!("Bearer {ADMIN_SECRET}");
+    let send = |method: reqwest::Method, path: &str| {
+        let request = app.client.request(method, app.url(path));
+        app.send(request.header("authorization", bearer.clone()))
+    };
+    let answer = send(reqwest::Method::GET, "/api/admin/nothing/here").await;
+    let missing = admin_error(
+        "not_found",
+        "no admin route at /api/admin/nothing/here",
+        None,
+    );
+    answer.assert_is(404, &missing, "an unknown admin path");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/problem+json")
+    );
+    #[rustfmt::skip]
+    let cases = [
+        (reqwest::Method::DELETE, "/api/admin/tokens/1",  "GET"),
+        (reqwest::Method::PUT,    "/api/admin/roles/x",   "GET, PATCH, DELETE"),
+        (reqwest::Method::GET,    "/api/admin/tokens",    "POST"),
+        (reqwest::Method::HEAD,   "/api/admin/bans",      "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        let answer = send(method.clone(), path).await;
+        assert_eq!(answer.status, 405, "{method} {path}: {answer:?}");
+        assert_eq!(answer.header("allow"), Some(allowed), "{method} {path}");
+        if method != reqwest::Method::HEAD {
+            let wrong = admin_error(
+                "method_not_allowed",
+                &format!("{path} answers {allowed}"),
+                None,
+            );
+            answer.assert_is(405, &wrong, &format!("{method} {path}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrongly_typed_field_is_refused_naming_the_field_and_creates_nothing() {
+    let app = spawn_admin_app().await;
+    let limit = json!({"name": "r", "limit": "ten", "duration": 60000});
+    #[rustfmt::skip]
+    let cases = [
+        (json!({"userId": 7, "name": "x", "permissions": 5}), 400, "bad_request",       "permissions"),
+        (json!({"userId": 7, "name": "x", "roles": [1]}),     400, "bad_request",       "roles[0]"),
+        (json!({"userId": 7, "name": 9}),                     400, "bad_request",       "name"),
+        (json!({"userId": 7, "name": "x", "ratelimits": [limit]}), 422, "invalid_ratelimit", "ratelimits[0].limit"),
+    ];
+    for (body, status, code, field) in cases {
+        let answer = app
+            .admin_json(reqwest::Method::POST, "/tokens", &body)
+            .await;
+        assert_eq!(answer.status, status, "{field}: {answer:?}");
+        assert_eq!(answer.body["code"], code, "{field}");
+        assert_eq!(answer.body["field"], json!(field), "{field}: {answer:?}");
+    }
+    let listed = app.admin_get("/users/7/tokens").await;
+    assert_eq!(listed.body["tokens"], json!([]), "nothing was created");
+}

@@ -584,6 +584,7 @@ pub fn admin_status(code: &str) -> u16 {
         "unauthorized" => 401,
         "forbidden" => 403,
         "not_found" => 404,
+        "method_not_allowed" => 405,
         "request_timeout" => 408,
         "role_exists" | "role_in_use" | "role_limit" | "token_limit" => 409,
         "payload_too_large" => 413,

@@ -282,3 +282,19 @@ async fn limiter_rejections_bans_and_usage_flushes_are_counted() {
     assert_eq!(moved("iam_usage_flush_duration_seconds_count"), 1.0);
     assert_eq!(value(&after, "iam_usage_pending"), 0.0);
 }
+
+#[tokio::test]
+async fn a_fresh_scrape_has_every_store_error_series_at_zero() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, samples) = scrape(&app).await;
+    for operation in [
+        "verify",
+        "usage-flush",
+        "create",
+        "admin-create",
+        "admin-verify",
+    ] {
+        let series = format!("iam_store_errors_total{{operation=\"{operation}\"}}");
+        assert_eq!(samples.get(&series), Some(&0.0), "{series} is there, at 0");
+    }
+}

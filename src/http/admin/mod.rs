@@ -79,7 +79,7 @@ async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Resul
             BodyError::Empty => AdminFailure::bad_request("the body is empty"),
             BodyError::TooLarge { limit } => AdminFailure::payload_too_large(limit),
             BodyError::TimedOut { after } => AdminFailure::request_timeout(after),
-            BodyError::Shape(why) => match named_field(&why) {
+            BodyError::Shape { why, field } => match named_field(&why).or(field) {
                 Some(field) => AdminFailure::bad_request(why.clone()).field(field),
                 None => AdminFailure::bad_request(why),
             },

@@ -1,0 +1,218 @@
+// The admin lifecycle of one API key, through a client generated from the served /openapi.json
+// (openapi-typescript's schema.d.ts + openapi-fetch): no request here is written by hand.
+// Run by scripts/clients.sh, which type-checks this file with `tsc --strict` first.
+//   IAM_URL=http://127.0.0.1:8080 IAM_ADMIN_SECRET=… node generated/out/lifecycle.js
+// Prints each step; exits 1 on the first answer that differs from what README.md promises.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./generated/schema.js";
+
+type Problem = components["schemas"]["Problem"];
+
+const baseUrl = process.env["IAM_URL"];
+const secret = process.env["IAM_ADMIN_SECRET"];
+if (!baseUrl || !secret) {
+  console.error("IAM_URL and IAM_ADMIN_SECRET must be set");
+  process.exit(2);
+}
+// Each run gets its own names, so that runs against one server never meet.
+const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+const userId = 700_000 + Math.floor(Math.random() * 100_000);
+const roleName = `ts-plan-${run}`;
+
+const client = createClient<paths>({
+  baseUrl,
+  headers: { Authorization: `Bearer ${secret}` },
+  signal: AbortSignal.timeout(30_000),
+});
+
+class Mismatch extends Error {}
+
+function check(ok: boolean, what: string, seen?: unknown): asserts ok {
+  if (!ok) throw new Mismatch(`${what}${seen === undefined ? "" : `: got ${JSON.stringify(seen)}`}`);
+}
+
+function step(name: string, detail: unknown): void {
+  console.log(`[ts] ${name.padEnd(22)} ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+}
+
+function workaround(what: string): void {
+  console.log(`[ts] WORKAROUND: ${what}`);
+}
+
+// Fails on an error answer, and narrows to the success body.
+function ok<T>(label: string, r: { data?: T; error?: Problem | unknown; response: Response }, status: number): T {
+  check(r.response.status === status, `${label}: expected HTTP ${status}`, {
+    status: r.response.status,
+    body: r.error,
+  });
+  check(r.data !== undefined, `${label}: no parsed body`);
+  return r.data;
+}
+
+async function main(): Promise<void> {
+  // 1. A role.
+  const role = ok(
+    "create role",
+    await client.POST("/api/admin/roles", {
+      body: { name: roleName, description: "lifecycle plan", permissions: ["projects.*", "billing.read"] },
+    }),
+    201,
+  );
+  check(role.name === roleName, "role name", role.name);
+  check(
+    JSON.stringify(role.permissions) === JSON.stringify(["billing.read", "projects.*"]),
+    "role permissions (sorted)",
+    role.permissions,
+  );
+  check(role.tokens === 0, "a new role is held by no token", role.tokens);
+  step("create role", { name: role.name, permissions: role.permissions });
+
+  // 2. A token holding it, with metadata, a limit and credits.
+  const created = ok(
+    "create token",
+    await client.POST("/api/admin/tokens", {
+      body: {
+        userId,
+        name: `ts lifecycle ${run}`,
+        privilege: "full",
+        roles: [roleName],
+        metadata: { plan: "pro" },
+        ratelimits: [{ name: "requests", limit: 100, duration: 60_000 }],
+        credits: { remaining: 50 },
+      },
+    }),
+    201,
+  );
+  const token = created.token;
+  check(created.rawApiKey.length > 0, "raw key shown once", created.rawApiKey);
+  check(token.userId === userId, "owner", token.userId);
+  check(token.valid, "new token valid", token.valid);
+  check(JSON.stringify(token.roles) === JSON.stringify([roleName]), "roles", token.roles);
+  check(token.metadata["plan"] === "pro", "metadata.plan", token.metadata);
+  check(token.credits?.remaining === 50, "credits at creation", token.credits);
+  step("create token", { id: token.id, prefix: token.prefix, credits: token.credits?.remaining });
+
+  // A second key of the same owner on another plan: the metadata filter must leave it out.
+  const other = ok(
+    "create 2nd token",
+    await client.POST("/api/admin/tokens", {
+      body: { userId, name: `ts lifecycle other ${run}`, privilege: "full", metadata: { plan: "free" } },
+    }),
+    201,
+  );
+  step("create 2nd token", { id: other.token.id, metadata: other.token.metadata });
+
+  // 3. Admin verify: a query the role satisfies, at cost 2.
+  const verified = ok(
+    "admin verify",
+    await client.POST("/api/admin/verify", {
+      body: { key: created.rawApiKey, permissions: "projects.write AND billing.read", cost: 2 },
+    }),
+    200,
+  );
+  check(verified.valid === true && verified.code === "VALID", "verify VALID", verified);
+  check("id" in verified, "a found key's detail", verified);
+  check(verified.id === token.id, "verified token id", verified.id);
+  check(verified.credits?.token === 48, "credits left after cost 2", verified.credits);
+  const requests = verified.ratelimits?.find((l) => l.name === "requests");
+  check(requests?.remaining === 98 && requests.scope === "token", "requests limit after cost 2", verified.ratelimits);
+  check(verified.metadata["plan"] === "pro", "metadata at verification", verified.metadata);
+  step("admin verify", { code: verified.code, credits: verified.credits, requestsLeft: requests.remaining });
+
+  // 4. Read it back. The path id is declared as a string in the document.
+  workaround("path parameter {id} is typed string in the document; passing String(token.id)");
+  const read = ok(
+    "read token",
+    await client.GET("/api/admin/tokens/{id}", { params: { path: { id: String(token.id) } } }),
+    200,
+  );
+  check(read.id === token.id && read.valid, "read token", read);
+  check(read.credits?.remaining === 48, "credits read after verify", read.credits);
+  check(
+    JSON.stringify(read.effectivePermissions) === JSON.stringify(["billing.read", "projects.*"]),
+    "effective permissions",
+    read.effectivePermissions,
+  );
+  const limit = read.ratelimits?.[0];
+  check(limit?.name === "requests" && limit.limit === 100 && limit.autoApply === true, "configured limit", read.ratelimits);
+  step("read token", { id: read.id, credits: read.credits?.remaining, roles: read.roles });
+
+  // 5. Top up the credits.
+  const topped = ok(
+    "patch credits",
+    await client.PATCH("/api/admin/tokens/{id}/credits", {
+      params: { path: { id: String(token.id) } },
+      body: { increment: 5 },
+    }),
+    200,
+  );
+  check(topped.credits?.remaining === 53, "credits after +5", topped.credits);
+  step("patch credits", { remaining: topped.credits.remaining });
+
+  // 6. The owner's tokens with metadata plan=pro.
+  const metaFilter: Middleware = {
+    onRequest({ request }) {
+      const url = new URL(request.url);
+      url.searchParams.set("meta.plan", "pro");
+      return new Request(url, request);
+    },
+  };
+  workaround(
+    "the document declares no `meta.<key>` query parameter on GET /api/admin/users/{user_id}/tokens; " +
+      "adding meta.plan=pro with a per-request openapi-fetch middleware",
+  );
+  const page = ok(
+    "list tokens",
+    await client.GET("/api/admin/users/{user_id}/tokens", {
+      params: { path: { user_id: userId }, query: { status: "valid", limit: 50 } },
+      middleware: [metaFilter],
+    }),
+    200,
+  );
+  check(
+    page.tokens.length === 1 && page.tokens[0]?.id === token.id,
+    "only the pro token listed",
+    page.tokens.map((t) => ({ id: t.id, metadata: t.metadata })),
+  );
+  check(page.nextCursor === null || page.nextCursor === undefined, "one page", page.nextCursor);
+  step("list meta.plan=pro", { ids: page.tokens.map((t) => t.id), nextCursor: page.nextCursor ?? null });
+
+  // 7. Revoke (admin route), then the key verifies as NOT_FOUND.
+  const revoked = ok(
+    "revoke",
+    await client.POST("/api/admin/tokens/{id}/revoke", { params: { path: { id: String(token.id) } } }),
+    200,
+  );
+  check(revoked.revoked === true && revoked.token.valid === false, "revoked", revoked);
+  step("revoke", { revoked: revoked.revoked, valid: revoked.token.valid });
+
+  const after = ok(
+    "verify revoked",
+    await client.POST("/api/admin/verify", { body: { key: created.rawApiKey } }),
+    200,
+  );
+  check(after.valid === false && after.code === "NOT_FOUND", "revoked key NOT_FOUND", after);
+  step("verify revoked", { valid: after.valid, code: after.code });
+
+  // 8. An invalid role name: a typed 422 problem.
+  const bad = await client.POST("/api/admin/roles", { body: { name: "not a role name!", permissions: [] } });
+  check(bad.data === undefined && bad.error !== undefined, "invalid role refused", bad.data);
+  const problem: Problem = bad.error;
+  check(bad.response.status === 422 && problem.status === 422, "422", { status: bad.response.status, problem });
+  check(
+    (bad.response.headers.get("content-type") ?? "").startsWith("application/problem+json"),
+    "problem+json content type",
+    bad.response.headers.get("content-type"),
+  );
+  check(problem.code === "invalid_role" && problem.field === "name", "problem code and field", problem);
+  check(problem.type === "urn:iam-tokens:problem:invalid_role", "problem type", problem.type);
+  step("invalid role -> 422", { code: problem.code, field: problem.field, detail: problem.detail });
+}
+
+main().then(
+  () => console.log("[ts] lifecycle OK"),
+  (e: unknown) => {
+    console.error(`[ts] MISMATCH: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
