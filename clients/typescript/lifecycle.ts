@@ -119,7 +119,8 @@ async function main(): Promise<void> {
   check(verified.metadata["plan"] === "pro", "metadata at verification", verified.metadata);
   step("admin verify", { code: verified.code, credits: verified.credits, requestsLeft: requests.remaining });
 
-  // 4. Read it back. The path id is declared as a string in the document.
+  // 4. Read it back. The document declares the path id a string (TokenView.id is an integer):
+  // String(token.id) below, three times. Once it is an integer, tsc flags them: pass token.id.
   workaround("path parameter {id} is typed string in the document; passing String(token.id)");
   const read = ok(
     "read token",
@@ -157,10 +158,16 @@ async function main(): Promise<void> {
       return new Request(url, request);
     },
   };
-  workaround(
-    "the document declares no `meta.<key>` query parameter on GET /api/admin/users/{user_id}/tokens; " +
-      "adding meta.plan=pro with a per-request openapi-fetch middleware",
-  );
+  // The document does not declare `meta.<key>` yet (a known gap): the filter goes through a
+  // per-request openapi-fetch middleware. Once it is declared, pass it in `params.query`.
+  if (process.env["IAM_DOC_DECLARES_META"] === "1") {
+    console.log("[ts] NOTE: the document now declares a meta query parameter: use it here instead of the middleware");
+  } else {
+    workaround(
+      "the document declares no `meta.<key>` query parameter on GET /api/admin/users/{user_id}/tokens; " +
+        "adding meta.plan=pro with a per-request openapi-fetch middleware",
+    );
+  }
   const page = ok(
     "list tokens",
     await client.GET("/api/admin/users/{user_id}/tokens", {

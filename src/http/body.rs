@@ -59,8 +59,10 @@ pub async fn json_body<T: DeserializeOwned>(
     }
     let mut json = serde_json::Deserializer::from_slice(&body);
     let parsed = serde_path_to_error::deserialize(&mut json).map_err(|err| {
+        // Only a value of the wrong shape is a field's fault; malformed JSON is the body's.
+        let shape = err.inner().classify() == serde_json::error::Category::Data;
         let path = err.path().to_string();
-        let field = (path != "." && !path.is_empty()).then_some(path);
+        let field = (shape && path != "." && !path.is_empty()).then_some(path);
         let why = describe(err.inner());
         BodyError::Shape { why, field }
     })?;

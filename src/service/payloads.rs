@@ -158,6 +158,7 @@ impl From<&TokenRecord> for TokenListRow {
 /// `listValidTokens` success; `tokenList` is left out when empty.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ValidTokenList)]
 pub struct TokenList {
     pub total: u64,
     pub total_invalid_tokens: u64,

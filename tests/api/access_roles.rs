@@ -164,7 +164,7 @@ async fn every_bad_role_request_is_a_4xx_naming_the_field_and_changes_nothing() 
         (json!({"name": "x", "description": "a\u{0}b", "permissions": []}), 422, admin_error("invalid_description", "a description is at most 200 characters, without control characters", Some("description"))),
         (json!({"name": "pro", "permissions": []}), 409, admin_error("role_exists", "a role named \"pro\" exists", Some("name"))),
         (json!({"name": "x"}), 400, admin_error("bad_request", "missing field `permissions` at line 1 column 12", Some("permissions"))),
-        (json!({"name": "x", "permissions": "a"}), 400, admin_error("bad_request", "invalid type: string \"a\", expected a sequence at line 1 column 29", None)),
+        (json!({"name": "x", "permissions": "a"}), 400, admin_error("bad_request", "invalid type: string \"a\", expected a sequence at line 1 column 29", Some("permissions"))),
         (json!({"name": "x", "permissions": [], "extra": 1}), 400, admin_error("bad_request", "unknown field `extra`, expected one of `name`, `description`, `permissions` at line 1 column 8", Some("extra"))),
     ];
     for (body, status, expected) in cases {
@@ -358,7 +358,7 @@ async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
         (path.clone(), json!({"addRoles": ["ghost"]}), 422, admin_error("unknown_role", "no role named \"ghost\"", Some("addRoles[0]"))),
         (path.clone(), json!({"addRoles": roles}), 422, admin_error("too_many_roles", "a token holds at most 100 roles", Some("addRoles"))),
         (path.clone(), json!({"removePermissions": ["*.*"]}), 422, admin_error("invalid_permission", "a permission is 1 to 100 characters of A-Z, a-z, 0-9, _, ., : and -", Some("removePermissions[0]"))),
-        (path.clone(), json!({"addRoles": "pro"}), 400, admin_error("bad_request", "invalid type: string \"pro\", expected a sequence at line 1 column 17", None)),
+        (path.clone(), json!({"addRoles": "pro"}), 400, admin_error("bad_request", "invalid type: string \"pro\", expected a sequence at line 1 column 17", Some("addRoles"))),
         ("/tokens/999999/access".into(), json!({}), 404, admin_error("not_found", "no token with id 999999", None)),
         ("/tokens/abc/access".into(), json!({}), 404, admin_error("not_found", "no token with id \"abc\"", None)),
     ];

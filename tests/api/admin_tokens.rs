@@ -371,11 +371,15 @@ async fn list_pages_walk_every_token_once_newest_first() {
             .await;
         pages.push(ids(&page).len());
         seen.extend(ids(&page));
-        let Some(next) = page.body["nextCursor"].as_str() else {
+        let Some(next) = page.body["nextCursor"].as_u64() else {
             break;
         };
-        assert_eq!(Some(next), seen.last().map(u64::to_string).as_deref());
-        cursor = Some(next.to_owned());
+        assert_eq!(
+            Some(next),
+            seen.last().copied(),
+            "the cursor is the last id, an integer"
+        );
+        cursor = Some(next.to_string());
     }
     assert_eq!((seen, pages), (created.clone(), vec![2, 2, 1]));
     let path = format!("/users/5/tokens?limit=2&cursor={}", created[2]);
@@ -411,6 +415,9 @@ async fn list_filters_on_one_metadata_key_and_value_of_any_scalar_type() {
         ("meta.tier=gold%20", vec![]),
         ("meta.tier=GOLD",    vec![]),
         ("meta.tier=gold&status=valid&limit=1", vec![gold_too]),
+        // The document's form (a deepObject parameter, as generated clients send it).
+        ("meta%5Btier%5D=gold", vec![gold_too, gold]),
+        ("meta[seats]=30",      vec![silver]),
     ];
     for (query, expected) in cases {
         let answer = app.admin_get(&format!("/users/5/tokens?{query}")).await;

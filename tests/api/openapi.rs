@@ -70,7 +70,16 @@ async fn the_document_lists_exactly_the_registered_routes_with_their_security() 
     assert_eq!(operations(&document), expected);
     for (method, path, access) in access_of {
         let expected = match access {
-            Access::Public => None,
+            Access::Public if path == "/api/public/verify" => Some("api_key".to_owned()),
+            Access::Public => {
+                let security = &document["paths"][&path][method.to_lowercase()]["security"];
+                assert_eq!(
+                    security,
+                    &serde_json::json!([]),
+                    "{method} {path}: open, said so"
+                );
+                None
+            }
             Access::User => Some("bff_jwt".to_owned()),
             Access::Admin => Some("admin_bearer".to_owned()),
         };
@@ -86,6 +95,9 @@ async fn the_document_lists_exactly_the_registered_routes_with_their_security() 
     assert_eq!(schemes["bff_jwt"]["scheme"], "bearer");
     assert_eq!(schemes["bff_jwt"]["bearerFormat"], "JWT");
     assert_eq!(schemes["admin_bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["api_key"]["type"], "apiKey");
+    assert_eq!(schemes["api_key"]["in"], "header");
+    assert_eq!(schemes["api_key"]["name"], "x-api-key");
 }
 
 fn reasons(document: &Value, method: &str, path: &str, status: &str) -> BTreeSet<String> {

@@ -289,9 +289,7 @@ pub async fn list(
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-list", &err))?;
     let more = records.len() > limit;
     records.truncate(limit);
-    let next_cursor = more
-        .then(|| records.last().map(|r| r.id.to_string()))
-        .flatten();
+    let next_cursor = more.then(|| records.last().map(|r| r.id)).flatten();
     let now = state.clock.now();
     let tokens: Vec<TokenView> = records
         .into_iter()
@@ -350,7 +348,10 @@ fn list_query(
                 query.before_id = Some(cursor);
             }
             other => {
-                let Some(key) = other.strip_prefix("meta.") else {
+                let deep = other
+                    .strip_prefix("meta[")
+                    .and_then(|k| k.strip_suffix(']'));
+                let Some(key) = other.strip_prefix("meta.").or(deep) else {
                     let message = format!("unknown query parameter {other:?}");
                     return Err(AdminFailure::bad_request(message).field(other.to_owned()));
                 };

@@ -207,7 +207,8 @@ pub struct EventsView {
 #[serde(rename_all = "camelCase")]
 pub struct TokenPage {
     pub tokens: Vec<TokenView>,
-    pub next_cursor: Option<String>,
+    /// The `cursor` of the next page: the last token's id.
+    pub next_cursor: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -240,10 +241,35 @@ pub struct AdminVerifyView {
     pub token: Option<VerifiedView>,
 }
 
-/// `{"valid":false,"code":"NOT_FOUND"}` alone, or `{valid, code}` with the token's fields.
-impl utoipa::PartialSchema for AdminVerifyView {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+/// The two shapes of an admin verification, each a named component: a generator names one
+/// type per shape instead of an anonymous union member.
+const NOT_FOUND: &str = "AdminVerifyNotFound";
+const FOUND: &str = "AdminVerifyFound";
+
+impl AdminVerifyView {
+    /// `{"valid":false,"code":"NOT_FOUND"}` alone.
+    fn not_found_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("valid", crate::http::openapi::schemas::exactly(false))
+            .property(
+                "code",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["NOT_FOUND"])),
+            )
+            .required("valid")
+            .required("code")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .into()
+    }
+
+    /// `{valid, code, ratelimits?, credits?, retryAfter?}` with the token's fields.
+    fn found_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
         use utoipa::openapi::Ref;
         let code = Ref::from_schema_name(VerifyCode::name());
         let limits = utoipa::openapi::schema::ArrayBuilder::new()
@@ -262,24 +288,22 @@ impl utoipa::PartialSchema for AdminVerifyView {
             )
             .required("valid")
             .required("code");
-        let not_found = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .property("valid", crate::http::openapi::schemas::exactly(false))
-            .property(
-                "code",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["NOT_FOUND"])),
-            )
-            .required("valid")
-            .required("code")
-            .additional_properties(Some(
-                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
-            ));
-        let found = AllOfBuilder::new()
+        AllOfBuilder::new()
             .item(head)
-            .item(Ref::from_schema_name(VerifiedView::name()));
-        OneOfBuilder::new().item(not_found).item(found).into()
+            .item(Ref::from_schema_name(VerifiedView::name()))
+            .into()
+    }
+}
+
+/// `AdminVerifyNotFound` or `AdminVerifyFound`.
+impl utoipa::PartialSchema for AdminVerifyView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::Ref;
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(NOT_FOUND))
+            .item(Ref::from_schema_name(FOUND))
+            .into()
     }
 }
 
@@ -291,6 +315,8 @@ impl ToSchema for AdminVerifyView {
         )>,
     ) {
         use utoipa::PartialSchema;
+        schemas.push((NOT_FOUND.to_owned(), Self::not_found_schema()));
+        schemas.push((FOUND.to_owned(), Self::found_schema()));
         schemas.push((VerifyCode::name().into_owned(), VerifyCode::schema()));
         schemas.push((VerifiedView::name().into_owned(), VerifiedView::schema()));
         VerifiedView::schemas(schemas);

@@ -11,7 +11,7 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::web::{Bytes, Data};
 use actix_web::HttpResponse;
 use utoipa::openapi::path::{HttpMethod, PathItem, Paths};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
 
 use super::bff::Action;
@@ -24,6 +24,8 @@ use schemas::Components;
 pub const BFF_SCHEME: &str = "bff_jwt";
 /// The security scheme of `/api/admin/*`: an admin secret.
 pub const ADMIN_SCHEME: &str = "admin_bearer";
+/// The public verification's key, in the `x-api-key` header.
+pub const API_KEY_SCHEME: &str = "api_key";
 
 /// What the document depends on besides the code: values from the configuration that appear
 /// in answers word for word.
@@ -64,7 +66,12 @@ pub fn document(ctx: &DocContext) -> OpenApi {
             }
         }
     }
+    let api_key = ApiKeyValue::with_description(
+        "x-api-key",
+        "The raw API key (`api_…`) of the token being verified.",
+    );
     let mut schemas = ComponentsBuilder::new()
+        .security_scheme(API_KEY_SCHEME, SecurityScheme::ApiKey(ApiKey::Header(api_key)))
         .security_scheme(
             BFF_SCHEME,
             SecurityScheme::Http(

@@ -46,12 +46,37 @@ pub(super) fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
 }
 
 pub(super) fn token_id() -> Parameter {
-    let id = ObjectBuilder::new().schema_type(Type::String).into();
+    use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+    let id = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+        .into();
     path_parameter(
         "id",
-        "The token id (any other text names no token: 404).",
+        "The token id, as `TokenView.id` (any other text names no token: 404).",
         id,
     )
+}
+
+/// `meta[<key>]=<value>` (`meta.<key>=<value>` is the same): the tokens whose metadata value
+/// at `key` is `value` (strings bare, numbers as written, `true`/`false`/`null` as words).
+fn metadata_filter() -> Parameter {
+    use utoipa::openapi::path::ParameterStyle;
+    let values = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(string()))
+        .max_properties(Some(1));
+    let mut parameter = query(
+        "meta",
+        false,
+        "Filter on one metadata key: `meta[plan]=pro` (or `meta.plan=pro`) lists the tokens \
+         whose metadata `plan` is `pro`.",
+        values.into(),
+    );
+    parameter.style = Some(ParameterStyle::DeepObject);
+    parameter.explode = Some(true);
+    parameter
 }
 
 pub(super) fn no_token(d: Describe) -> Describe {
@@ -163,15 +188,14 @@ pub fn admin_list(d: Describe) -> Operation {
             "The `nextCursor` of the previous page.",
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                    utoipa::openapi::schema::KnownFormat::Int64,
+                )))
                 .minimum(Some(0))
-                .maximum(Some(u64::MAX))
                 .into(),
         ))
-        .json(
-            200,
-            "One page, newest first. `meta.<key>=<value>` filters on one metadata key.",
-            page,
-        )
+        .parameter(metadata_filter())
+        .json(200, "One page, newest first.", page)
         .problem(
             400,
             "A bad owner or query parameter, naming it.",

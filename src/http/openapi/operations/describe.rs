@@ -141,6 +141,12 @@ impl<'a> Describe<'a> {
         self
     }
 
+    /// An open route: `security: []`, said explicitly.
+    pub(super) fn open(mut self) -> Self {
+        self.op = self.op.securities(Some(Vec::<SecurityRequirement>::new()));
+        self
+    }
+
     pub(super) fn security(mut self, scheme: &str) -> Self {
         self.op = self
             .op

@@ -8,6 +8,7 @@ use super::describe::{header, query, string, Describe};
 use crate::domain::Privilege;
 use crate::envelope::{Reason, INVALID_PERMISSIONS_QUERY};
 use crate::http::hmac_guard::refusal;
+use crate::http::openapi::API_KEY_SCHEME;
 use crate::http::public::Readiness;
 use crate::service::VerifiedToken;
 
@@ -22,7 +23,7 @@ pub fn verify(d: Describe) -> Operation {
         Reason::VerifyServerError,
     ];
     refused.extend(refusal::ALL.into_iter().map(Reason::Guard));
-    d.parameter(header("x-api-key", "The raw API key."))
+    d.security(API_KEY_SCHEME)
         .parameter(query(
             "privilege",
             true,
@@ -81,47 +82,55 @@ pub fn verify(d: Describe) -> Operation {
 }
 
 pub fn health(d: Describe) -> Operation {
-    d.text(
-        200,
-        "The process is alive.",
-        schemas::one_of_strings(["OK"]),
-    )
-    .build()
+    d.open()
+        .text(
+            200,
+            "The process is alive.",
+            schemas::one_of_strings(["OK"]),
+        )
+        .build()
 }
 
 pub fn health_head(d: Describe) -> Operation {
-    d.empty(200, "The process is alive (no body).").build()
+    d.open()
+        .empty(200, "The process is alive (no body).")
+        .build()
 }
 
 pub fn ready(d: Describe) -> Operation {
     let readiness = d.components.of::<Readiness>();
-    d.json(
-        200,
-        "The database answers. With `redis.url`, `redis` tells whether Redis does \
+    d.open()
+        .json(
+            200,
+            "The database answers. With `redis.url`, `redis` tells whether Redis does \
          (a Redis that is down fails readiness only with `redis.required_for_ready`).",
-        readiness.clone(),
-    )
-    .json(
-        503,
-        "The database does not answer (or Redis, when `redis.required_for_ready`).",
-        readiness,
-    )
-    .build()
+            readiness.clone(),
+        )
+        .json(
+            503,
+            "The database does not answer (or Redis, when `redis.required_for_ready`).",
+            readiness,
+        )
+        .build()
 }
 
 pub fn ready_head(d: Describe) -> Operation {
-    d.empty(200, "Ready, as `GET /ready` (no body).")
+    d.open()
+        .empty(200, "Ready, as `GET /ready` (no body).")
         .empty(503, "Not ready, as `GET /ready` (no body).")
         .build()
 }
 
 pub fn openapi(d: Describe) -> Operation {
     let object = ObjectBuilder::new().schema_type(Type::Object).into();
-    d.json(200, "This document (OpenAPI 3.1).", object).build()
+    d.open()
+        .json(200, "This document (OpenAPI 3.1).", object)
+        .build()
 }
 
 pub fn metrics(d: Describe) -> Operation {
-    d.text(200, "Prometheus text format 0.0.4.", string())
+    d.open()
+        .text(200, "Prometheus text format 0.0.4.", string())
         .json(
             404,
             "Served on `metrics.address` instead of this listener.",
