@@ -104,8 +104,15 @@ pub fn document(ctx: &DocContext) -> OpenApi {
                 .title("iam-tokens")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(env!("CARGO_PKG_DESCRIPTION")))
+                .license(Some(
+                    utoipa::openapi::info::LicenseBuilder::new()
+                        .name(env!("CARGO_PKG_LICENSE"))
+                        .identifier(Some(env!("CARGO_PKG_LICENSE")))
+                        .build(),
+                ))
                 .build(),
         )
+        .servers(Some([utoipa::openapi::Server::new("/")]))
         .paths(paths)
         .components(Some(schemas.build()))
         .build()
