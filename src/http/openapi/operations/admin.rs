@@ -6,58 +6,18 @@ use utoipa::openapi::RefOr;
 
 use super::super::schemas;
 use super::describe::{path_parameter, query, string, Describe};
-use crate::http::body::ADMIN_BODY_LIMIT;
 use serde_json::json;
 use utoipa::openapi::path::Parameter;
 
-use super::super::ADMIN_SCHEME;
+use super::common::{
+    admin, admin_body, no_token, token_id, ACCESS_CODES, INVALID_ACCESS, INVALID_QUOTA, QUOTA_CODES,
+};
 use crate::domain::{Metadata, UserId};
 use crate::http::admin::views::{
     AdminVerifyView, BansView, CreatedView, EventsView, LiftedView, MetadataView, RevokedView,
     TokenPage, TokenView,
 };
 use crate::http::admin::{CreateTokenRequest, VerifyRequest};
-
-pub(super) fn admin(d: Describe) -> Describe {
-    d.security(ADMIN_SCHEME)
-        .problem(401, "No or a wrong admin credential.", &["unauthorized"])
-        .problem(503, "The store could not answer.", &["unavailable"])
-}
-
-/// What every admin route with a JSON body may answer about the body.
-pub(super) fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
-    d.body(schema, true)
-        .problem(
-            400,
-            "A malformed body, naming the field when there is one.",
-            &["bad_request"],
-        )
-        .problem(
-            408,
-            "The body did not arrive in time.",
-            &["request_timeout"],
-        )
-        .problem(
-            413,
-            &format!("The body is over {} KiB.", ADMIN_BODY_LIMIT / 1024),
-            &["payload_too_large"],
-        )
-        .problem(415, "Not `application/json`.", &["unsupported_media_type"])
-}
-
-pub(super) fn token_id() -> Parameter {
-    use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
-    let id = ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-        .minimum(Some(1))
-        .into();
-    path_parameter(
-        "id",
-        "The token id, as `TokenView.id` (any other text names no token: 404).",
-        id,
-    )
-}
 
 /// `meta[<key>]=<value>` (`meta.<key>=<value>` is the same): the tokens whose metadata value
 /// at `key` is `value` (strings bare, numbers as written, `true`/`false`/`null` as words).
@@ -77,10 +37,6 @@ fn metadata_filter() -> Parameter {
     parameter.style = Some(ParameterStyle::DeepObject);
     parameter.explode = Some(true);
     parameter
-}
-
-pub(super) fn no_token(d: Describe) -> Describe {
-    d.problem(404, "No token with that id.", &["not_found"])
 }
 
 fn invalid_metadata(d: Describe) -> Describe {
@@ -116,12 +72,8 @@ pub fn admin_create(d: Describe) -> Operation {
         .link(201, "verify", &verify, None)
         .link(201, "adminChangeAccess", &id, None);
     invalid_metadata(d)
-        .problem(
-            422,
-            super::roles::INVALID_ACCESS,
-            super::roles::ACCESS_CODES,
-        )
-        .problem(422, super::quota::INVALID_QUOTA, super::quota::QUOTA_CODES)
+        .problem(422, INVALID_ACCESS, ACCESS_CODES)
+        .problem(422, INVALID_QUOTA, QUOTA_CODES)
         .build()
 }
 

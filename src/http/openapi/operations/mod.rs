@@ -2,6 +2,7 @@
 //! each body built from the type the handler serializes.
 
 mod admin;
+mod common;
 mod describe;
 mod manage;
 mod public;

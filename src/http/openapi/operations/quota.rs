@@ -3,18 +3,11 @@
 
 use utoipa::openapi::path::Operation;
 
-use super::admin::{admin, admin_body, no_token, token_id};
+use super::common::{admin, admin_body, no_token, token_id, INVALID_QUOTA, QUOTA_CODES};
 use super::describe::{path_parameter, Describe};
 use crate::domain::UserId;
 use crate::http::admin::quota_views::{OwnerQuotaView, TokenCreditsView, TokenLimitsView};
 use crate::http::admin::{CreditsPatch, RateLimitsRequest};
-
-/// What a limit or a credits change that breaks a rule answers.
-pub(super) const INVALID_QUOTA: &str =
-    "A limit or credits that break a rule (range, count, duplicate name), naming the field.";
-
-/// The 422 codes of limits and credits.
-pub(super) const QUOTA_CODES: &[&str] = &["invalid_ratelimit", "invalid_credits"];
 
 fn user_id(d: &mut Describe) -> utoipa::openapi::path::Parameter {
     let user = d.components.of::<UserId>();

@@ -3,22 +3,10 @@
 use utoipa::openapi::path::Operation;
 
 use super::super::schemas;
-use super::admin::{admin, admin_body, no_token, token_id};
+use super::common::{admin, admin_body, no_token, token_id, ACCESS_CODES, INVALID_ACCESS};
 use super::describe::{path_parameter, query, Describe};
 use crate::http::admin::views::{RoleDeletedView, RoleView, RolesView, TokenView};
 use crate::http::admin::{AccessRequest, CreateRoleRequest, UpdateRoleRequest};
-
-pub(super) const INVALID_ACCESS: &str =
-    "An invalid role name or permission, an unknown role, or a list over its limit, naming it.";
-
-/// The 422 codes of role and permission lists.
-pub(super) const ACCESS_CODES: &[&str] = &[
-    "invalid_role",
-    "invalid_permission",
-    "unknown_role",
-    "too_many_roles",
-    "too_many_permissions",
-];
 
 fn role_name() -> utoipa::openapi::path::Parameter {
     path_parameter(
