@@ -58,8 +58,8 @@ pub struct AppState {
     pub queries: QueryCache,
 }
 
-pub use observe::request_series;
 pub use query_params::QueryCache;
+pub use routes::request_series;
 pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};
 
 pub use headers::{common_headers, request_id};

@@ -9,55 +9,14 @@ use actix_web::web::Data;
 use actix_web::Error;
 
 use super::bff::Action;
-use super::routes::{Doc, TABLE};
 use super::AppState;
 
-/// Where a route's series start in the list given to `Metrics::new`.
+/// Where a route's series start in the list given to `Metrics::new` (`routes::request_series`).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum RouteSeries {
     One(usize),
     /// The seven actions, then an unknown action.
     PerAction(usize),
-}
-
-/// The request series, in order: each route of the table (a BFF route as its seven actions
-/// and an unknown one), then requests no route matched.
-pub fn request_series() -> Vec<(&'static str, String)> {
-    let mut series = Vec::new();
-    for entry in TABLE {
-        let spec = entry.spec;
-        match entry.doc {
-            Doc::One(..) => series.push((spec.method.unwrap_or("*"), spec.path.to_owned())),
-            Doc::PerAction => {
-                for action in Action::ALL {
-                    let path = spec.path.replace("{action}", action.as_str());
-                    series.push((action.method(), path));
-                }
-                series.push(("*", spec.path.to_owned()));
-            }
-        }
-    }
-    series.push(("*", "unmatched".to_owned()));
-    series
-}
-
-/// Each table entry's place in `request_series`, in table order, and the unmatched one.
-pub(super) fn series_of_entries() -> (Vec<RouteSeries>, usize) {
-    let mut next = 0;
-    let mut places = Vec::with_capacity(TABLE.len());
-    for entry in TABLE {
-        match entry.doc {
-            Doc::One(..) => {
-                places.push(RouteSeries::One(next));
-                next += 1;
-            }
-            Doc::PerAction => {
-                places.push(RouteSeries::PerAction(next));
-                next += Action::ALL.len() + 1;
-            }
-        }
-    }
-    (places, next)
 }
 
 /// Counts the answer of the wrapped route.

@@ -219,3 +219,12 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         }
     }
 }
+
+pub async fn openapi(state: Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderValue::from_static(super::response::JSON_UTF8),
+        ))
+        .body(state.openapi.clone())
+}

@@ -9,10 +9,12 @@ use actix_web::{guard, web, Route};
 
 use utoipa::openapi::path::Operation;
 
+use super::bff::Action;
 use super::caller::{require_admin, require_user, Access};
 use super::error::{AdminFailure, ApiError};
-use super::openapi::{operations as doc, Describe};
-use super::{admin, bff, observe, openapi, public};
+use super::observe::RouteSeries;
+use super::openapi::operations::{self as doc, Describe};
+use super::{admin, bff, observe, public};
 
 /// One route as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +75,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(HEAD,   "/health",                           Access::Public, || web::to(public::health),                  One("healthHead", doc::health_head)),
     entry(GET,    "/ready",                            Access::Public, || web::to(public::ready),                   One("ready", doc::ready)),
     entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready),                   One("readyHead", doc::ready_head)),
-    entry(GET,    "/openapi.json",                     Access::Public, || web::to(openapi::serve),                  One("openapi", doc::openapi)),
+    entry(GET,    "/openapi.json",                     Access::Public, || web::to(public::openapi),                  One("openapi", doc::openapi)),
     entry(GET,    "/metrics",                          Access::Public, || web::to(public::metrics),                 One("metrics", doc::metrics)),
     entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage),                     PerAction),
     entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create),           One("adminCreateToken", doc::admin_create)),
@@ -107,7 +109,7 @@ pub fn table() -> Vec<RouteSpec> {
 /// Registers every route of the table, each behind the guard of its `Access`, and the 404
 /// fallback.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let (series, _) = observe::series_of_entries();
+    let (series, _) = series_of_entries();
     for (entry, series) in TABLE.iter().zip(series) {
         let RouteSpec {
             method,
@@ -180,6 +182,46 @@ async fn fallback(
         }
     }
     response
+}
+
+/// The request series, in order: each route of the table (a BFF route as its seven actions
+/// and an unknown one), then requests no route matched.
+pub fn request_series() -> Vec<(&'static str, String)> {
+    let mut series = Vec::new();
+    for entry in TABLE {
+        let spec = entry.spec;
+        match entry.doc {
+            Doc::One(..) => series.push((spec.method.unwrap_or("*"), spec.path.to_owned())),
+            Doc::PerAction => {
+                for action in Action::ALL {
+                    let path = spec.path.replace("{action}", action.as_str());
+                    series.push((action.method(), path));
+                }
+                series.push(("*", spec.path.to_owned()));
+            }
+        }
+    }
+    series.push(("*", "unmatched".to_owned()));
+    series
+}
+
+/// Each table entry's place in `request_series`, in table order, and the unmatched one.
+fn series_of_entries() -> (Vec<RouteSeries>, usize) {
+    let mut next = 0;
+    let mut places = Vec::with_capacity(TABLE.len());
+    for entry in TABLE {
+        match entry.doc {
+            Doc::One(..) => {
+                places.push(RouteSeries::One(next));
+                next += 1;
+            }
+            Doc::PerAction => {
+                places.push(RouteSeries::PerAction(next));
+                next += Action::ALL.len() + 1;
+            }
+        }
+    }
+    (places, next)
 }
 
 /// The listener of `metrics.address`: `/metrics` and nothing else.

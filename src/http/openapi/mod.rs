@@ -2,14 +2,15 @@
 //! cannot be registered without being described, nor described without being registered) and
 //! from the types the handlers read and write (SPEC B7).
 
+mod context;
 pub(super) mod operations;
 pub(super) mod schemas;
 
+pub use context::{DocContext, ADMIN_SCHEME, API_KEY_SCHEME, BFF_SCHEME};
+
 pub(super) use operations::Describe;
 
-use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
-use actix_web::web::{Bytes, Data};
-use actix_web::HttpResponse;
+use actix_web::web::Bytes;
 use utoipa::openapi::path::{HttpMethod, PathItem, Paths};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
@@ -17,23 +18,7 @@ use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
 use super::bff::Action;
 use super::caller::Access;
 use super::routes::{Doc, TABLE};
-use super::AppState;
 use schemas::Components;
-
-/// The security scheme of `/api/manage/*`: the BFF's HS256 access token.
-pub const BFF_SCHEME: &str = "bff_jwt";
-/// The security scheme of `/api/admin/*`: an admin secret.
-pub const ADMIN_SCHEME: &str = "admin_bearer";
-/// The public verification's key, in the `x-api-key` header.
-pub const API_KEY_SCHEME: &str = "api_key";
-
-/// What the document depends on besides the code: values from the configuration that appear
-/// in answers word for word.
-#[derive(Debug, Clone, Copy)]
-pub struct DocContext {
-    /// `api_tokens.limit_tokens_per_user`, part of a reason text.
-    pub token_limit: u32,
-}
 
 /// The whole document.
 pub fn document(ctx: &DocContext) -> OpenApi {
@@ -176,13 +161,4 @@ fn camel_case_links(document: &mut serde_json::Value) {
             }
         }
     }
-}
-
-pub async fn serve(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((
-            CONTENT_TYPE,
-            HeaderValue::from_static(super::response::JSON_UTF8),
-        ))
-        .body(state.openapi.clone())
 }

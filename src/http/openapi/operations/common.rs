@@ -6,7 +6,7 @@ use utoipa::openapi::path::Parameter;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
-use super::super::ADMIN_SCHEME;
+use super::super::context::ADMIN_SCHEME;
 use super::describe::{path_parameter, Describe};
 use crate::http::body::ADMIN_BODY_LIMIT;
 

@@ -12,8 +12,8 @@ use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, HeaderBuilder, RefOr, Required, ResponseBuilder};
 
+use super::super::context::DocContext;
 use super::super::schemas::{self, Components};
-use super::super::DocContext;
 use crate::envelope::Reason;
 
 const JSON: &str = "application/json";

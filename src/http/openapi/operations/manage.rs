@@ -7,7 +7,7 @@ use super::describe::Describe;
 use crate::http::body::MANAGE_BODY_LIMIT;
 use serde_json::json;
 
-use super::super::BFF_SCHEME;
+use super::super::context::BFF_SCHEME;
 use crate::envelope::Reason;
 use crate::http::bff::{Action, NewTokenRequest, TokenActionRequest};
 use crate::service::{

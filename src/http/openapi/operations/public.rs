@@ -3,12 +3,12 @@
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
+use super::super::context::API_KEY_SCHEME;
 use super::super::schemas;
 use super::describe::{header, query, string, Describe};
 use crate::domain::Privilege;
 use crate::envelope::{Reason, INVALID_PERMISSIONS_QUERY};
 use crate::http::hmac_guard::refusal;
-use crate::http::openapi::API_KEY_SCHEME;
 use crate::http::public::Readiness;
 use crate::service::VerifiedToken;
 
