@@ -7,26 +7,32 @@
 #      (openapi-python-client, mypy) into clients/python/.venv, and promtool (taken out of Debian's
 #      prometheus package into clients/.tools/, without installing the package: its postinst
 #      would start a Prometheus server);
-#   2. builds the service, starts `target/debug/iam-tokens serve` on a free port with a throw-away
+#   2. builds the service and copies the binary aside (another build in the same target directory
+#      cannot swap it between the stores), starts it (`serve`) on a free port with a throw-away
 #      admin credential (a fresh MySQL database, or a SQLite file), waits for /health and
-#      downloads /openapi.json;
+#      downloads /openapi.json (kept as clients/typescript/generated/openapi-<store>.json);
 #   3. generates a Python client (openapi-python-client; any generator warning fails) into
 #      clients/python/generated/ and a TypeScript schema (openapi-typescript) into
-#      clients/typescript/generated/ (both git-ignored);
+#      clients/typescript/generated/ (both git-ignored). openapi-python-client ignores a query
+#      parameter's `style` and sends an object's keys bare (plan=pro, upstream issue #1064): its
+#      query-parameter template, patched here at generation time, sends `style: deepObject`
+#      objects as name[key]=value, the only object style the document uses (checked);
 #   4. type-checks clients/typescript/lifecycle.ts (tsc --strict) and clients/python/lifecycle.py
 #      (mypy --strict, the generated package on the path);
 #   5. runs both lifecycles against the live server (role, token with limits and credits, admin
 #      verify, read, credits, filtered list, revoke, verify again, a typed 422);
-#   6. lints the document (redocly, recommended rules) and checks a /metrics scrape (promtool
-#      check metrics): both print their findings and fail nothing yet;
+#   6. lints the document (redocly, recommended rules: any error fails, warnings are listed) and
+#      checks a /metrics scrape (promtool check metrics: any finding fails, and so does a missing
+#      promtool);
 #   7. cleans up (server, MySQL database, temp dirs), on failure too.
 # The second store's document is compared with the first: when identical, steps 3, 4 and 6 (the
 # lint) are not repeated.
 #   bash scripts/clients.sh                  # both stores, stop at the first failure
 #   STORES=sqlite bash scripts/clients.sh    # one store
 #   KEEP_GOING=1 bash scripts/clients.sh     # record failures (generator warnings, type errors,
-#                                            # lifecycle mismatches), run every step, exit 1 at
-#                                            # the end with the list
+#                                            # lifecycle mismatches, lint errors, metrics
+#                                            # findings), run every step, exit 1 at the end with
+#                                            # the list
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,7 +43,7 @@ TS_DIR=clients/typescript
 PY_DIR=clients/python
 VENV=$PY_DIR/.venv
 TOOLS=clients/.tools
-BIN=target/debug/iam-tokens
+BIN=target/debug/iam-tokens   # built here, then run from a copy in $WORK
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1 \
   npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
   PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
@@ -132,7 +138,7 @@ install_promtool() {
   local candidate
   candidate=$(apt-cache policy prometheus | awk '/Candidate:/ { print $2 }')
   if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
-    note "promtool: Debian has no prometheus package here; the metrics check is skipped"
+    note "promtool: Debian has no prometheus package here"
     return
   fi
   note "promtool: taking it out of Debian's prometheus $candidate"
@@ -150,6 +156,8 @@ install_promtool() {
 build_service() {
   log "2. cargo build (may wait for the other build's lock)"
   timeout 3600 cargo build -q --bin iam-tokens
+  # Both stores run this very binary, even when another build replaces $BIN meanwhile.
+  cp "$BIN" "$WORK/iam-tokens"
   bash scripts/services.sh
   ADMIN_SECRET="iam_admin_clients_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   printf '[auth]\nadmin_tokens = [{ name = "clients", digest = "%s" }]\n' \
@@ -176,7 +184,7 @@ start_server() {
   BASE="http://127.0.0.1:$port"
   log "2. $store: serve on $BASE"
   IAM_CONFIG="$WORK/config.toml" IAM__DATABASE__URL="$url" IAM__SERVER__PORT="$port" \
-    IAM__LOG__LEVEL=warn "$BIN" serve >"$WORK/server-$store.log" 2>&1 &
+    IAM__LOG__LEVEL=warn "$WORK/iam-tokens" serve >"$WORK/server-$store.log" 2>&1 &
   SERVER_PID=$!
   local _
   for _ in $(seq 1 300); do
@@ -190,7 +198,9 @@ start_server() {
     exit 1
   fi
   curl -fsS -m 10 "$BASE/openapi.json" -o "$WORK/openapi-$store.json"
-  note "GET /openapi.json: $(wc -c <"$WORK/openapi-$store.json") bytes"
+  mkdir -p "$TS_DIR/generated"
+  cp "$WORK/openapi-$store.json" "$TS_DIR/generated/openapi-$store.json"
+  note "GET /openapi.json: $(wc -c <"$WORK/openapi-$store.json") bytes ($TS_DIR/generated/openapi-$store.json)"
 }
 
 stop_server() {
@@ -210,19 +220,66 @@ stop_server() {
 
 # --- step 3: generate -------------------------------------------------------------------------
 
+# openapi-python-client (0.29) reads a parameter's `style` but no template uses it: an object
+# query parameter is sent as its bare keys (`plan=pro`, style form), whatever the document says
+# (openapi-generators/openapi-python-client#1064). Its endpoint_macros.py.jinja, copied from the
+# installed generator into $WORK/py-templates and patched on the one line that sends such an
+# object, sends it as deepObject (`meta[plan]=pro`). That is right only while every object query
+# parameter of the document is `style: deepObject, explode: true`: checked first, and the patch
+# fails loudly when the generator's template no longer has that line.
+python_templates() {
+  local doc=$1 objects
+  objects=$(python3 - "$doc" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for path, item in doc["paths"].items():
+    for method, op in item.items():
+        if not isinstance(op, dict):
+            continue
+        for p in item.get("parameters", []) + op.get("parameters", []):
+            p = p if "$ref" not in p else doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+            schema = p.get("schema", {})
+            if "$ref" in schema:
+                schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            if p.get("in") == "query" and schema.get("type") == "object":
+                deep = p.get("style") == "deepObject" and p.get("explode", False) is True
+                print(f"{'deepObject' if deep else 'OTHER'} {method.upper()} {path} {p['name']}")
+PY
+  )
+  note "object query parameters: $(paste -sd ';' <<<"$objects")"
+  if grep -q '^OTHER' <<<"$objects"; then
+    failure "an object query parameter is not style: deepObject + explode: true; the patched template would misserialize it"
+  fi
+  local pkg
+  pkg=$("$VENV/bin/python" -c 'import openapi_python_client, os; print(os.path.dirname(openapi_python_client.__file__))')
+  mkdir -p "$WORK/py-templates"
+  "$VENV/bin/python" - "$pkg/templates/endpoint_macros.py.jinja" "$WORK/py-templates/endpoint_macros.py.jinja" <<'PY'
+import sys
+source, target = sys.argv[1:]
+text = open(source).read()
+bare = '{{ guarded_statement(property, destination, "params.update(" + destination + ")") }}'
+deep = ("{{ guarded_statement(property, destination, 'params.update({f\"' + (property.name | in_double_quote_literal)"
+        " + '[{key}]\": value for key, value in ' + destination + '.items()})') }}")
+if text.count(bare) != 1:
+    sys.exit(f"{source}: the line sending an object query parameter is not there once; re-check the deepObject patch")
+open(target, "w").write(text.replace(bare, deep))
+PY
+}
+
 generate() {
   local doc=$1 out status=0
   log "3. generate the clients"
-  # Python: openapi-python-client, with warnings as failures.
+  # Python: openapi-python-client, with warnings as failures, deepObject query objects patched in.
   mkdir -p "$PY_DIR/generated"
+  python_templates "$doc"
   out=$(PATH="$ROOT/$VENV/bin:$PATH" timeout 300 "$VENV/bin/openapi-python-client" generate \
     --path "$doc" --output-path "$PY_DIR/generated/iam-tokens-client" --overwrite \
-    --fail-on-warning 2>&1) || status=$?
+    --custom-template-path "$WORK/py-templates" --fail-on-warning 2>&1) || status=$?
   if [ "$status" -ne 0 ] || grep -q -i 'warning' <<<"$out"; then
     printf '%s\n' "$out" | sed 's/^/   | /'
     failure "openapi-python-client: $(grep -c -E '^WARNING' <<<"$out" || true) warning block(s) (exit $status)"
   else
-    note "openapi-python-client: no warning ($PY_DIR/generated/iam-tokens-client)"
+    note "openapi-python-client: no warning ($PY_DIR/generated/iam-tokens-client, $(ls "$PY_DIR/generated/iam-tokens-client/iam_tokens_client/models" | grep -c -v '^__init__') models)"
   fi
   if [ ! -d "$PY_DIR/generated/iam-tokens-client/iam_tokens_client" ]; then
     echo "openapi-python-client generated no package" >&2
@@ -275,12 +332,12 @@ lifecycles() {
   local store=$1 status
   log "5. $store: lifecycles through the generated clients"
   status=0
-  IAM_URL=$BASE IAM_ADMIN_SECRET=$ADMIN_SECRET IAM_DOC_DECLARES_META=$META_DECLARED \
+  IAM_URL=$BASE IAM_ADMIN_SECRET=$ADMIN_SECRET \
     PYTHONPATH="$PY_DIR/generated/iam-tokens-client" \
     timeout 120 "$VENV/bin/python" "$PY_DIR/lifecycle.py" 2>&1 | sed 's/^/   /' || status=$?
   [ "$status" -eq 0 ] || { server_log_tail "$store"; failure "$store: Python lifecycle (exit $status)"; }
   status=0
-  IAM_URL=$BASE IAM_ADMIN_SECRET=$ADMIN_SECRET IAM_DOC_DECLARES_META=$META_DECLARED \
+  IAM_URL=$BASE IAM_ADMIN_SECRET=$ADMIN_SECRET \
     timeout 120 node "$TS_DIR/generated/out/lifecycle.js" 2>&1 | sed 's/^/   /' || status=$?
   [ "$status" -eq 0 ] || { server_log_tail "$store"; failure "$store: TypeScript lifecycle (exit $status)"; }
 }
@@ -294,11 +351,12 @@ server_log_tail() {
 # --- step 6: lint and metrics -----------------------------------------------------------------
 
 lint_document() {
-  local doc=$1
-  log "6. redocly lint --extends recommended (reported, not failing)"
+  local doc=$1 status=0
+  log "6. redocly lint --extends recommended (an error fails, warnings are listed)"
   (cd "$TS_DIR" && timeout 300 npx --no-install redocly lint --extends recommended --format json "$doc") \
-    >"$WORK/redocly.json" 2>"$WORK/redocly.err" || true
-  python3 - "$WORK/redocly.json" <<'PY' || { note "redocly gave no report:"; sed 's/^/   | /' "$WORK/redocly.err"; }
+    >"$WORK/redocly.json" 2>"$WORK/redocly.err" || status=$?
+  # The report, by rule; the error count goes to redocly.errors.
+  python3 - "$WORK/redocly.json" "$WORK/redocly.errors" <<'PY' || true
 import collections, json, sys
 report = json.load(open(sys.argv[1]))
 totals = report["totals"]
@@ -311,13 +369,26 @@ for (severity, rule, message), where in sorted(rules.items()):
     print(f"   {severity:7} {rule} x{len(where)}: {message}")
     for pointer in where:
         print(f"             {pointer}")
+open(sys.argv[2], "w").write(f"{int(totals['errors'])}\n")
 PY
+  local errors
+  errors=$(cat "$WORK/redocly.errors" 2>/dev/null || true)
+  if [ -z "$errors" ]; then
+    note "redocly gave no report (exit $status):"
+    sed 's/^/   | /' "$WORK/redocly.err"
+    failure "redocly lint: no report"
+  elif [ "$errors" -gt 0 ]; then
+    failure "redocly lint: $errors error(s) in the document"
+  elif [ "$status" -ne 0 ]; then
+    sed 's/^/   | /' "$WORK/redocly.err"
+    failure "redocly lint: exit $status with no error reported"
+  fi
 }
 
 check_metrics() {
   local store=$1
-  log "6. $store: promtool check metrics on GET /metrics (reported, not failing)"
-  if [ -z "$PROMTOOL" ]; then note "no promtool: skipped"; return; fi
+  log "6. $store: promtool check metrics on GET /metrics (any finding fails)"
+  if [ -z "$PROMTOOL" ]; then failure "no promtool: the metrics check cannot run"; return; fi
   curl -fsS -m 10 "$BASE/metrics" -o "$WORK/metrics-$store.txt"
   note "scrape: $(grep -c -v '^#' "$WORK/metrics-$store.txt") samples, $(grep -c '^# TYPE' "$WORK/metrics-$store.txt") families"
   local out status=0
@@ -325,24 +396,8 @@ check_metrics() {
   if [ -z "$out" ] && [ "$status" -eq 0 ]; then
     note "promtool $("$PROMTOOL" --version 2>&1 | awk 'NR == 1 { print $3 }'): no finding"
   else
-    note "promtool findings (exit $status): $(grep -c . <<<"$out")"
     printf '%s\n' "$out" | sed 's/^/   | /'
-  fi
-}
-
-# The list's meta.<key>=<value> filter is a known gap of the document: say whether it is still
-# there (META_DECLARED, passed to the lifecycles, which add meta.plan=pro by hand either way).
-meta_filter_gap() {
-  local names
-  names=$(python3 -c 'import json, sys
-op = json.load(open(sys.argv[1]))["paths"]["/api/admin/users/{user_id}/tokens"]["get"]
-print(" ".join(p["name"] for p in op.get("parameters", []) if p.get("in") == "query"))' "$1")
-  note "GET /api/admin/users/{user_id}/tokens query parameters: $names"
-  if grep -q -E '(^| )meta' <<<"$names"; then
-    META_DECLARED=1
-  else
-    META_DECLARED=0
-    note "NOTE: no meta.<key> query parameter declared (known gap): the lifecycles add meta.plan=pro by hand"
+    failure "promtool check metrics ($store): $(grep -c . <<<"$out") finding(s) (exit $status)"
   fi
 }
 
@@ -352,7 +407,6 @@ install_tools
 build_service
 GENERATED_FROM=
 NEW_DOC=0
-META_DECLARED=0
 for store in $STORES; do
   start_server "$store"
   doc="$WORK/openapi-$store.json"
@@ -360,7 +414,6 @@ for store in $STORES; do
     log "3-4. $store serves the same document as $GENERATED_FROM: clients reused, lint not repeated"
   else
     if [ -n "$GENERATED_FROM" ]; then note "the document differs from $GENERATED_FROM's"; fi
-    meta_filter_gap "$doc"
     generate "$doc"
     typecheck
     NEW_DOC=1

@@ -4,7 +4,9 @@
 # integration suite on MySQL, the documentation examples, then the integration suite again on
 # the embedded SQLite store
 # (the store conformance suite runs both backends in either pass), then schemathesis against the
-# live service on each store (scripts/fuzz.sh).
+# live service on each store (scripts/fuzz.sh), then clients generated from the served document
+# complete an admin lifecycle on each store, the document is linted and a scrape is checked
+# (scripts/clients.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -20,3 +22,5 @@ echo "== integration suite on the embedded SQLite store"
 IAM_TEST_STORE=sqlite cargo test --test api "$@"
 echo "== the OpenAPI document, validated, and the live service fuzzed against it on both stores"
 bash scripts/fuzz.sh
+echo "== clients generated from the document (Python, TypeScript), type-checked and run on both stores; the document linted, a metrics scrape checked"
+bash scripts/clients.sh

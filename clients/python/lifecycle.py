@@ -21,34 +21,36 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 from iam_tokens_client import AuthenticatedClient
 from iam_tokens_client.api.admin import (
-    admin_create_role,
-    admin_create_token,
-    admin_get_token,
-    admin_list_tokens,
-    admin_revoke_token,
-    admin_token_credits,
-    admin_verify,
+    create_role,
+    create_token,
+    get_token,
+    list_user_tokens,
+    revoke_token,
+    change_token_credits,
+    verify_key_detailed,
 )
 from iam_tokens_client.models import (
-    AdminListTokensStatus,
+    ListUserTokensMeta,
+    ListUserTokensStatus,
+    AdminVerifyFound,
+    AdminVerifyFoundCode,
+    AdminVerifyNotFound,
+    AdminVerifyNotFoundCode,
     CreatedView,
     CreateRoleRequest,
     CreateTokenRequest,
     CreditsInput,
-    CreditsLeftView,
     CreditsPatch,
     Metadata,
     Privilege,
     Problem,
     RateLimitInput,
-    RateLimitView,
     RevokedView,
     RoleView,
+    ScopeView,
     TokenCreditsView,
     TokenPage,
     TokenView,
-    VerifiedView,
-    VerifyCode,
     VerifyRequest,
 )
 from iam_tokens_client.types import Response, Unset
@@ -67,10 +69,6 @@ def check(ok: bool, what: str, seen: object = None) -> None:
 
 def step(name: str, detail: object) -> None:
     print(f"[py] {name:<22} {detail}", flush=True)
-
-
-def workaround(what: str) -> None:
-    print(f"[py] WORKAROUND: {what}", flush=True)
 
 
 def fail(message: str) -> NoReturn:
@@ -94,31 +92,22 @@ def metadata(**values: str) -> Metadata:
     return meta
 
 
-class Verification:
-    """An admin verification's answer: the document's AdminVerifyView."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.valid: bool = bool(body["valid"])
-        self.code = VerifyCode(body["code"])
-        self.credits = CreditsLeftView.from_dict(body["credits"]) if body.get("credits") else None
-        self.ratelimits = [RateLimitView.from_dict(item) for item in body.get("ratelimits") or []]
-        self.token = VerifiedView.from_dict(body) if "id" in body else None
-        self.keys = sorted(body)
-
-
-def verify(client: AuthenticatedClient, request: VerifyRequest) -> Verification:
-    resp = admin_verify.sync_detailed(client=client, body=request)
+def verify(
+    client: AuthenticatedClient, request: VerifyRequest
+) -> tuple[AdminVerifyFound | AdminVerifyNotFound, dict[str, Any]]:
+    """An admin verification's answer as the generated model of AdminVerifyView (a oneOf of
+    AdminVerifyNotFound and AdminVerifyFound), with the body as sent, to tell what the model kept."""
+    resp = verify_key_detailed.sync_detailed(client=client, body=request)
     check(resp.status_code == 200, "admin verify: expected HTTP 200", (resp.status_code, resp.content[:300]))
     parsed = resp.parsed
-    if parsed is None:
-        # The generator could not read AdminVerifyView (a oneOf whose second branch is an inline
-        # allOf), so it left the 200 answer out: decode the generated client's raw body instead.
-        workaround("admin verify 200 body parsed to None (AdminVerifyView skipped); decoding response.content")
-        body: dict[str, Any] = json.loads(resp.content)
-    else:
-        check(not isinstance(parsed, Problem), "admin verify: 200 parsed as Problem", parsed)
-        body = parsed.to_dict()
-    return Verification(body)
+    check(
+        isinstance(parsed, (AdminVerifyFound, AdminVerifyNotFound)),
+        "admin verify: 200 parsed as AdminVerifyFound or AdminVerifyNotFound",
+        parsed,
+    )
+    assert isinstance(parsed, (AdminVerifyFound, AdminVerifyNotFound))
+    body: dict[str, Any] = json.loads(resp.content)
+    return parsed, body
 
 
 def main() -> None:
@@ -130,12 +119,23 @@ def main() -> None:
     run = f"{int(time.time() * 1000):x}{random.randrange(1 << 20):x}"
     user_id = 600_000 + random.randrange(100_000)
     role_name = f"py-plan-{run}"
-    client = AuthenticatedClient(base_url=base_url, token=secret, timeout=httpx.Timeout(30.0))
+    # Every request's URL, as httpx sent it: the list step checks how the metadata filter went out.
+    sent: list[httpx.URL] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(request.url)
+
+    client = AuthenticatedClient(
+        base_url=base_url,
+        token=secret,
+        timeout=httpx.Timeout(30.0),
+        httpx_args={"event_hooks": {"request": [record]}},
+    )
 
     # 1. A role.
     role = expect(
         "create role",
-        admin_create_role.sync_detailed(
+        create_role.sync_detailed(
             client=client,
             body=CreateRoleRequest(
                 name=role_name, description="lifecycle plan", permissions=["projects.*", "billing.read"]
@@ -152,7 +152,7 @@ def main() -> None:
     # 2. A token holding it, with metadata, a limit and credits.
     created = expect(
         "create token",
-        admin_create_token.sync_detailed(
+        create_token.sync_detailed(
             client=client,
             body=CreateTokenRequest(
                 user_id=user_id,
@@ -180,7 +180,7 @@ def main() -> None:
     # A second key of the same owner on another plan: the metadata filter must leave it out.
     other = expect(
         "create 2nd token",
-        admin_create_token.sync_detailed(
+        create_token.sync_detailed(
             client=client,
             body=CreateTokenRequest(
                 user_id=user_id,
@@ -195,22 +195,27 @@ def main() -> None:
     step("create 2nd token", {"id": other.token.id, "metadata": other.token.metadata.to_dict()})
 
     # 3. Admin verify: a query the role satisfies, at cost 2.
-    verified = verify(
+    verified, _ = verify(
         client, VerifyRequest(key=created.raw_api_key, permissions="projects.write AND billing.read", cost=2)
     )
-    check(verified.valid and verified.code == VerifyCode.VALID, "verify VALID", (verified.valid, verified.code))
-    check(verified.token is not None and verified.token.id == token.id, "verified token id", verified.keys)
-    check(verified.credits is not None and verified.credits.token == 48, "credits left after cost 2", verified.credits)
-    requests = [limit for limit in verified.ratelimits if limit.name == "requests"]
-    check(len(requests) == 1 and requests[0].remaining == 98, "requests limit after cost 2", verified.ratelimits)
-    assert verified.token is not None
-    check(verified.token.metadata.to_dict() == {"plan": "pro"}, "metadata at verification", verified.token.metadata)
+    check(isinstance(verified, AdminVerifyFound), "a found key's detail (AdminVerifyFound)", verified)
+    assert isinstance(verified, AdminVerifyFound)
+    check(verified.valid and verified.code == AdminVerifyFoundCode.VALID, "verify VALID", (verified.valid, verified.code))
+    check(verified.id == token.id, "verified token id", verified.id)
+    credits_left = verified.credits_
+    check(not isinstance(credits_left, Unset) and credits_left.token == 48, "credits left after cost 2", credits_left)
+    ratelimits = [] if isinstance(verified.ratelimits, Unset) else verified.ratelimits
+    requests = [limit for limit in ratelimits if limit.name == "requests"]
+    check(
+        len(requests) == 1 and requests[0].remaining == 98 and requests[0].scope == ScopeView.TOKEN,
+        "requests limit after cost 2",
+        ratelimits,
+    )
+    check(verified.metadata.to_dict() == {"plan": "pro"}, "metadata at verification", verified.metadata.to_dict())
     step("admin verify", {"code": verified.code.value, "creditsLeft": 48, "requestsLeft": requests[0].remaining})
 
-    # 4. Read it back. The document declares the path id a string (TokenView.id is an integer):
-    # str(token.id) below, three times. Once it is an integer, mypy flags them: pass token.id.
-    workaround("path parameter {id} is typed str in the document; passing str(token.id)")
-    read = expect("read token", admin_get_token.sync_detailed(id=str(token.id), client=client), 200, TokenView)
+    # 4. Read it back.
+    read = expect("read token", get_token.sync_detailed(id=token.id, client=client), 200, TokenView)
     check(read.id == token.id and read.valid, "read token", (read.id, read.valid))
     read_credits = read.credits_
     check(
@@ -239,7 +244,7 @@ def main() -> None:
     # 5. Top up the credits.
     topped = expect(
         "patch credits",
-        admin_token_credits.sync_detailed(id=str(token.id), client=client, body=CreditsPatch(increment=5)),
+        change_token_credits.sync_detailed(id=token.id, client=client, body=CreditsPatch(increment=5)),
         200,
         TokenCreditsView,
     )
@@ -247,42 +252,49 @@ def main() -> None:
     check(not isinstance(now, Unset) and now is not None and now.remaining == 53, "credits after +5", now)
     step("patch credits", {"remaining": 53})
 
-    # 6. The owner's tokens with metadata plan=pro.
-    # The document does not declare `meta.<key>` yet (a known gap): the filter is a default query
-    # parameter of a second generated client. Once it is declared, pass it to sync_detailed.
-    if os.environ.get("IAM_DOC_DECLARES_META") == "1":
-        print("[py] NOTE: the document now declares a meta query parameter: use it here instead of httpx_args")
-    else:
-        workaround(
-            "the document declares no `meta.<key>` query parameter on GET /api/admin/users/{user_id}/tokens; "
-            "sending meta.plan=pro as a default query parameter of a second generated client (httpx_args)"
-        )
-    filtered = AuthenticatedClient(
-        base_url=base_url, token=secret, timeout=httpx.Timeout(30.0), httpx_args={"params": {"meta.plan": "pro"}}
-    )
+    # 6. The owner's tokens with metadata plan=pro: the declared deepObject parameter `meta`, sent
+    # as meta[plan]=pro (scripts/clients.sh makes the generator honour `style: deepObject`).
     page = expect(
         "list tokens",
-        admin_list_tokens.sync_detailed(user_id=user_id, client=filtered, status=AdminListTokensStatus.VALID, limit=50),
+        list_user_tokens.sync_detailed(
+            user_id=user_id,
+            client=client,
+            status=ListUserTokensStatus.VALID,
+            limit=50,
+            meta=ListUserTokensMeta.from_dict({"plan": "pro"}),
+        ),
         200,
         TokenPage,
+    )
+    query = sent[-1].params
+    check(
+        sorted(query.multi_items()) == [("limit", "50"), ("meta[plan]", "pro"), ("status", "valid")],
+        "the filter sent as meta[plan]=pro",
+        str(sent[-1]),
     )
     ids = [t.id for t in page.tokens]
     check(ids == [token.id], "only the pro token listed", [(t.id, t.metadata.to_dict()) for t in page.tokens])
     check(page.next_cursor is None or isinstance(page.next_cursor, Unset), "one page", page.next_cursor)
-    step("list meta.plan=pro", {"ids": ids})
+    step("list meta[plan]=pro", {"query": sent[-1].query.decode(), "ids": ids})
 
     # 7. Revoke (admin route), then the key verifies as NOT_FOUND.
-    revoked = expect("revoke", admin_revoke_token.sync_detailed(id=str(token.id), client=client), 200, RevokedView)
+    revoked = expect("revoke", revoke_token.sync_detailed(id=token.id, client=client), 200, RevokedView)
     check(revoked.revoked and not revoked.token.valid, "revoked", (revoked.revoked, revoked.token.valid))
     step("revoke", {"revoked": revoked.revoked, "valid": revoked.token.valid})
 
-    after = verify(client, VerifyRequest(key=created.raw_api_key))
-    check(not after.valid and after.code == VerifyCode.NOT_FOUND, "revoked key NOT_FOUND", (after.valid, after.code))
-    check(after.keys == ["code", "valid"], "NOT_FOUND carries nothing else", after.keys)
+    after, after_body = verify(client, VerifyRequest(key=created.raw_api_key))
+    check(isinstance(after, AdminVerifyNotFound), "revoked key: AdminVerifyNotFound", after)
+    assert isinstance(after, AdminVerifyNotFound)
+    check(
+        not after.valid and after.code == AdminVerifyNotFoundCode.NOT_FOUND,
+        "revoked key NOT_FOUND",
+        (after.valid, after.code),
+    )
+    check(after_body == after.to_dict(), "NOT_FOUND carries nothing else", sorted(after_body))
     step("verify revoked", {"valid": after.valid, "code": after.code.value})
 
     # 8. An invalid role name: a typed 422 problem.
-    bad = admin_create_role.sync_detailed(
+    bad = create_role.sync_detailed(
         client=client, body=CreateRoleRequest(name="not a role name!", permissions=[])
     )
     problem = bad.parsed
@@ -303,7 +315,6 @@ def main() -> None:
     check(problem.type_ == "urn:iam-tokens:problem:invalid_role", "problem type", problem.type_)
     step("invalid role -> 422", {"code": problem.code, "field": problem.field, "detail": problem.detail})
     client.get_httpx_client().close()
-    filtered.get_httpx_client().close()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 // Run by scripts/clients.sh, which type-checks this file with `tsc --strict` first.
 //   IAM_URL=http://127.0.0.1:8080 IAM_ADMIN_SECRET=… node generated/out/lifecycle.js
 // Prints each step; exits 1 on the first answer that differs from what README.md promises.
-import createClient, { type Middleware } from "openapi-fetch";
+import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/schema.js";
 
 type Problem = components["schemas"]["Problem"];
+type AdminVerifyFound = components["schemas"]["AdminVerifyFound"];
+type AdminVerifyNotFound = components["schemas"]["AdminVerifyNotFound"];
 
 const baseUrl = process.env["IAM_URL"];
 const secret = process.env["IAM_ADMIN_SECRET"];
@@ -33,10 +35,6 @@ function check(ok: boolean, what: string, seen?: unknown): asserts ok {
 
 function step(name: string, detail: unknown): void {
   console.log(`[ts] ${name.padEnd(22)} ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
-}
-
-function workaround(what: string): void {
-  console.log(`[ts] WORKAROUND: ${what}`);
 }
 
 // Fails on an error answer, and narrows to the success body.
@@ -110,21 +108,21 @@ async function main(): Promise<void> {
     }),
     200,
   );
-  check(verified.valid === true && verified.code === "VALID", "verify VALID", verified);
-  check("id" in verified, "a found key's detail", verified);
-  check(verified.id === token.id, "verified token id", verified.id);
-  check(verified.credits?.token === 48, "credits left after cost 2", verified.credits);
-  const requests = verified.ratelimits?.find((l) => l.name === "requests");
-  check(requests?.remaining === 98 && requests.scope === "token", "requests limit after cost 2", verified.ratelimits);
-  check(verified.metadata["plan"] === "pro", "metadata at verification", verified.metadata);
-  step("admin verify", { code: verified.code, credits: verified.credits, requestsLeft: requests.remaining });
+  // AdminVerifyView is AdminVerifyNotFound | AdminVerifyFound; only the latter can be valid
+  // (AdminVerifyNotFound.valid is the literal false), so checking `valid` narrows to it.
+  check(verified.valid && verified.code === "VALID", "verify VALID", verified);
+  const found: AdminVerifyFound = verified;
+  check(found.id === token.id, "verified token id", found.id);
+  check(found.credits?.token === 48, "credits left after cost 2", found.credits);
+  const requests = found.ratelimits?.find((l) => l.name === "requests");
+  check(requests?.remaining === 98 && requests.scope === "token", "requests limit after cost 2", found.ratelimits);
+  check(found.metadata["plan"] === "pro", "metadata at verification", found.metadata);
+  step("admin verify", { code: found.code, credits: found.credits, requestsLeft: requests.remaining });
 
-  // 4. Read it back. The document declares the path id a string (TokenView.id is an integer):
-  // String(token.id) below, three times. Once it is an integer, tsc flags them: pass token.id.
-  workaround("path parameter {id} is typed string in the document; passing String(token.id)");
+  // 4. Read it back.
   const read = ok(
     "read token",
-    await client.GET("/api/admin/tokens/{id}", { params: { path: { id: String(token.id) } } }),
+    await client.GET("/api/admin/tokens/{id}", { params: { path: { id: token.id } } }),
     200,
   );
   check(read.id === token.id && read.valid, "read token", read);
@@ -142,7 +140,7 @@ async function main(): Promise<void> {
   const topped = ok(
     "patch credits",
     await client.PATCH("/api/admin/tokens/{id}/credits", {
-      params: { path: { id: String(token.id) } },
+      params: { path: { id: token.id } },
       body: { increment: 5 },
     }),
     200,
@@ -150,44 +148,35 @@ async function main(): Promise<void> {
   check(topped.credits?.remaining === 53, "credits after +5", topped.credits);
   step("patch credits", { remaining: topped.credits.remaining });
 
-  // 6. The owner's tokens with metadata plan=pro.
-  const metaFilter: Middleware = {
-    onRequest({ request }) {
-      const url = new URL(request.url);
-      url.searchParams.set("meta.plan", "pro");
-      return new Request(url, request);
-    },
-  };
-  // The document does not declare `meta.<key>` yet (a known gap): the filter goes through a
-  // per-request openapi-fetch middleware. Once it is declared, pass it in `params.query`.
-  if (process.env["IAM_DOC_DECLARES_META"] === "1") {
-    console.log("[ts] NOTE: the document now declares a meta query parameter: use it here instead of the middleware");
-  } else {
-    workaround(
-      "the document declares no `meta.<key>` query parameter on GET /api/admin/users/{user_id}/tokens; " +
-        "adding meta.plan=pro with a per-request openapi-fetch middleware",
-    );
-  }
-  const page = ok(
-    "list tokens",
-    await client.GET("/api/admin/users/{user_id}/tokens", {
-      params: { path: { user_id: userId }, query: { status: "valid", limit: 50 } },
-      middleware: [metaFilter],
-    }),
-    200,
+  // 6. The owner's tokens with metadata plan=pro: the declared deepObject parameter `meta`, which
+  // openapi-fetch's default querySerializer sends as meta[plan]=pro.
+  const listed = await client.GET("/api/admin/users/{user_id}/tokens", {
+    params: { path: { user_id: userId }, query: { status: "valid", limit: 50, meta: { plan: "pro" } } },
+  });
+  const sent = new URL(listed.response.url);
+  check(
+    JSON.stringify([...sent.searchParams].sort()) ===
+      JSON.stringify([["limit", "50"], ["meta[plan]", "pro"], ["status", "valid"]]),
+    "the filter sent as meta[plan]=pro",
+    listed.response.url,
   );
+  const page = ok("list tokens", listed, 200);
   check(
     page.tokens.length === 1 && page.tokens[0]?.id === token.id,
     "only the pro token listed",
     page.tokens.map((t) => ({ id: t.id, metadata: t.metadata })),
   );
   check(page.nextCursor === null || page.nextCursor === undefined, "one page", page.nextCursor);
-  step("list meta.plan=pro", { ids: page.tokens.map((t) => t.id), nextCursor: page.nextCursor ?? null });
+  step("list meta[plan]=pro", {
+    query: sent.search,
+    ids: page.tokens.map((t) => t.id),
+    nextCursor: page.nextCursor ?? null,
+  });
 
   // 7. Revoke (admin route), then the key verifies as NOT_FOUND.
   const revoked = ok(
     "revoke",
-    await client.POST("/api/admin/tokens/{id}/revoke", { params: { path: { id: String(token.id) } } }),
+    await client.POST("/api/admin/tokens/{id}/revoke", { params: { path: { id: token.id } } }),
     200,
   );
   check(revoked.revoked === true && revoked.token.valid === false, "revoked", revoked);
@@ -198,8 +187,16 @@ async function main(): Promise<void> {
     await client.POST("/api/admin/verify", { body: { key: created.rawApiKey } }),
     200,
   );
-  check(after.valid === false && after.code === "NOT_FOUND", "revoked key NOT_FOUND", after);
-  step("verify revoked", { valid: after.valid, code: after.code });
+  // The other branch of the union: no `id` narrows to AdminVerifyNotFound.
+  check(!("id" in after), "revoked key: AdminVerifyNotFound", after);
+  const notFound: AdminVerifyNotFound = after;
+  check(notFound.valid === false && notFound.code === "NOT_FOUND", "revoked key NOT_FOUND", notFound);
+  check(
+    JSON.stringify(Object.keys(notFound).sort()) === JSON.stringify(["code", "valid"]),
+    "NOT_FOUND carries nothing else",
+    notFound,
+  );
+  step("verify revoked", { valid: notFound.valid, code: notFound.code });
 
   // 8. An invalid role name: a typed 422 problem.
   const bad = await client.POST("/api/admin/roles", { body: { name: "not a role name!", permissions: [] } });

@@ -27,6 +27,18 @@ pub enum VerifyCode {
     UsageExceeded,
 }
 
+impl VerifyCode {
+    pub const ALL: [Self; 7] = [
+        Self::Valid,
+        Self::NotFound,
+        Self::Expired,
+        Self::IpNotAllowed,
+        Self::InsufficientPermissions,
+        Self::RateLimited,
+        Self::UsageExceeded,
+    ];
+}
+
 /// What an admin verification found.
 #[derive(Debug, Clone)]
 pub struct AdminVerification {

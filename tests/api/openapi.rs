@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use iam_tokens::http::{route_table, Access};
 use serde_json::Value;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 /// The seven BFF actions of SPEC A7 and their methods.
 const ACTIONS: [(&str, &str); 7] = [
@@ -158,4 +158,66 @@ async fn the_reasons_are_riavzons_word_for_word_with_the_configured_limit() {
     let retry_after =
         &document["paths"]["/api/public/verify"]["get"]["responses"]["429"]["headers"];
     assert!(retry_after["Retry-After"].is_object(), "{retry_after}");
+}
+
+#[tokio::test]
+async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_resolve() {
+    let app = spawn_app().await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("JSON");
+    let operations: Vec<&Value> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("path item").values())
+        .collect();
+    let ids: BTreeSet<&str> = operations
+        .iter()
+        .map(|op| op["operationId"].as_str().expect("an operationId"))
+        .collect();
+    assert_eq!(ids.len(), operations.len(), "ids are unique");
+    let verbs = [
+        "get", "head", "list", "create", "verify", "patch", "replace", "revoke",
+    ];
+    let more = ["change", "set", "update", "delete", "lift", "manage"];
+    for op in &operations {
+        let id = op["operationId"].as_str().unwrap_or_default();
+        let camel = id.chars().all(|c| c.is_ascii_alphanumeric())
+            && id.starts_with(|c: char| c.is_ascii_lowercase());
+        assert!(camel, "{id}: camelCase");
+        let verb = verbs.iter().chain(&more).any(|verb| id.starts_with(verb));
+        assert!(verb, "{id}: starts with a verb");
+        let description = op["description"].as_str().unwrap_or_default();
+        assert!(!description.is_empty(), "{id}: a description");
+        assert!(
+            !op["summary"].as_str().unwrap_or_default().is_empty(),
+            "{id}: a summary"
+        );
+        for response in op["responses"].as_object().expect("responses").values() {
+            let Some(links) = response["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in links {
+                let target = link["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    ids.contains(target),
+                    "{id}: link {name} to {target}, which is no operation"
+                );
+            }
+        }
+    }
+    let tags: Vec<&str> = document["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|tag| tag["name"].as_str())
+        .collect();
+    assert_eq!(tags, ["public", "manage", "admin"]);
 }

@@ -267,11 +267,19 @@ impl AdminVerifyView {
             .into()
     }
 
-    /// `{valid, code, ratelimits?, credits?, retryAfter?}` with the token's fields.
+    /// `{valid, code, ratelimits?, credits?, retryAfter?}` with the token's fields; `code` is
+    /// any but `NOT_FOUND`, so that the code alone tells the two shapes apart.
     fn found_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
         use utoipa::openapi::Ref;
-        let code = Ref::from_schema_name(VerifyCode::name());
+        let found = VerifyCode::ALL
+            .into_iter()
+            .filter(|code| *code != VerifyCode::NotFound)
+            .filter_map(|code| serde_json::to_value(code).ok())
+            .filter_map(|name| name.as_str().map(str::to_owned));
+        let code = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(found));
         let limits = utoipa::openapi::schema::ArrayBuilder::new()
             .items(Ref::from_schema_name(RateLimitView::name()));
         let head = ObjectBuilder::new()
@@ -317,7 +325,6 @@ impl ToSchema for AdminVerifyView {
         use utoipa::PartialSchema;
         schemas.push((NOT_FOUND.to_owned(), Self::not_found_schema()));
         schemas.push((FOUND.to_owned(), Self::found_schema()));
-        schemas.push((VerifyCode::name().into_owned(), VerifyCode::schema()));
         schemas.push((VerifiedView::name().into_owned(), VerifiedView::schema()));
         VerifiedView::schemas(schemas);
         schemas.push((RateLimitView::name().into_owned(), RateLimitView::schema()));

@@ -20,6 +20,19 @@ use super::caller::Access;
 use super::routes::{Doc, TABLE};
 use schemas::Components;
 
+/// The operations' groups.
+const TAGS: [(&str, &str); 3] = [
+    (
+        "public",
+        "Verification for machine clients, and the probes.",
+    ),
+    (
+        "manage",
+        "riavzon's `/api/manage/*`: a BFF acting for a signed-in user.",
+    ),
+    ("admin", "The admin API: trusted servers and operators."),
+];
+
 /// The whole document.
 pub fn document(ctx: &DocContext) -> OpenApi {
     let mut components = Components::default();
@@ -33,18 +46,18 @@ pub fn document(ctx: &DocContext) -> OpenApi {
         };
         match entry.doc {
             Doc::One(id, describe) => {
-                let summary = format!("{} {}", spec.method.unwrap_or("*"), spec.path);
-                let op = describe(Describe::new(&mut components, ctx, id, tag, &summary));
+                let (summary, about) = operations::catalogue::about(id).unwrap_or(("", ""));
+                let op = describe(Describe::new(&mut components, ctx, id, tag, summary));
+                let op = described(op, about);
                 let method = spec.method.map_or(HttpMethod::Get, http_method);
                 add(&mut paths, spec.path, method, op);
             }
             Doc::PerAction => {
                 for action in Action::ALL {
                     let path = spec.path.replace("{action}", action.as_str());
-                    let id = format!("manage-{}", action.as_str());
-                    let summary = format!("{} {path}", action.method());
-                    let d = Describe::new(&mut components, ctx, &id, tag, &summary);
-                    let op = operations::manage(d, action);
+                    let (id, summary, about) = operations::catalogue::action(action.as_str());
+                    let d = Describe::new(&mut components, ctx, &id, tag, summary);
+                    let op = described(operations::manage(d, action), about);
                     let method = http_method(action.method());
                     add(&mut paths, &path, method, op);
                 }
@@ -98,9 +111,28 @@ pub fn document(ctx: &DocContext) -> OpenApi {
                 .build(),
         )
         .servers(Some([utoipa::openapi::Server::new("/")]))
+        .tags(Some(TAGS.map(|(name, description)| {
+            utoipa::openapi::tag::TagBuilder::new()
+                .name(name)
+                .description(Some(description))
+                .build()
+        })))
         .paths(paths)
         .components(Some(schemas.build()))
         .build()
+}
+
+/// The catalogue's description first, then what the operation adds of its own.
+fn described(
+    mut op: utoipa::openapi::path::Operation,
+    about: &str,
+) -> utoipa::openapi::path::Operation {
+    op.description = match op.description.take() {
+        Some(own) if !about.is_empty() => Some(format!("{about}\n\n{own}")),
+        Some(own) => Some(own),
+        None => Some(about.to_owned()),
+    };
+    op
 }
 
 fn add(paths: &mut Paths, path: &str, method: HttpMethod, op: utoipa::openapi::path::Operation) {

@@ -63,14 +63,14 @@ pub fn admin_create(d: Describe) -> Operation {
             "The owner holds the most valid tokens allowed.",
             &["token_limit"],
         )
-        .link(201, "adminGetToken", &id, None)
-        .link(201, "adminTokenEvents", &id, None)
-        .link(201, "adminPatchMetadata", &id, None)
-        .link(201, "adminReplaceMetadata", &id, None)
-        .link(201, "adminRevokeToken", &id, None)
-        .link(201, "adminVerify", &[], Some(key))
-        .link(201, "verify", &verify, None)
-        .link(201, "adminChangeAccess", &id, None);
+        .link(201, "getToken", &id, None)
+        .link(201, "listTokenEvents", &id, None)
+        .link(201, "patchTokenMetadata", &id, None)
+        .link(201, "replaceTokenMetadata", &id, None)
+        .link(201, "revokeToken", &id, None)
+        .link(201, "verifyKeyDetailed", &[], Some(key))
+        .link(201, "verifyKey", &verify, None)
+        .link(201, "changeTokenAccess", &id, None);
     invalid_metadata(d)
         .problem(422, INVALID_ACCESS, ACCESS_CODES)
         .problem(422, INVALID_QUOTA, QUOTA_CODES)

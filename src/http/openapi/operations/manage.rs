@@ -76,7 +76,7 @@ pub fn manage(d: Describe, action: Action) -> Operation {
                 .refused(400, "Malformed, or refused with create's reason.", &refused)
                 .link(
                     201,
-                    "verify",
+                    "verifyKey",
                     &[("header.x-api-key", "$response.body#/data/rawApiKey")],
                     None,
                 )
@@ -97,7 +97,7 @@ pub fn manage(d: Describe, action: Action) -> Operation {
                 "name": "$response.body#/data/tokenList/0/name",
             });
             for to in Action::ALL.into_iter().filter(|a| a.addresses_a_token()) {
-                let id = format!("manage-{}", to.as_str());
+                let (id, ..) = super::catalogue::action(to.as_str());
                 d = d.link(200, &id, &[], Some(first.clone()));
             }
             d

@@ -2,6 +2,7 @@
 //! each body built from the type the handler serializes.
 
 mod admin;
+pub(crate) mod catalogue;
 mod common;
 mod describe;
 mod manage;

@@ -41,9 +41,9 @@ pub fn admin_create_role(d: Describe) -> Operation {
                 "too_many_permissions",
             ],
         )
-        .link(201, "adminGetRole", &name, None)
-        .link(201, "adminUpdateRole", &name, None)
-        .link(201, "adminDeleteRole", &name, None)
+        .link(201, "getRole", &name, None)
+        .link(201, "updateRole", &name, None)
+        .link(201, "deleteRole", &name, None)
         .build()
 }
 
