@@ -4,6 +4,7 @@ mod help;
 mod labels;
 mod logs;
 pub mod metrics;
+mod redis;
 mod tally;
 
 pub use logs::init;

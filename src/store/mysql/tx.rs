@@ -89,10 +89,11 @@ fn row(row: mysql_async::Row) -> Result<Row, StoreError> {
     use mysql_async::consts::ColumnType;
     let columns = row.columns();
     let values = row
-        .unwrap()
+        .unwrap_raw()
         .into_iter()
         .zip(columns.iter())
         .map(|(value, column)| {
+            let value = value.ok_or_else(|| StoreError::CorruptRow("a value taken".into()))?;
             let value = read(value)?;
             match column.column_type() {
                 ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {

@@ -22,36 +22,50 @@ const MOVE_QUOTA: [&str; 2] = [
 ];
 pub(super) const CLEAR_ALL: [&str; 2] = ["DELETE FROM quota_limits", "DELETE FROM quota_credits"];
 
-fn limit_from(row: &Row) -> Result<LimitRow, StoreError> {
+/// Where a limit's columns are in a row: `[scope, subject, name, max_uses, duration_ms,
+/// auto_apply]`.
+pub(super) type LimitAt = [usize; 6];
+/// Where a credit row's columns are: `[scope, subject, remaining, refill_interval,
+/// refill_amount, refill_day, refilled_at_ms, generation]`.
+pub(super) type CreditAt = [usize; 8];
+/// As `LIMIT_COLUMNS` and `CREDIT_COLUMNS` select them.
+const LIMIT_AT: LimitAt = [0, 1, 2, 3, 4, 5];
+const CREDIT_AT: CreditAt = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/// The one mapping of a limit row, its columns where `at` says.
+pub(super) fn limit_from(row: &Row, at: LimitAt) -> Result<LimitRow, StoreError> {
     Ok(LimitRow {
-        scope: row.string(0)?,
-        subject: row.u64(1)?,
-        name: row.string(2)?,
-        max_uses: row.u64(3)?,
-        duration_ms: row.u64(4)?,
-        auto_apply: row.bool(5)?,
+        scope: row.string(at[0])?,
+        subject: row.u64(at[1])?,
+        name: row.string(at[2])?,
+        max_uses: row.u64(at[3])?,
+        duration_ms: row.u64(at[4])?,
+        auto_apply: row.bool(at[5])?,
     })
 }
 
-fn credit_from(row: &Row) -> Result<CreditRow, StoreError> {
+/// The one mapping of a credit row, its columns where `at` says.
+pub(super) fn credit_from(row: &Row, at: CreditAt) -> Result<CreditRow, StoreError> {
     Ok(CreditRow {
-        scope: row.string(0)?,
-        subject: row.u64(1)?,
-        remaining: row.u64(2)?,
-        refill_interval: row.opt_string(3)?,
-        refill_amount: row.opt_u64(4)?,
-        refill_day: row.opt_u64(5)?,
-        refilled_at_ms: row.i64(6)?,
-        generation: row.u64(7)?,
+        scope: row.string(at[0])?,
+        subject: row.u64(at[1])?,
+        remaining: row.u64(at[2])?,
+        refill_interval: row.opt_string(at[3])?,
+        refill_amount: row.opt_u64(at[4])?,
+        refill_day: row.opt_u64(at[5])?,
+        refilled_at_ms: row.i64(at[6])?,
+        generation: row.u64(at[7])?,
     })
 }
 
 async fn limits<T: Tx + ?Sized>(tx: &mut T, s: Statement) -> Result<Vec<LimitRow>, StoreError> {
-    tx.fetch(s).await?.iter().map(limit_from).collect()
+    let rows = tx.fetch(s).await?;
+    rows.iter().map(|row| limit_from(row, LIMIT_AT)).collect()
 }
 
 async fn credits<T: Tx + ?Sized>(tx: &mut T, s: Statement) -> Result<Vec<CreditRow>, StoreError> {
-    tx.fetch(s).await?.iter().map(credit_from).collect()
+    let rows = tx.fetch(s).await?;
+    rows.iter().map(|row| credit_from(row, CREDIT_AT)).collect()
 }
 
 fn of(scope: &str, subject: u64) -> Vec<Value> {

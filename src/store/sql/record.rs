@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 
+use super::quota::{credit_from, limit_from, CreditAt, LimitAt};
 use super::tokens::token_from;
 use super::{first, id, Row, Statement};
 use crate::domain::Digest;
@@ -28,6 +29,10 @@ macro_rules! select_record {
         )
     };
 }
+
+/// Where a limit's and a credit row's columns are in a `HOLDINGS` row.
+const LIMIT_AT: LimitAt = [3, 1, 4, 5, 6, 7];
+const CREDIT_AT: CreditAt = [3, 1, 5, 4, 6, 7, 8, 9];
 
 const BY_DIGEST: &str = select_record!("WHERE api_token = ?");
 const BY_ID: &str = select_record!("WHERE id = ?");
@@ -83,24 +88,8 @@ fn add(holdings: &mut Holdings, row: &Row) -> Result<(), StoreError> {
             let held = Held::from_code(row.i64(2)?).ok_or_else(corrupt)?;
             holdings.access.push((row.u64(1)?, held, row.string(4)?));
         }
-        1 => holdings.limits.push(LimitRow {
-            scope: row.string(3)?,
-            subject: row.u64(1)?,
-            name: row.string(4)?,
-            max_uses: row.u64(5)?,
-            duration_ms: row.u64(6)?,
-            auto_apply: row.bool(7)?,
-        }),
-        2 => holdings.credits.push(CreditRow {
-            scope: row.string(3)?,
-            subject: row.u64(1)?,
-            remaining: row.u64(5)?,
-            refill_interval: row.opt_string(4)?,
-            refill_amount: row.opt_u64(6)?,
-            refill_day: row.opt_u64(7)?,
-            refilled_at_ms: row.i64(8)?,
-            generation: row.u64(9)?,
-        }),
+        1 => holdings.limits.push(limit_from(row, LIMIT_AT)?),
+        2 => holdings.credits.push(credit_from(row, CREDIT_AT)?),
         _ => return Err(corrupt()),
     }
     Ok(())
