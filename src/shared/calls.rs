@@ -127,10 +127,11 @@ impl Redis {
             .map_err(|_| Unavailable)
     }
 
-    /// Runs `script`, which must apply at most once per operation id among its keys (running
-    /// it again answers what the first run did): a try that times out is tried once more on
-    /// another connection. Both tries together stay within `redis.timeout` (half of it for
-    /// the first). See [`Unanswered`] for what a failure says about whether it ran.
+    /// Runs `script`, which must apply at most once per operation id among its keys (run again
+    /// with the same id, it changes nothing and answers as applied): a try that times out is
+    /// tried once more on another connection. Both tries together stay within
+    /// `redis.timeout` (half of it for the first). See [`Unanswered`] for what a failure says
+    /// about whether it ran.
     pub async fn run_once<T: FromRedisValue>(
         &self,
         during: &'static str,
