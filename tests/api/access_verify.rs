@@ -530,3 +530,57 @@ async fn a_refused_admin_verification_shows_the_counts_not_yet_written() {
     assert!(refused.body["lastUsed"].is_string());
     assert_eq!(app.usage_and_valid(token.id).await.0, 0, "not written yet");
 }
+
+#[tokio::test]
+async fn a_star_segment_in_a_grant_stands_for_exactly_one_segment_on_every_path() {
+    let app = spawn_admin_app().await;
+    role(&app, "reader", json!(["*.read", "api.*.read_key"])).await;
+    let token = holder(&app, json!(["reader"]), json!(["billing.*.export"])).await;
+    #[rustfmt::skip]
+    let cases = [
+        ("projects.read",             200),
+        ("billing.read",              200),
+        ("read",                      403),
+        ("projects.v2.read",          403),
+        ("projects.write",            403),
+        ("api.v1.read_key",           200),
+        ("api.read_key",              403),
+        ("billing.monthly.export",    200),
+        ("billing.export",            403),
+        ("api.*",                     200),
+        ("projects.read AND NOT api.v1.read_key", 403),
+    ];
+    for (query, status) in cases {
+        let answer = verify_with(&app, &token.key, query).await;
+        assert_eq!(answer.status, status, "{query}: {answer:?}");
+    }
+    let query = verify_with(&app, &token.key, "*.read").await;
+    assert_eq!(query.status, 400, "a query keeps its grammar: {query:?}");
+    let reason = query.body["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("only a grant may use it"), "{reason}");
+    let view = app.admin_get(&format!("/tokens/{}", token.id)).await;
+    assert_eq!(
+        view.body["effectivePermissions"],
+        json!(["*.read", "api.*.read_key", "billing.*.export"]),
+        "stored and shown as written"
+    );
+
+    let bad = json!({"name": "bad", "permissions": ["api.v*.read"]});
+    let answer = app.admin_json(Method::POST, "/roles", &bad).await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert_eq!(answer.body["code"], "invalid_permission");
+    assert_eq!(answer.body["field"], "permissions[0]");
+    let detail = answer.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("*.read") && detail.contains("projects.*"),
+        "{detail}"
+    );
+    let listed = app.admin_get("/roles").await;
+    let names: Vec<&str> = listed.body["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["reader"], "nothing was created");
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::permission::{is_under, Grant};
+use super::permission::{is_under, Grant, Pattern};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
@@ -14,6 +14,9 @@ pub struct Grants {
     lookup: HashSet<String, foldhash::fast::RandomState>,
     /// Granted prefixes (`projects` for `projects.*`), sorted and distinct.
     under: Vec<String>,
+    /// Granted patterns (`*.read`, `api.*.read_key`), sorted and distinct; most tokens have
+    /// none, so the common case pays nothing for them.
+    patterns: Vec<Pattern>,
     /// `*`.
     all: bool,
 }
@@ -25,6 +28,7 @@ impl Grants {
             match grant {
                 Grant::Exact(name) => set.exact.push(name.as_str().to_owned()),
                 Grant::Under(prefix) => set.under.push(prefix.as_str().to_owned()),
+                Grant::Pattern(pattern) => set.patterns.push(pattern),
                 Grant::All => set.all = true,
             }
         }
@@ -33,11 +37,13 @@ impl Grants {
         set.lookup = set.exact.iter().cloned().collect();
         set.under.sort_unstable();
         set.under.dedup();
+        set.patterns.sort_unstable();
+        set.patterns.dedup();
         set
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.all && self.exact.is_empty() && self.under.is_empty()
+        !self.all && self.exact.is_empty() && self.under.is_empty() && self.patterns.is_empty()
     }
 
     /// Whether `name` itself is granted (not through a prefix): granted names are valid names.
@@ -53,7 +59,9 @@ impl Grants {
     /// Whether `name` is granted by `*` or under a granted prefix (`allows` but for the exact
     /// lookup, for a caller that has made it already).
     pub fn allows_beyond_exactly(&self, name: &str) -> bool {
-        self.all || self.under.iter().any(|prefix| is_under(name, prefix))
+        self.all
+            || self.under.iter().any(|prefix| is_under(name, prefix))
+            || self.patterns.iter().any(|pattern| pattern.allows(name))
     }
 
     /// Whether any granted permission lies under `prefix` (a queried `prefix.*`): a granted
@@ -75,6 +83,10 @@ impl Grants {
                 .under
                 .iter()
                 .any(|p| p == prefix || is_under(p, prefix) || is_under(prefix, p))
+            || self
+                .patterns
+                .iter()
+                .any(|pattern| pattern.any_under(prefix))
     }
 
     /// Whether anything at all is granted (a queried `*`).
@@ -89,6 +101,7 @@ impl Grants {
             .iter()
             .cloned()
             .chain(self.under.iter().map(|p| format!("{p}.*")))
+            .chain(self.patterns.iter().map(Pattern::to_string))
             .chain(self.all.then(|| "*".to_owned()))
             .collect();
         all.sort_unstable();

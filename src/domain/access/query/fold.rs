@@ -1,6 +1,6 @@
 //! What the parser makes of what it reads: the query in normal form, or directly its truth.
 
-use super::parser::{invalid_name, term};
+use super::parser::{refused_name, term};
 use super::{Query, QueryError, Term};
 use crate::domain::access::grants::Grants;
 use crate::domain::access::permission::check_name;
@@ -75,7 +75,7 @@ impl Fold for Evaluate<'_> {
         if !under && grants.has_exactly(name) {
             return Ok(true);
         }
-        check_name(name).map_err(|err| invalid_name(err, at))?;
+        check_name(name).map_err(|err| refused_name(err, word, at))?;
         Ok(if under {
             grants.any_under(name)
         } else {

@@ -117,5 +117,14 @@ pub(super) fn term(word: &str, at: usize) -> Result<Term, QueryError> {
         Some(prefix) => PermissionName::parse(prefix).map(Term::Under),
         None => PermissionName::parse(word).map(Term::Name),
     }
-    .map_err(|err| invalid_name(err, at))
+    .map_err(|err| refused_name(err, word, at))
+}
+
+/// A name refused, as both ways of reading a query say it: the query language is unchanged,
+/// so a `*` anywhere but alone or last is refused saying where it may stand.
+pub(super) fn refused_name(err: PermissionError, word: &str, at: usize) -> QueryError {
+    match word.contains('*') {
+        true => invalid_name(PermissionError::QueryWildcard, at),
+        false => invalid_name(err, at),
+    }
 }

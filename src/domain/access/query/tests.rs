@@ -157,7 +157,35 @@ fn grant() -> impl Strategy<Value = Grant> {
         2 => proptest::sample::select(&NAMES[..])
             .prop_map(|n| Grant::parse(&format!("{n}.*")).unwrap()),
         1 => Just(Grant::All),
+        // A pattern: the name's first segment, or its middle one, as `*`.
+        2 => proptest::sample::select(&NAMES[..])
+            .prop_filter("two segments or more", |n| n.contains('.'))
+            .prop_flat_map(|n| {
+                let segments = n.split('.').count();
+                (Just(n), 0..segments - 1)
+            })
+            .prop_map(|(n, star)| {
+                let mut segments: Vec<&str> = n.split('.').collect();
+                segments[star] = "*";
+                Grant::parse(&segments.join(".")).unwrap()
+            }),
     ]
+}
+
+/// A pattern read literally: `*` is one whole segment, anything else itself; `.*` at the end
+/// is everything below.
+fn pattern_grants(pattern: &str, name: &str) -> bool {
+    let (body, below) = match pattern.strip_suffix(".*") {
+        Some(body) => (body, true),
+        None => (pattern, false),
+    };
+    let wanted: Vec<&str> = body.split('.').collect();
+    let got: Vec<&str> = name.split('.').collect();
+    let long_enough = match below {
+        true => got.len() > wanted.len(),
+        false => got.len() == wanted.len(),
+    };
+    long_enough && wanted.iter().zip(&got).all(|(w, g)| *w == "*" || w == g)
 }
 
 /// SPEC B4 read literally, over a universe with a name below every name.
@@ -168,12 +196,22 @@ fn reference(query: &Query, granted: &[Grant]) -> bool {
             Grant::All => true,
             Grant::Exact(e) => e.as_str() == name,
             Grant::Under(p) => under(name, p.as_str()),
+            Grant::Pattern(p) => pattern_grants(&p.to_string(), name),
         })
     };
-    let universe: Vec<String> = NAMES
-        .iter()
-        .flat_map(|n| [n.to_string(), format!("{n}.zz")])
-        .collect();
+    // Every name, and one or two more segments below it (any segment a grant may spell, and
+    // one none does), so that a pattern's names below a queried prefix are in it.
+    const SEGMENTS: [&str; 4] = ["a", "b", "c", "zz"];
+    let mut universe = Vec::new();
+    for n in NAMES {
+        universe.push(n.to_string());
+        for s in SEGMENTS {
+            universe.push(format!("{n}.{s}"));
+            for t in SEGMENTS {
+                universe.push(format!("{n}.{s}.{t}"));
+            }
+        }
+    }
     match query {
         Query::Term(Term::Name(name)) => is_granted(name.as_str()),
         Query::Term(Term::Under(prefix)) => universe
