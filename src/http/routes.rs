@@ -23,6 +23,9 @@ pub struct RouteSpec {
     pub method: Option<&'static str>,
     pub path: &'static str,
     pub access: Access,
+    /// The admin scope a call needs (SPEC B9; `domain::access::scope::CATALOGUE`): every admin
+    /// route has one, no other route does.
+    pub scope: Option<&'static str>,
 }
 
 /// How a route is described in the OpenAPI document.
@@ -44,6 +47,7 @@ const fn entry(
     method: Option<&'static str>,
     path: &'static str,
     access: Access,
+    scope: Option<&'static str>,
     route: fn() -> Route,
     doc: Doc,
 ) -> Entry {
@@ -52,6 +56,7 @@ const fn entry(
             method,
             path,
             access,
+            scope,
         },
         route,
         doc,
@@ -70,35 +75,35 @@ const DELETE: Option<&str> = Some("DELETE");
 /// In matching order: the busiest, verification, first.
 #[rustfmt::skip]
 pub(super) const TABLE: &[Entry] = &[
-    entry(GET,    "/api/public/verify",                Access::Public, || web::to(public::verify),                  One("verifyKey", doc::verify)),
-    entry(GET,    "/health",                           Access::Public, || web::to(public::health),                  One("getHealth", doc::health)),
-    entry(HEAD,   "/health",                           Access::Public, || web::to(public::health),                  One("headHealth", doc::health_head)),
-    entry(GET,    "/ready",                            Access::Public, || web::to(public::ready),                   One("getReadiness", doc::ready)),
-    entry(HEAD,   "/ready",                            Access::Public, || web::to(public::ready),                   One("headReadiness", doc::ready_head)),
-    entry(GET,    "/openapi.json",                     Access::Public, || web::to(public::openapi),                  One("getOpenApiDocument", doc::openapi)),
-    entry(GET,    "/metrics",                          Access::Public, || web::to(public::metrics),                 One("getMetrics", doc::metrics)),
-    entry(None,   "/api/manage/{action}",              Access::User,   || web::to(bff::manage),                     PerAction),
-    entry(POST,   "/api/admin/tokens",                 Access::Admin,  || web::to(admin::tokens::create),           One("createToken", doc::admin_create)),
-    entry(GET,    "/api/admin/tokens/{id}",            Access::Admin,  || web::to(admin::tokens::get),              One("getToken", doc::admin_get)),
-    entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::patch_metadata),   One("patchTokenMetadata", doc::admin_patch_metadata)),
-    entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin,  || web::to(admin::tokens::replace_metadata), One("replaceTokenMetadata", doc::admin_replace_metadata)),
-    entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin,  || web::to(admin::tokens::revoke),           One("revokeToken", doc::admin_revoke)),
-    entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin,  || web::to(admin::tokens::events),           One("listTokenEvents", doc::admin_events)),
-    entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin,  || web::to(admin::tokens::list),             One("listUserTokens", doc::admin_list)),
-    entry(POST,   "/api/admin/tokens/{id}/access",     Access::Admin,  || web::to(admin::access::change),           One("changeTokenAccess", doc::admin_access)),
-    entry(PUT,    "/api/admin/tokens/{id}/ratelimits", Access::Admin,  || web::to(admin::quota::put_token_limits),  One("setTokenRateLimits", doc::admin_token_ratelimits)),
-    entry(PATCH,  "/api/admin/tokens/{id}/credits",    Access::Admin,  || web::to(admin::quota::patch_token_credits), One("changeTokenCredits", doc::admin_token_credits)),
-    entry(PUT,    "/api/admin/users/{user_id}/ratelimits", Access::Admin, || web::to(admin::quota::put_user_limits), One("setUserRateLimits", doc::admin_user_ratelimits)),
-    entry(PATCH,  "/api/admin/users/{user_id}/credits", Access::Admin, || web::to(admin::quota::patch_user_credits), One("changeUserCredits", doc::admin_user_credits)),
-    entry(GET,    "/api/admin/users/{user_id}/quota",  Access::Admin,  || web::to(admin::quota::get_user_quota),    One("getUserQuota", doc::admin_user_quota)),
-    entry(POST,   "/api/admin/roles",                  Access::Admin,  || web::to(admin::roles::create),            One("createRole", doc::admin_create_role)),
-    entry(GET,    "/api/admin/roles",                  Access::Admin,  || web::to(admin::roles::list),              One("listRoles", doc::admin_roles)),
-    entry(GET,    "/api/admin/roles/{name}",           Access::Admin,  || web::to(admin::roles::get),               One("getRole", doc::admin_get_role)),
-    entry(PATCH,  "/api/admin/roles/{name}",           Access::Admin,  || web::to(admin::roles::update),            One("updateRole", doc::admin_update_role)),
-    entry(DELETE, "/api/admin/roles/{name}",           Access::Admin,  || web::to(admin::roles::delete),            One("deleteRole", doc::admin_delete_role)),
-    entry(POST,   "/api/admin/verify",                 Access::Admin,  || web::to(admin::verify::verify),           One("verifyKeyDetailed", doc::admin_verify)),
-    entry(GET,    "/api/admin/bans",                   Access::Admin,  || web::to(admin::bans::list),               One("listBans", doc::admin_bans)),
-    entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin,  || web::to(admin::bans::lift),               One("liftBan", doc::admin_lift)),
+    entry(GET,    "/api/public/verify",                Access::Public, None, || web::to(public::verify),                  One("verifyKey", doc::verify)),
+    entry(GET,    "/health",                           Access::Public, None, || web::to(public::health),                  One("getHealth", doc::health)),
+    entry(HEAD,   "/health",                           Access::Public, None, || web::to(public::health),                  One("headHealth", doc::health_head)),
+    entry(GET,    "/ready",                            Access::Public, None, || web::to(public::ready),                   One("getReadiness", doc::ready)),
+    entry(HEAD,   "/ready",                            Access::Public, None, || web::to(public::ready),                   One("headReadiness", doc::ready_head)),
+    entry(GET,    "/openapi.json",                     Access::Public, None, || web::to(public::openapi),                  One("getOpenApiDocument", doc::openapi)),
+    entry(GET,    "/metrics",                          Access::Public, None, || web::to(public::metrics),                 One("getMetrics", doc::metrics)),
+    entry(None,   "/api/manage/{action}",              Access::User, None,   || web::to(bff::manage),                     PerAction),
+    entry(POST,   "/api/admin/tokens",                 Access::Admin, Some("tokens.create"),  || web::to(admin::tokens::create),           One("createToken", doc::admin_create)),
+    entry(GET,    "/api/admin/tokens/{id}",            Access::Admin, Some("tokens.read"),  || web::to(admin::tokens::get),              One("getToken", doc::admin_get)),
+    entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::patch_metadata),   One("patchTokenMetadata", doc::admin_patch_metadata)),
+    entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::replace_metadata), One("replaceTokenMetadata", doc::admin_replace_metadata)),
+    entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin, Some("tokens.revoke"),  || web::to(admin::tokens::revoke),           One("revokeToken", doc::admin_revoke)),
+    entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin, Some("audit.read"),  || web::to(admin::tokens::events),           One("listTokenEvents", doc::admin_events)),
+    entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin, Some("tokens.read"),  || web::to(admin::tokens::list),             One("listUserTokens", doc::admin_list)),
+    entry(POST,   "/api/admin/tokens/{id}/access",     Access::Admin, Some("tokens.update"),  || web::to(admin::access::change),           One("changeTokenAccess", doc::admin_access)),
+    entry(PUT,    "/api/admin/tokens/{id}/ratelimits", Access::Admin, Some("quotas.write"),  || web::to(admin::quota::put_token_limits),  One("setTokenRateLimits", doc::admin_token_ratelimits)),
+    entry(PATCH,  "/api/admin/tokens/{id}/credits",    Access::Admin, Some("quotas.write"),  || web::to(admin::quota::patch_token_credits), One("changeTokenCredits", doc::admin_token_credits)),
+    entry(PUT,    "/api/admin/users/{user_id}/ratelimits", Access::Admin, Some("quotas.write"), || web::to(admin::quota::put_user_limits), One("setUserRateLimits", doc::admin_user_ratelimits)),
+    entry(PATCH,  "/api/admin/users/{user_id}/credits", Access::Admin, Some("quotas.write"), || web::to(admin::quota::patch_user_credits), One("changeUserCredits", doc::admin_user_credits)),
+    entry(GET,    "/api/admin/users/{user_id}/quota",  Access::Admin, Some("quotas.read"),  || web::to(admin::quota::get_user_quota),    One("getUserQuota", doc::admin_user_quota)),
+    entry(POST,   "/api/admin/roles",                  Access::Admin, Some("roles.write"),  || web::to(admin::roles::create),            One("createRole", doc::admin_create_role)),
+    entry(GET,    "/api/admin/roles",                  Access::Admin, Some("roles.read"),  || web::to(admin::roles::list),              One("listRoles", doc::admin_roles)),
+    entry(GET,    "/api/admin/roles/{name}",           Access::Admin, Some("roles.read"),  || web::to(admin::roles::get),               One("getRole", doc::admin_get_role)),
+    entry(PATCH,  "/api/admin/roles/{name}",           Access::Admin, Some("roles.write"),  || web::to(admin::roles::update),            One("updateRole", doc::admin_update_role)),
+    entry(DELETE, "/api/admin/roles/{name}",           Access::Admin, Some("roles.write"),  || web::to(admin::roles::delete),            One("deleteRole", doc::admin_delete_role)),
+    entry(POST,   "/api/admin/verify",                 Access::Admin, Some("tokens.verify"),  || web::to(admin::verify::verify),           One("verifyKeyDetailed", doc::admin_verify)),
+    entry(GET,    "/api/admin/bans",                   Access::Admin, Some("bans.read"),  || web::to(admin::bans::list),               One("listBans", doc::admin_bans)),
+    entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin, Some("bans.write"),  || web::to(admin::bans::lift),               One("liftBan", doc::admin_lift)),
 ];
 
 /// Every route, in matching order.
@@ -115,6 +120,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             method,
             path,
             access,
+            ..
         } = entry.spec;
         let mut resource = web::resource(path);
         if let Some(method) = method {

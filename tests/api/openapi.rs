@@ -221,3 +221,36 @@ async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_r
         .collect();
     assert_eq!(tags, ["public", "manage", "admin"]);
 }
+
+#[tokio::test]
+async fn every_admin_route_declares_a_scope_of_the_catalogue_and_the_document_shows_it() {
+    use iam_tokens::domain::access::scope::CATALOGUE;
+    let app = spawn_app().await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("JSON");
+    for route in route_table() {
+        let method = route.method.unwrap_or("*");
+        match route.access {
+            Access::Admin => {
+                let scope = route.scope.expect("an admin route declares its scope");
+                assert!(
+                    CATALOGUE.contains(&scope),
+                    "{method} {}: {scope}",
+                    route.path
+                );
+                let op = &document["paths"][route.path][method.to_lowercase()];
+                assert_eq!(op["x-required-scope"], scope, "{method} {}", route.path);
+                let description = op["description"].as_str().unwrap_or_default();
+                assert!(description.contains(scope), "{method} {}", route.path);
+            }
+            _ => assert_eq!(route.scope, None, "{method} {}: no scope", route.path),
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod grants;
 mod permission;
 mod query;
 mod role;
+pub mod scope;
 
 pub use grants::Grants;
 pub use permission::{Grant, PermissionError, PermissionName};
@@ -13,3 +14,4 @@ pub use role::{
     limits, sorted_texts, AccessChange, AccessLimit, DescriptionError, NewRole, RoleChange,
     RoleDescription, RoleName, RoleNameError, RoleRecord, TokenAccess,
 };
+pub use scope::Scopes;

@@ -48,7 +48,7 @@ pub fn document(ctx: &DocContext) -> OpenApi {
             Doc::One(id, describe) => {
                 let (summary, about) = operations::catalogue::about(id).unwrap_or(("", ""));
                 let op = describe(Describe::new(&mut components, ctx, id, tag, summary));
-                let op = described(op, about);
+                let op = scoped(described(op, about), spec.scope);
                 let method = spec.method.map_or(HttpMethod::Get, http_method);
                 add(&mut paths, spec.path, method, op);
             }
@@ -132,6 +132,25 @@ fn described(
         Some(own) => Some(own),
         None => Some(about.to_owned()),
     };
+    op
+}
+
+/// An admin operation says which scope it needs: in its description, and as
+/// `x-required-scope` for programs.
+fn scoped(
+    mut op: utoipa::openapi::path::Operation,
+    scope: Option<&str>,
+) -> utoipa::openapi::path::Operation {
+    let Some(scope) = scope else { return op };
+    let needs = format!("Requires the admin scope `{scope}`.");
+    op.description = Some(match op.description.take() {
+        Some(text) => format!("{text}\n\n{needs}"),
+        None => needs,
+    });
+    let extension = utoipa::openapi::extensions::ExtensionsBuilder::new()
+        .add("x-required-scope", scope)
+        .build();
+    op.extensions = Some(extension);
     op
 }
 
