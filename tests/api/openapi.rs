@@ -160,18 +160,16 @@ async fn the_reasons_are_riavzons_word_for_word_with_the_configured_limit() {
     assert!(retry_after["Retry-After"].is_object(), "{retry_after}");
 }
 
+/// The document as the service serves it.
+async fn served(app: &crate::helpers::TestApp) -> Value {
+    let response = app.client.get(app.url("/openapi.json")).send().await;
+    response.expect("document").json().await.expect("JSON")
+}
+
 #[tokio::test]
 async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_resolve() {
     let app = spawn_app().await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("document")
-        .json()
-        .await
-        .expect("JSON");
+    let document = served(&app).await;
     let operations: Vec<&Value> = document["paths"]
         .as_object()
         .expect("paths")
@@ -226,15 +224,7 @@ async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_r
 async fn every_admin_route_declares_a_scope_of_the_catalogue_and_the_document_shows_it() {
     use iam_tokens::domain::access::scope::CATALOGUE;
     let app = spawn_app().await;
-    let document: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("document")
-        .json()
-        .await
-        .expect("JSON");
+    let document = served(&app).await;
     for route in route_table() {
         let method = route.method.unwrap_or("*");
         match route.access {
