@@ -11,7 +11,8 @@ use actix_web::{App, HttpServer};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::http::{self, AdminCredentials, AppState, HmacGuard, JwtVerifier};
+use crate::admins::{Admins, CredentialCache};
+use crate::http::{self, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
 use crate::service::{ServiceOptions, TokenService};
 use crate::shared::{Notice, NoticeSink, Notices, Redis};
@@ -37,6 +38,9 @@ pub struct Application {
     server: Server,
     tokens: TokenService,
     limits: Arc<Limits>,
+    admins: Arc<Admins>,
+    /// How often the last uses of admin credentials are written.
+    admin_uses_every: std::time::Duration,
     ban_refresh: std::time::Duration,
     prune_interval: std::time::Duration,
     metrics: Arc<Metrics>,
@@ -50,12 +54,14 @@ pub struct Application {
 struct Listeners {
     tokens: TokenService,
     limits: Arc<Limits>,
+    admins: Arc<Admins>,
 }
 
 impl NoticeSink for Listeners {
     fn apply(&self, notice: Notice) {
         self.tokens.apply_notice(&notice);
         self.limits.apply_notice(&notice);
+        self.admins.apply_notice(&notice);
     }
 }
 
@@ -78,6 +84,12 @@ impl Application {
         let metrics = Metrics::new(http::request_series());
         let mut tokens =
             TokenService::observed(store.clone(), clock.clone(), options, metrics.clone());
+        let mut admins = Admins::new(
+            &settings.auth.admin_tokens,
+            store.clone(),
+            clock.clone(),
+            CredentialCache::from_settings(&settings),
+        );
         let mut limits = Limits::new(
             &settings.rate_limiters,
             settings.api_tokens.rate_limit_on_successful_request,
@@ -96,10 +108,12 @@ impl Application {
         let notices = redis.as_ref().map(|redis| Notices::start(redis.clone()));
         if let Some(notices) = &notices {
             tokens = tokens.telling(notices.clone());
+            admins = admins.telling(notices.clone());
             limits = limits.shared_through(notices.clone());
             hmac = hmac.map(|guard| guard.shared_through(notices.redis().clone()));
         }
         let limits = Arc::new(limits);
+        let admins = Arc::new(admins);
         let subscription = match &notices {
             None => None,
             Some(notices) => Some(
@@ -108,6 +122,7 @@ impl Application {
                     Listeners {
                         tokens: tokens.clone(),
                         limits: limits.clone(),
+                        admins: admins.clone(),
                     },
                 )
                 .await,
@@ -132,7 +147,7 @@ impl Application {
             redis,
             trusted_proxies: settings.server.trusted_proxies.clone(),
             limits: limits.clone(),
-            admins: AdminCredentials::new(&settings.auth.admin_tokens),
+            admins: admins.clone(),
             clock,
             body_timeout: settings.server.body_timeout,
             openapi: http::openapi_rendered(&http::DocContext {
@@ -178,6 +193,8 @@ impl Application {
             server: server.run(),
             tokens,
             limits,
+            admins,
+            admin_uses_every: settings.usage.flush_interval.max(ADMIN_USES_EVERY),
             ban_refresh: settings.rate_limiters.ban_refresh,
             prune_interval: settings.rate_limiters.prune_interval,
             metrics,
@@ -198,6 +215,11 @@ impl Application {
     /// The in-process API of this application (tests inspect state through it).
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    /// The admin credentials of this application.
+    pub fn admins(&self) -> &Arc<Admins> {
+        &self.admins
     }
 
     /// The rate limiters of this application.
@@ -226,6 +248,15 @@ impl Application {
                 async move { limits.prune() }
             }));
         }
+        let admins = self.admins.clone();
+        background.spawn(every(self.admin_uses_every, move || {
+            let admins = admins.clone();
+            async move {
+                if let Err(err) = admins.flush_uses().await {
+                    tracing::warn!(error = %err, "could not record admin credential uses; retrying");
+                }
+            }
+        }));
         let metrics = self.metrics.clone();
         background.spawn(every(METRICS_UPKEEP, move || {
             metrics.upkeep();
@@ -248,6 +279,9 @@ impl Application {
         if let Some(subscription) = self.subscription {
             subscription.abort();
         }
+        if let Err(err) = self.admins.flush_uses().await {
+            tracing::warn!(error = %err, "could not record admin credential uses at shutdown");
+        }
         self.tokens.shutdown().await;
         served
     }
@@ -264,6 +298,11 @@ async fn subscribe(notices: Arc<Notices>, listeners: Listeners) -> tokio::task::
     }
     task
 }
+
+/// The last uses of admin credentials are written every `usage.flush_interval`, and at
+/// least this seldom (`usage.flush_interval = 0` counts token uses synchronously; a credential's
+/// last use is never written per request).
+const ADMIN_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often recorded histogram samples are folded into buckets (bounded memory between
 /// scrapes).

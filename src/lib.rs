@@ -1,6 +1,7 @@
 //! iam-tokens: create, verify, rotate and revoke API tokens — a library and an HTTP service.
 #![forbid(unsafe_code)]
 
+pub mod admins;
 pub mod app;
 pub mod clock;
 pub mod config;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use iam_tokens::domain::{Actor, Digest, UserId};
+use iam_tokens::domain::UserId;
 use iam_tokens::http::JwtVerifier;
 use iam_tokens::service::TokenService;
 use iam_tokens::store;
@@ -14,6 +14,7 @@ use iam_tokens::{telemetry, Application, Settings, SystemClock};
 
 mod cli;
 
+use cli::admin_tokens::{admin_token_command, AdminTokenCommand};
 use cli::bans::{bans_command, BansCommand};
 use cli::roles::{roles_command, RolesCommand};
 use cli::tokens::{token_command, TokenCommand};
@@ -64,7 +65,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Admin API credentials.
+    /// Stored admin credentials: new, list, revoke (or a configuration entry).
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
     /// List or lift the rate limiters' permanent bans.
@@ -76,16 +77,6 @@ enum Command {
     /// Validate the configuration and exit.
     #[command(subcommand)]
     Config(ConfigCommand),
-}
-
-#[derive(Subcommand)]
-enum AdminTokenCommand {
-    /// Print a new admin secret (shown once) and the auth.admin_tokens entry for it.
-    New {
-        /// The name the audit log records as admin:<name>.
-        #[arg(long, default_value = "ops")]
-        name: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -159,16 +150,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
                 }
             }
         }
-        Command::AdminToken(AdminTokenCommand::New { name }) => {
-            let secret = format!("iam_admin_{}", iam_tokens::domain::random_secret_hex());
-            let digest = Digest::of(&secret);
-            println!("secret (shown once, give it to the admin client): {secret}");
-            println!("add to config.toml under [auth]:");
-            println!(
-                "admin_tokens = [{{ name = \"{name}\", digest = \"{}\" }}]",
-                digest.as_str()
-            );
-        }
+        Command::AdminToken(command) => admin_token_command(command, &settings).await?,
         Command::Config(ConfigCommand::Check) => println!("configuration OK"),
     }
     Ok(())
@@ -206,7 +188,7 @@ async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
         Arc::new(SystemClock),
         settings.api_tokens.limit_tokens_per_user,
     )
-    .acting_as(Actor::Cli);
+    .acting_as(cli::actor());
     Ok(match cli_notices(settings).await? {
         Some(notices) => service.telling(notices),
         None => service,

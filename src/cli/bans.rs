@@ -2,7 +2,6 @@
 
 use chrono::Utc;
 use clap::Subcommand;
-use iam_tokens::domain::Actor;
 use iam_tokens::envelope::iso;
 use iam_tokens::store::{self, Audit};
 use iam_tokens::Settings;
@@ -61,7 +60,7 @@ pub(crate) async fn bans_command(
         }
         BansCommand::Lift { limiter, key } => {
             let audit = Audit {
-                actor: Actor::Cli,
+                actor: super::actor(),
                 at: Utc::now(),
             };
             let stored = store.delete_ban(&limiter, &key, &audit).await?;

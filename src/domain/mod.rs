@@ -1,7 +1,8 @@
 //! Pure token domain: formats, parsing and checks. No I/O, no clock, no database.
 
 pub mod access;
-mod actor;
+pub mod actor;
+pub mod credential;
 mod digest;
 pub(crate) mod ip;
 mod key;
@@ -15,7 +16,7 @@ pub mod quota;
 pub mod record;
 mod user_id;
 
-pub use actor::Actor;
+pub use actor::{Actor, ActorKind};
 pub use digest::Digest;
 pub use ip::{IpRestriction, IpRestrictionError};
 pub use key::{checksum_matches, checksum_of, GeneratedKey, KeyError, RawKey};

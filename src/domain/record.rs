@@ -179,9 +179,37 @@ pub enum AuditKind {
     RoleDeleted,
     RateLimitsUpdated,
     CreditsUpdated,
+    CredentialCreated,
+    CredentialUpdated,
+    CredentialRevoked,
 }
 
 impl AuditKind {
+    pub const ALL: [Self; 18] = [
+        Self::Created,
+        Self::Revoked,
+        Self::Rotated,
+        Self::Expired,
+        Self::IpRestrictionUpdated,
+        Self::PrivilegeUpdated,
+        Self::MetadataUpdated,
+        Self::Banned,
+        Self::BanLifted,
+        Self::AccessUpdated,
+        Self::RoleCreated,
+        Self::RoleUpdated,
+        Self::RoleDeleted,
+        Self::RateLimitsUpdated,
+        Self::CreditsUpdated,
+        Self::CredentialCreated,
+        Self::CredentialUpdated,
+        Self::CredentialRevoked,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",
@@ -199,6 +227,9 @@ impl AuditKind {
             Self::RoleDeleted => "role_deleted",
             Self::RateLimitsUpdated => "ratelimits_updated",
             Self::CreditsUpdated => "credits_updated",
+            Self::CredentialCreated => "credential_created",
+            Self::CredentialUpdated => "credential_updated",
+            Self::CredentialRevoked => "credential_revoked",
         }
     }
 }
@@ -208,10 +239,36 @@ impl AuditKind {
 pub struct AuditEvent {
     pub id: u64,
     pub token_id: Option<u64>,
+    /// The owner of the token it is about, or the owner whose limits or credits changed.
+    pub user_id: Option<UserId>,
     pub event: String,
-    pub actor: String,
+    pub actor: Actor,
     pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+/// Which actors an audit listing wants: every one of a kind, or one (`credential:7`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorFilter {
+    pub kind: crate::domain::ActorKind,
+    pub id: Option<String>,
+}
+
+/// A page of the whole audit log, newest first (SPEC B9); every filter given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<ActorFilter>,
+    /// An event kind (`created`, `credential_revoked`, …).
+    pub kind: Option<String>,
+    pub token_id: Option<u64>,
+    pub user_id: Option<UserId>,
+    /// `created_at >= since`.
+    pub since: Option<DateTime<Utc>>,
+    /// `created_at < until`.
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset: only events with a smaller id (the last id of the previous page).
+    pub before: Option<u64>,
+    pub limit: u32,
 }
 
 /// Which tokens an admin listing wants.

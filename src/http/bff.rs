@@ -180,7 +180,7 @@ pub async fn manage(
     if req.method().as_str() != action.method() {
         return Err(bad_request());
     }
-    let tokens = &state.tokens.acting_as(Actor::User(user_id));
+    let tokens = &state.tokens.acting_as(Actor::user(user_id));
     let Some(operation) = action.operation() else {
         return Ok(respond(action, tokens.list_valid_tokens(user_id).await));
     };

@@ -12,9 +12,14 @@ use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, ResponseError};
 
+use std::sync::Arc;
+
+use super::client_ip::client_ip;
 use super::error::AdminFailure;
 use super::{ApiError, AppState};
-use crate::domain::UserId;
+use crate::admins::Refusal;
+use crate::domain::access::Scopes;
+use crate::domain::{Actor, UserId};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,36 +28,58 @@ pub enum Access {
     Public,
     /// A signed-in user, through the BFF: `Authorization: Bearer <access token>` (SPEC A7).
     User,
-    /// A trusted server or operator: `Authorization: Bearer <admin secret>` (SPEC B2).
+    /// A trusted server or operator: `Authorization: Bearer <admin secret>` (SPEC B2), holding
+    /// the route's scope (SPEC B9).
     Admin,
 }
 
-/// The authenticated admin's configured name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin(pub String);
+/// The authenticated admin: who acts (written into every change they make) and the scopes
+/// their credential holds.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Actor, pub Arc<Scopes>);
 
 /// The authenticated user, the `sub` of their access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct User(pub UserId);
 
-/// The guard of `Access::Admin` routes.
+/// The guard of `Access::Admin` routes: a credential that authenticates (401 otherwise, the
+/// same body whatever was wrong with it) and holds the route's `scope` (403 `forbidden`
+/// naming it otherwise).
 pub async fn require_admin(
+    scope: &'static str,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    guard(
-        req,
-        next,
-        ApiError::Admin(AdminFailure::unauthorized()),
-        |state, req| {
-            state
-                .admins
-                .authenticate(req)
-                .map(Admin)
-                .map_err(ApiError::Admin)
-        },
-    )
-    .await
+    let caller = match req.app_data::<Data<AppState>>().cloned() {
+        Some(state) => admin_of(&state, req.request(), scope).await,
+        None => Err(ApiError::Admin(AdminFailure::unauthorized())),
+    };
+    admit(req, next, caller).await
+}
+
+async fn admin_of(state: &AppState, req: &HttpRequest, scope: &'static str) -> Result<Admin, ApiError> {
+    let secret = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(AdminFailure::unauthorized)?;
+    let ip = client_ip(req, &state.trusted_proxies);
+    let caller = state
+        .admins
+        .authenticate(secret, ip)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Unauthorized => AdminFailure::unauthorized(),
+            Refusal::Unavailable(err) => {
+                AdminFailure::unavailable(&state.metrics, "admin-authenticate", &err)
+            }
+        })?;
+    if !caller.scopes.allows(scope) {
+        return Err(AdminFailure::forbidden(scope).into());
+    }
+    Ok(Admin(caller.actor, caller.scopes))
 }
 
 /// The guard of `Access::User` routes.
@@ -60,24 +87,20 @@ pub async fn require_user(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    guard(req, next, ApiError::MissingBearer, |state, req| {
-        state.jwt.authenticate(req).map(User)
-    })
-    .await
+    let caller = match req.app_data::<Data<AppState>>() {
+        Some(state) => state.jwt.authenticate(req.request()).map(User),
+        None => Err(ApiError::MissingBearer),
+    };
+    admit(req, next, caller).await
 }
 
-/// Lets the request through with its caller in the extensions, or answers the refusal
-/// (`without_state` when the app has no state to authenticate against: fail closed).
-async fn guard<C: 'static>(
+/// Lets the request through with its caller in the extensions, or answers the refusal (with
+/// no app state to authenticate against, the guards fail closed).
+async fn admit<C: 'static>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-    without_state: ApiError,
-    authenticate: impl FnOnce(&AppState, &HttpRequest) -> Result<C, ApiError>,
+    caller: Result<C, ApiError>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let caller = match req.app_data::<Data<AppState>>() {
-        Some(state) => authenticate(state, req.request()),
-        None => Err(without_state),
-    };
     match caller {
         Ok(caller) => {
             req.extensions_mut().insert(caller);

@@ -53,6 +53,8 @@ pub struct AdminFailure {
     pub message: String,
     /// The request field at fault (`metadata.<key>`, `userId`, …).
     pub field: Option<String>,
+    /// The admin scope the caller lacks (403 `forbidden`, SPEC B9).
+    pub missing_scope: Option<&'static str>,
 }
 
 impl AdminFailure {
@@ -62,6 +64,19 @@ impl AdminFailure {
             code,
             message: message.into(),
             field: None,
+            missing_scope: None,
+        }
+    }
+
+    /// 403: the caller's credential lacks `scope` (for the route, or to hand out).
+    pub fn forbidden(scope: &'static str) -> Self {
+        Self {
+            missing_scope: Some(scope),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this credential does not hold the scope {scope}"),
+            )
         }
     }
 
@@ -286,6 +301,9 @@ fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
     });
     if let Some(field) = &failure.field {
         body["field"] = json!(field);
+    }
+    if let Some(scope) = failure.missing_scope {
+        body["missingScope"] = json!(scope);
     }
     let mut response = json(status, &body);
     let headers = response.headers_mut();

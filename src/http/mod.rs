@@ -20,7 +20,6 @@ mod replay;
 mod response;
 mod routes;
 
-pub use admin::AdminCredentials;
 pub use caller::{Access, Admin, User};
 pub use client_ip::client_ip;
 pub use error::ApiError;
@@ -45,7 +44,7 @@ pub struct AppState {
     pub redis: Option<Arc<crate::shared::Redis>>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Arc<Limits>,
-    pub admins: AdminCredentials,
+    pub admins: Arc<crate::admins::Admins>,
     pub clock: Arc<dyn Clock>,
     /// `server.body_timeout`: the longest wait for a request body.
     pub body_timeout: std::time::Duration,

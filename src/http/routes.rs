@@ -104,6 +104,12 @@ pub(super) const TABLE: &[Entry] = &[
     entry(POST,   "/api/admin/verify",                 Access::Admin, Some("tokens.verify"),  || web::to(admin::verify::verify),           One("verifyKeyDetailed", doc::admin_verify)),
     entry(GET,    "/api/admin/bans",                   Access::Admin, Some("bans.read"),  || web::to(admin::bans::list),               One("listBans", doc::admin_bans)),
     entry(DELETE, "/api/admin/bans/{limiter}/{key}",   Access::Admin, Some("bans.write"),  || web::to(admin::bans::lift),               One("liftBan", doc::admin_lift)),
+    entry(POST,   "/api/admin/credentials",            Access::Admin, Some("credentials.write"), || web::to(admin::credentials::create), One("createCredential", doc::admin_create_credential)),
+    entry(GET,    "/api/admin/credentials",            Access::Admin, Some("credentials.read"), || web::to(admin::credentials::list),    One("listCredentials", doc::admin_credentials)),
+    entry(GET,    "/api/admin/credentials/{id}",       Access::Admin, Some("credentials.read"), || web::to(admin::credentials::get),     One("getCredential", doc::admin_get_credential)),
+    entry(PATCH,  "/api/admin/credentials/{id}",       Access::Admin, Some("credentials.write"), || web::to(admin::credentials::update), One("updateCredential", doc::admin_update_credential)),
+    entry(DELETE, "/api/admin/credentials/{id}",       Access::Admin, Some("credentials.write"), || web::to(admin::credentials::revoke), One("revokeCredential", doc::admin_revoke_credential)),
+    entry(GET,    "/api/admin/audit",                  Access::Admin, Some("audit.read"),  || web::to(admin::audit::list),              One("listAuditEvents", doc::admin_audit)),
 ];
 
 /// Every route, in matching order.
@@ -120,7 +126,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             method,
             path,
             access,
-            ..
+            scope,
         } = entry.spec;
         let mut resource = web::resource(path);
         if let Some(method) = method {
@@ -140,12 +146,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .wrap(from_fn(require_user))
                     .wrap(count),
             ),
-            Access::Admin => cfg.service(
-                resource
-                    .route(route)
-                    .wrap(from_fn(require_admin))
-                    .wrap(count),
-            ),
+            Access::Admin => {
+                // Every admin route names its scope (a test walks the table); one that did not
+                // would need a scope only `*` grants.
+                let scope = scope.unwrap_or("unlisted");
+                cfg.service(
+                    resource
+                        .route(route)
+                        .wrap(from_fn(move |req, next| require_admin(scope, req, next)))
+                        .wrap(count),
+                )
+            }
         };
     }
     cfg.default_service(web::to(fallback));

@@ -157,7 +157,7 @@ impl TokenService {
             store,
             clock,
             limit_tokens_per_user: options.limit_tokens_per_user,
-            actor: Actor::System,
+            actor: Actor::default(),
             metrics,
             notices: None,
         }
@@ -183,7 +183,10 @@ impl TokenService {
             Notice::Token(digest) => cache.invalidate(digest),
             Notice::Roles => cache.roles_changed(),
             Notice::Everything => cache.clear(),
-            Notice::Banned { .. } | Notice::Lifted { .. } | Notice::Failed { .. } => {}
+            Notice::Banned { .. }
+            | Notice::Lifted { .. }
+            | Notice::Failed { .. }
+            | Notice::Credential(_) => {}
         }
     }
 

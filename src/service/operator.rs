@@ -10,7 +10,7 @@ use crate::domain::quota::{Scope, UnknownLimit, Usage};
 use crate::domain::Privilege;
 use crate::quotas::QuotaReport;
 use crate::store::{
-    AuditEvent, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
+    AuditEvent, AuditQuery, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
 };
 
 /// The answer of an admin verification. Unknown keys and a privilege mismatch are both
@@ -174,5 +174,10 @@ impl TokenService {
     /// The audit log of a token.
     pub async fn token_events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError> {
         self.store.events(token_id).await
+    }
+
+    /// A page of the whole audit log, newest first (SPEC B9).
+    pub async fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.store.audit(query).await
     }
 }

@@ -27,6 +27,9 @@ pub enum Notice {
     Token([u8; 32]),
     /// A role changed: every cached record of a token holding roles is stale.
     Roles,
+    /// The stored admin credential with this digest changed (revoked, its scopes or expiry
+    /// changed): drop it from the credential cache (SPEC B9).
+    Credential([u8; 32]),
     /// A key was banned by an abuse limiter.
     Banned { limiter: String, key: String },
     /// An operator lifted a ban.
@@ -48,6 +51,7 @@ impl Notice {
         match self {
             Self::Token(digest) => format!("{instance}|t|{}", hex::encode(digest)),
             Self::Roles => format!("{instance}|r"),
+            Self::Credential(digest) => format!("{instance}|c|{}", hex::encode(digest)),
             Self::Banned { limiter, key } => format!("{instance}|b|{limiter}|{key}"),
             Self::Lifted { limiter, key } => format!("{instance}|l|{limiter}|{key}"),
             Self::Failed { key } => format!("{instance}|f|{key}"),
@@ -68,6 +72,11 @@ impl Notice {
                 let mut bytes = [0u8; 32];
                 hex::decode_to_slice(digest, &mut bytes).ok()?;
                 Self::Token(bytes)
+            }
+            ("c", Some(digest), None) => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(digest, &mut bytes).ok()?;
+                Self::Credential(bytes)
             }
             ("r", None, None) => Self::Roles,
             ("e", None, None) => Self::Everything,
@@ -292,6 +301,7 @@ mod tests {
         let notices = [
             Notice::Token([7; 32]),
             Notice::Roles,
+            Notice::Credential([9; 32]),
             Notice::Everything,
             Notice::Banned {
                 limiter: "burst_limiter".into(),

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     ),
     (5, "access", include_str!("../../sql/mysql/0005_access.sql")),
     (6, "quotas", include_str!("../../sql/mysql/0006_quotas.sql")),
+    (
+        7,
+        "credentials_and_actors",
+        include_str!("../../sql/mysql/0007_credentials_and_actors.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

@@ -11,7 +11,7 @@ pub mod sql;
 mod sqlite;
 
 pub use crate::domain::record::{
-    Audit, AuditEvent, AuditKind, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
+    ActorFilter, Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
     TokenRecord, TokenStatus, UsageDelta,
 };
 pub use copy::{copy, CopyOutcome};
@@ -24,7 +24,10 @@ pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::access::{AccessChange, AccessLimit, NewRole, RoleChange, RoleName, RoleRecord};
+use crate::domain::access::{
+    AccessChange, AccessLimit, NewRole, RoleChange, RoleName, RoleRecord, Scopes,
+};
+use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use crate::domain::{
     Digest, IpRestriction, Metadata, MetadataError, MetadataPatch, Privilege, UserId,
@@ -372,8 +375,67 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
     /// The audit log of one token, oldest first.
     async fn events(&self, token_id: u64) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// A page of the whole audit log, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Result of changing or revoking a stored admin credential. Anything but `Done` changed
+/// nothing.
+#[derive(Debug)]
+pub enum CredentialOutcome {
+    /// The credential as it is now (revoking a revoked one answers it as it was).
+    Done(CredentialRecord),
+    NotFound,
+    /// It holds this scope and the caller does not (no escalation).
+    Forbidden(&'static str),
+}
+
+/// Stored admin credentials (SPEC B9). Every change writes its audit event in the same
+/// transaction.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// `None` when its digest is taken (nothing written).
+    async fn create_credential(
+        &self,
+        new: &NewCredential,
+        audit: &Audit,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// Every credential, revoked ones included, oldest first.
+    async fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError>;
+
+    async fn credential(&self, id: u64) -> Result<Option<CredentialRecord>, StoreError>;
+
+    async fn credential_by_digest(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
+
+    /// Changes a credential under its row lock, when `holder` holds every scope it holds.
+    async fn change_credential(
+        &self,
+        id: u64,
+        change: &CredentialChange,
+        holder: &Scopes,
+        audit: &Audit,
+    ) -> Result<CredentialOutcome, StoreError>;
+
+    /// Revokes a credential under its row lock, when `holder` holds every scope it holds.
+    async fn revoke_credential(
+        &self,
+        id: u64,
+        holder: &Scopes,
+        audit: &Audit,
+    ) -> Result<CredentialOutcome, StoreError>;
+
+    /// Records uses `(id, at, ip)` in one transaction; a later recorded use is kept.
+    async fn record_credential_uses(
+        &self,
+        uses: &[(u64, DateTime<Utc>, Option<String>)],
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything a store holds, for moving it to another store (`iam-tokens copy`).
@@ -387,6 +449,7 @@ pub struct Snapshot {
     /// Customer limits and credits of tokens and owners, as stored.
     pub limits: Vec<backend::LimitRow>,
     pub credits: Vec<backend::CreditRow>,
+    pub credentials: Vec<CredentialRecord>,
 }
 
 /// How many rows of each kind a store holds.

@@ -4,12 +4,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BanStore, CopyStore, MySqlStore, SqliteStore, StoreError, StoreOps, TokenStore};
+use super::{
+    BanStore, CopyStore, CredentialStore, MySqlStore, SqliteStore, StoreError, StoreOps,
+    TokenStore,
+};
 
 /// Everything the service and the CLI need of a store.
-pub trait Store: TokenStore + BanStore + CopyStore {}
+pub trait Store: TokenStore + BanStore + CopyStore + CredentialStore {}
 
-impl<T: TokenStore + BanStore + CopyStore> Store for T {}
+impl<T: TokenStore + BanStore + CopyStore + CredentialStore> Store for T {}
 
 /// A parsed `database.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

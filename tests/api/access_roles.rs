@@ -107,7 +107,7 @@ async fn a_role_is_created_read_listed_changed_and_deleted_and_each_change_is_au
         .await
         .into_iter()
         .map(|(event, actor, detail)| {
-            assert_eq!(actor, "admin:ops");
+            assert_eq!(actor, "config:ops");
             (event, detail)
         })
         .collect();
@@ -342,7 +342,7 @@ async fn a_tokens_access_is_changed_with_one_call_audited_and_refused_whole() {
     let (event, actor, detail) = app.audit_rows(Some(token.id)).await.pop().unwrap();
     assert_eq!(
         (event.as_str(), actor.as_str()),
-        ("access_updated", "admin:ops")
+        ("access_updated", "config:ops")
     );
     assert_eq!(
         detail,

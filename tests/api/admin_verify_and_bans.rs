@@ -280,7 +280,7 @@ async fn delete_lifts_a_ban_at_once_and_a_second_delete_is_404() {
     let banned = json!({"limiter": "burst_limiter", "key": "127.0.0.1", "reason": REASON});
     let expected = [
         ("banned".to_owned(), "system".to_owned(), banned),
-        ("ban_lifted".to_owned(), "admin:ops".to_owned(), detail),
+        ("ban_lifted".to_owned(), "config:ops".to_owned(), detail),
     ];
     assert_eq!(rows, expected);
 }

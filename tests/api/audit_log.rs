@@ -130,7 +130,11 @@ async fn admin_changes_are_recorded_as_admin_ops_and_listed_oldest_first() {
         .into_iter()
         .zip(ids.iter().zip(&times))
         .map(|((name, detail), (id, at))| {
-            json!({"id": id, "event": name, "actor": "admin:ops", "detail": detail, "createdAt": at})
+            let actor = json!({"type": "config", "id": "ops", "name": "ops"});
+            json!({
+                "id": id, "kind": name, "event": name, "actor": actor, "tokenId": token.id,
+                "userId": 3, "detail": detail, "createdAt": at,
+            })
         })
         .collect();
     let answer = app.admin_get(&format!("/tokens/{}/events", token.id)).await;
@@ -155,7 +159,7 @@ async fn the_events_route_answers_404_for_an_unknown_token() {
 async fn library_changes_are_recorded_as_the_acting_actor_or_system() {
     let app = spawn_admin_app().await;
     let token = app.create_token(4, Privilege::Full, "lib").await;
-    let as_user = app.tokens.acting_as(Actor::User(uid(4)));
+    let as_user = app.tokens.acting_as(Actor::user(uid(4)));
     for attempt in ["first", "again"] {
         let revoked = as_user.revoke(&token.raw_api_key, Privilege::Full).await;
         assert!(revoked.is_ok(), "{attempt}: {revoked:?}");
@@ -204,7 +208,7 @@ async fn expiry_is_recorded_as_system_whoever_notices_it() {
     for (token, name) in [(&seen_by_verify, "verified"), (&seen_by_create, "counted")] {
         let detail = created(6, name, "restricted", json!([]));
         let expected = [
-            event("created", "admin:ops", detail),
+            event("created", "config:ops", detail),
             event("expired", "system", json!({})),
         ];
         assert_eq!(app.audit_rows(Some(token.id)).await, expected, "{name}");
@@ -292,10 +296,10 @@ async fn a_ban_writes_a_banned_event_that_belongs_to_no_token() {
     assert_eq!(at, banned_at, "at the service's time");
 }
 
-/// Runs `iam-tokens admin-token new --name <name>` (no database needed): `(secret, digest)`.
+/// Runs `iam-tokens admin-token config --name <name>` (no database needed): `(secret, digest)`.
 async fn new_admin_credential(name: &str) -> (String, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_iam-tokens"));
-    command.args(["admin-token", "new", "--name", name]);
+    command.args(["admin-token", "config", "--name", name]);
     command
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
         .env_remove("RUST_LOG");
@@ -319,7 +323,7 @@ async fn new_admin_credential(name: &str) -> (String, String) {
 }
 
 #[tokio::test]
-async fn a_credential_from_admin_token_new_works_and_the_log_names_its_admin() {
+async fn a_credential_from_admin_token_config_works_and_the_log_names_its_admin() {
     let (secret, digest) = new_admin_credential("billing").await;
     assert!(
         secret.starts_with("iam_admin_") && secret.len() > 40,
@@ -347,5 +351,5 @@ async fn a_credential_from_admin_token_new_works_and_the_log_names_its_admin() {
     let id = answer.body["token"]["id"].as_u64().unwrap_or_default();
     let rows = app.audit_rows(Some(id)).await;
     let detail = created(1, "by billing", "restricted", json!([]));
-    assert_eq!(rows, [event("created", "admin:billing", detail)]);
+    assert_eq!(rows, [event("created", "config:billing", detail)]);
 }

@@ -221,7 +221,10 @@ async fn every_subcommand_has_help() {
         [
             "",
             "admin-token",
+            "admin-token config",
+            "admin-token list",
             "admin-token new",
+            "admin-token revoke",
             "bans",
             "bans lift",
             "bans list",
@@ -511,7 +514,7 @@ async fn roles_are_created_listed_shown_and_updated() {
     );
 
     let events: Vec<(String, String)> = app
-        .query_all("SELECT event, actor FROM audit_events ORDER BY id", ())
+        .query_all("SELECT event, actor_type FROM audit_events ORDER BY id", ())
         .await;
     let cli = |event: &str| (event.to_owned(), "cli".to_owned());
     let expected = [
@@ -587,7 +590,8 @@ async fn token_access_prints_the_roles_and_the_effective_permissions() {
     );
     let events: Vec<(String, String)> = app
         .query_all(
-            "SELECT event, actor FROM audit_events WHERE token_id = ? AND event = 'access_updated'",
+            "SELECT event, actor_type FROM audit_events \
+             WHERE token_id = ? AND event = 'access_updated'",
             (id,),
         )
         .await;

@@ -551,7 +551,7 @@ pub fn trust_local_proxy(settings: &mut Settings) {
 
 // ---- Admin API helpers (admin_*, audit_log) ----
 
-/// The secret the `ops` admin presents; the audit log names changes made with it `admin:ops`.
+/// The secret the `ops` admin presents; the audit log names changes made with it `config:ops`.
 pub const ADMIN_SECRET: &str = "iam_admin_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 /// Configures one admin credential: `ops`, holding `ADMIN_SECRET` (config keeps its digest).
@@ -621,6 +621,23 @@ pub fn admin_error(code: &str, message: &str, field: Option<&str>) -> Value {
     problem
 }
 
+/// 403 `forbidden` naming the scope the credential lacks (SPEC B9).
+pub fn forbidden(scope: &str) -> Value {
+    let message = format!("this credential does not hold the scope {scope}");
+    let mut problem = admin_error("forbidden", &message, None);
+    problem["missingScope"] = serde_json::json!(scope);
+    problem
+}
+
+/// An actor object of an event (`{type, id, name}`) as `<type>:<id>` or `<type>`.
+pub fn actor_text(actor: &Value) -> String {
+    let kind = actor["type"].as_str().unwrap_or_default();
+    match actor["id"].as_str() {
+        Some(id) => format!("{kind}:{id}"),
+        None => kind.to_owned(),
+    }
+}
+
 /// A token created through `POST /api/admin/tokens`: the raw key and the whole 201 body.
 #[derive(Debug, Clone)]
 pub struct AdminToken {
@@ -665,17 +682,17 @@ impl TestApp {
     }
 
     /// `(event, actor, detail)` of every audit row of `token_id` (`None`: rows of no token),
-    /// oldest first.
+    /// oldest first; the actor as `<type>:<id>` (`config:ops`, `user:4`) or `<type>` (`cli`,
+    /// `system`).
     pub async fn audit_rows(&self, token_id: Option<u64>) -> Vec<(String, String, Value)> {
-        let rows: Vec<(String, String, String)> = self
-            .query_all(
-                "SELECT event, actor, detail FROM audit_events WHERE token_id <=> ? ORDER BY id",
-                (token_id,),
-            )
-            .await;
+        let sql = "SELECT event, actor_type, actor_id, detail FROM audit_events \
+            WHERE token_id <=> ? ORDER BY id";
+        let rows: Vec<(String, String, Option<String>, String)> =
+            self.query_all(sql, (token_id,)).await;
         rows.into_iter()
-            .map(|(event, actor, detail)| {
+            .map(|(event, kind, id, detail)| {
                 let detail = serde_json::from_str(&detail).expect("detail is JSON");
+                let actor = id.map_or(kind.clone(), |id| format!("{kind}:{id}"));
                 (event, actor, detail)
             })
             .collect()

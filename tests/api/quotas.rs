@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    admin_error, spawn_admin_app, spawn_admin_app_with, spawn_with_clock, AdminToken, Answer,
+    actor_text, admin_error, spawn_admin_app, spawn_admin_app_with, spawn_with_clock, AdminToken, Answer,
     TestApp,
 };
 
@@ -243,7 +243,7 @@ async fn events(app: &TestApp, id: u64) -> Vec<(String, String)> {
     list.iter()
         .map(|e| {
             let text = |f: &str| e[f].as_str().unwrap_or_default().to_owned();
-            (text("event"), text("actor"))
+            (text("event"), actor_text(&e["actor"]))
         })
         .collect()
 }
@@ -666,7 +666,7 @@ async fn owner_limits_are_shared_by_its_tokens_and_a_token_limit_of_the_same_nam
         .into_iter()
         .map(|(event, actor, _)| (event, actor))
         .collect();
-    let expected = ("ratelimits_updated".to_owned(), "admin:ops".to_owned());
+    let expected = ("ratelimits_updated".to_owned(), "config:ops".to_owned());
     assert!(owner_events.contains(&expected), "{owner_events:?}");
 }
 
@@ -784,7 +784,7 @@ async fn credits_are_set_incremented_decremented_floored_and_refills_set_and_rem
         "one event per change: {updates:?}"
     );
     assert!(
-        credits_updated.iter().all(|e| e.1 == "admin:ops"),
+        credits_updated.iter().all(|e| e.1 == "config:ops"),
         "{updates:?}"
     );
 
@@ -836,7 +836,7 @@ async fn put_replaces_a_tokens_limits_and_is_audited() {
     answer.assert_is(200, &verified(&app, &token, 3), "unlimited");
     assert_no_quota_headers(&answer, "unlimited");
     let updates = events(&app, token.id).await;
-    let expected = ("ratelimits_updated".to_owned(), "admin:ops".to_owned());
+    let expected = ("ratelimits_updated".to_owned(), "config:ops".to_owned());
     assert_eq!(
         updates.iter().filter(|e| **e == expected).count(),
         2,

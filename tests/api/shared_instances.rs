@@ -529,7 +529,7 @@ async fn a_lifted_ban_is_lifted_on_every_instance(shared: Shared) {
     failing_call(b).await;
     assert_banned(&failing_call(c).await, "banned");
     assert_banned(&failing_call(b).await, "known on B");
-    let actor = iam_tokens::domain::Actor::Cli;
+    let actor = iam_tokens::domain::Actor::cli(None);
     let lifted = a.limits.lift("burst_limiter", "127.0.0.1", actor).await;
     assert!(lifted.expect("lift"));
     for (name, app) in [("A", a), ("B", b), ("C", c)] {

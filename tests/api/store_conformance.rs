@@ -71,7 +71,7 @@ fn service(backend: &Backend, limit: u32) -> (TokenService, Arc<ManualClock>) {
 
 pub(crate) fn audit() -> Audit {
     Audit {
-        actor: Actor::Admin("conformance".into()),
+        actor: Actor::config("conformance"),
         at: Utc::now(),
     }
 }
@@ -348,7 +348,7 @@ async fn rotation_is_atomic_and_keeps_metadata(backend: Backend) {
 
 async fn updates_and_metadata_are_audited(backend: Backend) {
     let (service, _) = service(&backend, 20);
-    let service = service.acting_as(Actor::User(uid(5)));
+    let service = service.acting_as(Actor::user(uid(5)));
     let (key, id) = create(&service, 5, "audited").await;
     let ips = IpRestriction::parse(&["10.0.0.0/8"]).unwrap();
     assert!(service
@@ -367,16 +367,16 @@ async fn updates_and_metadata_are_audited(backend: Backend) {
         "foreign"
     );
     let events = backend.store.events(id).await.unwrap();
-    let seen: Vec<(&str, &str)> = events
+    let seen: Vec<(&str, String)> = events
         .iter()
-        .map(|e| (e.event.as_str(), e.actor.as_str()))
+        .map(|e| (e.event.as_str(), e.actor.to_string()))
         .collect();
     assert_eq!(
         seen,
         [
-            ("created", "user:5"),
-            ("ip_restriction_updated", "user:5"),
-            ("privilege_updated", "user:5")
+            ("created", "user:5".to_owned()),
+            ("ip_restriction_updated", "user:5".to_owned()),
+            ("privilege_updated", "user:5".to_owned())
         ]
     );
     assert_eq!(events[2].detail, json!({"old": "full", "new": "demo"}));

@@ -19,7 +19,7 @@ use iam_tokens::service::{
 };
 use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::store::{
-    Audit, AuditEvent, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
+    Audit, AuditEvent, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
     Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
@@ -119,6 +119,7 @@ counting_store! {
     list_valid(user_id: UserId, now: DateTime<Utc>) -> Vec<TokenRecord>;
     list_tokens(query: &TokenQuery) -> Vec<TokenRecord>;
     events(token_id: u64) -> Vec<AuditEvent>;
+    audit(query: &AuditQuery) -> Vec<AuditEvent>;
     ping() -> ();
     }
     {

@@ -85,6 +85,98 @@ impl Scopes {
     }
 }
 
+/// Most grants a credential may hold.
+pub const MAX_GRANTS: usize = 32;
+
+/// Why a list of scope grants is refused; `field` names the entry at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("a credential holds at least one scope")]
+    Empty,
+    #[error("a credential holds at most {MAX_GRANTS} scope grants")]
+    TooMany,
+    #[error("{grant:?}: {error}")]
+    Grammar {
+        index: usize,
+        grant: String,
+        error: PermissionError,
+    },
+    #[error("{grant:?} grants no admin scope (the scopes are {})", CATALOGUE.join(", "))]
+    Unknown { index: usize, grant: String },
+    #[error("no preset {0:?} (the presets are root, read-only, support, billing, verifier)")]
+    UnknownPreset(String),
+}
+
+impl ScopeError {
+    /// The request field at fault: `scopes[<i>]`, `scopes` or `preset`.
+    pub fn field(&self) -> String {
+        match self {
+            Self::Grammar { index, .. } | Self::Unknown { index, .. } => format!("scopes[{index}]"),
+            Self::Empty | Self::TooMany => "scopes".to_owned(),
+            Self::UnknownPreset(_) => "preset".to_owned(),
+        }
+    }
+}
+
+/// The grants a credential holds, as written (sorted, without repeats) and parsed: each one
+/// a SPEC B4 grant that grants at least one scope of the catalogue.
+#[derive(Debug, Clone)]
+pub struct ScopeList {
+    texts: Vec<String>,
+    scopes: Scopes,
+}
+
+impl ScopeList {
+    pub fn parse<S: AsRef<str>>(grants: &[S]) -> Result<Self, ScopeError> {
+        if grants.is_empty() {
+            return Err(ScopeError::Empty);
+        }
+        if grants.len() > MAX_GRANTS {
+            return Err(ScopeError::TooMany);
+        }
+        for (index, grant) in grants.iter().map(AsRef::as_ref).enumerate() {
+            let parsed = Grant::parse(grant).map_err(|error| ScopeError::Grammar {
+                index,
+                grant: grant.to_owned(),
+                error,
+            })?;
+            let one = Scopes(Grants::new([parsed]));
+            if one.granted().is_empty() {
+                return Err(ScopeError::Unknown {
+                    index,
+                    grant: grant.to_owned(),
+                });
+            }
+        }
+        let mut texts: Vec<String> = grants.iter().map(|g| g.as_ref().to_owned()).collect();
+        texts.sort();
+        texts.dedup();
+        let scopes = Scopes::parse(texts.iter().map(String::as_str)).map_err(|error| {
+            ScopeError::Grammar {
+                index: 0,
+                grant: String::new(),
+                error,
+            }
+        })?;
+        Ok(Self { texts, scopes })
+    }
+
+    /// A preset's grants, by name.
+    pub fn preset(name: &str) -> Result<Self, ScopeError> {
+        let grants = preset(name).ok_or_else(|| ScopeError::UnknownPreset(name.to_owned()))?;
+        Self::parse(grants)
+    }
+
+    /// The grants as written, sorted.
+    pub fn texts(&self) -> &[String] {
+        &self.texts
+    }
+
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +228,27 @@ mod tests {
             ]
         );
         assert_eq!(of("verifier").granted(), ["tokens.verify"]);
+    }
+
+    #[test]
+    fn requested_scope_lists_are_checked_entry_by_entry() {
+        let list = ScopeList::parse(&["tokens.read", "*.read", "tokens.read"]).expect("valid");
+        assert_eq!(list.texts(), ["*.read", "tokens.read"]);
+        assert!(list.scopes().allows("roles.read") && !list.scopes().allows("roles.write"));
+        let none: [&str; 0] = [];
+        assert_eq!(ScopeList::parse(&none).unwrap_err(), ScopeError::Empty);
+        let unknown = ScopeList::parse(&["tokens.read", "tokens.fly"]).unwrap_err();
+        assert_eq!(unknown.field(), "scopes[1]");
+        let misplaced = ScopeList::parse(&["tok*ens.read"]).unwrap_err();
+        assert!(matches!(misplaced, ScopeError::Grammar { index: 0, .. }));
+        assert!(misplaced.to_string().contains("first or in the middle"), "{misplaced}");
+        assert_eq!(ScopeList::parse(&["api.*.read_key"]).unwrap_err().field(), "scopes[0]");
+        assert_eq!(
+            ScopeList::preset("god").unwrap_err().to_string(),
+            "no preset \"god\" (the presets are root, read-only, support, billing, verifier)"
+        );
+        let many: Vec<String> = (0..=MAX_GRANTS).map(|_| "tokens.read".to_owned()).collect();
+        assert_eq!(ScopeList::parse(&many).unwrap_err(), ScopeError::TooMany);
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub async fn change(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    crate::http::Admin(admin): crate::http::Admin,
+    crate::http::Admin(admin, _): crate::http::Admin,
 ) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
     let request: AccessRequest = body(&req, payload).await?;
@@ -123,7 +123,7 @@ pub async fn change(
             AccessLimit::Permissions,
         )?,
     };
-    let tokens = state.tokens.acting_as(crate::domain::Actor::Admin(admin));
+    let tokens = state.tokens.acting_as(admin);
     let outcome = tokens
         .change_access(id, change)
         .await

@@ -5,7 +5,6 @@ use actix_web::web::{Data, Path};
 use actix_web::HttpResponse;
 
 use super::views::{BanView, BansView, LiftedView};
-use crate::domain::Actor;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::Admin;
@@ -24,14 +23,14 @@ pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// Lifts one ban here at once and everywhere within `rate_limiters.ban_refresh`.
 pub async fn lift(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     path: Path<(String, String)>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (limiter, key) = path.into_inner();
     let lifted = state
         .limits
-        .lift(&limiter, &key, Actor::Admin(admin))
+        .lift(&limiter, &key, admin)
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-lift-ban", &err))?;
     if !lifted {

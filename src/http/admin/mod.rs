@@ -1,8 +1,10 @@
 //! `/api/admin/*`: the admin API for trusted servers and operators (SPEC B2), authenticated
-//! by an admin secret whose SHA-256 digest is in `auth.admin_tokens`.
+//! by an admin credential holding the route's scope (SPEC B9; `http/caller.rs`).
 
 pub(super) mod access;
+pub(super) mod audit;
 pub(super) mod bans;
+pub(super) mod credentials;
 pub(super) mod quota;
 pub(super) mod quota_views;
 pub(super) mod roles;
@@ -11,6 +13,7 @@ pub(super) mod verify;
 pub(super) mod views;
 
 pub(super) use access::AccessRequest;
+pub(super) use credentials::{CreateCredentialRequest, UpdateCredentialRequest};
 pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
@@ -19,53 +22,11 @@ pub(super) use verify::VerifyRequest;
 use actix_web::web::{self, Payload};
 use actix_web::HttpRequest;
 use serde::de::DeserializeOwned;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::body::{json_body, BodyError, ADMIN_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 use super::error::AdminFailure;
 use super::AppState;
-use crate::config::AdminTokenSettings;
 use crate::domain::metadata::MetadataError;
-
-/// Configured admin credentials: names and secret digests.
-pub struct AdminCredentials(Vec<(String, [u8; 32])>);
-
-impl AdminCredentials {
-    pub fn new(settings: &[AdminTokenSettings]) -> Self {
-        Self(
-            settings
-                .iter()
-                .filter_map(|admin| {
-                    let mut digest = [0u8; 32];
-                    hex::decode_to_slice(&admin.digest, &mut digest).ok()?;
-                    Some((admin.name.clone(), digest))
-                })
-                .collect(),
-        )
-    }
-
-    /// The admin's name for `Authorization: Bearer <secret>`. Every configured digest is
-    /// compared in constant time, so timing tells nothing about which one nearly matched.
-    pub fn authenticate(&self, req: &HttpRequest) -> Result<String, AdminFailure> {
-        let secret = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= 256)
-            .ok_or_else(AdminFailure::unauthorized)?;
-        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let mut found = None;
-        for (name, digest) in &self.0 {
-            if bool::from(presented.ct_eq(digest)) {
-                found = Some(name.clone());
-            }
-        }
-        found.ok_or_else(AdminFailure::unauthorized)
-    }
-}
 
 /// Reads an admin JSON body (≤ 16 KiB).
 async fn body<T: DeserializeOwned>(req: &HttpRequest, payload: Payload) -> Result<T, AdminFailure> {

@@ -247,12 +247,12 @@ enum Edit {
 /// Reads the body of `req` as the edit `parse` makes of it, applies it to `subject` as
 /// `admin`, and answers the subject's limits and credits as they stand (404 for no token).
 async fn edit<T: serde::de::DeserializeOwned>(
-    (req, payload, state, admin): (HttpRequest, Payload, &AppState, String),
+    (req, payload, state, admin): (HttpRequest, Payload, &AppState, Actor),
     subject: Subject,
     parse: fn(&T) -> Result<Edit, AdminFailure>,
 ) -> Result<QuotaView, ApiError> {
     let request: T = body(&req, payload).await?;
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let tokens = state.tokens.acting_as(admin);
     let changed = match parse(&request)? {
         Edit::Limits(limits) => tokens.set_ratelimits(subject, &limits).await,
         Edit::Credits(change) => tokens.change_credits(subject, &change).await,
@@ -277,7 +277,7 @@ pub async fn put_token_limits(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
 ) -> Result<HttpResponse, ApiError> {
     let subject = Subject::Token(token_id(&id)?);
     let view = edit((req, payload, &state, admin), subject, limits_edit).await?;
@@ -291,7 +291,7 @@ pub async fn put_user_limits(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
 ) -> Result<HttpResponse, ApiError> {
     owner_edit(&user, (req, payload, &state, admin), limits_edit).await
 }
@@ -302,7 +302,7 @@ pub async fn patch_token_credits(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
 ) -> Result<HttpResponse, ApiError> {
     let subject = Subject::Token(token_id(&id)?);
     let view = edit((req, payload, &state, admin), subject, credits_edit).await?;
@@ -316,7 +316,7 @@ pub async fn patch_user_credits(
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
 ) -> Result<HttpResponse, ApiError> {
     owner_edit(&user, (req, payload, &state, admin), credits_edit).await
 }
@@ -324,7 +324,7 @@ pub async fn patch_user_credits(
 /// An edit of the owner at `user` (a path segment), answered with its limits and credits.
 async fn owner_edit<T: serde::de::DeserializeOwned>(
     user: &str,
-    request: (HttpRequest, Payload, &AppState, String),
+    request: (HttpRequest, Payload, &AppState, Actor),
     parse: fn(&T) -> Result<Edit, AdminFailure>,
 ) -> Result<HttpResponse, ApiError> {
     let user = user_id(user)?;

@@ -9,7 +9,6 @@ use super::access::{grants, limit};
 use super::body;
 use super::views::{RoleDeletedView, RoleView, RolesView};
 use crate::domain::access::{limits, AccessLimit, NewRole, RoleChange, RoleDescription, RoleName};
-use crate::domain::Actor;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{Admin, ApiError, AppState};
@@ -74,7 +73,7 @@ fn unavailable(state: &AppState, err: &crate::store::StoreError) -> AdminFailure
 
 /// `POST /api/admin/roles`: 201 with the role.
 pub async fn create(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
@@ -94,7 +93,7 @@ pub async fn create(
     };
     let created = state
         .tokens
-        .acting_as(Actor::Admin(admin))
+        .acting_as(admin)
         .create_role(role)
         .await
         .map_err(|err| unavailable(&state, &err))?;
@@ -145,7 +144,7 @@ pub async fn get(name: Path<String>, state: Data<AppState>) -> Result<HttpRespon
 
 /// `PATCH /api/admin/roles/{name}`: 200 with the role as it is now.
 pub async fn update(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     name: Path<String>,
     req: HttpRequest,
     payload: Payload,
@@ -165,7 +164,7 @@ pub async fn update(
     };
     let updated = state
         .tokens
-        .acting_as(Actor::Admin(admin))
+        .acting_as(admin)
         .update_role(&role, change)
         .await
         .map_err(|err| unavailable(&state, &err))?;
@@ -179,7 +178,7 @@ pub async fn update(
 /// `DELETE /api/admin/roles/{name}[?force=true]`: 409 `role_in_use` while valid tokens hold
 /// it, unless forced.
 pub async fn delete(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     name: Path<String>,
     req: HttpRequest,
     state: Data<AppState>,
@@ -188,7 +187,7 @@ pub async fn delete(
     let role = role_name(&name)?;
     let deleted = state
         .tokens
-        .acting_as(Actor::Admin(admin))
+        .acting_as(admin)
         .delete_role(&role, force)
         .await
         .map_err(|err| unavailable(&state, &err))?;

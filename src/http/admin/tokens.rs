@@ -18,7 +18,7 @@ use crate::domain::access::{limits, AccessLimit, TokenAccess};
 use crate::domain::metadata::MetadataPatch;
 use crate::domain::quota::Quota;
 use crate::domain::{
-    Actor, IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
+    IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
 };
 use crate::envelope::Reason;
 use crate::http::error::AdminFailure;
@@ -28,7 +28,7 @@ use crate::http::{ApiError, AppState};
 use crate::service::{CreateToken, Creation};
 use crate::store::{MetadataChange, MetadataOutcome, TokenQuery, TokenRecord, TokenStatus};
 
-const DEFAULT_PAGE: u32 = 50;
+pub(crate) const DEFAULT_PAGE: u32 = 50;
 pub(crate) const MAX_PAGE: u32 = 200;
 pub(super) const USER_ID_RULE: &str = "userId must be an integer from 1 to 9223372036854775807";
 
@@ -73,7 +73,7 @@ pub(crate) struct CreateTokenRequest {
 
 /// `POST /api/admin/tokens`: 201 with the raw key (shown once) and the token.
 pub async fn create(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     req: HttpRequest,
     payload: Payload,
     state: Data<AppState>,
@@ -127,7 +127,7 @@ pub async fn create(
         .metadata(metadata)
         .access(access)
         .quota(quota);
-    let tokens = state.tokens.acting_as(Actor::Admin(admin));
+    let tokens = state.tokens.acting_as(admin);
     let created = match tokens.create_outcome(create).await {
         Ok(Creation::Created(created)) => created,
         Ok(Creation::LimitReached { limit }) => {
@@ -181,7 +181,7 @@ async fn with_quota(state: &AppState, record: TokenRecord) -> Result<TokenView, 
 
 /// `PATCH /api/admin/tokens/{id}/metadata`: merge-patch; answers the resulting metadata.
 pub async fn patch_metadata(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     req: HttpRequest,
     id: Path<String>,
     payload: Payload,
@@ -195,7 +195,7 @@ pub async fn patch_metadata(
 
 /// `PUT /api/admin/tokens/{id}/metadata`: replaces all of it.
 pub async fn replace_metadata(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     req: HttpRequest,
     id: Path<String>,
     payload: Payload,
@@ -209,13 +209,13 @@ pub async fn replace_metadata(
 
 async fn change_metadata(
     state: &AppState,
-    admin: String,
+    admin: crate::domain::Actor,
     id: u64,
     change: MetadataChange,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = state
         .tokens
-        .acting_as(Actor::Admin(admin))
+        .acting_as(admin)
         .change_metadata(id, change)
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-metadata", &err))?;
@@ -228,14 +228,14 @@ async fn change_metadata(
 
 /// `POST /api/admin/tokens/{id}/revoke`: idempotent; `revoked` says whether this call did it.
 pub async fn revoke(
-    Admin(admin): Admin,
+    Admin(admin, _): Admin,
     id: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
     let revoked = state
         .tokens
-        .acting_as(Actor::Admin(admin))
+        .acting_as(admin)
         .revoke_by_id(id)
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-revoke", &err))?;

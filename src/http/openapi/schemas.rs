@@ -150,7 +150,8 @@ pub fn problem() -> RefOr<Schema> {
         .schema_type(Type::Object)
         .description(Some(
             "Problem details (RFC 9457). `code` is stable for programs; `detail` is for people; \
-             `field` names the request field at fault when there is one.",
+             `field` names the request field at fault when there is one; `missingScope` (403 \
+             `forbidden`) the admin scope the credential lacks.",
         ))
         .property("type", string())
         .property("title", string())
@@ -158,6 +159,7 @@ pub fn problem() -> RefOr<Schema> {
         .property("detail", string())
         .property("code", string())
         .property("field", string())
+        .property("missingScope", string())
         .required("type")
         .required("title")
         .required("status")

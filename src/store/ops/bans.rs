@@ -23,7 +23,7 @@ impl<B: Backend> BanStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(()));
                     }
                     let system = Audit {
-                        actor: Actor::System,
+                        actor: Actor::system(crate::domain::actor::job::LIMITER),
                         at: ban.created_at,
                     };
                     let detail =

@@ -25,7 +25,9 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let events = tx.all_events().await?;
                     let bans = tx.list_bans().await?;
                     let (limits, credits) = tx.all_quota_rows().await?;
+                    let credentials = tx.credentials().await?;
                     done(Snapshot {
+                        credentials,
                         tokens,
                         roles,
                         events,
@@ -55,6 +57,9 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     }
                     for event in &snapshot.events {
                         tx.insert_event_row(event).await?;
+                    }
+                    for credential in &snapshot.credentials {
+                        tx.insert_credential_row(credential).await?;
                     }
                     for ban in &snapshot.bans {
                         tx.insert_ban(ban).await?;

@@ -4,6 +4,7 @@
 mod access;
 mod bans;
 mod copy;
+mod credentials;
 mod quota;
 mod tokens;
 mod usage;
@@ -50,7 +51,7 @@ async fn expire_and_count(
 ) -> Result<u64, StoreError> {
     tx.lock_owner(user_id).await?;
     let system = Audit {
-        actor: Actor::System,
+        actor: Actor::system(crate::domain::actor::job::EXPIRY),
         at: now,
     };
     for id in tx.expired_valid_ids(user_id, now).await? {

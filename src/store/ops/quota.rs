@@ -262,11 +262,10 @@ async fn write_event(
     audit: &Audit,
     detail: Value,
 ) -> Result<(), StoreError> {
-    let token = match subject {
-        Subject::Token(id) => Some(id),
-        Subject::Owner(_) => None,
-    };
-    tx.write_event(token, kind, audit, detail).await
+    match subject {
+        Subject::Token(id) => tx.write_event(Some(id), kind, audit, detail).await,
+        Subject::Owner(user) => tx.write_owner_event(user, kind, audit, detail).await,
+    }
 }
 
 fn subject_detail(subject: Subject) -> Value {

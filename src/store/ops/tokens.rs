@@ -15,6 +15,7 @@ use super::{done, expire_and_count, work, StoreOps};
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
+    AuditQuery,
     Audit, AuditEvent, AuditKind, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
     RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
     UsageDelta,
@@ -111,7 +112,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(false));
                     }
                     let system = Audit {
-                        actor: Actor::System,
+                        actor: Actor::system(crate::domain::actor::job::EXPIRY),
                         at,
                     };
                     tx.write_event(Some(token_id), AuditKind::Expired, &system, json!({}))
@@ -330,6 +331,16 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         self.backend
             .read(work(move |tx| {
                 Box::pin(async move { done(tx.events_of(Some(token_id)).await?) })
+            }))
+            .await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let query = Arc::new(query.clone());
+        self.backend
+            .read(work(move |tx| {
+                let query = query.clone();
+                Box::pin(async move { done(tx.audit_page(&query).await?) })
             }))
             .await
     }

@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 
-use super::audit::{events, EVENT_COLUMNS};
+use super::audit::{actor_values, events, EVENT_COLUMNS};
 use super::tokens::{select_tokens, token_from};
 use super::{count, first, id, Statement, Value};
 use crate::store::backend::Tx;
 use crate::store::{AuditEvent, RowCounts, StoreError, TokenRecord};
 
 const ALL_TOKENS: &str = select_tokens!("ORDER BY id");
-const CLEAR: [&str; 4] = [
+const CLEAR: [&str; 5] = [
+    "DELETE FROM admin_credentials",
     "DELETE FROM audit_events",
     "DELETE FROM api_tokens",
     "DELETE FROM rate_limit_bans",
@@ -19,9 +20,8 @@ const INSERT_TOKEN_ROW: &str = "INSERT INTO api_tokens (id, user_id, api_token, 
     public_identifier, prefix, name, created_at, expires_at, restricted_to_ip_address, last_used, \
     privilege_type, usage_count, valid, metadata) \
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-const INSERT_EVENT_ROW: &str =
-    "INSERT INTO audit_events (id, token_id, event, actor, detail, created_at) \
-    VALUES (?, ?, ?, ?, ?, ?)";
+const INSERT_EVENT_ROW: &str = "INSERT INTO audit_events (id, token_id, user_id, event, \
+    actor_type, actor_id, actor_name, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_tokens), \
     (SELECT COUNT(*) FROM audit_events), (SELECT COUNT(*) FROM rate_limit_bans), \
     (SELECT COUNT(*) FROM roles)";
@@ -84,11 +84,15 @@ impl<T: Tx + ?Sized> CopySql for T {
     }
 
     async fn insert_event_row(&mut self, e: &AuditEvent) -> Result<(), StoreError> {
+        let [actor_type, actor_id, actor_name] = actor_values(&e.actor);
         let args = vec![
             id(e.id),
             e.token_id.map(id).unwrap_or(Value::Null),
+            e.user_id.into(),
             e.event.as_str().into(),
-            e.actor.as_str().into(),
+            actor_type,
+            actor_id,
+            actor_name,
             e.detail.to_string().into(),
             e.created_at.into(),
         ];

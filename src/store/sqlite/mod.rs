@@ -34,6 +34,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "quotas",
         include_str!("../../../sql/sqlite/0003_quotas.sql"),
     ),
+    (
+        4,
+        "credentials_and_actors",
+        include_str!("../../../sql/sqlite/0004_credentials_and_actors.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -46,6 +46,17 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
       permissions, limits and credits; charges `cost` and named limits."),
     ("listBans", "List the abuse limiters' bans", "Every permanent ban in force, with its reason."),
     ("liftBan", "Lift a ban", "In the store, in Redis and on every instance."),
+    ("createCredential", "Create an admin credential",
+     "A stored credential with scopes (or a preset) and an optional expiry; its secret is in \
+      this answer only."),
+    ("listCredentials", "List the admin credentials",
+     "Every stored credential with its scopes, creator, last use and revocation; never a secret."),
+    ("getCredential", "Read an admin credential", "Its scopes, creator, expiry, last use and revocation."),
+    ("updateCredential", "Change an admin credential", "Its name, scopes or expiry; audited."),
+    ("revokeCredential", "Revoke an admin credential", "It is refused from now on; audited."),
+    ("listAuditEvents", "Read the audit log",
+     "Every change, newest first, with who made it; filtered by actor, kind, token, owner and \
+      time, keyset-paginated (`cursor` = the previous page's `nextCursor`)."),
 ];
 
 /// The BFF actions (`/api/manage/{action}`): `(action, summary, description)`.

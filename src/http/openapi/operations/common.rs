@@ -13,6 +13,12 @@ use crate::http::body::ADMIN_BODY_LIMIT;
 pub(super) fn admin(d: Describe) -> Describe {
     d.security(ADMIN_SCHEME)
         .problem(401, "No or a wrong admin credential.", &["unauthorized"])
+        .problem(
+            403,
+            "The credential does not hold the route's scope (`x-required-scope`), or scopes the \
+             call would hand out; `missingScope` names the first.",
+            &["forbidden"],
+        )
         .problem(503, "The store could not answer.", &["unavailable"])
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 pub(crate) mod catalogue;
 mod common;
+mod credentials;
 mod describe;
 mod manage;
 mod public;
@@ -11,6 +12,7 @@ mod quota;
 mod roles;
 
 pub use admin::*;
+pub use credentials::*;
 pub use describe::Describe;
 pub use manage::manage;
 pub use public::*;
