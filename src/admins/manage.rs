@@ -99,8 +99,8 @@ impl Admins {
     fn settled(&self, outcome: CredentialOutcome) -> Result<CredentialRecord, ManageError> {
         match outcome {
             CredentialOutcome::Done(record) => {
-                self.changed(record.clone());
-                Ok(record)
+                self.changed((*record).clone());
+                Ok(*record)
             }
             CredentialOutcome::NotFound => Err(ManageError::NotFound),
             CredentialOutcome::Forbidden(scope) => Err(ManageError::Forbidden(scope)),

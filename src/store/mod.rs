@@ -387,7 +387,7 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
 #[derive(Debug)]
 pub enum CredentialOutcome {
     /// The credential as it is now (revoking a revoked one answers it as it was).
-    Done(CredentialRecord),
+    Done(Box<CredentialRecord>),
     NotFound,
     /// It holds this scope and the caller does not (no escalation).
     Forbidden(&'static str),

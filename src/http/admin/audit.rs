@@ -78,7 +78,7 @@ fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFail
                 let cursor = value
                     .parse()
                     .map_err(|_| bad("cursor is the nextCursor of a previous page".into()))?;
-                query.before = Some(cursor);
+                query.before = Some(keyset_bound(cursor));
             }
             other => return Err(bad(format!("unknown query parameter {other:?}"))),
         }
@@ -86,25 +86,45 @@ fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFail
     Ok(query)
 }
 
-const ACTOR_RULE: &str =
-    "actor is <type> or <type>:<id>, the type one of config, credential, user, cli, system";
+const ACTOR_RULE: &str = "actor is <type> or <type>:<id>, the type one of config, credential, \
+    user, cli, system (a credential's or a user's id is a number; cli and system have none)";
 const TIME_RULE: &str = "an RFC 3339 time, e.g. 2026-12-07T10:00:00Z";
 
-/// `credential:7`, `user:42`, `config:ops`, `cli`, `system`.
+/// `credential:7`, `user:42`, `config:ops`, `cli`, `system`. A credential's or a user's id is
+/// a number (anything else could match nothing); the CLI and the system have no id.
 fn actor(text: &str) -> Option<ActorFilter> {
     let (kind, id) = match text.split_once(':') {
-        Some((kind, id)) if !id.is_empty() && id.len() <= 120 => (kind, Some(id.to_owned())),
+        Some((kind, id)) if !id.is_empty() && id.len() <= 120 => (kind, Some(id)),
         Some(_) => return None,
         None => (text, None),
     };
-    Some(ActorFilter {
-        kind: ActorKind::parse(kind)?,
-        id,
+    let kind = ActorKind::parse(kind)?;
+    let valid = match (kind, id) {
+        (_, None) => true,
+        (ActorKind::Credential, Some(id)) => id.parse::<u64>().is_ok(),
+        (ActorKind::User, Some(id)) => id.parse::<crate::domain::UserId>().is_ok(),
+        (ActorKind::Config, Some(_)) => true,
+        (ActorKind::Cli | ActorKind::System, Some(_)) => false,
+    };
+    valid.then(|| ActorFilter {
+        kind,
+        id: id.map(str::to_owned),
     })
 }
 
+/// An RFC 3339 time, rounded up to the next millisecond when it falls between two: stored
+/// times are milliseconds, and a bound between two must mean the same on every store.
 fn time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
+    let at = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+    let sub_ms = at.timestamp_subsec_nanos() % 1_000_000;
+    match sub_ms {
+        0 => Some(at),
+        _ => at.checked_add_signed(chrono::Duration::nanoseconds(i64::from(1_000_000 - sub_ms))),
+    }
+}
+
+/// A keyset cursor as a bound every store holds: ids never pass `i64::MAX`, so a larger
+/// cursor means "from the newest".
+pub(super) fn keyset_bound(cursor: u64) -> u64 {
+    cursor.min(i64::MAX as u64)
 }

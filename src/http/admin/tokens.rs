@@ -345,7 +345,7 @@ fn list_query(
                     AdminFailure::bad_request("cursor is the nextCursor of a previous page")
                         .field("cursor")
                 })?;
-                query.before_id = Some(cursor);
+                query.before_id = Some(super::audit::keyset_bound(cursor));
             }
             other => {
                 let deep = other

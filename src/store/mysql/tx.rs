@@ -35,8 +35,27 @@ fn bind(value: Value) -> mysql_async::Value {
         Value::UInt(value) | Value::Id(value) => My::UInt(value),
         Value::Text(text) => My::Bytes(text.into_bytes()),
         Value::Bytes(bytes) => My::Bytes(bytes),
-        Value::Time(at) => at.naive_utc().into(),
+        Value::Time(at) => datetime(at),
     }
+}
+
+/// A time as MySQL's `DATETIME(3)` value. Built field by field: the driver's own conversion
+/// panics on a year outside 1000–9999, which a query bound (`since=0999-…`) may name; a year
+/// outside 0–9999 is clamped (no row holds one).
+fn datetime(at: chrono::DateTime<chrono::Utc>) -> mysql_async::Value {
+    use chrono::{Datelike as _, Timelike as _};
+    let at = at.naive_utc();
+    let year = u16::try_from(at.year().clamp(0, 9999)).unwrap_or(0);
+    let narrow = |n: u32| u8::try_from(n).unwrap_or(u8::MAX);
+    mysql_async::Value::Date(
+        year,
+        narrow(at.month()),
+        narrow(at.day()),
+        narrow(at.hour()),
+        narrow(at.minute()),
+        narrow(at.second()),
+        at.nanosecond().min(999_999_999) / 1_000,
+    )
 }
 
 fn params(args: Vec<Value>) -> Params {

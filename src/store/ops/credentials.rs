@@ -134,7 +134,7 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
                     detail["changed"] = json!(fields);
                     tx.write_event(None, AuditKind::CredentialUpdated, &audit, detail)
                         .await?;
-                    Ok(TxEnd::Commit(CredentialOutcome::Done(record)))
+                    Ok(TxEnd::Commit(CredentialOutcome::Done(Box::new(record))))
                 })
             }))
             .await
@@ -155,7 +155,7 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(CredentialOutcome::NotFound));
                     };
                     if record.revoked_at.is_some() {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::Done(record)));
+                        return Ok(TxEnd::Rollback(CredentialOutcome::Done(Box::new(record))));
                     }
                     if let Some(missing) = beyond(&holder, &record) {
                         return Ok(TxEnd::Rollback(CredentialOutcome::Forbidden(missing)));
@@ -165,7 +165,7 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
                     let detail = described(&record);
                     tx.write_event(None, AuditKind::CredentialRevoked, &audit, detail)
                         .await?;
-                    Ok(TxEnd::Commit(CredentialOutcome::Done(record)))
+                    Ok(TxEnd::Commit(CredentialOutcome::Done(Box::new(record))))
                 })
             }))
             .await

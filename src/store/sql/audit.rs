@@ -76,7 +76,9 @@ fn audit_page(query: &AuditQuery) -> Statement {
         conditions.push("actor_type = ?");
         args.push(actor.kind.as_str().into());
         if let Some(actor_id) = &actor.id {
-            conditions.push("actor_id = ?");
+            // Byte for byte: MySQL's `utf8mb4_bin` pads trailing spaces.
+            conditions.push("actor_id = ? AND LENGTH(actor_id) = LENGTH(?)");
+            args.push(actor_id.as_str().into());
             args.push(actor_id.as_str().into());
         }
     }
