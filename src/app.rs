@@ -9,9 +9,9 @@ use actix_web::middleware::from_fn;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 
+use crate::admins::{Admins, CredentialCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::admins::{Admins, CredentialCache};
 use crate::http::{self, AppState, HmacGuard, JwtVerifier};
 use crate::limits::Limits;
 use crate::service::{ServiceOptions, TokenService};

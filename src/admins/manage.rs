@@ -27,6 +27,8 @@ pub enum ManageError {
     Forbidden(&'static str),
     #[error("no such credential")]
     NotFound,
+    #[error("the credential is revoked")]
+    Revoked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -103,6 +105,7 @@ impl Admins {
                 Ok(*record)
             }
             CredentialOutcome::NotFound => Err(ManageError::NotFound),
+            CredentialOutcome::Revoked => Err(ManageError::Revoked),
             CredentialOutcome::Forbidden(scope) => Err(ManageError::Forbidden(scope)),
         }
     }

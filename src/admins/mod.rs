@@ -152,6 +152,8 @@ impl Admins {
     /// After a change committed: this instance holds the credential as it is now, and every
     /// other drops what it held.
     fn changed(&self, record: CredentialRecord) {
+        // A lookup that read the row before this change committed must not cache what it read.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let digest = record.digest.to_bytes();
         let entry = Entry {
             credential: Some(Known::new(record)),

@@ -57,13 +57,16 @@ pub async fn require_admin(
     admit(req, next, caller).await
 }
 
-async fn admin_of(state: &AppState, req: &HttpRequest, scope: &'static str) -> Result<Admin, ApiError> {
+async fn admin_of(
+    state: &AppState,
+    req: &HttpRequest,
+    scope: &'static str,
+) -> Result<Admin, ApiError> {
     let secret = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
         .ok_or_else(AdminFailure::unauthorized)?;
     let ip = client_ip(req, &state.trusted_proxies);
     let caller = state
@@ -80,6 +83,12 @@ async fn admin_of(state: &AppState, req: &HttpRequest, scope: &'static str) -> R
         return Err(AdminFailure::forbidden(scope).into());
     }
     Ok(Admin(caller.actor, caller.scopes))
+}
+
+/// The credential of `Authorization: Bearer <secret>`; the scheme is case-insensitive (RFC 9110).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, secret) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
 }
 
 /// The guard of `Access::User` routes.

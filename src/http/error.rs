@@ -309,7 +309,7 @@ fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if status == StatusCode::UNAUTHORIZED {
-        let challenge = HeaderValue::from_static("Bearer realm=\"iam-tokens admin\"");
+        let challenge = HeaderValue::from_static("Bearer realm=\"iam-tokens\"");
         headers.insert(WWW_AUTHENTICATE, challenge);
     }
     response

@@ -11,8 +11,8 @@ pub mod sql;
 mod sqlite;
 
 pub use crate::domain::record::{
-    ActorFilter, Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, NewToken, TokenCounts, TokenDraft, TokenQuery,
-    TokenRecord, TokenStatus, UsageDelta,
+    ActorFilter, Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, NewToken, TokenCounts,
+    TokenDraft, TokenQuery, TokenRecord, TokenStatus, UsageDelta,
 };
 pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
@@ -391,6 +391,8 @@ pub enum CredentialOutcome {
     NotFound,
     /// It holds this scope and the caller does not (no escalation).
     Forbidden(&'static str),
+    /// A change of a revoked credential.
+    Revoked,
 }
 
 /// Stored admin credentials (SPEC B9). Every change writes its audit event in the same

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    BanStore, CopyStore, CredentialStore, MySqlStore, SqliteStore, StoreError, StoreOps,
-    TokenStore,
+    BanStore, CopyStore, CredentialStore, MySqlStore, SqliteStore, StoreError, StoreOps, TokenStore,
 };
 
 /// Everything the service and the CLI need of a store.

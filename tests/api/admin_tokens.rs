@@ -85,11 +85,7 @@ async fn admin_routes_answer_401_to_anything_but_the_configured_secret() {
             "{case}: problem details"
         );
         let challenge = answer.header("www-authenticate");
-        assert_eq!(
-            challenge,
-            Some("Bearer realm=\"iam-tokens admin\""),
-            "{case}"
-        );
+        assert_eq!(challenge, Some("Bearer realm=\"iam-tokens\""), "{case}");
     }
     let empty = json!({"tokens": [], "nextCursor": null});
     let answer = app.admin_get("/users/1/tokens").await;

@@ -68,6 +68,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub tokens: TokenService,
     pub limits: Arc<iam_tokens::limits::Limits>,
+    /// The app's admin credentials (`flush_uses` writes their last uses now).
+    pub admins: Arc<iam_tokens::admins::Admins>,
     pub settings: Settings,
     /// The app's database, for assertions (portable SQL; see `test_db`).
     pub db: TestDb,
@@ -128,6 +130,7 @@ pub async fn spawn_with_clock(
     let metrics_port = app.metrics_port();
     let tokens = app.tokens().clone();
     let limits = app.limits().clone();
+    let admins = app.admins().clone();
     tokio::spawn(app.run_until_stopped());
     let db = match Location::parse(settings.database.url.expose()).expect("database url") {
         Location::Sqlite(path) => TestDb::Sqlite(path),
@@ -142,6 +145,7 @@ pub async fn spawn_with_clock(
         clock: clock.clone(),
         tokens,
         limits,
+        admins,
         jwt: JwtVerifier::new(&settings.auth.jwt_secret, clock),
         settings,
         db,
@@ -586,7 +590,7 @@ pub fn admin_status(code: &str) -> u16 {
         "not_found" => 404,
         "method_not_allowed" => 405,
         "request_timeout" => 408,
-        "role_exists" | "role_in_use" | "role_limit" | "token_limit" => 409,
+        "role_exists" | "role_in_use" | "role_limit" | "token_limit" | "credential_revoked" => 409,
         "payload_too_large" => 413,
         "unsupported_media_type" => 415,
         "unavailable" => 503,

@@ -47,6 +47,8 @@ mod admin_metadata;
 mod admin_tokens;
 mod admin_verify_and_bans;
 mod audit_log;
+mod audit_migration;
+mod audit_trail;
 
 // Hardening found by testing from outside (issue 11).
 mod owner_identity;
@@ -63,6 +65,11 @@ mod shared_instances;
 // Customer rate limits and credits (SPEC B5), on one instance and on several.
 mod quotas;
 mod quotas_shared;
+
+// Scoped admin credentials and actors (SPEC B9).
+mod admin_credentials;
+mod admin_scopes;
+mod credential_fleet;
 
 // The machine-readable contract (SPEC B7).
 mod metrics;

@@ -348,3 +348,60 @@ async fn a_mysql_url_naming_127_0_0_1_keeps_every_connection_on_tcp() {
         "with the proxy down the database is unreachable: no socket bypass"
     );
 }
+
+/// Admin credentials fail closed like tokens (SPEC B9): a stored credential already cached keeps
+/// authorising while the database is down, one never seen answers 503 `unavailable` (it cannot
+/// be checked), and a malformed secret is refused without a lookup.
+#[tokio::test]
+async fn a_cached_admin_credential_keeps_working_while_the_database_is_down() {
+    use crate::helpers::{admin_error, ops_admin};
+    let (app, proxy) = spawn_behind_proxy(ops_admin).await;
+    let (key, _, _) = token(&app).await;
+    let verifier = |name: &str| json!({"name": name, "preset": "verifier"});
+    let mut secrets = Vec::new();
+    for name in ["seen", "unseen"] {
+        let answer = app
+            .admin_json(reqwest::Method::POST, "/credentials", &verifier(name))
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        secrets.push(answer.body["secret"].as_str().expect("secret").to_owned());
+    }
+    let verify = |secret: &str| {
+        let request = app
+            .client
+            .post(app.url("/api/admin/verify"))
+            .bearer_auth(secret)
+            .json(&json!({"key": key, "count": false}));
+        app.send(request)
+    };
+    assert_eq!(
+        verify(&secrets[0]).await.body["code"],
+        "VALID",
+        "cached now"
+    );
+
+    proxy.down().await;
+    let answer = verify(&secrets[0]).await;
+    assert_eq!(
+        (answer.status, &answer.body["code"]),
+        (200, &json!("VALID")),
+        "cached: no store needed to authorise, nor to verify a cached key"
+    );
+    let unavailable = "the token store is unavailable; try again";
+    let answer = verify(&secrets[1]).await;
+    answer.assert_is(
+        503,
+        &admin_error("unavailable", unavailable, None),
+        "never seen",
+    );
+    let message = "a valid admin credential is required (Authorization: Bearer <secret>)";
+    let answer = verify("iam_admin_not-a-stored-secret").await;
+    answer.assert_is(
+        401,
+        &admin_error("unauthorized", message, None),
+        "malformed",
+    );
+
+    proxy.up();
+    assert_eq!(verify(&secrets[1]).await.body["code"], "VALID", "back");
+}

@@ -15,8 +15,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    actor_text, admin_error, spawn_admin_app, spawn_admin_app_with, spawn_with_clock, AdminToken, Answer,
-    TestApp,
+    actor_text, admin_error, spawn_admin_app, spawn_admin_app_with, spawn_with_clock, AdminToken,
+    Answer, TestApp,
 };
 
 pub(crate) const MINUTE: u64 = 60_000;

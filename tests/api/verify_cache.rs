@@ -19,8 +19,9 @@ use iam_tokens::service::{
 };
 use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::store::{
-    Audit, AuditEvent, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome, NewToken, RotateOutcome,
-    Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    Audit, AuditEvent, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
+    RotateOutcome, Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
+    UsageDelta,
 };
 use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
 use serde_json::Value;

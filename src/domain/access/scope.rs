@@ -241,8 +241,14 @@ mod tests {
         assert_eq!(unknown.field(), "scopes[1]");
         let misplaced = ScopeList::parse(&["tok*ens.read"]).unwrap_err();
         assert!(matches!(misplaced, ScopeError::Grammar { index: 0, .. }));
-        assert!(misplaced.to_string().contains("first or in the middle"), "{misplaced}");
-        assert_eq!(ScopeList::parse(&["api.*.read_key"]).unwrap_err().field(), "scopes[0]");
+        assert!(
+            misplaced.to_string().contains("first or in the middle"),
+            "{misplaced}"
+        );
+        assert_eq!(
+            ScopeList::parse(&["api.*.read_key"]).unwrap_err().field(),
+            "scopes[0]"
+        );
         assert_eq!(
             ScopeList::preset("god").unwrap_err().to_string(),
             "no preset \"god\" (the presets are root, read-only, support, billing, verifier)"

@@ -36,7 +36,13 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
     events.truncate(limit);
     let next_cursor = more.then(|| events.last().map(|e| e.id)).flatten();
     let events = events.into_iter().map(EventView::from).collect();
-    Ok(json(StatusCode::OK, &AuditPageView { events, next_cursor }))
+    Ok(json(
+        StatusCode::OK,
+        &AuditPageView {
+            events,
+            next_cursor,
+        },
+    ))
 }
 
 fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFailure> {
@@ -56,7 +62,9 @@ fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFail
                 query.kind = Some(kind.as_str().to_owned());
             }
             "tokenId" => {
-                let id = value.parse().map_err(|_| bad("tokenId is a token id".into()))?;
+                let id = value
+                    .parse()
+                    .map_err(|_| bad("tokenId is a token id".into()))?;
                 query.token_id = Some(id);
             }
             "userId" => {

@@ -68,20 +68,24 @@ fn expiry(ms: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, AdminFailure> {
         .map_err(|_| LifetimeError)
         .and_then(Lifetime::from_ms)
         .map(|lifetime| lifetime.expiry_from(now))
-        .map_err(|err| {
-            AdminFailure::invalid(
-                "invalid_expiry",
-                format!("{err}: a credential cannot be created already expired"),
-            )
-            .field("expires")
-        })
+        .map_err(|err| AdminFailure::invalid("invalid_expiry", err.to_string()).field("expires"))
 }
 
 fn failure(state: &AppState, err: ManageError, id: Option<u64>) -> AdminFailure {
     match err {
         ManageError::Forbidden(scope) => AdminFailure::forbidden(scope),
         ManageError::NotFound => no_credential(id.unwrap_or_default()),
-        ManageError::Store(err) => AdminFailure::unavailable(&state.metrics, "admin-credentials", &err),
+        ManageError::Revoked => AdminFailure::new(
+            StatusCode::CONFLICT,
+            "credential_revoked",
+            format!(
+                "credential {} is revoked; it stays as it was, for the audit trail",
+                id.unwrap_or_default()
+            ),
+        ),
+        ManageError::Store(err) => {
+            AdminFailure::unavailable(&state.metrics, "admin-credentials", &err)
+        }
     }
 }
 
@@ -106,9 +110,11 @@ pub async fn create(
     let name = name(&request.name)?;
     let scopes = match (&request.scopes, &request.preset) {
         (Some(_), Some(_)) => {
-            return Err(AdminFailure::invalid("invalid_scope", "give scopes or preset, not both")
-                .field("preset")
-                .into())
+            return Err(
+                AdminFailure::invalid("invalid_scope", "give scopes or preset, not both")
+                    .field("preset")
+                    .into(),
+            )
         }
         (Some(scopes), None) => ScopeList::parse(scopes),
         (None, Some(preset)) => ScopeList::preset(preset),
@@ -140,9 +146,11 @@ pub async fn create(
 
 /// `GET /api/admin/credentials`: every credential, revoked ones included, oldest first.
 pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let records = state.admins.credentials().await.map_err(|err| {
-        AdminFailure::unavailable(&state.metrics, "admin-credentials", &err)
-    })?;
+    let records = state
+        .admins
+        .credentials()
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credentials", &err))?;
     let now = state.clock.now();
     let credentials = records
         .into_iter()
@@ -154,11 +162,16 @@ pub async fn list(state: Data<AppState>) -> Result<HttpResponse, ApiError> {
 /// `GET /api/admin/credentials/{id}`.
 pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = credential_id(&id)?;
-    let record = state.admins.credential(id).await.map_err(|err| {
-        AdminFailure::unavailable(&state.metrics, "admin-credentials", &err)
-    })?;
+    let record = state
+        .admins
+        .credential(id)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-credentials", &err))?;
     let record = record.ok_or_else(|| no_credential(id))?;
-    Ok(json(StatusCode::OK, &CredentialView::new(record, state.clock.now())))
+    Ok(json(
+        StatusCode::OK,
+        &CredentialView::new(record, state.clock.now()),
+    ))
 }
 
 /// `PATCH /api/admin/credentials/{id}`: 200 with the credential as it is now.
@@ -207,5 +220,8 @@ pub async fn revoke(
         .revoke(&Caller { actor, scopes }, id)
         .await
         .map_err(|err| failure(&state, err, Some(id)))?;
-    Ok(json(StatusCode::OK, &CredentialView::new(record, state.clock.now())))
+    Ok(json(
+        StatusCode::OK,
+        &CredentialView::new(record, state.clock.now()),
+    ))
 }

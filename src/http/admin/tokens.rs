@@ -17,9 +17,7 @@ use super::{body, invalid_metadata, token_id};
 use crate::domain::access::{limits, AccessLimit, TokenAccess};
 use crate::domain::metadata::MetadataPatch;
 use crate::domain::quota::Quota;
-use crate::domain::{
-    IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId,
-};
+use crate::domain::{IpRestriction, Lifetime, Metadata, Prefix, Privilege, TokenName, UserId};
 use crate::envelope::Reason;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;

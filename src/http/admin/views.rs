@@ -8,11 +8,11 @@ use super::quota_views::{
     configured, ConfiguredLimitView, CreditsJson, CreditsLeftView, RateLimitView,
 };
 use crate::domain::access::{sorted_texts, RoleDescription, RoleRecord};
+use crate::domain::credential::CredentialRecord;
 use crate::domain::{Actor, ActorKind, Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
 use crate::quotas::QuotaView;
 use crate::service::{CachedToken, VerifyCode};
-use crate::domain::credential::CredentialRecord;
 use crate::store::{AuditEvent, BanRecord, TokenRecord};
 
 /// A token as operators see it.

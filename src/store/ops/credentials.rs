@@ -1,6 +1,7 @@
 //! Stored admin credentials (SPEC B9): created, changed and revoked each with its audit event
 //! in the transaction that makes it; a change or revocation refused, inside that transaction,
-//! when the caller does not hold every scope the credential holds (no escalation).
+//! when the caller does not hold every scope the credential holds (no escalation), and a change
+//! of a revoked credential refused (it stays as it was, for the audit trail).
 
 use crate::store::sql::families::*;
 use std::sync::Arc;
@@ -116,6 +117,10 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
                     if let Some(missing) = beyond(&holder, &record) {
                         return Ok(TxEnd::Rollback(CredentialOutcome::Forbidden(missing)));
                     }
+                    // Kept as it was when revoked: the audit trail reads what it could do.
+                    if record.revoked_at.is_some() {
+                        return Ok(TxEnd::Rollback(CredentialOutcome::Revoked));
+                    }
                     let mut fields = Vec::new();
                     if let Some(name) = &change.name {
                         record.name = name.as_str().to_owned();
@@ -154,11 +159,11 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
                     let Some(mut record) = tx.credential(id, Lock::ForUpdate).await? else {
                         return Ok(TxEnd::Rollback(CredentialOutcome::NotFound));
                     };
-                    if record.revoked_at.is_some() {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::Done(Box::new(record))));
-                    }
                     if let Some(missing) = beyond(&holder, &record) {
                         return Ok(TxEnd::Rollback(CredentialOutcome::Forbidden(missing)));
+                    }
+                    if record.revoked_at.is_some() {
+                        return Ok(TxEnd::Rollback(CredentialOutcome::Done(Box::new(record))));
                     }
                     tx.revoke_credential(id, audit.at).await?;
                     record.revoked_at = Some(audit.at);

@@ -15,10 +15,9 @@ use super::{done, expire_and_count, work, StoreOps};
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
-    AuditQuery,
-    Audit, AuditEvent, AuditKind, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
-    RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
-    UsageDelta,
+    Audit, AuditEvent, AuditKind, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome,
+    NewToken, RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord,
+    TokenStore, UsageDelta,
 };
 
 /// A change of one owned token, chosen by the caller.

@@ -27,7 +27,8 @@ const INSERT: &str = "INSERT INTO admin_credentials (digest, name, scopes, creat
 const BY_ID: &str = select_credentials!("WHERE id = ?");
 const BY_DIGEST: &str = select_credentials!("WHERE digest = ?");
 const ALL: &str = select_credentials!("ORDER BY id");
-const UPDATE: &str = "UPDATE admin_credentials SET name = ?, scopes = ?, expires_at = ? WHERE id = ?";
+const UPDATE: &str =
+    "UPDATE admin_credentials SET name = ?, scopes = ?, expires_at = ? WHERE id = ?";
 const REVOKE: &str =
     "UPDATE admin_credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
 /// Never moves the time back (two instances may flush out of order).
@@ -65,8 +66,11 @@ fn scopes_text(scopes: &ScopeList) -> String {
 pub trait CredentialSql {
     /// The new credential's id, `None` when its digest is taken.
     async fn insert_credential(&mut self, new: &NewCredential) -> Result<Option<u64>, StoreError>;
-    async fn credential(&mut self, id: u64, lock: Lock)
-        -> Result<Option<CredentialRecord>, StoreError>;
+    async fn credential(
+        &mut self,
+        id: u64,
+        lock: Lock,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
     async fn credential_by_digest(
         &mut self,
         digest: &Digest,
@@ -85,8 +89,7 @@ pub trait CredentialSql {
         ip: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Inserts a credential as it is, id included (`iam-tokens copy`).
-    async fn insert_credential_row(&mut self, record: &CredentialRecord)
-        -> Result<(), StoreError>;
+    async fn insert_credential_row(&mut self, record: &CredentialRecord) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -126,11 +129,14 @@ impl<T: Tx + ?Sized> CredentialSql for T {
         &mut self,
         digest: &Digest,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        first(self, Statement::new(BY_DIGEST, vec![digest.as_str().into()]))
-            .await?
-            .as_ref()
-            .map(credential_from)
-            .transpose()
+        first(
+            self,
+            Statement::new(BY_DIGEST, vec![digest.as_str().into()]),
+        )
+        .await?
+        .as_ref()
+        .map(credential_from)
+        .transpose()
     }
 
     async fn credentials(&mut self) -> Result<Vec<CredentialRecord>, StoreError> {

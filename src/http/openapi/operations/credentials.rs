@@ -56,13 +56,22 @@ pub fn admin_create_credential(d: Describe) -> Operation {
 pub fn admin_credentials(d: Describe) -> Operation {
     let view = d.components.of::<CredentialsView>();
     admin(d)
-        .json(200, "Every credential, revoked ones included, oldest first.", view)
+        .json(
+            200,
+            "Every credential, revoked ones included, oldest first.",
+            view,
+        )
         .build()
 }
 
 pub fn admin_get_credential(d: Describe) -> Operation {
     let view = d.components.of::<CredentialView>();
-    no_credential(admin(d).parameter(credential_id()).json(200, "The credential.", view)).build()
+    no_credential(
+        admin(d)
+            .parameter(credential_id())
+            .json(200, "The credential.", view),
+    )
+    .build()
 }
 
 pub fn admin_update_credential(d: Describe) -> Operation {
@@ -76,6 +85,11 @@ pub fn admin_update_credential(d: Describe) -> Operation {
     )
     .parameter(credential_id())
     .json(200, "The credential as it is now.", view)
+    .problem(
+        409,
+        "The credential is revoked (it stays as it was).",
+        &["credential_revoked"],
+    )
     .problem(422, INVALID, INVALID_CODES);
     no_credential(d).build()
 }
@@ -115,7 +129,12 @@ pub fn admin_audit(d: Describe) -> Operation {
             "`<type>` or `<type>:<id>`: `credential:7`, `user:42`, `config:ops`, `cli`, `system`.",
             string(),
         ))
-        .parameter(query("kind", false, "One event kind.", schemas::one_of_strings(kinds)))
+        .parameter(query(
+            "kind",
+            false,
+            "One event kind.",
+            schemas::one_of_strings(kinds),
+        ))
         .parameter(query("tokenId", false, "Events of this token.", int64()))
         .parameter(query(
             "userId",
@@ -123,10 +142,20 @@ pub fn admin_audit(d: Describe) -> Operation {
             "Events of this owner's tokens and of its limits and credits.",
             int64(),
         ))
-        .parameter(query("since", false, "Events at or after this time.", time()))
+        .parameter(query(
+            "since",
+            false,
+            "Events at or after this time.",
+            time(),
+        ))
         .parameter(query("until", false, "Events before this time.", time()))
         .parameter(query("limit", false, "Page size (default 50).", limit))
-        .parameter(query("cursor", false, "The `nextCursor` of the previous page.", int64()))
+        .parameter(query(
+            "cursor",
+            false,
+            "The `nextCursor` of the previous page.",
+            int64(),
+        ))
         .json(200, "One page, newest first.", page)
         .problem(400, "A bad query parameter, naming it.", &["bad_request"])
         .build()
