@@ -11,7 +11,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
-use crate::helpers::{admin_error, forbidden, run_cli, spawn_admin_app_with, Answer, TestApp};
+use crate::helpers::{
+    admin_as, admin_error, forbidden, run_cli, spawn_admin_app_with, Answer, TestApp,
+};
 
 pub(crate) const UNAUTHORIZED: &str =
     "a valid admin credential is required (Authorization: Bearer <secret>)";
@@ -66,24 +68,8 @@ pub(crate) async fn stored_with(app: &TestApp, body: &Value) -> Stored {
     }
 }
 
-/// `/api/admin{path}` with `secret` as the bearer, `body` as JSON when given.
-pub(crate) async fn call_as(
-    app: &TestApp,
-    secret: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Answer {
-    let url = app.url(&format!("/api/admin{path}"));
-    let mut request = app.client.request(method, url).bearer_auth(secret);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    app.send(request).await
-}
-
 pub(crate) async fn get_as(app: &TestApp, secret: &str, path: &str) -> Answer {
-    call_as(app, secret, Method::GET, path, None).await
+    admin_as(app, secret, Method::GET, path, None).await
 }
 
 /// The secret of a 201, its shape `iam_admin_<64 hex>_<8 hex>` checked, and the body without it
@@ -403,7 +389,7 @@ async fn the_audit_log_names_the_credential_that_acted_and_each_change_made_to_a
     let deployer = stored(&app, "deployer", &["tokens.create", "audit.read"]).await;
     let created_at = app.clock_iso();
     let body = json!({"userId": 5, "name": "svc"});
-    let token = call_as(&app, &deployer.secret, Method::POST, "/tokens", Some(&body)).await;
+    let token = admin_as(&app, &deployer.secret, Method::POST, "/tokens", Some(&body)).await;
     assert_eq!(token.status, 201, "{token:?}");
     let token_id = token.body["token"]["id"].as_u64().expect("token id");
     let event_id = |kind: &'static str| {
@@ -541,7 +527,7 @@ async fn the_command_line_creates_lists_and_revokes_credentials_the_running_app_
     let roles = get_as(&app, secret, "/roles").await;
     roles.assert_is(200, &json!({"roles": []}), "works at once");
     let role = json!({"name": "r", "permissions": []});
-    let refused = call_as(&app, secret, Method::POST, "/roles", Some(&role)).await;
+    let refused = admin_as(&app, secret, Method::POST, "/roles", Some(&role)).await;
     refused.assert_is(403, &forbidden("roles.write"), "read-only");
     let user = std::env::var("USER").ok().filter(|user| !user.is_empty());
     let credential = app.admin_get("/credentials/1").await;

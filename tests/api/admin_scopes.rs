@@ -12,10 +12,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::admin_credentials::{
-    call_as, credential_actor, get_as, holding, patch, revoke, rows, spawn, stored, stored_with,
+    credential_actor, get_as, holding, patch, revoke, rows, spawn, stored, stored_with,
     take_secret, unauthorized, view, Stored, CHALLENGE, SUPPORT,
 };
-use crate::helpers::forbidden;
+use crate::helpers::{admin_as, forbidden};
 
 /// A route's path with every `{parameter}` filled in, under `/api/admin`.
 fn concrete(path: &str) -> String {
@@ -61,10 +61,10 @@ async fn every_admin_route_refuses_a_credential_without_its_scope_and_admits_one
             .contains(&method)
             .then(|| json!({}));
         let path = concrete(route.path);
-        call_as(&app, &without.secret, method.clone(), &path, body.as_ref())
+        admin_as(&app, &without.secret, method.clone(), &path, body.as_ref())
             .await
             .assert_is(403, &forbidden(scope), &format!("{case} without {scope}"));
-        let admitted = call_as(&app, &with.secret, method, &path, body.as_ref()).await;
+        let admitted = admin_as(&app, &with.secret, method, &path, body.as_ref()).await;
         assert!(
             ![401, 403].contains(&admitted.status),
             "{case} with only {scope}: {admitted:?}"
@@ -117,7 +117,7 @@ async fn a_credential_hands_out_and_changes_only_scopes_it_holds_itself() {
     let before = rows(&app).await;
     let as_helpdesk = |method: Method, path: String, body: Option<Value>| {
         let (app, secret) = (&app, helpdesk.secret.clone());
-        async move { call_as(app, &secret, method, &path, body.as_ref()).await }
+        async move { admin_as(app, &secret, method, &path, body.as_ref()).await }
     };
     let (create, root_path) = (
         "/credentials".to_owned(),

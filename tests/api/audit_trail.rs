@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{admin_error, forbidden, run_cli, spawn_admin_app, Answer, TestApp};
+use crate::helpers::{admin_as, admin_error, forbidden, run_cli, spawn_admin_app, TestApp};
 
 // ---- What a caller sees ----
 
@@ -44,25 +44,6 @@ pub(crate) fn created(user: u64, name: &str, privilege: &str) -> Value {
         "userId": user, "name": name, "privilege": privilege, "prefix": "api",
         "metadataKeys": [],
     })
-}
-
-/// `/api/admin{path}` presenting `secret`, with a JSON body when given.
-pub(crate) async fn admin_as(
-    app: &TestApp,
-    secret: &str,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-) -> Answer {
-    let request = app
-        .client
-        .request(method, app.url(&format!("/api/admin{path}")));
-    let request = request.bearer_auth(secret);
-    app.send(match body {
-        Some(body) => request.json(body),
-        None => request,
-    })
-    .await
 }
 
 /// A stored credential `name` with `grant` (`{"preset": …}` or `{"scopes": […]}`), created by

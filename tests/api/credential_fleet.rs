@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::audit_trail::{admin_as, credential};
-use crate::helpers::{admin_error, forbidden, ops_admin, TestApp};
+use crate::audit_trail::credential;
+use crate::helpers::{admin_as, admin_error, forbidden, ops_admin, TestApp};
 use crate::shared_instances::{eventually, instances, Shared};
 // ---- Credentials changed on one instance, everywhere within 100 ms ----
 

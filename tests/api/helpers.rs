@@ -633,6 +633,24 @@ pub fn forbidden(scope: &str) -> Value {
     problem
 }
 
+/// `/api/admin{path}` presenting `secret` (a stored credential's, say), with a JSON body when
+/// given.
+pub async fn admin_as(
+    app: &TestApp,
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Answer {
+    let url = app.url(&format!("/api/admin{path}"));
+    let request = app.client.request(method, url).bearer_auth(secret);
+    app.send(match body {
+        Some(body) => request.json(body),
+        None => request,
+    })
+    .await
+}
+
 /// An actor object of an event (`{type, id, name}`) as `<type>:<id>` or `<type>`.
 pub fn actor_text(actor: &Value) -> String {
     let kind = actor["type"].as_str().unwrap_or_default();

@@ -15,7 +15,7 @@ use crate::domain::access::Scopes;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::Digest;
 use crate::envelope::iso;
-use crate::store::backend::{Backend, Lock, TxEnd};
+use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{Audit, AuditKind, CredentialOutcome, CredentialStore, StoreError};
 
 /// What the log says of a credential (never its digest).
@@ -28,9 +28,22 @@ fn described(record: &CredentialRecord) -> Value {
     })
 }
 
-/// The first scope `record` holds that `holder` does not.
-fn beyond(holder: &Scopes, record: &CredentialRecord) -> Option<&'static str> {
-    holder.first_missing(record.scopes.scopes().granted())
+/// The credential with this id, under its row lock, when `holder` holds every scope it holds;
+/// else why not (`NotFound`, or `Forbidden` naming the first scope `holder` lacks).
+async fn held_by(
+    tx: &mut dyn Tx,
+    id: u64,
+    holder: &Scopes,
+) -> Result<Result<CredentialRecord, CredentialOutcome>, StoreError> {
+    let Some(record) = tx.credential(id, Lock::ForUpdate).await? else {
+        return Ok(Err(CredentialOutcome::NotFound));
+    };
+    Ok(
+        match holder.first_missing(record.scopes.scopes().granted()) {
+            Some(missing) => Err(CredentialOutcome::Forbidden(missing)),
+            None => Ok(record),
+        },
+    )
 }
 
 #[async_trait]
@@ -111,12 +124,10 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
             .write(work(move |tx| {
                 let (change, audit, holder) = (change.clone(), audit.clone(), holder.clone());
                 Box::pin(async move {
-                    let Some(mut record) = tx.credential(id, Lock::ForUpdate).await? else {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::NotFound));
+                    let mut record = match held_by(tx, id, &holder).await? {
+                        Ok(record) => record,
+                        Err(refused) => return Ok(TxEnd::Rollback(refused)),
                     };
-                    if let Some(missing) = beyond(&holder, &record) {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::Forbidden(missing)));
-                    }
                     // Kept as it was when revoked: the audit trail reads what it could do.
                     if record.revoked_at.is_some() {
                         return Ok(TxEnd::Rollback(CredentialOutcome::Revoked));
@@ -156,12 +167,10 @@ impl<B: Backend> CredentialStore for StoreOps<B> {
             .write(work(move |tx| {
                 let (holder, audit) = (holder.clone(), audit.clone());
                 Box::pin(async move {
-                    let Some(mut record) = tx.credential(id, Lock::ForUpdate).await? else {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::NotFound));
+                    let mut record = match held_by(tx, id, &holder).await? {
+                        Ok(record) => record,
+                        Err(refused) => return Ok(TxEnd::Rollback(refused)),
                     };
-                    if let Some(missing) = beyond(&holder, &record) {
-                        return Ok(TxEnd::Rollback(CredentialOutcome::Forbidden(missing)));
-                    }
                     if record.revoked_at.is_some() {
                         return Ok(TxEnd::Rollback(CredentialOutcome::Done(Box::new(record))));
                     }
