@@ -1,4 +1,5 @@
-"""The admin lifecycle of one API key, through a client generated from the served /openapi.json.
+"""The admin lifecycle of one API key, then of a scoped admin credential (SPEC B9), through a
+client generated from the served /openapi.json.
 
 openapi-python-client generates the package ``iam_tokens_client``; no request here is written by
 hand. Run by scripts/clients.sh, which checks this file with ``mypy --strict`` first:
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import datetime
 import random
 import sys
 import time
@@ -21,10 +23,13 @@ from typing import Any, NoReturn, TypeVar
 import httpx
 from iam_tokens_client import AuthenticatedClient
 from iam_tokens_client.api.admin import (
+    create_credential,
     create_role,
     create_token,
     get_token,
+    list_audit_events,
     list_user_tokens,
+    revoke_credential,
     revoke_token,
     change_token_credits,
     verify_key_detailed,
@@ -36,11 +41,17 @@ from iam_tokens_client.models import (
     AdminVerifyFoundCode,
     AdminVerifyNotFound,
     AdminVerifyNotFoundCode,
+    AuditPageView,
+    CreateCredentialRequest,
     CreatedView,
     CreateRoleRequest,
     CreateTokenRequest,
     CreditsInput,
     CreditsPatch,
+    CredentialCreatedView,
+    CredentialView,
+    EventView,
+    ListAuditEventsKind,
     Metadata,
     Privilege,
     Problem,
@@ -53,9 +64,10 @@ from iam_tokens_client.models import (
     TokenView,
     VerifyRequest,
 )
-from iam_tokens_client.types import Response, Unset
+from iam_tokens_client.types import UNSET, Response, Unset
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Mismatch(Exception):
@@ -83,6 +95,25 @@ def expect(label: str, resp: Response[Problem | T], status: int, kind: type[T]) 
     check(isinstance(parsed, kind), f"{label}: body parsed as {kind.__name__}", parsed)
     assert isinstance(parsed, kind)
     return parsed
+
+
+def refused(label: str, resp: Response[R], status: int, code: str) -> Problem:
+    """The typed Problem of an error answer with this status and code, else a mismatch."""
+    problem = resp.parsed
+    check(
+        resp.status_code == status and isinstance(problem, Problem),
+        f"{label}: HTTP {status} parsed as Problem",
+        (resp.status_code, resp.content[:300]),
+    )
+    assert isinstance(problem, Problem)
+    check(
+        resp.headers.get("content-type", "").startswith("application/problem+json"),
+        f"{label}: problem+json content type",
+        resp.headers.get("content-type"),
+    )
+    check(problem.status == status and problem.code == code, f"{label}: problem status and code", problem.to_dict())
+    check(problem.type_ == f"urn:iam-tokens:problem:{code}", f"{label}: problem type", problem.type_)
+    return problem
 
 
 def metadata(**values: str) -> Metadata:
@@ -314,6 +345,112 @@ def main() -> None:
     )
     check(problem.type_ == "urn:iam-tokens:problem:invalid_role", "problem type", problem.type_)
     step("invalid role -> 422", {"code": problem.code, "field": problem.field, "detail": problem.detail})
+
+    # 9. A scoped credential (SPEC B9), created with the configured admin secret: a verifier.
+    cred = expect(
+        "create credential",
+        create_credential.sync_detailed(
+            client=client, body=CreateCredentialRequest(name=f"py-verifier-{run}", preset="verifier")
+        ),
+        201,
+        CredentialCreatedView,
+    )
+    check(cred.effective_scopes == ["tokens.verify"], "verifier effective scopes", cred.effective_scopes)
+    check(cred.active and cred.secret.startswith("iam_admin_"), "an active credential and its secret", cred.active)
+    step("create credential", {"id": cred.id, "effectiveScopes": cred.effective_scopes})
+    verifier = AuthenticatedClient(base_url=base_url, token=cred.secret, timeout=httpx.Timeout(30.0))
+
+    # 10. The verifier verifies the 2nd token (still valid: only the first was revoked).
+    by_verifier, _ = verify(verifier, VerifyRequest(key=other.raw_api_key))
+    check(isinstance(by_verifier, AdminVerifyFound), "verifier: a found key's detail (AdminVerifyFound)", by_verifier)
+    assert isinstance(by_verifier, AdminVerifyFound)
+    check(
+        by_verifier.valid and by_verifier.code == AdminVerifyFoundCode.VALID,
+        "verifier: verify VALID",
+        (by_verifier.valid, by_verifier.code),
+    )
+    check(by_verifier.id == other.token.id, "verifier: verified token id", by_verifier.id)
+    step("verifier verify", {"id": by_verifier.id, "code": by_verifier.code.value})
+
+    # 11. It may not create a token: a typed 403 naming the scope it lacks.
+    forbidden = refused(
+        "verifier create token",
+        create_token.sync_detailed(
+            client=verifier,
+            body=CreateTokenRequest(user_id=user_id, name=f"py verifier {run}", privilege=Privilege.FULL),
+        ),
+        403,
+        "forbidden",
+    )
+    check(forbidden.missing_scope == "tokens.create", "missingScope", forbidden.to_dict())
+    step("verifier create -> 403", {"code": forbidden.code, "missingScope": forbidden.missing_scope})
+
+    # 12. The audit log: nothing done by the verifier (it changed nothing); its creation, by the
+    # configured admin (actor type config).
+    actor = f"credential:{cred.id}"
+    acted = expect(
+        "audit by verifier",
+        list_audit_events.sync_detailed(client=client, actor=actor, limit=200),
+        200,
+        AuditPageView,
+    )
+    kinds = [event.kind for event in acted.events]
+    check(kinds == [], f"no event with actor {actor}", kinds)
+    step("audit by verifier", {"actor": actor, "kinds": kinds})
+
+    created_event: EventView | None = None
+    cursor: int | Unset = UNSET
+    while created_event is None:
+        page_of_kind = expect(
+            "audit credential_created",
+            list_audit_events.sync_detailed(
+                client=client, kind=ListAuditEventsKind.CREDENTIAL_CREATED, limit=200, cursor=cursor
+            ),
+            200,
+            AuditPageView,
+        )
+        check(
+            all(event.kind == "credential_created" for event in page_of_kind.events),
+            "only credential_created events",
+            [event.kind for event in page_of_kind.events],
+        )
+        created_event = next(
+            (event for event in page_of_kind.events if event.detail.additional_properties.get("credentialId") == cred.id),
+            None,
+        )
+        next_cursor = page_of_kind.next_cursor
+        if next_cursor is None or isinstance(next_cursor, Unset):
+            break
+        cursor = next_cursor
+    check(created_event is not None, f"a credential_created event with detail.credentialId {cred.id}")
+    assert created_event is not None
+    check(created_event.actor.type_ == "config", "created by the configured admin", created_event.actor.to_dict())
+    step(
+        "audit cred created",
+        {"eventId": created_event.id, "actor": created_event.actor.to_dict(), "detail": created_event.detail.to_dict()},
+    )
+
+    # 13. Revoke it: it stays readable, revoked; the verifier's secret is refused at once (401).
+    gone = expect(
+        "revoke credential", revoke_credential.sync_detailed(id=cred.id, client=client), 200, CredentialView
+    )
+    check(gone.id == cred.id, "revoked credential id", gone.id)
+    check(
+        isinstance(gone.revoked_at, datetime.datetime) and not gone.active,
+        "revokedAt set, not active",
+        (gone.revoked_at, gone.active),
+    )
+    assert isinstance(gone.revoked_at, datetime.datetime)
+    step("revoke credential", {"id": gone.id, "revokedAt": gone.revoked_at.isoformat(), "active": gone.active})
+
+    unauthorized = refused(
+        "revoked verifier",
+        verify_key_detailed.sync_detailed(client=verifier, body=VerifyRequest(key=other.raw_api_key)),
+        401,
+        "unauthorized",
+    )
+    step("revoked cred -> 401", {"code": unauthorized.code, "detail": unauthorized.detail})
+    verifier.get_httpx_client().close()
     client.get_httpx_client().close()
 
 

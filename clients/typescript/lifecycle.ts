@@ -1,5 +1,6 @@
-// The admin lifecycle of one API key, through a client generated from the served /openapi.json
-// (openapi-typescript's schema.d.ts + openapi-fetch): no request here is written by hand.
+// The admin lifecycle of one API key, then of a scoped admin credential (SPEC B9), through a
+// client generated from the served /openapi.json (openapi-typescript's schema.d.ts +
+// openapi-fetch): no request here is written by hand.
 // Run by scripts/clients.sh, which type-checks this file with `tsc --strict` first.
 //   IAM_URL=http://127.0.0.1:8080 IAM_ADMIN_SECRET=… node generated/out/lifecycle.js
 // Prints each step; exits 1 on the first answer that differs from what README.md promises.
@@ -9,6 +10,7 @@ import type { components, paths } from "./generated/schema.js";
 type Problem = components["schemas"]["Problem"];
 type AdminVerifyFound = components["schemas"]["AdminVerifyFound"];
 type AdminVerifyNotFound = components["schemas"]["AdminVerifyNotFound"];
+type EventView = components["schemas"]["EventView"];
 
 const baseUrl = process.env["IAM_URL"];
 const secret = process.env["IAM_ADMIN_SECRET"];
@@ -21,16 +23,48 @@ const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toStrin
 const userId = 700_000 + Math.floor(Math.random() * 100_000);
 const roleName = `ts-plan-${run}`;
 
-const client = createClient<paths>({
-  baseUrl,
-  headers: { Authorization: `Bearer ${secret}` },
-  signal: AbortSignal.timeout(30_000),
-});
+// A client of the service that sends this bearer secret.
+const serviceUrl: string = baseUrl;
+function clientFor(bearer: string) {
+  return createClient<paths>({
+    baseUrl: serviceUrl,
+    headers: { Authorization: `Bearer ${bearer}` },
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
+const client = clientFor(secret);
 
 class Mismatch extends Error {}
 
 function check(ok: boolean, what: string, seen?: unknown): asserts ok {
   if (!ok) throw new Mismatch(`${what}${seen === undefined ? "" : `: got ${JSON.stringify(seen)}`}`);
+}
+
+// The typed Problem of an error answer with this status and code, else a mismatch.
+function refused(
+  label: string,
+  r: { data?: unknown; error?: Problem; response: Response },
+  status: number,
+  code: string,
+): Problem {
+  check(r.data === undefined && r.error !== undefined, `${label}: refused with a Problem`, {
+    status: r.response.status,
+    data: r.data,
+  });
+  const problem: Problem = r.error;
+  check(r.response.status === status && problem.status === status, `${label}: HTTP ${status}`, {
+    status: r.response.status,
+    problem,
+  });
+  check(
+    (r.response.headers.get("content-type") ?? "").startsWith("application/problem+json"),
+    `${label}: problem+json content type`,
+    r.response.headers.get("content-type"),
+  );
+  check(problem.code === code, `${label}: problem code`, problem);
+  check(problem.type === `urn:iam-tokens:problem:${code}`, `${label}: problem type`, problem.type);
+  return problem;
 }
 
 function step(name: string, detail: unknown): void {
@@ -211,6 +245,95 @@ async function main(): Promise<void> {
   check(problem.code === "invalid_role" && problem.field === "name", "problem code and field", problem);
   check(problem.type === "urn:iam-tokens:problem:invalid_role", "problem type", problem.type);
   step("invalid role -> 422", { code: problem.code, field: problem.field, detail: problem.detail });
+
+  // 9. A scoped credential (SPEC B9), created with the configured admin secret: a verifier.
+  const cred = ok(
+    "create credential",
+    await client.POST("/api/admin/credentials", { body: { name: `ts-verifier-${run}`, preset: "verifier" } }),
+    201,
+  );
+  check(
+    JSON.stringify(cred.effectiveScopes) === JSON.stringify(["tokens.verify"]),
+    "verifier effective scopes",
+    cred.effectiveScopes,
+  );
+  check(cred.active && cred.secret.startsWith("iam_admin_"), "an active credential and its secret", cred.active);
+  step("create credential", { id: cred.id, effectiveScopes: cred.effectiveScopes });
+  const verifier = clientFor(cred.secret);
+
+  // 10. The verifier verifies the 2nd token (still valid: only the first was revoked).
+  const byVerifier = ok(
+    "verifier verify",
+    await verifier.POST("/api/admin/verify", { body: { key: other.rawApiKey } }),
+    200,
+  );
+  check(byVerifier.valid && byVerifier.code === "VALID", "verifier: verify VALID", byVerifier);
+  const foundByVerifier: AdminVerifyFound = byVerifier;
+  check(foundByVerifier.id === other.token.id, "verifier: verified token id", foundByVerifier.id);
+  step("verifier verify", { id: foundByVerifier.id, code: foundByVerifier.code });
+
+  // 11. It may not create a token: a typed 403 naming the scope it lacks.
+  const forbidden = refused(
+    "verifier create token",
+    await verifier.POST("/api/admin/tokens", { body: { userId, name: `ts verifier ${run}`, privilege: "full" } }),
+    403,
+    "forbidden",
+  );
+  check(forbidden.missingScope === "tokens.create", "missingScope", forbidden);
+  step("verifier create -> 403", { code: forbidden.code, missingScope: forbidden.missingScope });
+
+  // 12. The audit log: nothing done by the verifier (it changed nothing); its creation, by the
+  // configured admin (actor type config).
+  const actor = `credential:${cred.id}`;
+  const acted = ok(
+    "audit by verifier",
+    await client.GET("/api/admin/audit", { params: { query: { actor, limit: 200 } } }),
+    200,
+  );
+  const kinds = acted.events.map((e) => e.kind);
+  check(kinds.length === 0, `no event with actor ${actor}`, kinds);
+  step("audit by verifier", { actor, kinds });
+
+  let createdEvent: EventView | undefined;
+  let cursor: number | undefined;
+  for (;;) {
+    const pageOfKind = ok(
+      "audit credential_created",
+      await client.GET("/api/admin/audit", {
+        params: { query: { kind: "credential_created", limit: 200, ...(cursor === undefined ? {} : { cursor }) } },
+      }),
+      200,
+    );
+    check(
+      pageOfKind.events.every((e) => e.kind === "credential_created"),
+      "only credential_created events",
+      pageOfKind.events.map((e) => e.kind),
+    );
+    createdEvent = pageOfKind.events.find((e) => e.detail["credentialId"] === cred.id);
+    if (createdEvent !== undefined || pageOfKind.nextCursor === null || pageOfKind.nextCursor === undefined) break;
+    cursor = pageOfKind.nextCursor;
+  }
+  check(createdEvent !== undefined, `a credential_created event with detail.credentialId ${cred.id}`);
+  check(createdEvent.actor.type === "config", "created by the configured admin", createdEvent.actor);
+  step("audit cred created", { eventId: createdEvent.id, actor: createdEvent.actor, detail: createdEvent.detail });
+
+  // 13. Revoke it: it stays readable, revoked; the verifier's secret is refused at once (401).
+  const gone = ok(
+    "revoke credential",
+    await client.DELETE("/api/admin/credentials/{id}", { params: { path: { id: cred.id } } }),
+    200,
+  );
+  check(gone.id === cred.id, "revoked credential id", gone.id);
+  check(typeof gone.revokedAt === "string" && gone.active === false, "revokedAt set, not active", gone);
+  step("revoke credential", { id: gone.id, revokedAt: gone.revokedAt, active: gone.active });
+
+  const unauthorized = refused(
+    "revoked verifier",
+    await verifier.POST("/api/admin/verify", { body: { key: other.rawApiKey } }),
+    401,
+    "unauthorized",
+  );
+  step("revoked cred -> 401", { code: unauthorized.code, detail: unauthorized.detail });
 }
 
 main().then(

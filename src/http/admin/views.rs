@@ -183,8 +183,8 @@ pub struct EventView {
     pub token_id: Option<u64>,
     /// The owner of that token, or the owner whose limits or credits changed.
     pub user_id: Option<UserId>,
-    /// What changed, by event kind.
-    #[schema(value_type = Object)]
+    /// What changed, by event kind (an object whose keys depend on `kind`).
+    #[schema(schema_with = crate::http::openapi::schemas::free_object)]
     pub detail: serde_json::Value,
     #[serde(with = "iso_time")]
     pub created_at: DateTime<Utc>,

@@ -139,6 +139,16 @@ pub fn too_many_requests() -> RefOr<Schema> {
     )
 }
 
+/// A JSON object with any keys (`additionalProperties: true`), so that generated clients can
+/// read them: an audit event's `detail`, whose keys depend on its kind.
+pub fn free_object() -> RefOr<Schema> {
+    use utoipa::openapi::schema::AdditionalProperties;
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .into()
+}
+
 /// RFC 9457 problem details, the one shape of every admin failure
 /// (`application/problem+json`); registered once as the `Problem` component.
 pub fn problem() -> RefOr<Schema> {
