@@ -80,6 +80,7 @@ fn bench_role_change(c: &mut Criterion) {
             privilege: Privilege::Full,
             ip_restriction: IpRestriction::unrestricted(),
             metadata: Default::default(),
+            enabled: true,
             roles: vec![RoleName::parse("pro").unwrap()].into_boxed_slice(),
             grants: grants.clone(),
             plan: None,

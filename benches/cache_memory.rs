@@ -45,6 +45,7 @@ fn main() {
             privilege: Privilege::Restricted,
             ip_restriction: IpRestriction::unrestricted(),
             metadata: Default::default(),
+            enabled: true,
             roles: Box::default(),
             grants: CachedToken::no_grants(),
             plan: None,

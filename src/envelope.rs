@@ -14,6 +14,8 @@ pub enum Reason {
     InvalidKey,
     InvalidHost,
     TokenExpired,
+    /// The token or its owner is disabled (SPEC B10).
+    TokenDisabled,
     VerifyServerError,
     RevokeError,
     RotateRevoked,
@@ -58,6 +60,7 @@ impl Reason {
             Self::InvalidKey => Borrowed("Invalid key"),
             Self::InvalidHost => Borrowed("Invalid Host"),
             Self::TokenExpired => Borrowed("Token expired"),
+            Self::TokenDisabled => Borrowed("Token disabled"),
             Self::VerifyServerError => Borrowed("Server error validating token."),
             Self::RevokeError => Borrowed("Error invalidating token"),
             Self::RotateRevoked => Borrowed("Cannot rotate revoked token"),

@@ -2,15 +2,16 @@
 
 use clap::Subcommand;
 use iam_tokens::domain::access::{AccessChange, Grant, RoleName, TokenAccess};
+use iam_tokens::domain::state::StateReason;
 use iam_tokens::domain::{
     Digest, IpRestriction, Lifetime, LifetimeError, Metadata, Prefix, Privilege, TokenName, UserId,
 };
 use iam_tokens::envelope::{iso, Reason};
 use iam_tokens::service::{CreateToken, Creation, Decision};
-use iam_tokens::store::AccessOutcome;
+use iam_tokens::store::{AccessOutcome, StateChange};
 use iam_tokens::TokenService;
 
-use super::output::{print_json, table};
+use super::output::{fields, print_json, table};
 use super::roles::{access_fields, no_role};
 use super::AnyError;
 
@@ -76,6 +77,23 @@ pub(crate) enum TokenCommand {
         /// A direct permission to take away; repeatable.
         #[arg(long = "remove-permission", value_name = "P", value_parser = Grant::parse)]
         remove_permissions: Vec<Grant>,
+    },
+    /// Disable a token (SPEC B10): it verifies as `Token disabled` until enabled again; it is
+    /// not revoked. Prints `enabled false` and whether this call changed it.
+    Disable {
+        /// The token's id (as `token list` shows it).
+        id: u64,
+        /// Why (1–200 characters), kept with the state and in the audit log.
+        #[arg(long, value_parser = StateReason::parse)]
+        reason: Option<StateReason>,
+    },
+    /// Enable a disabled token again: it verifies exactly as before.
+    Enable {
+        /// The token's id.
+        id: u64,
+        /// Why (1–200 characters), kept in the audit log.
+        #[arg(long, value_parser = StateReason::parse)]
+        reason: Option<StateReason>,
     },
 }
 
@@ -196,7 +214,33 @@ pub(crate) async fn token_command(
             print!("{}", access_fields(record.id, &record.access));
             Ok(())
         }
+        TokenCommand::Disable { id, reason } => set_state(&tokens, id, false, reason).await,
+        TokenCommand::Enable { id, reason } => set_state(&tokens, id, true, reason).await,
     }
+}
+
+/// Disables or enables a token and prints `enabled` and `changed` (a second call changes
+/// nothing and says so).
+async fn set_state(
+    tokens: &TokenService,
+    id: u64,
+    enabled: bool,
+    reason: Option<StateReason>,
+) -> Result<(), AnyError> {
+    let change = StateChange { enabled, reason };
+    let changed = tokens
+        .set_token_state(id, &change)
+        .await?
+        .ok_or_else(|| no_token(id))?;
+    print!(
+        "{}",
+        fields(&[
+            ("id", id.to_string()),
+            ("enabled", enabled.to_string()),
+            ("changed", changed.to_string()),
+        ])
+    );
+    Ok(())
 }
 
 fn no_token(id: u64) -> AnyError {

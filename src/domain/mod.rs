@@ -14,6 +14,7 @@ mod privilege;
 mod public_id;
 pub mod quota;
 pub mod record;
+pub mod state;
 mod user_id;
 
 pub use actor::{Actor, ActorKind};

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::access::TokenAccess;
 use super::quota::Quota;
+use super::state::TokenState;
 use super::{Actor, Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 
 /// One row of `api_tokens`.
@@ -24,6 +25,8 @@ pub struct TokenRecord {
     pub usage_count: u64,
     pub valid: bool,
     pub metadata: Metadata,
+    /// Whether it and its owner are enabled (SPEC B10), as read with it.
+    pub state: TokenState,
     /// Its roles and direct grants, and its roles' grants as read with it.
     pub access: TokenAccess,
     /// Its own limits and credits (SPEC B5), as read with it.
@@ -51,6 +54,7 @@ impl TokenRecord {
             usage_count: 0,
             valid: true,
             metadata: new.metadata.clone(),
+            state: Default::default(),
             access: new.access.clone(),
             quota: new.quota.clone(),
             owner_quota: Quota::default(),
@@ -182,10 +186,12 @@ pub enum AuditKind {
     CredentialCreated,
     CredentialUpdated,
     CredentialRevoked,
+    Disabled,
+    Enabled,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::Created,
         Self::Revoked,
         Self::Rotated,
@@ -204,6 +210,8 @@ impl AuditKind {
         Self::CredentialCreated,
         Self::CredentialUpdated,
         Self::CredentialRevoked,
+        Self::Disabled,
+        Self::Enabled,
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -230,6 +238,8 @@ impl AuditKind {
             Self::CredentialCreated => "credential_created",
             Self::CredentialUpdated => "credential_updated",
             Self::CredentialRevoked => "credential_revoked",
+            Self::Disabled => "disabled",
+            Self::Enabled => "enabled",
         }
     }
 }

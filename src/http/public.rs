@@ -123,6 +123,7 @@ pub async fn verify(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         Err(ApiError::Envelope { reason, .. }) => match reason {
             Reason::InvalidHost => VerifyResult::InvalidHost,
             Reason::TokenExpired => VerifyResult::Expired,
+            Reason::TokenDisabled => VerifyResult::Disabled,
             Reason::VerifyServerError => VerifyResult::ServerError,
             Reason::InsufficientPermissions => VerifyResult::InsufficientPermissions,
             _ => VerifyResult::InvalidKey,
@@ -208,6 +209,8 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             reason: Reason::UsageExceeded,
             report: Box::new(report),
         }),
+        // The key is genuine and paused by an operator (SPEC B10): not a failure, not a use.
+        Ok(VerifyOutcome::Disabled) => Err(unauthorized(Reason::TokenDisabled)),
         Ok(other) => {
             let reason = other.into_verified().err().unwrap_or(Reason::InvalidKey);
             enforce(limits, limits.verify_failed(client, Some(key)).await).await?;

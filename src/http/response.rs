@@ -123,6 +123,7 @@ mod tests {
             },
             ip_restriction: IpRestriction::default(),
             metadata: Metadata::default(),
+            enabled: true,
             roles: Box::default(),
             grants: Default::default(),
             plan: None,

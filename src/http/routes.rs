@@ -88,6 +88,8 @@ pub(super) const TABLE: &[Entry] = &[
     entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::patch_metadata),   One("patchTokenMetadata", doc::admin_patch_metadata)),
     entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::replace_metadata), One("replaceTokenMetadata", doc::admin_replace_metadata)),
     entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin, Some("tokens.revoke"),  || web::to(admin::tokens::revoke),           One("revokeToken", doc::admin_revoke)),
+    entry(PUT,    "/api/admin/tokens/{id}/state",      Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_token_state), One("setTokenState", doc::admin_token_state)),
+    entry(PUT,    "/api/admin/users/{user_id}/state",  Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_user_state), One("setUserState", doc::admin_user_state)),
     entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin, Some("audit.read"),  || web::to(admin::tokens::events),           One("listTokenEvents", doc::admin_events)),
     entry(GET,    "/api/admin/users/{user_id}/tokens", Access::Admin, Some("tokens.read"),  || web::to(admin::tokens::list),             One("listUserTokens", doc::admin_list)),
     entry(POST,   "/api/admin/tokens/{id}/access",     Access::Admin, Some("tokens.update"),  || web::to(admin::access::change),           One("changeTokenAccess", doc::admin_access)),

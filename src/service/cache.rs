@@ -31,6 +31,8 @@ pub struct CachedToken {
     pub privilege: Privilege,
     pub ip_restriction: IpRestriction,
     pub metadata: Metadata,
+    /// Neither it nor its owner is disabled (SPEC B10).
+    pub enabled: bool,
     /// Sorted.
     pub roles: Box<[RoleName]>,
     /// Direct grants ∪ its roles' grants, as loaded.
@@ -49,6 +51,7 @@ impl CachedToken {
             } else {
                 Arc::new(record.access.effective())
             },
+            enabled: record.state.enabled(),
             roles: record.access.roles.into_boxed_slice(),
             id: record.id,
             user_id: record.user_id,

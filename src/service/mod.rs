@@ -12,6 +12,7 @@ mod quota;
 mod read;
 mod rotate;
 mod running;
+mod state;
 mod update;
 mod usage;
 mod verify;

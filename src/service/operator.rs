@@ -20,6 +20,7 @@ use crate::store::{
 pub enum VerifyCode {
     Valid,
     NotFound,
+    Disabled,
     Expired,
     IpNotAllowed,
     InsufficientPermissions,
@@ -28,9 +29,10 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Valid,
         Self::NotFound,
+        Self::Disabled,
         Self::Expired,
         Self::IpNotAllowed,
         Self::InsufficientPermissions,
@@ -86,6 +88,7 @@ impl TokenService {
             }
             VerifyOutcome::InvalidKey => VerifyCode::NotFound,
             VerifyOutcome::InvalidHost => VerifyCode::IpNotAllowed,
+            VerifyOutcome::Disabled => VerifyCode::Disabled,
             VerifyOutcome::Expired => VerifyCode::Expired,
             VerifyOutcome::InsufficientPermissions => VerifyCode::InsufficientPermissions,
             VerifyOutcome::RateLimited(report) => {

@@ -59,6 +59,7 @@ impl TokenService {
             VerifyOutcome::Expired => return Ok(SnapshotDecision::Expired),
             // A snapshot does not count: limits and credits are never charged by it.
             VerifyOutcome::InvalidKey
+            | VerifyOutcome::Disabled
             | VerifyOutcome::InvalidHost
             | VerifyOutcome::InsufficientPermissions
             | VerifyOutcome::RateLimited(_)

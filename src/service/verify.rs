@@ -90,6 +90,8 @@ pub enum VerifyOutcome {
     /// Malformed, bad checksum, unknown, revoked, expired earlier, or another privilege.
     InvalidKey,
     InvalidHost,
+    /// The token or its owner is disabled (SPEC B10): not a use, nothing charged.
+    Disabled,
     /// Expired now; the token has just been marked invalid.
     Expired,
     /// Valid, but its effective permissions do not satisfy the query (not counted as a use).
@@ -114,6 +116,7 @@ impl VerifyOutcome {
             Self::Valid(verified) => Ok(verified),
             Self::InvalidKey => Err(Reason::InvalidKey),
             Self::InvalidHost => Err(Reason::InvalidHost),
+            Self::Disabled => Err(Reason::TokenDisabled),
             Self::Expired => Err(Reason::TokenExpired),
             Self::InsufficientPermissions => Err(Reason::InsufficientPermissions),
             Self::RateLimited(_) => Err(Reason::RateLimitExceeded),
@@ -270,6 +273,12 @@ impl TokenService {
         moment: Moment,
     ) -> Result<VerifyOutcome, StoreError> {
         let now = moment.wall;
+        // 3½. State (SPEC B10): a presented key of a disabled token or owner is refused before
+        // anything else is checked or charged. The owner managing it through the BFF (by its
+        // digest, riavzon's internal hash) still reaches it: disabled is not revoked.
+        if !token.enabled && !options.is_internal_hash {
+            return Ok(VerifyOutcome::Disabled);
+        }
         // 4. IP restriction.
         if !options.bypass_ip_check && !token.ip_restriction.allows(options.ip) {
             return Ok(VerifyOutcome::InvalidHost);

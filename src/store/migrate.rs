@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "credentials_and_actors",
         include_str!("../../sql/mysql/0007_credentials_and_actors.sql"),
     ),
+    (
+        8,
+        "token_state",
+        include_str!("../../sql/mysql/0008_token_state.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

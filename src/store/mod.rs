@@ -378,8 +378,39 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
     /// A page of the whole audit log, newest first.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Disables or enables the token with this id (SPEC B10); `None` when there is none.
+    async fn set_token_state(
+        &self,
+        token_id: u64,
+        change: &StateChange,
+        audit: &Audit,
+    ) -> Result<Option<StateChanged>, StoreError>;
+
+    /// Disables or enables every token of the owner, present and future (SPEC B10).
+    async fn set_owner_state(
+        &self,
+        user: UserId,
+        change: &StateChange,
+        audit: &Audit,
+    ) -> Result<StateChanged, StoreError>;
+
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A change of state (SPEC B10): enabled or not, and why.
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub enabled: bool,
+    pub reason: Option<crate::domain::state::StateReason>,
+}
+
+/// What a change of state did: whether anything changed, and the digests of the valid tokens
+/// whose verification it changes (to drop from caches).
+#[derive(Debug, Clone, Default)]
+pub struct StateChanged {
+    pub changed: bool,
+    pub tokens: Vec<Digest>,
 }
 
 /// Result of changing or revoking a stored admin credential. Anything but `Done` changed
@@ -452,6 +483,8 @@ pub struct Snapshot {
     pub limits: Vec<backend::LimitRow>,
     pub credits: Vec<backend::CreditRow>,
     pub credentials: Vec<CredentialRecord>,
+    /// Disabled owners (SPEC B10).
+    pub owner_states: Vec<(UserId, crate::domain::state::Disabled)>,
 }
 
 /// How many rows of each kind a store holds.

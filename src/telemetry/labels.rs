@@ -57,10 +57,12 @@ pub enum VerifyResult {
     LimitExceeded,
     /// Valid, but out of credits (SPEC B5).
     UsageExceeded,
+    /// The token or its owner is disabled (SPEC B10).
+    Disabled,
 }
 
 impl VerifyResult {
-    pub(super) const ALL: [Self; 9] = [
+    pub(super) const ALL: [Self; 10] = [
         Self::Valid,
         Self::InvalidKey,
         Self::InvalidHost,
@@ -70,6 +72,7 @@ impl VerifyResult {
         Self::InsufficientPermissions,
         Self::LimitExceeded,
         Self::UsageExceeded,
+        Self::Disabled,
     ];
 
     pub(super) fn label(self) -> &'static str {
@@ -83,6 +86,7 @@ impl VerifyResult {
             Self::InsufficientPermissions => "insufficient_permissions",
             Self::LimitExceeded => "limit_exceeded",
             Self::UsageExceeded => "usage_exceeded",
+            Self::Disabled => "disabled",
         }
     }
 }

@@ -161,10 +161,10 @@ async fn old_rows_keep_what_their_text_told(
         let params = (*token, *kind, *old, detail.to_string(), old_time(n));
         db.exec(insert, params.into()).await;
     }
-    assert_eq!(
-        iam_tokens::store::migrate(url).await.expect("migrates"),
-        1,
-        "one migration ran"
+    let ran = iam_tokens::store::migrate(url).await.expect("migrates");
+    assert!(
+        ran >= 1,
+        "the actors' migration and those after it ran: {ran}"
     );
 
     let columns: Vec<String> = db.query(columns_sql, ().into()).await;

@@ -243,6 +243,8 @@ async fn every_subcommand_has_help() {
             "token",
             "token access",
             "token create",
+            "token disable",
+            "token enable",
             "token list",
             "token revoke",
         ]

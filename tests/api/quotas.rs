@@ -118,7 +118,8 @@ fn token_view(created: &AdminToken, ratelimits: Value, credits: Value) -> Value 
         "id": created.id, "userId": body["userId"], "name": body["name"], "prefix": "api",
         "publicIdentifier": created.public_id, "privilege": "full",
         "createdAt": body["createdAt"], "expiresAt": null, "lastUsed": null, "usageCount": 0,
-        "valid": true, "ipRestriction": null, "metadata": {},
+        "valid": true, "enabled": true, "disabled": null, "ownerDisabled": null,
+            "ipRestriction": null, "metadata": {},
         "roles": [], "permissions": [], "effectivePermissions": [],
         "ratelimits": ratelimits, "credits": credits,
     })

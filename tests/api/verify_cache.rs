@@ -20,8 +20,8 @@ use iam_tokens::service::{
 use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::store::{
     Audit, AuditEvent, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome, NewToken,
-    RotateOutcome, Rotation, Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
-    UsageDelta,
+    RotateOutcome, Rotation, StateChange, StateChanged, Store, StoreError, TokenCounts, TokenQuery,
+    TokenRecord, TokenStore, UsageDelta,
 };
 use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
 use serde_json::Value;
@@ -121,6 +121,8 @@ counting_store! {
     list_tokens(query: &TokenQuery) -> Vec<TokenRecord>;
     events(token_id: u64) -> Vec<AuditEvent>;
     audit(query: &AuditQuery) -> Vec<AuditEvent>;
+    set_token_state(token_id: u64, change: &StateChange, audit: &Audit) -> Option<StateChanged>;
+    set_owner_state(user: UserId, change: &StateChange, audit: &Audit) -> StateChanged;
     ping() -> ();
     }
     {

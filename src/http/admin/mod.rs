@@ -8,6 +8,7 @@ pub(super) mod credentials;
 pub(super) mod quota;
 pub(super) mod quota_views;
 pub(super) mod roles;
+pub(super) mod state;
 pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
@@ -16,6 +17,7 @@ pub(super) use access::AccessRequest;
 pub(super) use credentials::{CreateCredentialRequest, UpdateCredentialRequest};
 pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
+pub(super) use state::StateRequest;
 pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
 pub(super) use verify::VerifyRequest;
 

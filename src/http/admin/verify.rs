@@ -129,6 +129,7 @@ pub async fn verify(
     let result = match verification.code {
         VerifyCode::Valid => VerifyResult::Valid,
         VerifyCode::NotFound => VerifyResult::InvalidKey,
+        VerifyCode::Disabled => VerifyResult::Disabled,
         VerifyCode::Expired => VerifyResult::Expired,
         VerifyCode::IpNotAllowed => VerifyResult::InvalidHost,
         VerifyCode::InsufficientPermissions => VerifyResult::InsufficientPermissions,

@@ -9,6 +9,7 @@ use super::quota_views::{
 };
 use crate::domain::access::{sorted_texts, RoleDescription, RoleRecord};
 use crate::domain::credential::CredentialRecord;
+use crate::domain::state::Disabled;
 use crate::domain::{Actor, ActorKind, Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
 use crate::quotas::QuotaView;
@@ -32,8 +33,15 @@ pub struct TokenView {
     #[serde(with = "iso_time::option")]
     pub last_used: Option<DateTime<Utc>>,
     pub usage_count: u64,
-    /// Not revoked, not rotated away and not expired at the time of the answer.
+    /// Not revoked, not rotated away and not expired at the time of the answer (riavzon's
+    /// meaning: a disabled token is still valid).
     pub valid: bool,
+    /// Neither the token nor its owner is disabled (SPEC B10): it verifies only while enabled.
+    pub enabled: bool,
+    /// Who disabled the token, when and why; `null` while it is enabled.
+    pub disabled: Option<DisabledView>,
+    /// Who disabled its owner (every token of it), when and why; `null` while enabled.
+    pub owner_disabled: Option<DisabledView>,
     pub ip_restriction: Option<Vec<String>>,
     pub metadata: Metadata,
     /// Its roles, sorted.
@@ -55,6 +63,9 @@ impl TokenView {
     pub fn new(record: TokenRecord, now: DateTime<Utc>) -> Self {
         Self {
             valid: record.valid && !record.is_expired_at(now),
+            enabled: record.state.enabled(),
+            disabled: record.state.token.map(DisabledView::from),
+            owner_disabled: record.state.owner.map(DisabledView::from),
             id: record.id,
             user_id: record.user_id,
             name: record.name,
@@ -123,6 +134,25 @@ impl VerifiedView {
             metadata: token.metadata.clone(),
             roles: token.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             permissions: token.grants.texts(),
+        }
+    }
+}
+
+/// A disabled state (SPEC B10).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisabledView {
+    #[serde(with = "iso_time")]
+    pub at: DateTime<Utc>,
+    pub by: ActorView,
+    pub reason: Option<String>,
+}
+
+impl From<Disabled> for DisabledView {
+    fn from(disabled: Disabled) -> Self {
+        Self {
+            at: disabled.at,
+            by: disabled.by.into(),
+            reason: disabled.reason.map(|r| r.as_str().to_owned()),
         }
     }
 }

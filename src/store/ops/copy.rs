@@ -26,8 +26,10 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let bans = tx.list_bans().await?;
                     let (limits, credits) = tx.all_quota_rows().await?;
                     let credentials = tx.credentials().await?;
+                    let owner_states = tx.disabled_owners().await?;
                     done(Snapshot {
                         credentials,
+                        owner_states,
                         tokens,
                         roles,
                         events,
@@ -57,6 +59,9 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     }
                     for event in &snapshot.events {
                         tx.insert_event_row(event).await?;
+                    }
+                    for (user, disabled) in &snapshot.owner_states {
+                        tx.disable_owner(*user, disabled).await?;
                     }
                     for credential in &snapshot.credentials {
                         tx.insert_credential_row(credential).await?;

@@ -16,8 +16,8 @@ use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
     Audit, AuditEvent, AuditKind, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome,
-    NewToken, RotateOutcome, Rotation, StoreError, TokenCounts, TokenQuery, TokenRecord,
-    TokenStore, UsageDelta,
+    NewToken, RotateOutcome, Rotation, StateChange, StateChanged, StoreError, TokenCounts,
+    TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 
 /// A change of one owned token, chosen by the caller.
@@ -332,6 +332,24 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                 Box::pin(async move { done(tx.events_of(Some(token_id)).await?) })
             }))
             .await
+    }
+
+    async fn set_token_state(
+        &self,
+        token_id: u64,
+        change: &StateChange,
+        audit: &Audit,
+    ) -> Result<Option<StateChanged>, StoreError> {
+        self.token_state(token_id, change, audit).await
+    }
+
+    async fn set_owner_state(
+        &self,
+        user: UserId,
+        change: &StateChange,
+        audit: &Audit,
+    ) -> Result<StateChanged, StoreError> {
+        self.owner_state(user, change, audit).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {

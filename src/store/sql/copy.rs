@@ -9,7 +9,8 @@ use crate::store::backend::Tx;
 use crate::store::{AuditEvent, RowCounts, StoreError, TokenRecord};
 
 const ALL_TOKENS: &str = select_tokens!("ORDER BY id");
-const CLEAR: [&str; 5] = [
+const CLEAR: [&str; 6] = [
+    "DELETE FROM owner_states",
     "DELETE FROM admin_credentials",
     "DELETE FROM audit_events",
     "DELETE FROM api_tokens",
@@ -18,8 +19,9 @@ const CLEAR: [&str; 5] = [
 ];
 const INSERT_TOKEN_ROW: &str = "INSERT INTO api_tokens (id, user_id, api_token, \
     public_identifier, prefix, name, created_at, expires_at, restricted_to_ip_address, last_used, \
-    privilege_type, usage_count, valid, metadata) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    privilege_type, usage_count, valid, metadata, disabled_at, disabled_reason, disabled_by_type, \
+    disabled_by_id, disabled_by_name) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const INSERT_EVENT_ROW: &str = "INSERT INTO audit_events (id, token_id, user_id, event, \
     actor_type, actor_id, actor_name, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_tokens), \
@@ -63,7 +65,7 @@ impl<T: Tx + ?Sized> CopySql for T {
     }
 
     async fn insert_token_row(&mut self, t: &TokenRecord) -> Result<(), StoreError> {
-        let args = vec![
+        let mut args = vec![
             id(t.id),
             t.user_id.into(),
             t.digest.as_str().into(),
@@ -79,6 +81,20 @@ impl<T: Tx + ?Sized> CopySql for T {
             t.valid.into(),
             t.metadata.to_stored().into(),
         ];
+        match &t.state.token {
+            Some(disabled) => {
+                args.push(disabled.at.into());
+                args.push(disabled.reason.as_ref().map(|r| r.as_str()).into());
+                args.extend(actor_values(&disabled.by));
+            }
+            None => args.extend([
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]),
+        }
         self.execute(Statement::new(INSERT_TOKEN_ROW, args)).await?;
         Ok(())
     }

@@ -12,20 +12,18 @@ use crate::domain::Digest;
 use crate::store::backend::{CreditRow, Held, LimitRow, Tx};
 use crate::store::{StoreError, TokenRecord};
 
-/// `select_tokens!` over `api_tokens t`, then the two flags (columns 14 and 15).
+/// `select_tokens!`'s columns, then the two flags (columns 24 and 25).
 macro_rules! select_record {
     ($($rest:literal),*) => {
         concat!(
-            "SELECT id, user_id, api_token, public_identifier, prefix, name, created_at, ",
-            "expires_at, restricted_to_ip_address, last_used, privilege_type, usage_count, valid, ",
-            "metadata, ",
+            "SELECT ", $crate::store::sql::tokens::token_columns!(), ", ",
             "(EXISTS (SELECT 1 FROM token_roles r WHERE r.token_id = t.id) ",
             "OR EXISTS (SELECT 1 FROM token_permissions p WHERE p.token_id = t.id)), ",
             "(EXISTS (SELECT 1 FROM quota_limits l WHERE (l.scope = 't' AND l.subject = t.id) ",
             "OR (l.scope = 'u' AND l.subject = t.user_id)) ",
             "OR EXISTS (SELECT 1 FROM quota_credits c WHERE (c.scope = 't' AND c.subject = t.id) ",
             "OR (c.scope = 'u' AND c.subject = t.user_id))) ",
-            "FROM api_tokens t ", $($rest),*
+            "FROM api_tokens t LEFT JOIN owner_states o ON o.user_id = t.user_id ", $($rest),*
         )
     };
 }
@@ -34,8 +32,8 @@ macro_rules! select_record {
 const LIMIT_AT: LimitAt = [3, 1, 4, 5, 6, 7];
 const CREDIT_AT: CreditAt = [3, 1, 5, 4, 6, 7, 8, 9];
 
-const BY_DIGEST: &str = select_record!("WHERE api_token = ?");
-const BY_ID: &str = select_record!("WHERE id = ?");
+const BY_DIGEST: &str = select_record!("WHERE t.api_token = ?");
+const BY_ID: &str = select_record!("WHERE t.id = ?");
 
 /// Everything one token holds and every quota row of it and its owner, as rows of
 /// `(kind, subject, held, scope, name, a, b, c, d, e)`: kind 0 an access row (`Held` code
@@ -75,8 +73,8 @@ pub struct Holdings {
 
 fn record_from(row: &Row) -> Result<(TokenRecord, Holds), StoreError> {
     let holds = Holds {
-        access: row.bool(14)?,
-        quota: row.bool(15)?,
+        access: row.bool(24)?,
+        quota: row.bool(25)?,
     };
     Ok((token_from(row, 0)?, holds))
 }

@@ -4,21 +4,52 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{count, first, id, Dialect, Row, Statement, Value};
+use crate::domain::state::{Disabled, StateReason, TokenState};
 use crate::domain::{Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 use crate::store::backend::{Lock, Tx};
 use crate::store::{NewToken, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus};
 
 /// Every column of `api_tokens`, in the order [`token_from`] reads them.
+/// The columns of a token's record over `api_tokens t`: its row (0–13), its state (14–18) and
+/// its owner's (19–23, from `owner_states`, NULL while the owner is enabled).
+macro_rules! token_columns {
+    () => {
+        concat!(
+            "t.id, t.user_id, t.api_token, t.public_identifier, t.prefix, t.name, t.created_at, ",
+            "t.expires_at, t.restricted_to_ip_address, t.last_used, t.privilege_type, ",
+            "t.usage_count, t.valid, t.metadata, ",
+            "t.disabled_at, t.disabled_reason, t.disabled_by_type, t.disabled_by_id, ",
+            "t.disabled_by_name, ",
+            "o.disabled_at, o.disabled_reason, o.disabled_by_type, o.disabled_by_id, ",
+            "o.disabled_by_name"
+        )
+    };
+}
+pub(crate) use token_columns;
+
+/// The tokens of `api_tokens t` with their owner's state (`owner_states o`); the rest of the
+/// statement names columns as `t.<column>`.
 macro_rules! select_tokens {
     ($($rest:literal),*) => {
         concat!(
-            "SELECT id, user_id, api_token, public_identifier, prefix, name, created_at, ",
-            "expires_at, restricted_to_ip_address, last_used, privilege_type, usage_count, valid, ",
-            "metadata FROM api_tokens ", $($rest),*
+            "SELECT ", $crate::store::sql::tokens::token_columns!(),
+            " FROM api_tokens t LEFT JOIN owner_states o ON o.user_id = t.user_id ", $($rest),*
         )
     };
 }
 pub(crate) use select_tokens;
+
+/// A disabled state from its five columns (`at` … `by_name`), `None` when `at` is NULL.
+fn disabled_from(row: &Row, at: usize) -> Result<Option<Disabled>, StoreError> {
+    let Some(when) = row.opt_time(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Disabled {
+        at: when,
+        reason: row.opt_string(at + 1)?.map(StateReason::from_stored),
+        by: super::audit::actor_from(row, at + 2)?,
+    }))
+}
 
 /// A row selected by `select_tokens!` (from column `at` on) as a record; a row that does not
 /// fit is an error.
@@ -45,6 +76,10 @@ pub fn token_from(row: &Row, at: usize) -> Result<TokenRecord, StoreError> {
         usage_count: row.u64(at + 11)?,
         valid: row.bool(at + 12)?,
         metadata: Metadata::from_stored(metadata.as_deref()).ok_or_else(|| corrupt("metadata"))?,
+        state: TokenState {
+            token: disabled_from(row, at + 14)?,
+            owner: disabled_from(row, at + 19)?,
+        },
         access: Default::default(),
         quota: Default::default(),
         owner_quota: Default::default(),
@@ -59,7 +94,7 @@ const BY_ID: [&str; 2] = [
     select_tokens!("WHERE id = ? FOR UPDATE"),
     select_tokens!("WHERE id = ?"),
 ];
-const VALID_OF_OWNER: &str = select_tokens!("WHERE id = ? AND user_id = ? AND valid = 1");
+const VALID_OF_OWNER: &str = select_tokens!("WHERE t.id = ? AND t.user_id = ? AND t.valid = 1");
 const EXPIRED_VALID: &str =
     "SELECT id FROM api_tokens WHERE user_id = ? AND valid = 1 AND expires_at <= ?";
 const COUNT_VALID: &str = "SELECT COUNT(*) FROM api_tokens WHERE user_id = ? AND valid = 1";
@@ -69,7 +104,7 @@ const COUNTS: &str =
     "SELECT COALESCE(SUM(valid = 1 AND (expires_at IS NULL OR expires_at > ?)), 0), \
     COUNT(*) FROM api_tokens WHERE user_id = ?";
 const LIST_VALID: &str = select_tokens!(
-    "WHERE user_id = ? AND valid = 1 AND (expires_at IS NULL OR expires_at > ?) ",
+    "WHERE t.user_id = ? AND t.valid = 1 AND (t.expires_at IS NULL OR t.expires_at > ?) ",
     "ORDER BY id DESC"
 );
 const LOCK_OWNER: &str = "INSERT INTO api_token_owners (user_id) VALUES (?) \
@@ -259,7 +294,7 @@ impl<T: Tx + ?Sized> TokenSql for T {
     }
 
     async fn list_tokens(&mut self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut sql = String::from(select_tokens!("WHERE user_id = ?"));
+        let mut sql = String::from(select_tokens!("WHERE t.user_id = ?"));
         let mut args = vec![Value::from(query.user_id)];
         match query.status {
             TokenStatus::All => {}

@@ -39,6 +39,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "credentials_and_actors",
         include_str!("../../../sql/sqlite/0004_credentials_and_actors.sql"),
     ),
+    (
+        5,
+        "token_state",
+        include_str!("../../../sql/sqlite/0005_token_state.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

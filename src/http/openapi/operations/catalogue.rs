@@ -25,6 +25,13 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
      "Sets the keys given, removes those set to `null`, leaves the others; audited."),
     ("replaceTokenMetadata", "Replace a token's metadata", "Replaces all of it; audited."),
     ("revokeToken", "Revoke a token", "Idempotent: `revoked` says whether this call revoked it."),
+    ("setTokenState", "Disable or enable a token",
+     "A disabled token verifies as `DISABLED` (public: 401 `Token disabled`): not a use, nothing \
+      charged. It is not revoked; enabling restores it exactly. Idempotent: `changed` says \
+      whether this call changed it."),
+    ("setUserState", "Disable or enable an owner",
+     "Every token of the owner, present and future, verifies as `DISABLED` while the owner is \
+      disabled; the tokens' own states are independent of it. Idempotent."),
     ("listTokenEvents", "A token's audit trail", "Every change of the token, oldest first, with who made it."),
     ("listUserTokens", "List an owner's tokens",
      "Newest first, keyset-paginated (`cursor` = the previous page's `nextCursor`), filtered by \

@@ -10,6 +10,7 @@ mod manage;
 mod public;
 mod quota;
 mod roles;
+mod state;
 
 pub use admin::*;
 pub use credentials::*;
@@ -18,3 +19,4 @@ pub use manage::manage;
 pub use public::*;
 pub use quota::*;
 pub use roles::*;
+pub use state::*;

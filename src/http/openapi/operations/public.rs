@@ -20,6 +20,7 @@ pub fn verify(d: Describe) -> Operation {
         Reason::InvalidKey,
         Reason::InvalidHost,
         Reason::TokenExpired,
+        Reason::TokenDisabled,
         Reason::VerifyServerError,
     ];
     refused.extend(refusal::ALL.into_iter().map(Reason::Guard));
