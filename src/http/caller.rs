@@ -79,8 +79,10 @@ async fn admin_of(
                 AdminFailure::unavailable(&state.metrics, "admin-authenticate", &err)
             }
         })?;
-    if !caller.scopes.allows(scope) {
-        return Err(AdminFailure::forbidden(scope).into());
+    // `a|b`: either admits the call; the refusal names the first.
+    if !scope.split('|').any(|one| caller.scopes.allows(one)) {
+        let first = scope.split('|').next().unwrap_or(scope);
+        return Err(AdminFailure::forbidden(first).into());
     }
     Ok(Admin(caller.actor, caller.scopes))
 }

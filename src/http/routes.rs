@@ -24,7 +24,8 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub access: Access,
     /// The admin scope a call needs (SPEC B9; `domain::access::scope::CATALOGUE`): every admin
-    /// route has one, no other route does.
+    /// route has one, no other route does. `a|b`: either admits the call (the bulk route, whose
+    /// operation then needs its own).
     pub scope: Option<&'static str>,
 }
 
@@ -88,6 +89,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(PATCH,  "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::patch_metadata),   One("patchTokenMetadata", doc::admin_patch_metadata)),
     entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::replace_metadata), One("replaceTokenMetadata", doc::admin_replace_metadata)),
     entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin, Some("tokens.revoke"),  || web::to(admin::tokens::revoke),           One("revokeToken", doc::admin_revoke)),
+    entry(POST,   "/api/admin/tokens/bulk",            Access::Admin, Some("tokens.revoke|tokens.disable"), || web::to(admin::bulk::bulk), One("changeTokensInBulk", doc::admin_bulk)),
     entry(PUT,    "/api/admin/tokens/{id}/state",      Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_token_state), One("setTokenState", doc::admin_token_state)),
     entry(PUT,    "/api/admin/users/{user_id}/state",  Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_user_state), One("setUserState", doc::admin_user_state)),
     entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin, Some("audit.read"),  || web::to(admin::tokens::events),           One("listTokenEvents", doc::admin_events)),

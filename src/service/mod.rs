@@ -25,6 +25,7 @@ pub use operator::{AdminVerification, VerifyCode};
 pub use payloads::*;
 pub use rotate::RotateToken;
 pub use running::OpenError;
+pub use state::{BulkTarget, BULK_MAX};
 pub use usage::UsageRecorder;
 pub use verify::{Verified, VerifyOptions, VerifyOutcome};
 

@@ -386,6 +386,16 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
         audit: &Audit,
     ) -> Result<Option<StateChanged>, StoreError>;
 
+    /// A bulk action on these tokens in one transaction (SPEC B10), each with its own event:
+    /// per id, what it changed (`None`: no such token).
+    async fn bulk(
+        &self,
+        op: BulkOp,
+        ids: &[u64],
+        reason: Option<crate::domain::state::StateReason>,
+        audit: &Audit,
+    ) -> Result<Vec<Option<StateChanged>>, StoreError>;
+
     /// Disables or enables every token of the owner, present and future (SPEC B10).
     async fn set_owner_state(
         &self,
@@ -403,6 +413,14 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
 pub struct StateChange {
     pub enabled: bool,
     pub reason: Option<crate::domain::state::StateReason>,
+}
+
+/// What a bulk action does to each token (SPEC B10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkOp {
+    Revoke,
+    Disable,
+    Enable,
 }
 
 /// What a change of state did: whether anything changed, and the digests of the valid tokens

@@ -49,6 +49,7 @@ mod admin_verify_and_bans;
 mod audit_log;
 mod audit_migration;
 mod audit_trail;
+mod token_bulk;
 mod token_state;
 
 // Hardening found by testing from outside (issue 11).

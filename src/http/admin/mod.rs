@@ -4,6 +4,7 @@
 pub(super) mod access;
 pub(super) mod audit;
 pub(super) mod bans;
+pub(super) mod bulk;
 pub(super) mod credentials;
 pub(super) mod quota;
 pub(super) mod quota_views;
@@ -14,6 +15,7 @@ pub(super) mod verify;
 pub(super) mod views;
 
 pub(super) use access::AccessRequest;
+pub(super) use bulk::BulkRequest;
 pub(super) use credentials::{CreateCredentialRequest, UpdateCredentialRequest};
 pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};

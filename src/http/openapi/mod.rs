@@ -142,7 +142,13 @@ fn scoped(
     scope: Option<&str>,
 ) -> utoipa::openapi::path::Operation {
     let Some(scope) = scope else { return op };
-    let needs = format!("Requires the admin scope `{scope}`.");
+    let needs = match scope.split_once('|') {
+        None => format!("Requires the admin scope `{scope}`."),
+        Some(_) => format!(
+            "Requires one of the admin scopes `{}`.",
+            scope.replace('|', "`, `")
+        ),
+    };
     op.description = Some(match op.description.take() {
         Some(text) => format!("{text}\n\n{needs}"),
         None => needs,

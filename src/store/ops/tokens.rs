@@ -12,12 +12,13 @@ use serde_json::json;
 use super::access::{assemble, attach_access, unknown_role};
 use super::quota::{insert_quota, quotas_from};
 use super::{done, expire_and_count, work, StoreOps};
+use crate::domain::state::StateReason;
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
-    Audit, AuditEvent, AuditKind, AuditQuery, CreateOutcome, MetadataChange, MetadataOutcome,
-    NewToken, RotateOutcome, Rotation, StateChange, StateChanged, StoreError, TokenCounts,
-    TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    Audit, AuditEvent, AuditKind, AuditQuery, BulkOp, CreateOutcome, MetadataChange,
+    MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged, StoreError,
+    TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 
 /// A change of one owned token, chosen by the caller.
@@ -171,19 +172,26 @@ impl<B: Backend> TokenStore for StoreOps<B> {
             .write(work(move |tx| {
                 let audit = audit.clone();
                 Box::pin(async move {
-                    let Some(record) = tx.token_by_id(token_id, Lock::ForUpdate).await? else {
-                        return Ok(TxEnd::Rollback(None));
-                    };
-                    if !record.valid {
-                        return Ok(TxEnd::Rollback(Some((record, false))));
-                    }
-                    tx.invalidate(token_id).await?;
-                    tx.write_event(Some(token_id), AuditKind::Revoked, &audit, json!({}))
-                        .await?;
-                    Ok(TxEnd::Commit(Some((record, true))))
+                    let revoked = revoke_in(tx, token_id, &audit).await?;
+                    Ok(
+                        match revoked.as_ref().is_some_and(|(_, changed)| *changed) {
+                            true => TxEnd::Commit(revoked),
+                            false => TxEnd::Rollback(revoked),
+                        },
+                    )
                 })
             }))
             .await
+    }
+
+    async fn bulk(
+        &self,
+        op: BulkOp,
+        ids: &[u64],
+        reason: Option<StateReason>,
+        audit: &Audit,
+    ) -> Result<Vec<Option<StateChanged>>, StoreError> {
+        self.bulk_chunk(op, ids, reason, audit).await
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
@@ -431,4 +439,23 @@ impl<B: Backend> StoreOps<B> {
             }))
             .await
     }
+}
+
+/// Revokes the token with this id inside the caller's transaction, with its event: the record as
+/// it was and whether this call revoked it; `None` when there is no such token.
+pub(super) async fn revoke_in(
+    tx: &mut dyn Tx,
+    token_id: u64,
+    audit: &Audit,
+) -> Result<Option<(TokenRecord, bool)>, StoreError> {
+    let Some(record) = tx.token_by_id(token_id, Lock::ForUpdate).await? else {
+        return Ok(None);
+    };
+    if !record.valid {
+        return Ok(Some((record, false)));
+    }
+    tx.invalidate(token_id).await?;
+    tx.write_event(Some(token_id), AuditKind::Revoked, audit, json!({}))
+        .await?;
+    Ok(Some((record, true)))
 }

@@ -25,6 +25,8 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
      "Sets the keys given, removes those set to `null`, leaves the others; audited."),
     ("replaceTokenMetadata", "Replace a token's metadata", "Replaces all of it; audited."),
     ("revokeToken", "Revoke a token", "Idempotent: `revoked` says whether this call revoked it."),
+    ("changeTokensInBulk", "Revoke, disable or enable many tokens",
+     "Up to 1,000 token ids, or every valid token of one owner, with a result per token."),
     ("setTokenState", "Disable or enable a token",
      "A disabled token verifies as `DISABLED` (public: 401 `Token disabled`): not a use, nothing \
       charged. It is not revoked; enabling restores it exactly. Idempotent: `changed` says \

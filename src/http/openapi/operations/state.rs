@@ -5,8 +5,9 @@ use utoipa::openapi::path::Operation;
 use super::common::{admin, admin_body, no_token, token_id};
 use super::describe::{path_parameter, Describe};
 use crate::domain::UserId;
+use crate::http::admin::bulk::BulkView;
 use crate::http::admin::state::StateView;
-use crate::http::admin::StateRequest;
+use crate::http::admin::{BulkRequest, StateRequest};
 
 const INVALID: &str = "A reason of more than 200 characters, only spaces or control characters.";
 
@@ -37,4 +38,23 @@ pub fn admin_user_state(d: Describe) -> Operation {
         )
         .problem(422, INVALID, &["invalid_reason"])
         .build()
+}
+
+pub fn admin_bulk(d: Describe) -> Operation {
+    let body = d.components.of::<BulkRequest>();
+    let view = d.components.of::<BulkView>();
+    admin_body(
+        admin(d.explain(
+            "`revoke` needs `tokens.revoke`; `disable` and `enable` need `tokens.disable`. Each \
+             chunk of 100 tokens is one transaction; each token that changes is one audit event.",
+        )),
+        body,
+    )
+    .json(200, "A result per token.", view)
+    .problem(
+        422,
+        "Empty, over 1,000 or repeated ids (naming `ids[i]`), or a bad reason.",
+        &["invalid_ids", "invalid_reason"],
+    )
+    .build()
 }
