@@ -776,3 +776,101 @@ async fn only_an_identifier_collision_is_a_collision(backend: Backend) {
         "a failed insert on creation is a store failure too"
     );
 }
+
+/// `copy` moves what issues 26 and 27 added too: stored admin credentials, the typed actors and
+/// owners of audit events, and the states of tokens and owners, both ways.
+#[tokio::test]
+async fn copy_moves_credentials_actors_and_states() {
+    use iam_tokens::domain::access::scope::ScopeList;
+    use iam_tokens::domain::credential::{AdminSecret, CredentialName, NewCredential};
+    use iam_tokens::domain::state::StateReason;
+    use iam_tokens::store::StateChange;
+    let (from, to) = (sqlite().await, mysql().await);
+    let (source, _) = service(&from, 20);
+    let (_, paused) = create(&source, 11, "paused").await;
+    let change = StateChange {
+        enabled: false,
+        reason: Some(StateReason::parse("review").unwrap()),
+    };
+    let by_ops = source.acting_as(Actor::config("ops"));
+    assert_eq!(
+        by_ops.set_token_state(paused, &change).await.unwrap(),
+        Some(true)
+    );
+    let by_cli = source.acting_as(Actor::cli(Some("root".into())));
+    assert!(by_cli.set_owner_state(uid(12), &change).await.unwrap());
+    let secret = AdminSecret::generate();
+    let credential = NewCredential {
+        digest: secret.digest(),
+        name: CredentialName::parse("billing job").unwrap(),
+        scopes: ScopeList::preset("billing").unwrap(),
+        created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+        created_by: Actor::config("ops"),
+        expires_at: None,
+    };
+    from.store
+        .create_credential(&credential, &audit())
+        .await
+        .unwrap()
+        .expect("created");
+
+    let copied = store::copy(from.store.as_ref(), to.store.as_ref(), false)
+        .await
+        .unwrap();
+    assert!(matches!(copied, iam_tokens::store::CopyOutcome::Copied(_)));
+    let (before, after) = (
+        from.store.export().await.unwrap(),
+        to.store.export().await.unwrap(),
+    );
+    assert_eq!(
+        after.events, before.events,
+        "events with their actors and owners"
+    );
+    assert_eq!(after.owner_states, before.owner_states, "disabled owners");
+    assert_eq!(after.owner_states.len(), 1);
+    let states = |snapshot: &iam_tokens::store::Snapshot| -> Vec<_> {
+        snapshot
+            .tokens
+            .iter()
+            .map(|t| (t.id, t.state.clone()))
+            .collect()
+    };
+    assert_eq!(states(&after), states(&before), "token states");
+    assert!(
+        before.tokens[0].state.token.is_some(),
+        "the paused token's own state"
+    );
+    let credentials = |snapshot: &iam_tokens::store::Snapshot| -> Vec<_> {
+        snapshot
+            .credentials
+            .iter()
+            .map(|c| {
+                let texts = c.scopes.texts().to_vec();
+                (
+                    c.id,
+                    c.digest.clone(),
+                    c.name.clone(),
+                    texts,
+                    c.created_by.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        credentials(&after),
+        credentials(&before),
+        "stored credentials"
+    );
+    assert_eq!(after.credentials.len(), 1);
+    let back = sqlite().await;
+    let copied_back = store::copy(to.store.as_ref(), back.store.as_ref(), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        copied_back,
+        iam_tokens::store::CopyOutcome::Copied(_)
+    ));
+    let round = back.store.export().await.unwrap();
+    assert_eq!(round.events, before.events, "and back");
+    assert_eq!(round.owner_states, before.owner_states);
+}
