@@ -46,6 +46,8 @@ fn main() {
             ip_restriction: IpRestriction::unrestricted(),
             metadata: Default::default(),
             enabled: true,
+            replaced: None,
+            quota_subject: i as u64,
             roles: Box::default(),
             grants: CachedToken::no_grants(),
             plan: None,

@@ -7,7 +7,7 @@ use iam_tokens::domain::{
     Digest, IpRestriction, Lifetime, LifetimeError, Metadata, Prefix, Privilege, TokenName, UserId,
 };
 use iam_tokens::envelope::{iso, Reason};
-use iam_tokens::service::{CreateToken, Creation, Decision};
+use iam_tokens::service::{CreateToken, Creation, Decision, GraceDecision, MAX_GRACE_MS};
 use iam_tokens::store::{AccessOutcome, StateChange};
 use iam_tokens::TokenService;
 
@@ -84,6 +84,22 @@ pub(crate) enum TokenCommand {
         /// The token's id (as `token list` shows it).
         id: u64,
         /// Why (1–200 characters), kept with the state and in the audit log.
+        #[arg(long, value_parser = StateReason::parse)]
+        reason: Option<StateReason>,
+    },
+    /// Rotate a token: a new key with everything of the old one; the old key keeps verifying
+    /// for the grace (sharing one budget of limits and credits), then expires. Prints the new
+    /// key (shown once).
+    Rotate {
+        /// The token's id.
+        id: u64,
+        /// How long the old key keeps verifying, e.g. 1h, 2days (at most 7 days; default 0).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        /// End the grace of an older key of the lineage now instead of refusing.
+        #[arg(long)]
+        force: bool,
+        /// Why (1–200 characters), kept in the audit log.
         #[arg(long, value_parser = StateReason::parse)]
         reason: Option<StateReason>,
     },
@@ -216,6 +232,51 @@ pub(crate) async fn token_command(
         }
         TokenCommand::Disable { id, reason } => set_state(&tokens, id, false, reason).await,
         TokenCommand::Enable { id, reason } => set_state(&tokens, id, true, reason).await,
+        TokenCommand::Rotate {
+            id,
+            grace,
+            force,
+            reason,
+        } => {
+            let grace_ms = grace.map_or(0, |grace| {
+                u64::try_from(grace.as_millis()).unwrap_or(u64::MAX)
+            });
+            if grace_ms > MAX_GRACE_MS {
+                return Err("--grace is at most 7 days".into());
+            }
+            let rotated = match tokens
+                .rotate_with_grace(id, grace_ms, force, reason)
+                .await?
+            {
+                GraceDecision::Rotated(rotated) => rotated,
+                GraceDecision::NotFound => return Err(no_token(id)),
+                GraceDecision::Revoked => return Err(format!("token {id} is revoked").into()),
+                GraceDecision::Expired => return Err(format!("token {id} has expired").into()),
+                GraceDecision::InProgress { .. } => {
+                    let message = format!(
+                        "a rotation of token {id}'s lineage is in its grace; \
+                         rotate the newest key, with --force to end the older grace now"
+                    );
+                    return Err(message.into());
+                }
+                GraceDecision::LimitReached { limit } => {
+                    return Err(Reason::TooManyTokens { limit }.as_str().into_owned().into())
+                }
+                GraceDecision::CreateFailed => {
+                    return Err("the new token could not be stored".into())
+                }
+            };
+            println!("key (shown once): {}", rotated.raw_api_key);
+            print!(
+                "{}",
+                fields(&[
+                    ("id", rotated.new.id.to_string()),
+                    ("replaces", rotated.previous_id.to_string()),
+                    ("grace ends", iso(&rotated.grace_ends_at)),
+                ])
+            );
+            Ok(())
+        }
     }
 }
 

@@ -27,6 +27,8 @@ pub struct TokenRecord {
     pub metadata: Metadata,
     /// Whether it and its owner are enabled (SPEC B10), as read with it.
     pub state: TokenState,
+    /// Its replacement, while it verifies during a grace rotation (SPEC B10).
+    pub replaced: Option<Replaced>,
     /// Its roles and direct grants, and its roles' grants as read with it.
     pub access: TokenAccess,
     /// Its own limits and credits (SPEC B5), as read with it.
@@ -37,6 +39,12 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// Whose limits and credits its verifications charge: its own, or during a grace rotation
+    /// its replacement's (one budget per lineage).
+    pub fn quota_subject(&self) -> u64 {
+        self.replaced.map_or(self.id, |replaced| replaced.by)
+    }
+
     /// The record a successful insert of `new` under `id` produced.
     pub fn from_new(id: u64, new: &NewToken) -> Self {
         Self {
@@ -55,6 +63,7 @@ impl TokenRecord {
             valid: true,
             metadata: new.metadata.clone(),
             state: Default::default(),
+            replaced: None,
             access: new.access.clone(),
             quota: new.quota.clone(),
             owner_quota: Quota::default(),
@@ -156,6 +165,14 @@ pub struct UsageDelta {
     pub token_id: u64,
     pub uses: u64,
     pub last_used: DateTime<Utc>,
+}
+
+/// A token rotated with a grace period: it verifies until its `expires_at`, charging its
+/// replacement's limits and credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced {
+    pub by: u64,
+    pub at: DateTime<Utc>,
 }
 
 /// Who changes something, and when: every mutation writes an audit event with it.

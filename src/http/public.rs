@@ -190,6 +190,9 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             if let Some(report) = &token.quota {
                 quota_headers::add(&mut answer, report, now);
             }
+            if let (Some(replaced), Some(ends)) = (token.record.replaced, token.record.expires_at) {
+                deprecation_headers(&mut answer, replaced.at, ends);
+            }
             Ok(answer)
         }
         // The key is good: not a failure for the limiters, only not enough for this call.
@@ -219,6 +222,25 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         Err(reason) => {
             enforce(limits, limits.verify_failed(client, Some(key)).await).await?;
             Err(unauthorized(reason))
+        }
+    }
+}
+
+/// The old key of a rotation in grace (SPEC B10): `Deprecation: @<unix seconds of the
+/// rotation>` (RFC 9745) and `Sunset: <HTTP-date of the grace's end>` (RFC 8594), so that a
+/// client can see it must move to the new key, and by when.
+fn deprecation_headers(
+    answer: &mut HttpResponse,
+    rotated_at: chrono::DateTime<chrono::Utc>,
+    ends: chrono::DateTime<chrono::Utc>,
+) {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    let headers = answer.headers_mut();
+    let deprecation = format!("@{}", rotated_at.timestamp());
+    let sunset = ends.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    for (name, value) in [("deprecation", deprecation), ("sunset", sunset)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
         }
     }
 }

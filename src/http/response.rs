@@ -124,6 +124,8 @@ mod tests {
             ip_restriction: IpRestriction::default(),
             metadata: Metadata::default(),
             enabled: true,
+            replaced: None,
+            quota_subject: u64::MAX,
             roles: Box::default(),
             grants: Default::default(),
             plan: None,

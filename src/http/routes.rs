@@ -90,6 +90,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(PUT,    "/api/admin/tokens/{id}/metadata",   Access::Admin, Some("tokens.update"),  || web::to(admin::tokens::replace_metadata), One("replaceTokenMetadata", doc::admin_replace_metadata)),
     entry(POST,   "/api/admin/tokens/{id}/revoke",     Access::Admin, Some("tokens.revoke"),  || web::to(admin::tokens::revoke),           One("revokeToken", doc::admin_revoke)),
     entry(POST,   "/api/admin/tokens/bulk",            Access::Admin, Some("tokens.revoke|tokens.disable"), || web::to(admin::bulk::bulk), One("changeTokensInBulk", doc::admin_bulk)),
+    entry(POST,   "/api/admin/tokens/{id}/rotate",     Access::Admin, Some("tokens.rotate"), || web::to(admin::rotate::rotate),     One("rotateToken", doc::admin_rotate)),
     entry(PUT,    "/api/admin/tokens/{id}/state",      Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_token_state), One("setTokenState", doc::admin_token_state)),
     entry(PUT,    "/api/admin/users/{user_id}/state",  Access::Admin, Some("tokens.disable"), || web::to(admin::state::put_user_state), One("setUserState", doc::admin_user_state)),
     entry(GET,    "/api/admin/tokens/{id}/events",     Access::Admin, Some("audit.read"),  || web::to(admin::tokens::events),           One("listTokenEvents", doc::admin_events)),

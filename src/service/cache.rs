@@ -33,6 +33,10 @@ pub struct CachedToken {
     pub metadata: Metadata,
     /// Neither it nor its owner is disabled (SPEC B10).
     pub enabled: bool,
+    /// Its replacement, while it verifies during a grace rotation (SPEC B10).
+    pub replaced: Option<crate::domain::record::Replaced>,
+    /// Whose limits and credits it charges: its own id, or its replacement's during a grace.
+    pub quota_subject: u64,
     /// Sorted.
     pub roles: Box<[RoleName]>,
     /// Direct grants ∪ its roles' grants, as loaded.
@@ -52,6 +56,8 @@ impl CachedToken {
                 Arc::new(record.access.effective())
             },
             enabled: record.state.enabled(),
+            replaced: record.replaced,
+            quota_subject: record.quota_subject(),
             roles: record.access.roles.into_boxed_slice(),
             id: record.id,
             user_id: record.user_id,

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "token_state",
         include_str!("../../sql/mysql/0008_token_state.sql"),
     ),
+    (
+        9,
+        "rotation_grace",
+        include_str!("../../sql/mysql/0009_rotation_grace.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

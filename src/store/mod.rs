@@ -386,6 +386,10 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
         audit: &Audit,
     ) -> Result<Option<StateChanged>, StoreError>;
 
+    /// Rotates a token with a grace period (SPEC B10), in one transaction.
+    async fn rotate_with_grace(&self, rotation: &GraceRotation)
+        -> Result<GraceOutcome, StoreError>;
+
     /// A bulk action on these tokens in one transaction (SPEC B10), each with its own event:
     /// per id, what it changed (`None`: no such token).
     async fn bulk(
@@ -406,6 +410,43 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
 
     /// Cheap liveness probe of the store.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A rotation with a grace period (SPEC B10): the new key's material and how long the old
+/// one keeps verifying.
+#[derive(Debug, Clone)]
+pub struct GraceRotation {
+    pub old_id: u64,
+    pub digest: Digest,
+    pub public_identifier: crate::domain::PublicIdentifier,
+    pub grace: chrono::Duration,
+    /// End the grace of an older key of the lineage now instead of refusing.
+    pub force: bool,
+    pub reason: Option<crate::domain::state::StateReason>,
+    pub limit: u32,
+    pub audit: Audit,
+}
+
+/// Result of a grace rotation. Anything but `Rotated` changed nothing.
+#[derive(Debug)]
+pub enum GraceOutcome {
+    Rotated {
+        old: Box<TokenRecord>,
+        new: Box<TokenRecord>,
+        grace_ends_at: DateTime<Utc>,
+        /// Older keys whose grace `force` ended now.
+        ended: Vec<u64>,
+    },
+    NotFound,
+    Revoked,
+    Expired,
+    /// A lineage is in grace: this key replaced `older`, or is replaced by `replaced_by`.
+    InProgress {
+        older: Option<u64>,
+        replaced_by: Option<u64>,
+    },
+    LimitReached,
+    CreateFailed,
 }
 
 /// A change of state (SPEC B10): enabled or not, and why.

@@ -247,6 +247,7 @@ async fn every_subcommand_has_help() {
             "token enable",
             "token list",
             "token revoke",
+            "token rotate",
         ]
     );
 }

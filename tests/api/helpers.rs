@@ -590,7 +590,14 @@ pub fn admin_status(code: &str) -> u16 {
         "not_found" => 404,
         "method_not_allowed" => 405,
         "request_timeout" => 408,
-        "role_exists" | "role_in_use" | "role_limit" | "token_limit" | "credential_revoked" => 409,
+        "role_exists"
+        | "role_in_use"
+        | "role_limit"
+        | "token_limit"
+        | "credential_revoked"
+        | "token_revoked"
+        | "token_expired"
+        | "rotation_in_progress" => 409,
         "payload_too_large" => 413,
         "unsupported_media_type" => 415,
         "unavailable" => 503,

@@ -50,6 +50,7 @@ mod audit_log;
 mod audit_migration;
 mod audit_trail;
 mod token_bulk;
+mod token_rotation;
 mod token_state;
 
 // Hardening found by testing from outside (issue 11).

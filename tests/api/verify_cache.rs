@@ -20,9 +20,9 @@ use iam_tokens::service::{
 };
 use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
 use iam_tokens::store::{
-    Audit, AuditEvent, AuditQuery, BulkOp, CreateOutcome, MetadataChange, MetadataOutcome,
-    NewToken, RotateOutcome, Rotation, StateChange, StateChanged, Store, StoreError, TokenCounts,
-    TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    Audit, AuditEvent, AuditQuery, BulkOp, CreateOutcome, GraceOutcome, GraceRotation,
+    MetadataChange, MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged,
+    Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
 use serde_json::Value;
@@ -123,6 +123,7 @@ counting_store! {
     events(token_id: u64) -> Vec<AuditEvent>;
     audit(query: &AuditQuery) -> Vec<AuditEvent>;
     set_token_state(token_id: u64, change: &StateChange, audit: &Audit) -> Option<StateChanged>;
+    rotate_with_grace(rotation: &GraceRotation) -> GraceOutcome;
     bulk(op: BulkOp, ids: &[u64], reason: Option<StateReason>, audit: &Audit) -> Vec<Option<StateChanged>>;
     set_owner_state(user: UserId, change: &StateChange, audit: &Audit) -> StateChanged;
     ping() -> ();

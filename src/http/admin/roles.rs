@@ -210,7 +210,7 @@ pub async fn delete(
 }
 
 /// The `force` query parameter: `true` or `false`, once; absent is `false`.
-fn force(query: &str) -> Result<bool, AdminFailure> {
+pub(super) fn force(query: &str) -> Result<bool, AdminFailure> {
     let bad = || AdminFailure::bad_request("force is true or false").field("force");
     let mut force = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::body;
 use super::quota_views::{CreditsLeftView, RateLimitView};
-use super::views::{AdminVerifyView, VerifiedView};
+use super::views::{AdminVerifyView, RotationView, VerifiedView};
 use crate::domain::access::Query;
 use crate::domain::quota::{LimitName, Usage, MAX_COST};
 use crate::domain::Privilege;
@@ -157,6 +157,13 @@ pub async fn verify(
             .and_then(|report| report.retry_after_ms)
             .filter(|_| verification.code != VerifyCode::Valid)
             .map(|ms| ms.div_ceil(1000)),
+        rotation: verification.token.as_ref().and_then(|token| {
+            let replaced = token.replaced?;
+            Some(RotationView {
+                replaced_by: replaced.by,
+                grace_ends_at: token.expires_at?,
+            })
+        }),
         token,
     };
     Ok(json(StatusCode::OK, &answer))

@@ -321,8 +321,20 @@ pub struct AdminVerifyView {
     /// Seconds until a refused verification may pass (`RATE_LIMITED`, `USAGE_EXCEEDED`).
     #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// While the key is the old one of a rotation in grace (SPEC B10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationView>,
     #[serde(flatten)]
     pub token: Option<VerifiedView>,
+}
+
+/// The old key of a rotation in grace: its replacement and when it stops verifying.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationView {
+    pub replaced_by: u64,
+    #[serde(with = "iso_time")]
+    pub grace_ends_at: DateTime<Utc>,
 }
 
 /// The two shapes of an admin verification, each a named component: a generator names one
@@ -378,6 +390,7 @@ impl AdminVerifyView {
                     .schema_type(Type::Integer)
                     .minimum(Some(0)),
             )
+            .property("rotation", rotation_schema())
             .required("valid")
             .required("code");
         AllOfBuilder::new()
@@ -385,6 +398,29 @@ impl AdminVerifyView {
             .item(Ref::from_schema_name(VerifiedView::name()))
             .into()
     }
+}
+
+/// `{replacedBy, graceEndsAt}` of the old key of a rotation in grace.
+fn rotation_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let format = |known| Some(SchemaFormat::KnownFormat(known));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "replacedBy",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(format(KnownFormat::Int64)),
+        )
+        .property(
+            "graceEndsAt",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(format(KnownFormat::DateTime)),
+        )
+        .required("replacedBy")
+        .required("graceEndsAt")
+        .build()
 }
 
 /// `AdminVerifyNotFound` or `AdminVerifyFound`.

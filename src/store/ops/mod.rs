@@ -6,6 +6,7 @@ mod bans;
 mod copy;
 mod credentials;
 mod quota;
+mod rotation;
 mod state;
 mod tokens;
 mod usage;

@@ -16,9 +16,9 @@ use crate::domain::state::StateReason;
 use crate::domain::{Actor, Digest, IpRestriction, Privilege, UserId};
 use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
-    Audit, AuditEvent, AuditKind, AuditQuery, BulkOp, CreateOutcome, MetadataChange,
-    MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged, StoreError,
-    TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    Audit, AuditEvent, AuditKind, AuditQuery, BulkOp, CreateOutcome, GraceOutcome, GraceRotation,
+    MetadataChange, MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged,
+    StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
 };
 
 /// A change of one owned token, chosen by the caller.
@@ -182,6 +182,13 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                 })
             }))
             .await
+    }
+
+    async fn rotate_with_grace(
+        &self,
+        rotation: &GraceRotation,
+    ) -> Result<GraceOutcome, StoreError> {
+        self.grace_rotation(rotation).await
     }
 
     async fn bulk(
@@ -387,7 +394,8 @@ async fn whole(
         return Ok(None);
     };
     if holds.access || holds.quota {
-        let holdings = tx.holdings(record.id, record.user_id.get()).await?;
+        let quota = record.quota_subject();
+        let holdings = tx.holdings(record.id, quota, record.user_id.get()).await?;
         record.access = assemble(holdings.access)?
             .remove(&record.id)
             .unwrap_or_default();

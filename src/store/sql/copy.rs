@@ -20,8 +20,8 @@ const CLEAR: [&str; 6] = [
 const INSERT_TOKEN_ROW: &str = "INSERT INTO api_tokens (id, user_id, api_token, \
     public_identifier, prefix, name, created_at, expires_at, restricted_to_ip_address, last_used, \
     privilege_type, usage_count, valid, metadata, disabled_at, disabled_reason, disabled_by_type, \
-    disabled_by_id, disabled_by_name) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    disabled_by_id, disabled_by_name, replaced_by, rotated_at) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const INSERT_EVENT_ROW: &str = "INSERT INTO audit_events (id, token_id, user_id, event, \
     actor_type, actor_id, actor_name, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const COUNT_ROWS: &str = "SELECT (SELECT COUNT(*) FROM api_tokens), \
@@ -95,6 +95,8 @@ impl<T: Tx + ?Sized> CopySql for T {
                 Value::Null,
             ]),
         }
+        args.push(t.replaced.map(|r| id(r.by)).unwrap_or(Value::Null));
+        args.push(t.replaced.map(|r| r.at).into());
         self.execute(Statement::new(INSERT_TOKEN_ROW, args)).await?;
         Ok(())
     }

@@ -12,16 +12,19 @@ use crate::domain::Digest;
 use crate::store::backend::{CreditRow, Held, LimitRow, Tx};
 use crate::store::{StoreError, TokenRecord};
 
-/// `select_tokens!`'s columns, then the two flags (columns 24 and 25).
+/// `select_tokens!`'s columns, then the two flags (columns 26 and 27). A token in a grace
+/// rotation holds its replacement's limits and credits (one budget per lineage).
 macro_rules! select_record {
     ($($rest:literal),*) => {
         concat!(
             "SELECT ", $crate::store::sql::tokens::token_columns!(), ", ",
             "(EXISTS (SELECT 1 FROM token_roles r WHERE r.token_id = t.id) ",
             "OR EXISTS (SELECT 1 FROM token_permissions p WHERE p.token_id = t.id)), ",
-            "(EXISTS (SELECT 1 FROM quota_limits l WHERE (l.scope = 't' AND l.subject = t.id) ",
+            "(EXISTS (SELECT 1 FROM quota_limits l WHERE (l.scope = 't' ",
+            "AND l.subject = COALESCE(t.replaced_by, t.id)) ",
             "OR (l.scope = 'u' AND l.subject = t.user_id)) ",
-            "OR EXISTS (SELECT 1 FROM quota_credits c WHERE (c.scope = 't' AND c.subject = t.id) ",
+            "OR EXISTS (SELECT 1 FROM quota_credits c WHERE (c.scope = 't' ",
+            "AND c.subject = COALESCE(t.replaced_by, t.id)) ",
             "OR (c.scope = 'u' AND c.subject = t.user_id))) ",
             "FROM api_tokens t LEFT JOIN owner_states o ON o.user_id = t.user_id ", $($rest),*
         )
@@ -73,8 +76,8 @@ pub struct Holdings {
 
 fn record_from(row: &Row) -> Result<(TokenRecord, Holds), StoreError> {
     let holds = Holds {
-        access: row.bool(24)?,
-        quota: row.bool(25)?,
+        access: row.bool(26)?,
+        quota: row.bool(27)?,
     };
     Ok((token_from(row, 0)?, holds))
 }
@@ -102,8 +105,14 @@ pub trait RecordSql {
         digest: &Digest,
     ) -> Result<Option<(TokenRecord, Holds)>, StoreError>;
     async fn record_by_id(&mut self, id: u64) -> Result<Option<(TokenRecord, Holds)>, StoreError>;
-    /// What token `token` holds and the quota rows of it and of owner `owner` (one statement).
-    async fn holdings(&mut self, token: u64, owner: u64) -> Result<Holdings, StoreError>;
+    /// What token `token` holds, the quota rows of `quota` (the token, or its replacement
+    /// during a grace rotation) and of owner `owner` (one statement).
+    async fn holdings(
+        &mut self,
+        token: u64,
+        quota: u64,
+        owner: u64,
+    ) -> Result<Holdings, StoreError>;
 }
 
 #[async_trait]
@@ -128,9 +137,14 @@ impl<T: Tx + ?Sized> RecordSql for T {
         row.as_ref().map(record_from).transpose()
     }
 
-    async fn holdings(&mut self, token: u64, owner: u64) -> Result<Holdings, StoreError> {
-        let (t, u) = (id(token), id(owner));
-        let args = vec![t.clone(), t.clone(), t.clone(), t.clone(), u.clone(), t, u];
+    async fn holdings(
+        &mut self,
+        token: u64,
+        quota: u64,
+        owner: u64,
+    ) -> Result<Holdings, StoreError> {
+        let (t, q, u) = (id(token), id(quota), id(owner));
+        let args = vec![t.clone(), t.clone(), t, q.clone(), u.clone(), q, u];
         let mut holdings = Holdings::default();
         for row in self.fetch(Statement::new(HOLDINGS, args)).await? {
             add(&mut holdings, &row)?;

@@ -4,14 +4,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{count, first, id, Dialect, Row, Statement, Value};
+use crate::domain::record::Replaced;
 use crate::domain::state::{Disabled, StateReason, TokenState};
 use crate::domain::{Digest, IpRestriction, Metadata, Privilege, PublicIdentifier, UserId};
 use crate::store::backend::{Lock, Tx};
 use crate::store::{NewToken, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStatus};
 
 /// Every column of `api_tokens`, in the order [`token_from`] reads them.
-/// The columns of a token's record over `api_tokens t`: its row (0–13), its state (14–18) and
-/// its owner's (19–23, from `owner_states`, NULL while the owner is enabled).
+/// The columns of a token's record over `api_tokens t`: its row (0–13), its state (14–18), its
+/// owner's (19–23, from `owner_states`, NULL while the owner is enabled), and its replacement
+/// during a grace rotation (24–25).
 macro_rules! token_columns {
     () => {
         concat!(
@@ -21,7 +23,7 @@ macro_rules! token_columns {
             "t.disabled_at, t.disabled_reason, t.disabled_by_type, t.disabled_by_id, ",
             "t.disabled_by_name, ",
             "o.disabled_at, o.disabled_reason, o.disabled_by_type, o.disabled_by_id, ",
-            "o.disabled_by_name"
+            "o.disabled_by_name, t.replaced_by, t.rotated_at"
         )
     };
 }
@@ -79,6 +81,13 @@ pub fn token_from(row: &Row, at: usize) -> Result<TokenRecord, StoreError> {
         state: TokenState {
             token: disabled_from(row, at + 14)?,
             owner: disabled_from(row, at + 19)?,
+        },
+        replaced: match row.opt_u64(at + 24)? {
+            None => None,
+            Some(by) => Some(Replaced {
+                by,
+                at: row.time(at + 25)?,
+            }),
         },
         access: Default::default(),
         quota: Default::default(),

@@ -44,6 +44,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "token_state",
         include_str!("../../../sql/sqlite/0005_token_state.sql"),
     ),
+    (
+        6,
+        "rotation_grace",
+        include_str!("../../../sql/sqlite/0006_rotation_grace.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -25,6 +25,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
      "Sets the keys given, removes those set to `null`, leaves the others; audited."),
     ("replaceTokenMetadata", "Replace a token's metadata", "Replaces all of it; audited."),
     ("revokeToken", "Revoke a token", "Idempotent: `revoked` says whether this call revoked it."),
+    ("rotateToken", "Rotate a token with a grace period",
+     "A new key with everything of the old one (name, privilege, prefix, IPs, expiry, metadata, \
+      roles, permissions, limits and credits). The old key keeps verifying until the grace ends \
+      (never past its own expiry), sharing one budget of limits and credits with the new one; \
+      then it expires. The raw key is in this answer only."),
     ("changeTokensInBulk", "Revoke, disable or enable many tokens",
      "Up to 1,000 token ids, or every valid token of one owner, with a result per token."),
     ("setTokenState", "Disable or enable a token",

@@ -6,8 +6,9 @@ use super::common::{admin, admin_body, no_token, token_id};
 use super::describe::{path_parameter, Describe};
 use crate::domain::UserId;
 use crate::http::admin::bulk::BulkView;
+use crate::http::admin::rotate::RotatedView;
 use crate::http::admin::state::StateView;
-use crate::http::admin::{BulkRequest, StateRequest};
+use crate::http::admin::{BulkRequest, RotateRequest, StateRequest};
 
 const INVALID: &str = "A reason of more than 200 characters, only spaces or control characters.";
 
@@ -57,4 +58,68 @@ pub fn admin_bulk(d: Describe) -> Operation {
         &["invalid_ids", "invalid_reason"],
     )
     .build()
+}
+
+pub fn admin_rotate(d: Describe) -> Operation {
+    use super::describe::query;
+    let body = d.components.of::<RotateRequest>();
+    let view = d.components.of::<RotatedView>();
+    let d = admin(d.explain(
+        "Rotating either key of a lineage whose grace still runs is 409 `rotation_in_progress`; \
+         on the newer key, `force=true` ends the older key's grace now.",
+    ));
+    let d = d
+        .body(body, false)
+        .parameter(token_id())
+        .parameter(query(
+            "force",
+            false,
+            "End the grace of an older key of the lineage now.",
+            super::super::schemas::one_of_strings(["true", "false"]),
+        ))
+        .json(
+            201,
+            "The new key (shown once), its token and the old key's grace.",
+            view,
+        )
+        .problem(
+            400,
+            "A malformed body or `force`, naming the field.",
+            &["bad_request"],
+        )
+        .problem(
+            408,
+            "The body did not arrive in time.",
+            &["request_timeout"],
+        )
+        .problem(
+            413,
+            &format!(
+                "The body is over {} KiB.",
+                crate::http::body::ADMIN_BODY_LIMIT / 1024
+            ),
+            &["payload_too_large"],
+        )
+        .problem(
+            415,
+            "A body that is not `application/json`.",
+            &["unsupported_media_type"],
+        )
+        .problem(
+            409,
+            "The token is revoked or expired, a rotation is in progress, or the owner holds the \
+             most valid tokens.",
+            &[
+                "token_revoked",
+                "token_expired",
+                "rotation_in_progress",
+                "token_limit",
+            ],
+        )
+        .problem(
+            422,
+            "A grace over 7 days or negative, or a bad reason.",
+            &["invalid_grace", "invalid_reason"],
+        );
+    no_token(d).build()
 }
