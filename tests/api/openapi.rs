@@ -184,7 +184,9 @@ async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_r
     let verbs = [
         "get", "head", "list", "create", "verify", "patch", "replace", "revoke",
     ];
-    let more = ["change", "set", "update", "delete", "lift", "manage", "rotate"];
+    let more = [
+        "change", "set", "update", "delete", "lift", "manage", "rotate",
+    ];
     for op in &operations {
         let id = op["operationId"].as_str().unwrap_or_default();
         let camel = id.chars().all(|c| c.is_ascii_alphanumeric())

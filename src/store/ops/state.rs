@@ -98,12 +98,17 @@ impl<B: Backend> StoreOps<B> {
                     let mut done = Vec::with_capacity(ids.len());
                     for &id in ids.iter() {
                         done.push(match op {
-                            BulkOp::Revoke => super::tokens::revoke_in(tx, id, &audit).await?.map(
-                                |(record, changed)| StateChanged {
-                                    changed,
-                                    tokens: changed.then_some(record.digest).into_iter().collect(),
-                                },
-                            ),
+                            BulkOp::Revoke => {
+                                super::tokens::revoke_in(tx, id, &audit, reason.as_ref())
+                                    .await?
+                                    .map(|(record, changed)| StateChanged {
+                                        changed,
+                                        tokens: changed
+                                            .then_some(record.digest)
+                                            .into_iter()
+                                            .collect(),
+                                    })
+                            }
                             BulkOp::Disable | BulkOp::Enable => {
                                 let change = StateChange {
                                     enabled: op == BulkOp::Enable,

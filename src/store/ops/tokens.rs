@@ -172,7 +172,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
             .write(work(move |tx| {
                 let audit = audit.clone();
                 Box::pin(async move {
-                    let revoked = revoke_in(tx, token_id, &audit).await?;
+                    let revoked = revoke_in(tx, token_id, &audit, None).await?;
                     Ok(
                         match revoked.as_ref().is_some_and(|(_, changed)| *changed) {
                             true => TxEnd::Commit(revoked),
@@ -449,12 +449,14 @@ impl<B: Backend> StoreOps<B> {
     }
 }
 
-/// Revokes the token with this id inside the caller's transaction, with its event: the record as
-/// it was and whether this call revoked it; `None` when there is no such token.
+/// Revokes the token with this id inside the caller's transaction, with its event (and the
+/// reason, when one is given): the record as it was and whether this call revoked it; `None`
+/// when there is no such token.
 pub(super) async fn revoke_in(
     tx: &mut dyn Tx,
     token_id: u64,
     audit: &Audit,
+    reason: Option<&StateReason>,
 ) -> Result<Option<(TokenRecord, bool)>, StoreError> {
     let Some(record) = tx.token_by_id(token_id, Lock::ForUpdate).await? else {
         return Ok(None);
@@ -463,7 +465,11 @@ pub(super) async fn revoke_in(
         return Ok(Some((record, false)));
     }
     tx.invalidate(token_id).await?;
-    tx.write_event(Some(token_id), AuditKind::Revoked, audit, json!({}))
+    let detail = match reason {
+        Some(reason) => json!({ "reason": reason.as_str() }),
+        None => json!({}),
+    };
+    tx.write_event(Some(token_id), AuditKind::Revoked, audit, detail)
         .await?;
     Ok(Some((record, true)))
 }
