@@ -82,7 +82,6 @@ fn bench_role_change(c: &mut Criterion) {
             metadata: Default::default(),
             enabled: true,
             replaced: None,
-            quota_subject: i as u64,
             roles: vec![RoleName::parse("pro").unwrap()].into_boxed_slice(),
             grants: grants.clone(),
             plan: None,

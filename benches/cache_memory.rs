@@ -47,7 +47,6 @@ fn main() {
             metadata: Default::default(),
             enabled: true,
             replaced: None,
-            quota_subject: i as u64,
             roles: Box::default(),
             grants: CachedToken::no_grants(),
             plan: None,

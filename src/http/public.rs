@@ -190,7 +190,9 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             if let Some(report) = &token.quota {
                 quota_headers::add(&mut answer, report, now);
             }
-            if let (Some(replaced), Some(ends)) = (token.record.replaced, token.record.expires_at) {
+            if let (Some(replaced), Some(ends)) =
+                (token.record.replaced.as_deref(), token.record.expires_at)
+            {
                 deprecation_headers(&mut answer, replaced.at, ends);
             }
             Ok(answer)

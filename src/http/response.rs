@@ -125,7 +125,6 @@ mod tests {
             metadata: Metadata::default(),
             enabled: true,
             replaced: None,
-            quota_subject: u64::MAX,
             roles: Box::default(),
             grants: Default::default(),
             plan: None,

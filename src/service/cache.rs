@@ -33,10 +33,9 @@ pub struct CachedToken {
     pub metadata: Metadata,
     /// Neither it nor its owner is disabled (SPEC B10).
     pub enabled: bool,
-    /// Its replacement, while it verifies during a grace rotation (SPEC B10).
-    pub replaced: Option<crate::domain::record::Replaced>,
-    /// Whose limits and credits it charges: its own id, or its replacement's during a grace.
-    pub quota_subject: u64,
+    /// Its replacement, while it verifies during a grace rotation (SPEC B10); boxed, since
+    /// few cached tokens have one and every cached token carries the field.
+    pub replaced: Option<Box<crate::domain::record::Replaced>>,
     /// Sorted.
     pub roles: Box<[RoleName]>,
     /// Direct grants ∪ its roles' grants, as loaded.
@@ -46,6 +45,14 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
+    /// Whose limits and credits it charges: its own, or its replacement's during a grace
+    /// rotation (one budget per lineage).
+    pub fn quota_subject(&self) -> u64 {
+        self.replaced
+            .as_ref()
+            .map_or(self.id, |replaced| replaced.by)
+    }
+
     /// `None` for a row that can never verify (revoked, rotated away, expired earlier).
     pub fn from_record(record: TokenRecord) -> Option<Self> {
         record.valid.then(|| Self {
@@ -56,8 +63,7 @@ impl CachedToken {
                 Arc::new(record.access.effective())
             },
             enabled: record.state.enabled(),
-            replaced: record.replaced,
-            quota_subject: record.quota_subject(),
+            replaced: record.replaced.map(Box::new),
             roles: record.access.roles.into_boxed_slice(),
             id: record.id,
             user_id: record.user_id,

@@ -313,7 +313,7 @@ impl TokenService {
             let usage = options.usage.unwrap_or(&ONE_USE);
             match self
                 .quotas
-                .charge(token.quota_subject, token.user_id, plan, usage, now)
+                .charge(token.quota_subject(), token.user_id, plan, usage, now)
                 .await?
             {
                 QuotaDecision::Allowed(report) => quota = Some(report),

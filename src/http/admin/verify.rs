@@ -158,7 +158,7 @@ pub async fn verify(
             .filter(|_| verification.code != VerifyCode::Valid)
             .map(|ms| ms.div_ceil(1000)),
         rotation: verification.token.as_ref().and_then(|token| {
-            let replaced = token.replaced?;
+            let replaced = token.replaced.as_deref()?;
             Some(RotationView {
                 replaced_by: replaced.by,
                 grace_ends_at: token.expires_at?,
