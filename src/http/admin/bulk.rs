@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body;
-use crate::domain::state::StateReason;
 use crate::domain::UserId;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -100,12 +99,7 @@ pub async fn bulk(
         return Err(AdminFailure::forbidden(scope).into());
     }
     let target = target(&request)?;
-    let reason = request
-        .reason
-        .as_deref()
-        .map(StateReason::parse)
-        .transpose()
-        .map_err(|err| AdminFailure::invalid("invalid_reason", err.to_string()).field("reason"))?;
+    let reason = super::reason(request.reason.as_deref())?;
     let done = state
         .tokens
         .acting_as(admin)

@@ -85,3 +85,10 @@ fn invalid_metadata(err: &MetadataError) -> AdminFailure {
     };
     AdminFailure::invalid("invalid_metadata", message).field(field)
 }
+
+/// An optional `reason` (SPEC B10), else 422 `invalid_reason` naming it.
+fn reason(text: Option<&str>) -> Result<Option<crate::domain::state::StateReason>, AdminFailure> {
+    text.map(crate::domain::state::StateReason::parse)
+        .transpose()
+        .map_err(|err| AdminFailure::invalid("invalid_reason", err.to_string()).field("reason"))
+}

@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::roles::force;
 use super::views::TokenView;
 use super::{body, token_id};
-use crate::domain::state::StateReason;
 use crate::envelope::{iso_time, Reason};
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
@@ -82,12 +81,7 @@ pub async fn rotate(
             let message = format!("grace is 0 to {MAX_GRACE_MS} ms (7 days)");
             AdminFailure::invalid("invalid_grace", message).field("grace")
         })?;
-    let reason = request
-        .reason
-        .as_deref()
-        .map(StateReason::parse)
-        .transpose()
-        .map_err(|err| AdminFailure::invalid("invalid_reason", err.to_string()).field("reason"))?;
+    let reason = super::reason(request.reason.as_deref())?;
     let decided = state
         .tokens
         .acting_as(admin)

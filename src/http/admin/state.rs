@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{body, token_id, user_id};
-use crate::domain::state::StateReason;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{Admin, ApiError, AppState};
@@ -33,12 +32,7 @@ pub struct StateView {
 }
 
 fn change(request: &StateRequest) -> Result<StateChange, AdminFailure> {
-    let reason = request
-        .reason
-        .as_deref()
-        .map(StateReason::parse)
-        .transpose()
-        .map_err(|err| AdminFailure::invalid("invalid_reason", err.to_string()).field("reason"))?;
+    let reason = super::reason(request.reason.as_deref())?;
     Ok(StateChange {
         enabled: request.enabled,
         reason,

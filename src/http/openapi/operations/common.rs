@@ -24,7 +24,12 @@ pub(super) fn admin(d: Describe) -> Describe {
 
 /// What every admin route with a JSON body may answer about the body.
 pub(super) fn admin_body(d: Describe, schema: RefOr<Schema>) -> Describe {
-    d.body(schema, true)
+    body_of(d, schema, true)
+}
+
+/// A JSON body, required or not, and what the route may answer about it.
+pub(super) fn body_of(d: Describe, schema: RefOr<Schema>, required: bool) -> Describe {
+    d.body(schema, required)
         .problem(
             400,
             "A malformed body, naming the field when there is one.",

@@ -2,7 +2,7 @@
 
 use utoipa::openapi::path::Operation;
 
-use super::common::{admin, admin_body, no_token, token_id};
+use super::common::{admin, admin_body, body_of, no_token, token_id};
 use super::describe::{path_parameter, Describe};
 use crate::domain::UserId;
 use crate::http::admin::bulk::BulkView;
@@ -68,8 +68,7 @@ pub fn admin_rotate(d: Describe) -> Operation {
         "Rotating either key of a lineage whose grace still runs is 409 `rotation_in_progress`; \
          on the newer key, `force=true` ends the older key's grace now.",
     ));
-    let d = d
-        .body(body, false)
+    let d = body_of(d, body, false)
         .parameter(token_id())
         .parameter(query(
             "force",
@@ -81,29 +80,6 @@ pub fn admin_rotate(d: Describe) -> Operation {
             201,
             "The new key (shown once), its token and the old key's grace.",
             view,
-        )
-        .problem(
-            400,
-            "A malformed body or `force`, naming the field.",
-            &["bad_request"],
-        )
-        .problem(
-            408,
-            "The body did not arrive in time.",
-            &["request_timeout"],
-        )
-        .problem(
-            413,
-            &format!(
-                "The body is over {} KiB.",
-                crate::http::body::ADMIN_BODY_LIMIT / 1024
-            ),
-            &["payload_too_large"],
-        )
-        .problem(
-            415,
-            "A body that is not `application/json`.",
-            &["unsupported_media_type"],
         )
         .problem(
             409,
