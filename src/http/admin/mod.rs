@@ -3,6 +3,7 @@
 
 pub(super) mod access;
 pub(super) mod audit;
+pub(super) mod audit_views;
 pub(super) mod bans;
 pub(super) mod bulk;
 pub(super) mod credentials;
