@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use iam_tokens::config::analytics::AnalyticsSettings;
 use iam_tokens::domain::access::{Grant, NewRole, Query, RoleName, TokenAccess};
 use iam_tokens::domain::{Privilege, TokenName, UserId};
 use iam_tokens::http::request_series;
@@ -37,6 +38,7 @@ fn bench_verify(c: &mut Criterion) {
             }),
             batch_usage: true,
             flush_every: None,
+            analytics: Some(AnalyticsSettings::default()),
         };
         // Counting into metrics, as a service inside an Application does.
         let metrics = Metrics::new(request_series());

@@ -43,6 +43,8 @@ pub struct Application {
     admin_uses_every: std::time::Duration,
     ban_refresh: std::time::Duration,
     prune_interval: std::time::Duration,
+    /// How often analytics rollups past their retention are deleted (`None`: analytics off).
+    analytics_prune: Option<std::time::Duration>,
     metrics: Arc<Metrics>,
     /// `metrics.address`: `/metrics` on a listener of its own.
     metrics_server: Option<(Server, u16)>,
@@ -197,6 +199,10 @@ impl Application {
             admin_uses_every: settings.usage.flush_interval.max(ADMIN_USES_EVERY),
             ban_refresh: settings.rate_limiters.ban_refresh,
             prune_interval: settings.rate_limiters.prune_interval,
+            analytics_prune: settings
+                .analytics
+                .enabled
+                .then_some(settings.analytics.prune_interval),
             metrics,
             metrics_server,
             subscription,
@@ -246,6 +252,17 @@ impl Application {
             background.spawn(every(self.prune_interval, move || {
                 let limits = limits.clone();
                 async move { limits.prune() }
+            }));
+        }
+        if let Some(period) = self.analytics_prune {
+            let tokens = self.tokens.clone();
+            background.spawn(every(period, move || {
+                let tokens = tokens.clone();
+                async move {
+                    if let Err(err) = tokens.prune_analytics().await {
+                        tracing::warn!(error = %err, "could not prune analytics rollups; retrying");
+                    }
+                }
             }));
         }
         let admins = self.admins.clone();

@@ -40,6 +40,8 @@ pub enum Reason {
     UsageExceeded,
     /// The `permissions` query could not be parsed: what was expected, and where.
     InvalidPermissionsQuery(String),
+    /// An analytics tag (`tag.<key>=`) was refused: which, and why (SPEC B11).
+    InvalidTag(String),
     /// A failure of the HMAC service guard, with its plain explanation.
     Guard(&'static str),
 }
@@ -83,6 +85,7 @@ impl Reason {
             Self::InvalidPermissionsQuery(why) => {
                 format!("{INVALID_PERMISSIONS_QUERY}{why}").into()
             }
+            Self::InvalidTag(why) => format!("Invalid tag: {why}").into(),
             Self::Guard(text) => Borrowed(text),
         }
     }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admins;
+pub mod analytics;
 pub mod app;
 pub mod clock;
 pub mod config;

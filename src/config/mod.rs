@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+pub mod analytics;
 mod redis;
+pub use analytics::{AnalyticsSettings, RetentionSettings};
 pub use redis::RedisSettings;
 
 /// The repository's `config.toml`, compiled in: the binary has every default wherever it runs.
@@ -35,6 +37,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub redis: RedisSettings,
+    #[serde(default)]
+    pub analytics: AnalyticsSettings,
 }
 
 /// `GET /metrics` (SPEC B7).
@@ -285,7 +289,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("server.trusted_proxies");
+            .with_list_parse_key("server.trusted_proxies")
+            .with_list_parse_key("analytics.tags");
         Self::from_config(builder.add_source(env).build()?)
     }
 
@@ -345,6 +350,7 @@ impl Settings {
             );
         }
         self.redis.validate()?;
+        self.analytics.validate()?;
         if crate::store::Location::parse(self.database.url.expose()).is_err() {
             return invalid(
                 "database.url",

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod analytics;
 pub mod credential;
 mod digest;
 pub(crate) mod ip;
@@ -14,6 +15,7 @@ mod privilege;
 mod public_id;
 pub mod quota;
 pub mod record;
+pub mod rollup;
 pub mod state;
 mod user_id;
 

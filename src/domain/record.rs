@@ -167,6 +167,23 @@ pub struct UsageDelta {
     pub last_used: DateTime<Utc>,
 }
 
+/// What one flush writes, applied exactly once: its id is recorded in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBatch {
+    pub id: String,
+    /// When the batch was taken (batch ids are forgotten a day after).
+    pub at: DateTime<Utc>,
+    pub deltas: Vec<UsageDelta>,
+    /// Verifications counted since the last flush, as rows of every rollup (SPEC B11).
+    pub rollups: Vec<crate::domain::rollup::RollupRow>,
+}
+
+impl UsageBatch {
+    pub fn is_empty(&self) -> bool {
+        self.deltas.is_empty() && self.rollups.is_empty()
+    }
+}
+
 /// A token rotated with a grace period: it verifies until its `expires_at`, charging its
 /// replacement's limits and credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

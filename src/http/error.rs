@@ -55,6 +55,9 @@ pub struct AdminFailure {
     pub field: Option<String>,
     /// The admin scope the caller lacks (403 `forbidden`, SPEC B9).
     pub missing_scope: Option<&'static str>,
+    /// Members of the problem body particular to its code (`earliest` of
+    /// `range_exceeds_retention`, SPEC B11).
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl AdminFailure {
@@ -65,7 +68,16 @@ impl AdminFailure {
             message: message.into(),
             field: None,
             missing_scope: None,
+            extra: None,
         }
+    }
+
+    /// A member of the problem body particular to this failure.
+    pub fn member(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(name.to_owned(), value);
+        self
     }
 
     /// 403: the caller's credential lacks `scope` (for the route, or to hand out).
@@ -304,6 +316,9 @@ fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
     }
     if let Some(scope) = failure.missing_scope {
         body["missingScope"] = json!(scope);
+    }
+    for (name, value) in failure.extra.iter().flat_map(|extra| extra.iter()) {
+        body[name] = value.clone();
     }
     let mut response = json(status, &body);
     let headers = response.headers_mut();

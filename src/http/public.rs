@@ -11,6 +11,7 @@ use super::query_params::verify_params;
 use super::quota_headers;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
+use crate::domain::analytics::{Code, TagSet};
 use crate::envelope::Reason;
 use crate::service::{VerifyOptions, VerifyOutcome};
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
@@ -89,7 +90,11 @@ pub async fn metrics(state: Data<AppState>) -> HttpResponse {
 
 /// The Prometheus text (text format 0.0.4).
 pub async fn metrics_here(state: Data<AppState>) -> HttpResponse {
-    let text = state.metrics.render(state.tokens.unwritten_uses());
+    let tokens = &state.tokens;
+    let lag = tokens.analytics().map_or(0.0, |analytics| {
+        analytics.lag_seconds(tokens.clock().now().timestamp_millis())
+    });
+    let text = state.metrics.render(tokens.unwritten_uses(), lag);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
@@ -158,12 +163,26 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
                 .trim()
         })
         .filter(|key| !key.is_empty());
-    enforce(limits, limits.before_verify(client).await).await?;
+    if let Err(blocked) = enforce(limits, limits.before_verify(client).await).await {
+        state.tokens.count_refused(Code::Blocked).await;
+        return Err(blocked);
+    }
     let Some(key) = key else {
+        state.tokens.count_refused(Code::NotFound).await;
         enforce(limits, limits.verify_failed(client, None).await).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
     let params = verify_params(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
+    let tags = match params.tags.is_empty() {
+        true => TagSet::none(),
+        false => {
+            let pairs = params.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+            state.tokens.analytics_tags(pairs).map_err(|err| {
+                let reason = Reason::InvalidTag(format!("{}: {err}", err.field()));
+                ApiError::envelope(StatusCode::BAD_REQUEST, now, reason)
+            })?
+        }
+    };
     // A malformed query is the caller's mistake, answered before the store is asked.
     let query = match params.permissions.map(|raw| state.queries.parse(raw)) {
         None => None,
@@ -173,7 +192,9 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
             return Err(ApiError::envelope(StatusCode::BAD_REQUEST, now, reason));
         }
     };
-    let options = VerifyOptions::new(params.privilege, client).permissions(query.as_deref());
+    let options = VerifyOptions::new(params.privilege, client)
+        .permissions(query.as_deref())
+        .tags(&tags);
     let outcome = match state.tokens.verify_outcome_at(key, options, now).await {
         Ok(outcome) => Ok(outcome),
         Err(err) => {

@@ -17,6 +17,8 @@ pub(super) struct VerifyParams<'q> {
     pub(super) privilege: Privilege,
     /// As sent: still percent-encoded (the query cache's key).
     pub(super) permissions: Option<&'q str>,
+    /// Analytics tags, `tag.<key>=<value>` decoded (SPEC B11); empty (no allocation) without.
+    pub(super) tags: Vec<(Cow<'q, str>, Cow<'q, str>)>,
 }
 
 /// A URL query component decoded (`+` is a space); borrowed when there is nothing to decode.
@@ -36,12 +38,21 @@ fn decoded(raw: &str) -> Cow<'_, str> {
 /// is repeated. Pairs are split by hand (no allocation unless something is encoded): this runs
 /// on every verification.
 pub(super) fn verify_params(query: &str) -> Option<VerifyParams<'_>> {
-    let (mut privilege, mut permissions) = (None, None);
+    let (mut privilege, mut permissions, mut tags) = (None, None, Vec::new());
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match decoded(name).as_ref() {
+        let name = decoded(name);
+        let slot = match name.as_ref() {
             "privilege" => &mut privilege,
             "permissions" => &mut permissions,
+            tag if tag.starts_with("tag.") => {
+                let key = match name {
+                    Cow::Borrowed(name) => Cow::Borrowed(&name[4..]),
+                    Cow::Owned(name) => Cow::Owned(name[4..].to_owned()),
+                };
+                tags.push((key, decoded(value)));
+                continue;
+            }
             _ => continue,
         };
         if slot.replace(value).is_some() {
@@ -51,6 +62,7 @@ pub(super) fn verify_params(query: &str) -> Option<VerifyParams<'_>> {
     Some(VerifyParams {
         privilege: decoded(privilege?).parse().ok()?,
         permissions,
+        tags,
     })
 }
 

@@ -115,6 +115,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(PATCH,  "/api/admin/credentials/{id}",       Access::Admin, Some("credentials.write"), || web::to(admin::credentials::update), One("updateCredential", doc::admin_update_credential)),
     entry(DELETE, "/api/admin/credentials/{id}",       Access::Admin, Some("credentials.write"), || web::to(admin::credentials::revoke), One("revokeCredential", doc::admin_revoke_credential)),
     entry(GET,    "/api/admin/audit",                  Access::Admin, Some("audit.read"),  || web::to(admin::audit::list),              One("listAuditEvents", doc::admin_audit)),
+    entry(GET,    "/api/admin/analytics/verifications", Access::Admin, Some("analytics.read"), || web::to(admin::analytics::verifications), One("getVerificationAnalytics", doc::admin_analytics)),
 ];
 
 /// Every route, in matching order.

@@ -61,6 +61,8 @@ pub struct QuotaReport {
     pub limits: smallvec::SmallVec<[LimitState; 2]>,
     /// When a refused caller may try again (ms), if that is known.
     pub retry_after_ms: Option<u64>,
+    /// Credits deducted by the charge (its cost from each credit pool); 0 when refused.
+    pub credits_spent: u64,
 }
 
 impl QuotaReport {
@@ -417,6 +419,7 @@ fn allowed(spend: &Spend<'_>, counts: &[u64]) -> QuotaReport {
             .map(|(step, count)| state(step, *count))
             .collect(),
         retry_after_ms: None,
+        credits_spent: spend.credits.iter().map(|step| step.cost).sum(),
     }
 }
 
@@ -425,6 +428,7 @@ fn limited(spend: &Spend<'_>, index: usize, count: u64) -> QuotaReport {
     QuotaReport {
         limits: smallvec::smallvec![state(step, count)],
         retry_after_ms: Some(u64::try_from(step.window.ends_ms - spend.now_ms).unwrap_or(0)),
+        credits_spent: 0,
     }
 }
 
@@ -438,5 +442,6 @@ fn exhausted(spend: &Spend<'_>, index: usize, now: DateTime<Utc>) -> QuotaReport
         limits: smallvec::SmallVec::new(),
         retry_after_ms: next_refill
             .map(|at| u64::try_from((at - now).num_milliseconds()).unwrap_or(0)),
+        credits_spent: 0,
     }
 }

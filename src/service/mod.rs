@@ -3,6 +3,7 @@
 
 mod access;
 mod action_manager;
+mod analytics;
 mod cache;
 mod create;
 mod decision;
@@ -33,7 +34,9 @@ pub use verify::{Verified, VerifyOptions, VerifyOutcome};
 
 use std::sync::Arc;
 
+use crate::analytics::Analytics;
 use crate::clock::{Clock, Moment};
+use crate::config::analytics::AnalyticsSettings;
 use crate::domain::Actor;
 use crate::envelope::{Reason, Results};
 use crate::quotas::{Holder, LocalHolder, Quotas, SharedHolder};
@@ -42,7 +45,7 @@ use crate::store::{Audit, StoreError, TokenRecord, TokenStore};
 use crate::telemetry::Metrics;
 
 /// How the service verifies and counts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServiceOptions {
     pub limit_tokens_per_user: u32,
     /// `None` = every verification reads the store.
@@ -52,6 +55,8 @@ pub struct ServiceOptions {
     /// With batching, how often a background task started with the service writes them;
     /// `None`: only [`TokenService::flush_usage`] and [`TokenService::shutdown`] do.
     pub flush_every: Option<std::time::Duration>,
+    /// Verification analytics (SPEC B11); `None`: off.
+    pub analytics: Option<AnalyticsSettings>,
 }
 
 /// The token service. Cheap to clone; share one per process.
@@ -89,6 +94,7 @@ pub struct TokenService {
     limit_tokens_per_user: u32,
     cache: Option<Arc<VerificationCache>>,
     usage: Option<Arc<UsageRecorder>>,
+    analytics: Option<Arc<Analytics>>,
     /// Writes batched uses in the background (shared by every clone; stopped by `shutdown`).
     flusher: Option<Arc<running::Flusher>>,
     /// Who the audit log names for changes made through this handle.
@@ -112,6 +118,7 @@ impl TokenService {
             cache: None,
             batch_usage: false,
             flush_every: None,
+            analytics: Some(AnalyticsSettings::default()),
         };
         Self::with_options(store, clock, options)
     }
@@ -135,11 +142,13 @@ impl TokenService {
         metrics: Arc<Metrics>,
     ) -> Self {
         let forget_after = options.cache.map_or(std::time::Duration::ZERO, |c| c.ttl);
+        let analytics = options.analytics.map(|a| Arc::new(Analytics::new(a)));
         let usage = options.batch_usage.then(|| {
             Arc::new(UsageRecorder::new(
                 store.clone(),
                 forget_after,
                 metrics.clone(),
+                analytics.clone(),
             ))
         });
         let flusher = match (&usage, options.flush_every) {
@@ -155,6 +164,7 @@ impl TokenService {
         ));
         Self {
             usage,
+            analytics,
             flusher,
             quotas,
             cache: options.cache.map(|c| Arc::new(VerificationCache::new(c))),

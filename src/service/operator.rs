@@ -1,12 +1,10 @@
 //! Operations for trusted operators (SPEC B2): tokens by id, metadata, listings, the audit
 //! log, and verification with full detail. Failures to reach the store are the `Err`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
-use crate::domain::access::Query;
-use crate::domain::quota::{Scope, UnknownLimit, Usage};
+use crate::domain::quota::{Scope, UnknownLimit};
 use crate::domain::Privilege;
 use crate::quotas::QuotaReport;
 use crate::store::{
@@ -59,25 +57,19 @@ pub struct AdminVerification {
 }
 
 impl TokenService {
-    /// Verifies for a trusted caller: any privilege when `privilege` is `None`, the IP
-    /// restriction checked when `ip` is given, the use counted when `count`.
+    /// Verifies for a trusted caller: any privilege when `privilege` is `None` (else a token of
+    /// another privilege is `NotFound`), as `options` say (their `privilege` is ignored). It is
+    /// counted in the analytics whether or not it counts a use.
     pub async fn verify_for_admin(
         &self,
         key: &str,
         privilege: Option<Privilege>,
-        ip: Option<IpAddr>,
-        count: bool,
-        permissions: Option<&Query>,
-        usage: Option<&Usage>,
+        options: VerifyOptions<'_>,
     ) -> Result<Result<AdminVerification, UnknownLimit>, StoreError> {
         let options = VerifyOptions {
             privilege: privilege.unwrap_or_default(),
-            skip_count_updates: !count,
-            bypass_ip_check: ip.is_none(),
             is_internal_hash: false,
-            ip,
-            permissions,
-            usage,
+            ..options
         };
         let (outcome, token) = self.check(key, options, privilege, None).await?;
         let mut quota = None;

@@ -48,6 +48,9 @@ impl TokenService {
             ip: None,
             permissions: None,
             usage: None,
+            // A management lookup, not a verification a caller asked for.
+            analytics: false,
+            tags: None,
         };
         let digest = Digest::of_presented(presented);
         self.verify_outcome(digest.as_str(), options).await

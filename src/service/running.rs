@@ -41,6 +41,10 @@ impl ServiceOptions {
             cache,
             batch_usage: !flush.is_zero(),
             flush_every: (!flush.is_zero()).then_some(flush),
+            analytics: settings
+                .analytics
+                .enabled
+                .then(|| settings.analytics.clone()),
         }
     }
 }

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::Moment;
 use dashmap::DashMap;
 
-use crate::store::{StoreError, TokenStore, UsageDelta};
+use crate::analytics::Analytics;
+use crate::store::{StoreError, TokenStore, UsageBatch, UsageDelta};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Default)]
@@ -32,17 +33,14 @@ impl UsageState {
     }
 }
 
-/// A batch whose write failed: retried as it is, with the same id.
-struct Batch {
-    id: String,
-    deltas: Vec<UsageDelta>,
-}
-
 pub struct UsageRecorder {
     /// Token id → counts (foldhash: cheaper than SipHash; ids are ours, not callers').
     states: DashMap<u64, UsageState, foldhash::fast::RandomState>,
     store: Arc<dyn TokenStore>,
-    unconfirmed: Mutex<Option<Batch>>,
+    /// A batch whose write failed: retried as it is, with the same id.
+    unconfirmed: Mutex<Option<UsageBatch>>,
+    /// Verifications counted for the analytics: their rollups ride each batch (SPEC B11).
+    analytics: Option<Arc<Analytics>>,
     flushing: tokio::sync::Mutex<()>,
     /// Idle states are forgotten after this long (the cache TTL: by then no cached record
     /// predates our last flush).
@@ -55,9 +53,11 @@ impl UsageRecorder {
         store: Arc<dyn TokenStore>,
         forget_after: std::time::Duration,
         metrics: Arc<Metrics>,
+        analytics: Option<Arc<Analytics>>,
     ) -> Self {
         Self {
             metrics,
+            analytics,
             states: DashMap::default(),
             store,
             unconfirmed: Mutex::new(None),
@@ -151,25 +151,38 @@ impl UsageRecorder {
                 }
             })
             .collect();
-        if !deltas.is_empty() {
-            let batch = Batch {
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                deltas,
-            };
+        let rollups = self
+            .analytics
+            .as_ref()
+            .map(|a| a.take())
+            .unwrap_or_default();
+        let batch = UsageBatch {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            at: now,
+            deltas,
+            rollups,
+        };
+        if !batch.is_empty() {
             self.write(batch, at).await?;
+        }
+        if let Some(analytics) = &self.analytics {
+            analytics.flushed(now.timestamp_millis());
         }
         self.forget_idle(at.monotonic_ms);
         Ok(())
     }
 
-    async fn write(&self, batch: Batch, at: Moment) -> Result<(), StoreError> {
+    async fn write(&self, batch: UsageBatch, at: Moment) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let written = self.store.apply_usage(&batch.id, &batch.deltas).await;
+        let written = self.store.apply_usage(&batch).await;
         let uses = batch.deltas.iter().map(|delta| delta.uses).sum();
         self.metrics.flush(
             written.as_ref().map(|()| uses).map_err(|_| ()),
             started.elapsed(),
         );
+        if written.is_ok() && !batch.rollups.is_empty() {
+            self.metrics.rollup_rows(batch.rollups.len() as u64);
+        }
         if written.is_err() {
             self.metrics.store_error("usage-flush");
         }

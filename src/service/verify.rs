@@ -9,6 +9,7 @@ use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
 use crate::domain::access::Query;
+use crate::domain::analytics::{Code, TagSet};
 use crate::domain::quota::{QuotaPlan, UnknownLimit, Usage};
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
@@ -36,6 +37,11 @@ pub struct VerifyOptions<'q> {
     /// What a counting verification costs against the token's and its owner's limits and
     /// credits (SPEC B5); `None`: one use, no named limits.
     pub usage: Option<&'q Usage>,
+    /// Count this verification in the analytics (SPEC B11): a counting verification does by
+    /// default, one that skips counting does not (a snapshot, a peek).
+    pub analytics: bool,
+    /// The verification's analytics tags (admitted under `analytics.max_tag_values`).
+    pub tags: Option<&'q TagSet>,
 }
 
 impl<'q> VerifyOptions<'q> {
@@ -49,7 +55,21 @@ impl<'q> VerifyOptions<'q> {
             ip,
             permissions: None,
             usage: None,
+            analytics: true,
+            tags: None,
         }
+    }
+
+    /// Counted in the analytics or not (a verification a caller asked for is).
+    pub fn analytics(mut self, analytics: bool) -> Self {
+        self.analytics = analytics;
+        self
+    }
+
+    /// The tags it is counted under in the analytics.
+    pub fn tags(mut self, tags: impl Into<Option<&'q TagSet>>) -> Self {
+        self.tags = tags.into();
+        self
     }
 
     /// What this verification costs against limits and credits (a counting one only).
@@ -64,9 +84,10 @@ impl<'q> VerifyOptions<'q> {
         self
     }
 
-    /// Do not count this use.
+    /// Do not count this use (nor, unless `analytics(true)` follows, the verification).
     pub fn skip_count_updates(mut self, skip: bool) -> Self {
         self.skip_count_updates = skip;
+        self.analytics = !skip;
         self
     }
 
@@ -196,31 +217,91 @@ impl TokenService {
         privilege: Option<Privilege>,
         at: Option<DateTime<Utc>>,
     ) -> Result<(VerifyOutcome, Lookup), StoreError> {
+        let (checked, now) = self
+            .look_and_decide(presented, options, privilege, at)
+            .await;
+        if let (Ok((outcome, token)), true) = (&checked, options.analytics) {
+            let now = now.unwrap_or_else(|| self.clock.now());
+            self.count_verification(outcome, token.as_deref(), options.tags, now)
+                .await;
+        }
+        checked
+    }
+
+    /// Steps 1–6; with the moment read, if it was (garbage is refused before the clock).
+    async fn look_and_decide(
+        &self,
+        presented: &str,
+        options: VerifyOptions<'_>,
+        privilege: Option<Privilege>,
+        at: Option<DateTime<Utc>>,
+    ) -> (
+        Result<(VerifyOutcome, Lookup), StoreError>,
+        Option<DateTime<Utc>>,
+    ) {
         // 1–2. Shape and checksum (no I/O), then the digest.
         let digest = if options.is_internal_hash {
-            match Digest::parse(presented) {
-                Some(digest) => digest.to_bytes(),
-                None => return Ok((VerifyOutcome::InvalidKey, None)),
-            }
+            Digest::parse(presented).map(|digest| digest.to_bytes())
         } else {
-            match RawKey::digest_of_valid(presented) {
-                Ok(digest) => digest,
-                Err(_) => return Ok((VerifyOutcome::InvalidKey, None)),
-            }
+            RawKey::digest_of_valid(presented).ok()
+        };
+        let Some(digest) = digest else {
+            return (Ok((VerifyOutcome::InvalidKey, None)), at);
         };
         // 3. A valid token with that digest (cache, else store) and exactly that privilege.
         let now = Moment::at(at.unwrap_or_else(|| self.clock.now()), &*self.clock);
-        let loaded = self.load(&digest, now).await.inspect_err(|_| {
-            self.metrics.store_error("verify");
-        });
-        let Some(token) = loaded? else {
-            return Ok((VerifyOutcome::InvalidKey, None));
+        let checked = async {
+            let loaded = self.load(&digest, now).await.inspect_err(|_| {
+                self.metrics.store_error("verify");
+            });
+            let Some(token) = loaded? else {
+                return Ok((VerifyOutcome::InvalidKey, None));
+            };
+            if privilege.is_some_and(|p| p != token.privilege) {
+                return Ok((VerifyOutcome::InvalidKey, None));
+            }
+            let outcome = self.decide(&digest, &token, options, now).await?;
+            Ok((outcome, Some(token)))
         };
-        if privilege.is_some_and(|p| p != token.privilege) {
-            return Ok((VerifyOutcome::InvalidKey, None));
+        (checked.await, Some(now.wall))
+    }
+
+    /// Counts a verification answered with `outcome` in the analytics (SPEC B11). A limit the
+    /// caller named wrongly is a bad request, not a verification.
+    async fn count_verification(
+        &self,
+        outcome: &VerifyOutcome,
+        token: Option<&CachedToken>,
+        tags: Option<&TagSet>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(analytics) = &self.analytics else {
+            return;
+        };
+        let (code, credits) = match outcome {
+            VerifyOutcome::Valid(verified) => (
+                Code::Valid,
+                verified.quota.as_ref().map_or(0, |q| q.credits_spent),
+            ),
+            VerifyOutcome::InvalidKey => (Code::NotFound, 0),
+            VerifyOutcome::InvalidHost => (Code::IpNotAllowed, 0),
+            VerifyOutcome::Disabled => (Code::Disabled, 0),
+            VerifyOutcome::Expired => (Code::Expired, 0),
+            VerifyOutcome::InsufficientPermissions => (Code::InsufficientPermissions, 0),
+            VerifyOutcome::RateLimited(_) => (Code::RateLimited, 0),
+            VerifyOutcome::UsageExceeded(_) => (Code::UsageExceeded, 0),
+            VerifyOutcome::UnknownLimit(_) => return,
+        };
+        let token = match code {
+            Code::NotFound => None,
+            _ => token.map(|t| (t.id, t.user_id.get())),
+        };
+        let tags = tags.cloned().unwrap_or_default();
+        analytics.count(now.timestamp(), token, code, credits, &tags);
+        if self.usage.is_none() {
+            // Synchronous counting (no flush): written now, like the use itself.
+            self.write_rollups_now().await;
         }
-        let outcome = self.decide(&digest, &token, options, now).await?;
-        Ok((outcome, Some(token)))
     }
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "rotation_grace",
         include_str!("../../sql/mysql/0009_rotation_grace.sql"),
     ),
+    (
+        10,
+        "analytics",
+        include_str!("../../sql/mysql/0010_analytics.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

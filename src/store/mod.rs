@@ -13,7 +13,7 @@ mod sqlite;
 
 pub use crate::domain::record::{
     ActorFilter, Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, NewToken, TokenCounts,
-    TokenDraft, TokenQuery, TokenRecord, TokenStatus, UsageDelta,
+    TokenDraft, TokenQuery, TokenRecord, TokenStatus, UsageBatch, UsageDelta,
 };
 pub use copy::{copy, CopyOutcome};
 pub use migrate::MIGRATIONS;
@@ -27,8 +27,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord, Scopes};
+use crate::domain::analytics::Granularity;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
+use crate::domain::rollup::{Dimension, RollupFilter, RollupRow, RollupSum};
 use crate::domain::{Digest, IpRestriction, Privilege, UserId};
 
 /// The store could not answer. Never shown to clients; its text goes to the log once.
@@ -96,6 +98,33 @@ pub trait AccessStore: Send + Sync + 'static {
     ) -> Result<AccessOutcome, StoreError>;
 }
 
+/// The verification analytics rollups (SPEC B11), read and pruned; they are written with the
+/// usage batch ([`TokenStore::apply_usage`]).
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync + 'static {
+    /// Adds rows to their rollups in one transaction (synchronous counting; batched counting
+    /// writes them with its usage batch, exactly once).
+    async fn add_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError>;
+
+    /// Sums of the rows `filter` names, grouped by `dimension` and code, per bucket or over the
+    /// whole range (each sum's bucket is then the range's start).
+    async fn rollup_sums(
+        &self,
+        filter: &RollupFilter,
+        dimension: Dimension,
+        per_bucket: bool,
+    ) -> Result<Vec<RollupSum>, StoreError>;
+
+    /// Deletes at most `limit` rows of one rollup whose buckets start before `before` (unix
+    /// seconds); how many it deleted.
+    async fn prune_rollup(
+        &self,
+        granularity: Granularity,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+}
+
 /// Customer limits and credits (SPEC B5). Every change writes its audit event in the same
 /// transaction.
 #[async_trait]
@@ -141,7 +170,7 @@ pub trait QuotaStore: Send + Sync + 'static {
 
 /// The capabilities the token operations need. Every method is one atomic unit of work.
 #[async_trait]
-pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
+pub trait TokenStore: AccessStore + QuotaStore + AnalyticsStore + Send + Sync + 'static {
     /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
     /// the insert are atomic with respect to every other creation for that owner.
     async fn create_token(
@@ -177,9 +206,10 @@ pub trait TokenStore: AccessStore + QuotaStore + Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Option<(u64, DateTime<Utc>)>, StoreError>;
 
-    /// Adds a batch of uses in one transaction that also records `batch_id`. A batch whose id
-    /// is already recorded was applied before: it is skipped, and that is a success.
-    async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError>;
+    /// Adds a batch of uses and verification rollups in one transaction that also records the
+    /// batch's id. A batch whose id is already recorded was applied before: it is skipped, and
+    /// that is a success.
+    async fn apply_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
 
     /// Invalidates the valid token with this digest (and privilege, when given).
     async fn revoke(

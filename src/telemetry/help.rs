@@ -27,6 +27,10 @@ pub fn describe(recorder: &PrometheusRecorder) {
             "Uses written by batch flushes.",
         ),
         (
+            "iam_analytics_rollup_rows_total",
+            "Analytics rollup rows (minute, hour and day) written by flushes.",
+        ),
+        (
             "iam_credit_leases_total",
             "Leases of customer credits taken out of the store (each moves up to 1,000 credits).",
         ),
@@ -88,6 +92,10 @@ pub fn describe(recorder: &PrometheusRecorder) {
     }
     let gauges = [
         ("iam_usage_pending", "Uses counted and not yet written."),
+        (
+            "iam_analytics_flush_lag_seconds",
+            "Seconds since the last flush that wrote every verification counted for analytics.",
+        ),
         (
             "iam_redis_up",
             "1 while the Redis breaker is closed (Redis answers), else 0.",

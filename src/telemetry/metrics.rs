@@ -45,9 +45,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// The operations whose store failures `iam_store_errors_total` counts, registered at 0 when the
 /// metrics are made (any other is registered with its first failure).
-const STORE_OPERATIONS: [&str; 22] = [
+const STORE_OPERATIONS: [&str; 24] = [
     "verify",
     "usage-flush",
+    "analytics",
+    "admin-analytics",
     "create",
     "rotate",
     "revoke",
@@ -119,6 +121,9 @@ pub struct Metrics {
     flushed_uses: Counter,
     flush_latency: Histogram,
     usage_pending: Gauge,
+    /// Analytics rollup rows written by flushes (SPEC B11), and the flush lag.
+    rollup_rows: Counter,
+    analytics_lag: Gauge,
     /// Credits taken out of the store (SPEC B5): leases, and the credits they moved.
     credit_leases: Counter,
     credits_leased: Counter,
@@ -146,6 +151,8 @@ impl Metrics {
                     flushed_uses: Counter::noop(),
                     flush_latency: Histogram::noop(),
                     usage_pending: Gauge::noop(),
+                    rollup_rows: Counter::noop(),
+                    analytics_lag: Gauge::noop(),
                     credit_leases: Counter::noop(),
                     credits_leased: Counter::noop(),
                     store_errors: Mutex::default(),
@@ -239,6 +246,11 @@ impl Metrics {
                 &METADATA,
             ),
             usage_pending: recorder.register_gauge(&Key::from_name("iam_usage_pending"), &METADATA),
+            rollup_rows: counter("iam_analytics_rollup_rows_total", Vec::new()),
+            analytics_lag: recorder.register_gauge(
+                &Key::from_name("iam_analytics_flush_lag_seconds"),
+                &METADATA,
+            ),
             credit_leases: counter("iam_credit_leases_total", Vec::new()),
             credits_leased: counter("iam_credits_leased_total", Vec::new()),
             store_errors: Mutex::default(),
@@ -318,6 +330,11 @@ impl Metrics {
         self.flush_latency.record(took.as_secs_f64());
     }
 
+    /// Analytics rollup rows written by one flush (minute, hour and day rows together).
+    pub fn rollup_rows(&self, rows: u64) {
+        self.rollup_rows.increment(rows);
+    }
+
     /// A lease of credits from the store that moved `credits` (0: the store had none left).
     pub fn credit_lease(&self, credits: u64) {
         self.credit_leases.increment(1);
@@ -366,9 +383,11 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text, with the gauges read now: `usage_pending` uses not yet written.
-    pub fn render(&self, usage_pending: u64) -> String {
+    /// The Prometheus text, with the gauges read now: `usage_pending` uses not yet written,
+    /// `analytics_lag` seconds since the last flush that wrote every verification counted.
+    pub fn render(&self, usage_pending: u64, analytics_lag: f64) -> String {
         self.usage_pending.set(usage_pending as f64);
+        self.analytics_lag.set(analytics_lag);
         self.fold_tally();
         self.handle
             .as_ref()

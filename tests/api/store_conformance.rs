@@ -10,7 +10,7 @@ use iam_tokens::domain::{Actor, Digest, IpRestriction, Metadata, Privilege, Toke
 use iam_tokens::service::{CreateToken, RotateToken, TokenService, VerifyOptions};
 use iam_tokens::store::{
     self, Audit, BanRecord, MetadataChange, MetadataOutcome, Store, TokenQuery, TokenStatus,
-    UsageDelta,
+    UsageBatch, UsageDelta,
 };
 use serde_json::json;
 
@@ -466,16 +466,14 @@ async fn usage_batches_apply_once(backend: Backend) {
         uses: 7,
         last_used: Utc::now(),
     };
-    backend
-        .store
-        .apply_usage("batch-one", &[delta])
-        .await
-        .unwrap();
-    backend
-        .store
-        .apply_usage("batch-one", &[delta])
-        .await
-        .unwrap();
+    let batch = UsageBatch {
+        id: "batch-one".into(),
+        at: Utc::now(),
+        deltas: vec![delta],
+        rollups: Vec::new(),
+    };
+    backend.store.apply_usage(&batch).await.unwrap();
+    backend.store.apply_usage(&batch).await.unwrap();
     assert_eq!(
         backend
             .store

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
+use iam_tokens::domain::analytics::Granularity;
 use iam_tokens::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
+use iam_tokens::domain::rollup::{Dimension, RollupFilter, RollupRow, RollupSum};
 use iam_tokens::domain::state::StateReason;
 use iam_tokens::domain::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
@@ -19,12 +21,12 @@ use iam_tokens::service::{
     VerifyOptions,
 };
 use iam_tokens::store::{AccessOutcome, AccessStore, RoleCreation, RoleDeletion, RoleUpdate};
+use iam_tokens::store::{AnalyticsStore, Lease, QuotaChange, QuotaStore, UsageBatch};
 use iam_tokens::store::{
     Audit, AuditEvent, AuditQuery, BulkOp, CreateOutcome, GraceOutcome, GraceRotation,
     MetadataChange, MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged,
-    Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
 };
-use iam_tokens::store::{Lease, QuotaChange, QuotaStore};
 use serde_json::Value;
 
 use crate::helpers::{envelope_json, failure_json, ms, spawn_app, uid, TestApp};
@@ -109,7 +111,7 @@ counting_store! {
     find_for_owner(user_id: UserId, token_id: u64) -> Option<TokenRecord>;
     expire(token_id: u64, at: DateTime<Utc>) -> bool;
     record_usage(token_id: u64, uses: u64, at: DateTime<Utc>) -> Option<(u64, DateTime<Utc>)>;
-    apply_usage(batch_id: &str, deltas: &[UsageDelta]) -> ();
+    apply_usage(batch: &UsageBatch) -> ();
     revoke(digest: &Digest, privilege: Option<Privilege>, audit: &Audit) -> Option<TokenRecord>;
     revoke_by_id(token_id: u64, audit: &Audit) -> Option<(TokenRecord, bool)>;
     rotate(rotation: &Rotation) -> RotateOutcome;
@@ -139,6 +141,31 @@ counting_store! {
 }
 
 /// Customer limits and credits pass straight through (not counted).
+#[async_trait]
+impl AnalyticsStore for CountingStore {
+    async fn add_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        self.inner.add_rollups(rows).await
+    }
+
+    async fn rollup_sums(
+        &self,
+        filter: &RollupFilter,
+        dimension: Dimension,
+        per_bucket: bool,
+    ) -> Result<Vec<RollupSum>, StoreError> {
+        self.inner.rollup_sums(filter, dimension, per_bucket).await
+    }
+
+    async fn prune_rollup(
+        &self,
+        granularity: Granularity,
+        before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_rollup(granularity, before, limit).await
+    }
+}
+
 #[async_trait]
 impl QuotaStore for CountingStore {
     async fn set_limits(
@@ -210,6 +237,7 @@ pub(crate) async fn counted_service(cache: Option<CacheConfig>, batch_usage: boo
         cache,
         batch_usage,
         flush_every: None,
+        analytics: None,
     };
     let service = TokenService::with_options(store.clone(), app.clock.clone(), options);
     Counted {

@@ -2,6 +2,8 @@
 //! by an admin credential holding the route's scope (SPEC B9; `http/caller.rs`).
 
 pub(super) mod access;
+pub(super) mod analytics;
+pub(super) mod analytics_views;
 pub(super) mod audit;
 pub(super) mod audit_views;
 pub(super) mod bans;

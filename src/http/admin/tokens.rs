@@ -164,7 +164,27 @@ pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-get", &err))?
         .ok_or_else(|| AdminFailure::no_token(id))?;
-    Ok(json(StatusCode::OK, &with_quota(&state, record).await?))
+    let mut view = with_quota(&state, record).await?;
+    view.usage_24h = Some(
+        usage_24h(&state, &[id])
+            .await?
+            .get(&id)
+            .copied()
+            .unwrap_or(0),
+    );
+    Ok(json(StatusCode::OK, &view))
+}
+
+/// Verifications of each token over the last 24 hours (SPEC B11).
+async fn usage_24h(
+    state: &AppState,
+    ids: &[u64],
+) -> Result<std::collections::HashMap<u64, u64>, AdminFailure> {
+    state
+        .tokens
+        .usage_24h(ids)
+        .await
+        .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-analytics", &err))
 }
 
 /// The view of one token with its limits (this window's remaining and reset) and credits.
@@ -289,9 +309,16 @@ pub async fn list(
     records.truncate(limit);
     let next_cursor = more.then(|| records.last().map(|r| r.id)).flatten();
     let now = state.clock.now();
+    let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+    let usage = usage_24h(&state, &ids).await?;
     let tokens: Vec<TokenView> = records
         .into_iter()
-        .map(|r| TokenView::new(r, now))
+        .map(|r| {
+            let used = usage.get(&r.id).copied().unwrap_or(0);
+            let mut view = TokenView::new(r, now);
+            view.usage_24h = Some(used);
+            view
+        })
         .collect();
     Ok(json(
         StatusCode::OK,

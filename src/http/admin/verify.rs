@@ -16,7 +16,7 @@ use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{ApiError, AppState};
-use crate::service::VerifyCode;
+use crate::service::{VerifyCode, VerifyOptions};
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -44,6 +44,11 @@ pub(crate) struct VerifyRequest {
     #[serde(default)]
     #[schema(max_items = 40)]
     ratelimits: Vec<NamedCost>,
+    /// Analytics tags (SPEC B11): keys of `analytics.tags` (default `route`, `method`), values
+    /// of at most 64 characters; an unknown key is a 400 naming it.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    tags: std::collections::BTreeMap<String, String>,
 }
 
 /// A limit charged by name.
@@ -104,16 +109,22 @@ pub async fn verify(
         .transpose()
         .map_err(|err| AdminFailure::bad_request(err.to_string()).field("permissions"))?;
     let usage = usage(&request)?;
+    let pairs = request.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let tags = state.tokens.analytics_tags(pairs).map_err(|err| {
+        let field = err.field();
+        AdminFailure::bad_request(err.to_string()).field(field)
+    })?;
+    let count = request.count.unwrap_or(true);
+    let options = VerifyOptions::new(Privilege::default(), request.ip)
+        .skip_count_updates(!count)
+        .bypass_ip_check(request.ip.is_none())
+        .permissions(query.as_ref())
+        .usage(usage.as_ref())
+        .tags(&tags)
+        .analytics(true);
     let verification = state
         .tokens
-        .verify_for_admin(
-            &request.key,
-            request.privilege,
-            request.ip,
-            request.count.unwrap_or(true),
-            query.as_ref(),
-            usage.as_ref(),
-        )
+        .verify_for_admin(&request.key, request.privilege, options)
         .await
         .map_err(|err| {
             state

@@ -59,6 +59,9 @@ pub struct TokenView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<CreditsJson>, nullable)]
     pub credits: Option<Option<CreditsJson>>,
+    /// Its verifications in the last 24 hours, every code (SPEC B11; in reads and listings).
+    #[serde(rename = "usage24h", skip_serializing_if = "Option::is_none")]
+    pub usage_24h: Option<u64>,
 }
 
 impl TokenView {
@@ -86,6 +89,7 @@ impl TokenView {
             effective_permissions: record.access.effective().texts(),
             ratelimits: None,
             credits: None,
+            usage_24h: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! audit event it records, what a refusal rolls back. The backends hold only their SQL.
 
 mod access;
+mod analytics;
 mod bans;
 mod copy;
 mod credentials;

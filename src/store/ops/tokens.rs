@@ -18,7 +18,7 @@ use crate::store::backend::{Backend, Lock, Tx, TxEnd};
 use crate::store::{
     Audit, AuditEvent, AuditKind, AuditQuery, BulkOp, CreateOutcome, GraceOutcome, GraceRotation,
     MetadataChange, MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged,
-    StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageDelta,
+    StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore, UsageBatch,
 };
 
 /// A change of one owned token, chosen by the caller.
@@ -132,8 +132,8 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         self.add_usage_now(token_id, uses, at).await
     }
 
-    async fn apply_usage(&self, batch_id: &str, deltas: &[UsageDelta]) -> Result<(), StoreError> {
-        self.apply_usage_batch(batch_id, deltas).await
+    async fn apply_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        self.apply_usage_batch(batch).await
     }
 
     async fn revoke(

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{work, StoreOps};
 use crate::store::backend::{Backend, TxEnd};
-use crate::store::{StoreError, UsageDelta};
+use crate::store::{StoreError, UsageBatch};
 
 impl<B: Backend> StoreOps<B> {
     /// Adds uses now, in one statement outside any transaction (it is atomic by itself and
@@ -31,27 +31,27 @@ impl<B: Backend> StoreOps<B> {
 
     /// Applies a batch once: its id is recorded in the same transaction, and a batch whose id
     /// is already there was applied by an earlier attempt whose answer was lost: skipped.
-    /// Batch ids older than a day before the batch's newest use are forgotten.
-    pub(super) async fn apply_usage_batch(
-        &self,
-        batch_id: &str,
-        deltas: &[UsageDelta],
-    ) -> Result<(), StoreError> {
-        let Some(newest) = deltas.iter().map(|d| d.last_used).max() else {
+    /// Batch ids older than a day before the batch are forgotten.
+    pub(super) async fn apply_usage_batch(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
-        };
-        let (batch_id, deltas) = (
-            Arc::<str>::from(batch_id),
-            Arc::<[UsageDelta]>::from(deltas),
-        );
+        }
+        let newest = batch
+            .deltas
+            .iter()
+            .map(|d| d.last_used)
+            .max()
+            .map_or(batch.at, |used| used.max(batch.at));
+        let batch = Arc::new(batch.clone());
         self.backend
             .write(work(move |tx| {
-                let (batch_id, deltas) = (batch_id.clone(), deltas.clone());
+                let batch = batch.clone();
                 Box::pin(async move {
-                    if !tx.record_batch(&batch_id, newest).await? {
+                    if !tx.record_batch(&batch.id, newest).await? {
                         return Ok(TxEnd::Rollback(()));
                     }
-                    tx.add_usage(&deltas).await?;
+                    tx.add_usage(&batch.deltas).await?;
+                    tx.add_rollups(&batch.rollups).await?;
                     tx.forget_batches_before(newest - chrono::Duration::days(1))
                         .await?;
                     Ok(TxEnd::Commit(()))

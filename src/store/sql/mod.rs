@@ -1,12 +1,13 @@
 //! Every statement of the store, written once (DESIGN: "statements once"): its SQL text, its
 //! parameters as [`Value`]s and one mapping from a generic [`Row`] to the record. The families
-//! (`tokens`, `usage`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`) are each one file: a trait of the
+//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`) are each one file: a trait of the
 //! statements `ops/` calls, implemented once for every [`Tx`]. A backend only executes them.
 //!
 //! The texts are the same on both stores (`?` placeholders, explicit columns); the few real
 //! dialect differences are the named fragments of [`Dialect`].
 
 pub mod access;
+pub mod analytics;
 pub mod audit;
 pub mod copy;
 pub mod credentials;
@@ -25,6 +26,7 @@ pub use value::{count, id, Row, Value};
 /// The statement families, for `use crate::store::sql::families::*` where `ops/` runs them.
 pub mod families {
     pub use super::access::AccessSql;
+    pub use super::analytics::AnalyticsSql;
     pub use super::audit::AuditSql;
     pub use super::copy::CopySql;
     pub use super::credentials::CredentialSql;

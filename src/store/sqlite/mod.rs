@@ -49,6 +49,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "rotation_grace",
         include_str!("../../../sql/sqlite/0006_rotation_grace.sql"),
     ),
+    (
+        7,
+        "analytics",
+        include_str!("../../../sql/sqlite/0007_analytics.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

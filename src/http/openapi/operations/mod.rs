@@ -2,6 +2,7 @@
 //! each body built from the type the handler serializes.
 
 mod admin;
+mod analytics;
 pub(crate) mod catalogue;
 mod common;
 mod credentials;
@@ -13,6 +14,7 @@ mod roles;
 mod state;
 
 pub use admin::*;
+pub use analytics::*;
 pub use credentials::*;
 pub use describe::Describe;
 pub use manage::manage;

@@ -1,0 +1,159 @@
+//! Verification analytics (SPEC B11): every verification counted in memory by (minute, token,
+//! code, tags), taken by the usage flush into minute, hour and day rollups (additive upserts, so
+//! any number of instances add up), read back as zero-filled series, and pruned past each
+//! rollup's retention. Nothing here is on a store's path while a verification is answered.
+
+mod admission;
+mod counter;
+mod query;
+
+pub use counter::rolled_up;
+pub use query::{
+    earliest, run as run_query, tiles, totals, Group, GroupBy, Point, QueryError, Report, Series,
+    VerificationQuery, DEFAULT_TOP, MAX_ANSWER_POINTS, MAX_POINTS, MAX_TOP,
+};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use admission::Admission;
+use counter::Counter;
+
+use crate::config::analytics::AnalyticsSettings;
+use crate::domain::analytics::{Code, Granularity, TagError, TagSet, Tags};
+use crate::domain::rollup::{Dimension, RollupFilter, RollupRow};
+use crate::store::{AnalyticsStore, StoreError};
+
+/// The counter and settings of one service's analytics.
+pub struct Analytics {
+    settings: AnalyticsSettings,
+    admission: Admission,
+    counter: Counter,
+    /// When a flush last left nothing counted unwritten (unix ms), for the flush-lag gauge;
+    /// 0: not yet.
+    flushed_at_ms: AtomicI64,
+}
+
+impl Analytics {
+    pub fn new(settings: AnalyticsSettings) -> Self {
+        Self {
+            admission: Admission::new(settings.tags.len(), settings.max_tag_values),
+            settings,
+            counter: Counter::default(),
+            flushed_at_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &AnalyticsSettings {
+        &self.settings
+    }
+
+    /// The allowed tag keys (`analytics.tags`).
+    pub fn tag_keys(&self) -> &[String] {
+        &self.settings.tags
+    }
+
+    /// A verification's tags checked against `analytics.tags` and admitted under today's bound
+    /// (unix second `at`).
+    pub fn tags<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        at: i64,
+    ) -> Result<TagSet, TagError> {
+        let mut tags = Tags::parse(&self.settings.tags, pairs)?;
+        self.admission.admit(&mut tags, at);
+        Ok(tags.encode(&self.settings.tags))
+    }
+
+    /// Counts one verification at unix second `at`; `token` is `(token id, owner id)`.
+    pub fn count(
+        &self,
+        at: i64,
+        token: Option<(u64, u64)>,
+        code: Code,
+        credits: u64,
+        tags: &TagSet,
+    ) {
+        self.counter.add(at, token, code, credits, tags);
+    }
+
+    /// Every verification counted so far, as the rows of every rollup.
+    pub fn take(&self) -> Vec<RollupRow> {
+        self.counter.take()
+    }
+
+    /// Rows taken and not written, counted again for the next flush.
+    pub fn restore(&self, rows: &[RollupRow]) {
+        self.counter.restore(rows);
+    }
+
+    /// A flush that started at unix ms `at_ms` wrote everything counted before it.
+    pub fn flushed(&self, at_ms: i64) {
+        self.flushed_at_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// Seconds since the last flush that wrote everything counted before it: how old the
+    /// oldest count not in the store may be (0 before the first flush).
+    pub fn lag_seconds(&self, now_ms: i64) -> f64 {
+        match self.flushed_at_ms.load(Ordering::Relaxed) {
+            0 => 0.0,
+            at => (now_ms - at).max(0) as f64 / 1_000.0,
+        }
+    }
+
+    /// Runs a query of the rollups at unix second `now`.
+    pub async fn query(
+        &self,
+        store: &dyn AnalyticsStore,
+        query: VerificationQuery,
+        now: i64,
+    ) -> Result<Report, QueryError> {
+        query::run(store, &self.settings.retention, query, now).await
+    }
+
+    /// Verifications of each token in the 1,440 minutes ending with the current one (unix
+    /// second `now`): the stored rollups plus what this instance has not written yet.
+    pub async fn usage_24h(
+        &self,
+        store: &dyn AnalyticsStore,
+        ids: &[u64],
+        now: i64,
+    ) -> Result<HashMap<u64, u64>, StoreError> {
+        let end = Granularity::Minute.floor(now) + 60;
+        let start = end - 86_400;
+        let filter = RollupFilter {
+            granularity: Granularity::Minute,
+            start,
+            end,
+            token_id: None,
+            user_id: None,
+            codes: Vec::new(),
+            tags: Vec::new(),
+            among: Some(ids.to_vec()),
+        };
+        let mut usage = totals(store, &filter, Dimension::Token).await?;
+        for id in ids {
+            let unwritten = self.counter.of_token_since(*id, start);
+            *usage.entry(*id).or_default() += unwritten;
+        }
+        Ok(usage)
+    }
+
+    /// Deletes buckets past each rollup's retention, at most `analytics.prune_batch` rows per
+    /// rollup per statement until none is left; how many rows it deleted.
+    pub async fn prune(&self, store: &dyn AnalyticsStore, now: i64) -> Result<u64, StoreError> {
+        let batch = self.settings.prune_batch;
+        let mut deleted = 0;
+        for granularity in Granularity::ALL {
+            let before = earliest(&self.settings.retention, granularity, now);
+            loop {
+                let gone = store.prune_rollup(granularity, before, batch).await?;
+                deleted += gone;
+                if gone < u64::from(batch) {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
