@@ -97,7 +97,6 @@ impl Counter {
             .sum()
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }

@@ -14,7 +14,7 @@ pub use query::{
 };
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use admission::Admission;
 use counter::Counter;
@@ -32,6 +32,8 @@ pub struct Analytics {
     /// When a flush last left nothing counted unwritten (unix ms), for the flush-lag gauge;
     /// 0: not yet.
     flushed_at_ms: AtomicI64,
+    /// Synchronous counting: a background write is under way.
+    writing: AtomicBool,
 }
 
 impl Analytics {
@@ -41,6 +43,7 @@ impl Analytics {
             settings,
             counter: Counter::default(),
             flushed_at_ms: AtomicI64::new(0),
+            writing: AtomicBool::new(false),
         }
     }
 
@@ -80,6 +83,20 @@ impl Analytics {
     /// Every verification counted so far, as the rows of every rollup.
     pub fn take(&self) -> Vec<RollupRow> {
         self.counter.take()
+    }
+
+    /// Claims the one background write (synchronous counting); false when one is under way.
+    pub fn begin_writing(&self) -> bool {
+        !self.writing.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn end_writing(&self) {
+        self.writing.store(false, Ordering::Release);
+    }
+
+    /// Whether verifications are counted and not taken yet.
+    pub fn has_unwritten(&self) -> bool {
+        !self.counter.is_empty()
     }
 
     /// Rows taken and not written, counted again for the next flush.

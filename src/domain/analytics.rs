@@ -130,8 +130,11 @@ const SEPARATOR: char = '\u{1f}';
 /// Why tags were refused. Each names the tag at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
-    #[error("unknown tag keys {}: the allowed keys are analytics.tags", .0.join(", "))]
-    Unknown(Vec<String>),
+    #[error("unknown tag key {}: analytics.tags allows {}", .keys.join(", "), .allowed.join(", "))]
+    Unknown {
+        keys: Vec<String>,
+        allowed: Vec<String>,
+    },
     #[error("tag {0} is longer than 64 characters")]
     TooLong(String),
     #[error("tag {0} holds a control character")]
@@ -144,7 +147,7 @@ impl TagError {
     /// The request field at fault: `tag.<key>` (the first, for several unknown keys).
     pub fn field(&self) -> String {
         let key = match self {
-            Self::Unknown(keys) => keys.first().map_or("", String::as_str),
+            Self::Unknown { keys, .. } => keys.first().map_or("", String::as_str),
             Self::TooLong(key) | Self::Control(key) | Self::Repeated(key) => key,
         };
         format!("tag.{key}")
@@ -192,7 +195,10 @@ impl Tags {
             values.push((index, value.to_owned()));
         }
         if !unknown.is_empty() {
-            return Err(TagError::Unknown(unknown));
+            return Err(TagError::Unknown {
+                keys: unknown,
+                allowed: allowed.to_vec(),
+            });
         }
         values.sort();
         Ok(Self { values })

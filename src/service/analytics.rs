@@ -30,35 +30,65 @@ impl TokenService {
 
     /// Counts a verification refused before its key was looked up: `Blocked` by an abuse
     /// limiter, `NotFound` without a key.
-    pub async fn count_refused(&self, code: Code) {
+    pub fn count_refused(&self, code: Code) {
         if let Some(analytics) = &self.analytics {
             let now = self.clock.now().timestamp();
             analytics.count(now, None, code, 0, &TagSet::none());
             if self.usage.is_none() {
-                self.write_rollups_now().await;
+                self.write_rollups_soon();
             }
         }
     }
 
-    /// Synchronous counting: every verification counted so far, written now. A failed write
-    /// keeps them for the next one (logged; a write whose answer was lost may count twice).
-    pub(super) async fn write_rollups_now(&self) {
+    /// Synchronous counting (no flush): what was counted is written by a background task
+    /// right after, one at a time, so a slow or down store never holds up an answer.
+    pub(super) fn write_rollups_soon(&self) {
         let Some(analytics) = &self.analytics else {
             return;
         };
+        if !analytics.begin_writing() {
+            return;
+        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            let Some(analytics) = service.analytics.clone() else {
+                return;
+            };
+            loop {
+                let written = service.write_rollups_now().await;
+                analytics.end_writing();
+                // Counted while it wrote: written too, unless the store is failing (then the
+                // next verification, `flush_usage` or `shutdown` tries again).
+                if written.is_err() || !analytics.has_unwritten() || !analytics.begin_writing() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Synchronous counting: every verification counted so far, written now. A failed write
+    /// keeps them for the next one (logged; a write whose answer was lost may count twice).
+    pub(super) async fn write_rollups_now(&self) -> Result<(), StoreError> {
+        let Some(analytics) = &self.analytics else {
+            return Ok(());
+        };
+        let started = self.clock.now().timestamp_millis();
         let rows = analytics.take();
         if rows.is_empty() {
-            return;
+            analytics.flushed(started);
+            return Ok(());
         }
         match self.store.add_rollups(&rows).await {
             Ok(()) => {
                 self.metrics.rollup_rows(rows.len() as u64);
-                analytics.flushed(self.clock.now().timestamp_millis());
+                analytics.flushed(started);
+                Ok(())
             }
             Err(err) => {
                 analytics.restore(&rows);
                 self.metrics.store_error("analytics");
-                tracing::warn!(error = %err, "could not write verification analytics; kept for the next verification");
+                tracing::warn!(error = %err, "could not write verification analytics; kept for the next write");
+                Err(err)
             }
         }
     }

@@ -221,7 +221,8 @@ impl TokenService {
         }
     }
 
-    /// Writes counted uses not yet in the store (batched counting; a no-op otherwise).
+    /// Writes counted uses not yet in the store (batched counting) and the verifications
+    /// counted for analytics.
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
         match &self.usage {
             Some(usage) => {
@@ -229,7 +230,8 @@ impl TokenService {
                     .flush(Moment::at(self.clock.now(), &*self.clock))
                     .await
             }
-            None => Ok(()),
+            // Synchronous counting: uses are written as they happen; analytics now.
+            None => self.write_rollups_now().await,
         }
     }
 

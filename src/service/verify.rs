@@ -222,8 +222,7 @@ impl TokenService {
             .await;
         if let (Ok((outcome, token)), true) = (&checked, options.analytics) {
             let now = now.unwrap_or_else(|| self.clock.now());
-            self.count_verification(outcome, token.as_deref(), options.tags, now)
-                .await;
+            self.count_verification(outcome, token.as_deref(), options.tags, now);
         }
         checked
     }
@@ -268,7 +267,7 @@ impl TokenService {
 
     /// Counts a verification answered with `outcome` in the analytics (SPEC B11). A limit the
     /// caller named wrongly is a bad request, not a verification.
-    async fn count_verification(
+    fn count_verification(
         &self,
         outcome: &VerifyOutcome,
         token: Option<&CachedToken>,
@@ -299,8 +298,7 @@ impl TokenService {
         let tags = tags.cloned().unwrap_or_default();
         analytics.count(now.timestamp(), token, code, credits, &tags);
         if self.usage.is_none() {
-            // Synchronous counting (no flush): written now, like the use itself.
-            self.write_rollups_now().await;
+            self.write_rollups_soon();
         }
     }
 
