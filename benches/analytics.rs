@@ -9,6 +9,7 @@
 //!    `auto`, which answers days) — target ≤ 20 ms — and the 50 busiest keys over 7 days (by
 //!    day, `auto`, and by hour over a range not aligned to days) — target ≤ 200 ms. Median and
 //!    worst of 15, the kinds alternating.
+//!
 //! Parts 2 and 3 run on MariaDB (127.0.0.1:3306, a fresh database dropped at the end) and on the
 //! embedded SQLite store (a temp dir). Under `cargo test --all-targets` (no `--bench`) the data
 //! is 100 keys, so the suite only proves the bench works.

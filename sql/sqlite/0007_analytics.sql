@@ -7,9 +7,9 @@ CREATE TABLE IF NOT EXISTS analytics_minute (
     user_id  INTEGER NOT NULL,
     total    INTEGER NOT NULL,
     credits  INTEGER NOT NULL,
-    PRIMARY KEY (token_id, bucket, code, tags)
+    PRIMARY KEY (bucket, token_id, code, tags)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_analytics_minute_bucket ON analytics_minute (bucket);
+CREATE INDEX IF NOT EXISTS idx_analytics_minute_token ON analytics_minute (token_id, bucket);
 CREATE INDEX IF NOT EXISTS idx_analytics_minute_user ON analytics_minute (user_id, bucket);
 CREATE TABLE IF NOT EXISTS analytics_hour (
     token_id INTEGER NOT NULL,
@@ -19,9 +19,9 @@ CREATE TABLE IF NOT EXISTS analytics_hour (
     user_id  INTEGER NOT NULL,
     total    INTEGER NOT NULL,
     credits  INTEGER NOT NULL,
-    PRIMARY KEY (token_id, bucket, code, tags)
+    PRIMARY KEY (bucket, token_id, code, tags)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_analytics_hour_bucket ON analytics_hour (bucket);
+CREATE INDEX IF NOT EXISTS idx_analytics_hour_token ON analytics_hour (token_id, bucket);
 CREATE INDEX IF NOT EXISTS idx_analytics_hour_user ON analytics_hour (user_id, bucket);
 CREATE TABLE IF NOT EXISTS analytics_day (
     token_id INTEGER NOT NULL,
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS analytics_day (
     user_id  INTEGER NOT NULL,
     total    INTEGER NOT NULL,
     credits  INTEGER NOT NULL,
-    PRIMARY KEY (token_id, bucket, code, tags)
+    PRIMARY KEY (bucket, token_id, code, tags)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_analytics_day_bucket ON analytics_day (bucket);
+CREATE INDEX IF NOT EXISTS idx_analytics_day_token ON analytics_day (token_id, bucket);
 CREATE INDEX IF NOT EXISTS idx_analytics_day_user ON analytics_day (user_id, bucket);

@@ -601,6 +601,9 @@ pub fn admin_status(code: &str) -> u16 {
         "payload_too_large" => 413,
         "unsupported_media_type" => 415,
         "unavailable" => 503,
+        // Analytics (SPEC B11): before the `too_many_` prefix below.
+        "too_many_points" | "range_exceeds_retention" => 400,
+        "analytics_disabled" => 404,
         code if code.starts_with("invalid_")
             || code.starts_with("too_many_")
             || code.starts_with("unknown_") =>

@@ -74,6 +74,9 @@ mod admin_credentials;
 mod admin_scopes;
 mod credential_fleet;
 
+// Verification analytics (SPEC B11).
+mod analytics;
+
 // The machine-readable contract (SPEC B7).
 mod metrics;
 mod openapi;

@@ -26,7 +26,7 @@ fn add_on_conflict(dialect: Dialect) -> &'static str {
     dialect.pick([
         " ON DUPLICATE KEY UPDATE total = total + VALUES(total), \
          credits = credits + VALUES(credits)",
-        " ON CONFLICT (token_id, bucket, code, tags) DO UPDATE SET \
+        " ON CONFLICT (bucket, token_id, code, tags) DO UPDATE SET \
          total = total + excluded.total, credits = credits + excluded.credits",
     ])
 }
@@ -152,8 +152,8 @@ impl<T: Tx + ?Sized> AnalyticsSql for T {
                 .filter(|r| r.granularity == granularity)
                 .collect();
             rows.sort_by(|a, b| {
-                (a.token_id, a.bucket, a.code, &a.tags)
-                    .cmp(&(b.token_id, b.bucket, b.code, &b.tags))
+                (a.bucket, a.token_id, a.code, &a.tags)
+                    .cmp(&(b.bucket, b.token_id, b.code, &b.tags))
             });
             for chunk in rows.chunks(ROLLUP_CHUNK) {
                 let sql = format!(
@@ -207,8 +207,8 @@ impl<T: Tx + ?Sized> AnalyticsSql for T {
         let sql = match self.dialect() {
             Dialect::MySql => format!("DELETE FROM {table} WHERE bucket < ? LIMIT ?"),
             Dialect::Sqlite => format!(
-                "DELETE FROM {table} WHERE (token_id, bucket, code, tags) IN \
-                 (SELECT token_id, bucket, code, tags FROM {table} WHERE bucket < ? LIMIT ?)"
+                "DELETE FROM {table} WHERE (bucket, token_id, code, tags) IN \
+                 (SELECT bucket, token_id, code, tags FROM {table} WHERE bucket < ? LIMIT ?)"
             ),
         };
         let args = vec![Value::Int(before), Value::Int(i64::from(limit))];
