@@ -14,7 +14,7 @@ pub use query::{
 };
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use admission::Admission;
 use counter::Counter;
@@ -32,8 +32,6 @@ pub struct Analytics {
     /// When a flush last left nothing counted unwritten (unix ms), for the flush-lag gauge;
     /// 0: not yet.
     flushed_at_ms: AtomicI64,
-    /// Synchronous counting: a background write is under way.
-    writing: AtomicBool,
 }
 
 impl Analytics {
@@ -43,7 +41,6 @@ impl Analytics {
             settings,
             counter: Counter::default(),
             flushed_at_ms: AtomicI64::new(0),
-            writing: AtomicBool::new(false),
         }
     }
 
@@ -56,47 +53,39 @@ impl Analytics {
         &self.settings.tags
     }
 
-    /// A verification's tags checked against `analytics.tags` and admitted under today's bound
-    /// (unix second `at`).
+    /// A verification's tags checked against `analytics.tags` (admitted under the day's bound
+    /// only when the verification is counted).
     pub fn tags<'a>(
         &self,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-        at: i64,
-    ) -> Result<TagSet, TagError> {
-        let mut tags = Tags::parse(&self.settings.tags, pairs)?;
-        self.admission.admit(&mut tags, at);
-        Ok(tags.encode(&self.settings.tags))
+    ) -> Result<Tags, TagError> {
+        Tags::parse(&self.settings.tags, pairs)
     }
 
-    /// Counts one verification at unix second `at`; `token` is `(token id, owner id)`.
+    /// Counts one verification at unix second `at`; `token` is `(token id, owner id)`. Its tags
+    /// are admitted under the day's bound here: a request refused as bad takes no place.
     pub fn count(
         &self,
         at: i64,
         token: Option<(u64, u64)>,
         code: Code,
         credits: u64,
-        tags: &TagSet,
+        tags: Option<&Tags>,
     ) {
-        self.counter.add(at, token, code, credits, tags);
+        match tags.filter(|tags| !tags.is_empty()) {
+            None => self.counter.add(at, token, code, credits, &TagSet::none()),
+            Some(tags) => {
+                let mut tags = tags.clone();
+                self.admission.admit(&mut tags, at);
+                let set = tags.encode(&self.settings.tags);
+                self.counter.add(at, token, code, credits, &set);
+            }
+        }
     }
 
     /// Every verification counted so far, as the rows of every rollup.
     pub fn take(&self) -> Vec<RollupRow> {
         self.counter.take()
-    }
-
-    /// Claims the one background write (synchronous counting); false when one is under way.
-    pub fn begin_writing(&self) -> bool {
-        !self.writing.swap(true, Ordering::AcqRel)
-    }
-
-    pub fn end_writing(&self) {
-        self.writing.store(false, Ordering::Release);
-    }
-
-    /// Whether verifications are counted and not taken yet.
-    pub fn has_unwritten(&self) -> bool {
-        !self.counter.is_empty()
     }
 
     /// Rows taken and not written, counted again for the next flush.
@@ -136,8 +125,8 @@ impl Analytics {
         ids: &[u64],
         now: i64,
     ) -> Result<HashMap<u64, u64>, StoreError> {
-        let end = Granularity::Minute.floor(now) + 60;
-        let start = end - 86_400;
+        let start = Self::usage_24h_since(now);
+        let end = start + 86_400;
         let filter = RollupFilter {
             granularity: Granularity::Minute,
             start,
@@ -154,6 +143,11 @@ impl Analytics {
             *usage.entry(*id).or_default() += unwritten;
         }
         Ok(usage)
+    }
+
+    /// The start of the window `usage_24h` reads at unix second `now`.
+    pub fn usage_24h_since(now: i64) -> i64 {
+        Granularity::Minute.floor(now) + 60 - 86_400
     }
 
     /// Deletes buckets past each rollup's retention, at most `analytics.prune_batch` rows per

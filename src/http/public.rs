@@ -11,7 +11,7 @@ use super::query_params::verify_params;
 use super::quota_headers;
 use super::response::{json, verified};
 use super::{client_ip, ApiError, AppState};
-use crate::domain::analytics::{Code, TagSet};
+use crate::domain::analytics::{Code, Tags};
 use crate::envelope::Reason;
 use crate::service::{VerifyOptions, VerifyOutcome};
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
@@ -164,17 +164,17 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         })
         .filter(|key| !key.is_empty());
     if let Err(blocked) = enforce(limits, limits.before_verify(client).await).await {
-        state.tokens.count_refused(Code::Blocked);
+        state.tokens.count_refused(Code::Blocked).await;
         return Err(blocked);
     }
     let Some(key) = key else {
-        state.tokens.count_refused(Code::NotFound);
+        state.tokens.count_refused(Code::NotFound).await;
         enforce(limits, limits.verify_failed(client, None).await).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };
     let params = verify_params(req.query_string()).ok_or_else(|| ApiError::bad_request(now))?;
     let tags = match params.tags.is_empty() {
-        true => TagSet::none(),
+        true => Tags::default(),
         false => {
             let pairs = params.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
             state.tokens.analytics_tags(pairs).map_err(|err| {

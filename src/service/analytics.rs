@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::TokenService;
 use crate::analytics::{Analytics, QueryError, Report, VerificationQuery};
-use crate::domain::analytics::{Code, TagError, TagSet};
+use crate::domain::analytics::{Code, TagError, Tags};
 use crate::store::StoreError;
 
 impl TokenService {
@@ -16,58 +16,33 @@ impl TokenService {
     }
 
     /// A verification's tags, checked against `analytics.tags` (unknown keys, values over 64
-    /// characters, control characters: the error names the tag) and admitted under the day's
-    /// bound. Without analytics, tags are accepted and ignored.
+    /// characters, control characters: the error names the tag). Without analytics, tags are
+    /// accepted and ignored.
     pub fn analytics_tags<'a>(
         &self,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<TagSet, TagError> {
+    ) -> Result<Tags, TagError> {
         match &self.analytics {
-            Some(analytics) => analytics.tags(pairs, self.clock.now().timestamp()),
-            None => Ok(TagSet::none()),
+            Some(analytics) => analytics.tags(pairs),
+            None => Ok(Tags::default()),
         }
     }
 
     /// Counts a verification refused before its key was looked up: `Blocked` by an abuse
     /// limiter, `NotFound` without a key.
-    pub fn count_refused(&self, code: Code) {
+    pub async fn count_refused(&self, code: Code) {
         if let Some(analytics) = &self.analytics {
-            let now = self.clock.now().timestamp();
-            analytics.count(now, None, code, 0, &TagSet::none());
+            analytics.count(self.clock.now().timestamp(), None, code, 0, None);
             if self.usage.is_none() {
-                self.write_rollups_soon();
+                let _ = self.write_rollups_now().await;
             }
         }
     }
 
-    /// Synchronous counting (no flush): what was counted is written by a background task
-    /// right after, one at a time, so a slow or down store never holds up an answer.
-    pub(super) fn write_rollups_soon(&self) {
-        let Some(analytics) = &self.analytics else {
-            return;
-        };
-        if !analytics.begin_writing() {
-            return;
-        }
-        let service = self.clone();
-        tokio::spawn(async move {
-            let Some(analytics) = service.analytics.clone() else {
-                return;
-            };
-            loop {
-                let written = service.write_rollups_now().await;
-                analytics.end_writing();
-                // Counted while it wrote: written too, unless the store is failing (then the
-                // next verification, `flush_usage` or `shutdown` tries again).
-                if written.is_err() || !analytics.has_unwritten() || !analytics.begin_writing() {
-                    break;
-                }
-            }
-        });
-    }
-
-    /// Synchronous counting: every verification counted so far, written now. A failed write
-    /// keeps them for the next one (logged; a write whose answer was lost may count twice).
+    /// Synchronous counting: every verification counted so far, written now (before the
+    /// answer, as the use is). A failed write keeps them for the next one, `flush_usage` or
+    /// `shutdown` (logged; a write whose answer was lost may count twice); the verification is
+    /// answered all the same.
     pub(super) async fn write_rollups_now(&self) -> Result<(), StoreError> {
         let Some(analytics) = &self.analytics else {
             return Ok(());
@@ -105,16 +80,21 @@ impl TokenService {
         analytics.query(&*self.store, query, now).await
     }
 
-    /// Verifications of each token over the last 24 hours (all codes); empty without
-    /// analytics.
-    pub async fn usage_24h(&self, ids: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
-        match &self.analytics {
-            Some(analytics) if !ids.is_empty() => {
-                let now = self.clock.now().timestamp();
-                analytics.usage_24h(&*self.store, ids, now).await
+    /// Verifications of each token over the last 24 hours (all codes), a batch whose write
+    /// failed and waits for its retry included; `None` without analytics.
+    pub async fn usage_24h(&self, ids: &[u64]) -> Result<Option<HashMap<u64, u64>>, StoreError> {
+        let Some(analytics) = &self.analytics else {
+            return Ok(None);
+        };
+        let now = self.clock.now().timestamp();
+        let mut usage = analytics.usage_24h(&*self.store, ids, now).await?;
+        if let Some(recorder) = &self.usage {
+            let since = Analytics::usage_24h_since(now);
+            for id in ids {
+                *usage.entry(*id).or_default() += recorder.unconfirmed_verifications(*id, since);
             }
-            _ => Ok(HashMap::new()),
         }
+        Ok(Some(usage))
     }
 
     /// Deletes rollup buckets past their retention; how many rows went.

@@ -10,6 +10,7 @@ use crate::clock::Moment;
 use dashmap::DashMap;
 
 use crate::analytics::Analytics;
+use crate::domain::analytics::Granularity;
 use crate::store::{StoreError, TokenStore, UsageBatch, UsageDelta};
 use crate::telemetry::Metrics;
 
@@ -117,6 +118,23 @@ impl UsageRecorder {
         let state = self.states.get(&token_id)?;
         let uses = state.in_flight + state.pending;
         (uses > 0).then_some((uses, state.last_used))
+    }
+
+    /// Verifications of one token since unix second `since` in a batch whose write failed and
+    /// waits for its retry (they are neither in the analytics counter nor in the store).
+    pub fn unconfirmed_verifications(&self, token_id: u64, since: i64) -> u64 {
+        let Ok(slot) = self.unconfirmed.lock() else {
+            return 0;
+        };
+        slot.as_ref().map_or(0, |batch| {
+            batch
+                .rollups
+                .iter()
+                .filter(|r| r.granularity == Granularity::Minute)
+                .filter(|r| r.token_id == token_id && r.bucket >= since)
+                .map(|r| r.total)
+                .sum()
+        })
     }
 
     /// Uses counted and not yet confirmed written.

@@ -9,7 +9,7 @@ use super::cache::{Cached, Lookup};
 use super::{CachedToken, TokenService, VerifiedToken};
 use crate::clock::Moment;
 use crate::domain::access::Query;
-use crate::domain::analytics::{Code, TagSet};
+use crate::domain::analytics::{Code, Tags};
 use crate::domain::quota::{QuotaPlan, UnknownLimit, Usage};
 use crate::domain::{Digest, Privilege, RawKey};
 use crate::envelope::{Reason, Results};
@@ -40,8 +40,9 @@ pub struct VerifyOptions<'q> {
     /// Count this verification in the analytics (SPEC B11): a counting verification does by
     /// default, one that skips counting does not (a snapshot, a peek).
     pub analytics: bool,
-    /// The verification's analytics tags (admitted under `analytics.max_tag_values`).
-    pub tags: Option<&'q TagSet>,
+    /// The verification's analytics tags (checked; admitted under `analytics.max_tag_values`
+    /// when it is counted).
+    pub tags: Option<&'q Tags>,
 }
 
 impl<'q> VerifyOptions<'q> {
@@ -67,7 +68,7 @@ impl<'q> VerifyOptions<'q> {
     }
 
     /// The tags it is counted under in the analytics.
-    pub fn tags(mut self, tags: impl Into<Option<&'q TagSet>>) -> Self {
+    pub fn tags(mut self, tags: impl Into<Option<&'q Tags>>) -> Self {
         self.tags = tags.into();
         self
     }
@@ -209,7 +210,9 @@ impl TokenService {
 
     /// Verification with the token it found, if any; `privilege: None` accepts any privilege
     /// (trusted callers asking "what is this key?"). `at: None` reads the clock once the key has
-    /// passed its shape check, so garbage costs no clock read.
+    /// passed its shape check (garbage is then counted for the analytics at a clock read of its
+    /// own, only when they count it). Every answered verification is counted when
+    /// `options.analytics`.
     pub(super) async fn check(
         &self,
         presented: &str,
@@ -222,7 +225,8 @@ impl TokenService {
             .await;
         if let (Ok((outcome, token)), true) = (&checked, options.analytics) {
             let now = now.unwrap_or_else(|| self.clock.now());
-            self.count_verification(outcome, token.as_deref(), options.tags, now);
+            self.count_verification(outcome, token.as_deref(), options.tags, now)
+                .await;
         }
         checked
     }
@@ -267,11 +271,11 @@ impl TokenService {
 
     /// Counts a verification answered with `outcome` in the analytics (SPEC B11). A limit the
     /// caller named wrongly is a bad request, not a verification.
-    fn count_verification(
+    async fn count_verification(
         &self,
         outcome: &VerifyOutcome,
         token: Option<&CachedToken>,
-        tags: Option<&TagSet>,
+        tags: Option<&Tags>,
         now: DateTime<Utc>,
     ) {
         let Some(analytics) = &self.analytics else {
@@ -295,10 +299,10 @@ impl TokenService {
             Code::NotFound => None,
             _ => token.map(|t| (t.id, t.user_id.get())),
         };
-        let tags = tags.cloned().unwrap_or_default();
-        analytics.count(now.timestamp(), token, code, credits, &tags);
+        analytics.count(now.timestamp(), token, code, credits, tags);
         if self.usage.is_none() {
-            self.write_rollups_soon();
+            // Synchronous counting: written before answering, like the use itself.
+            let _ = self.write_rollups_now().await;
         }
     }
 

@@ -165,21 +165,16 @@ pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-get", &err))?
         .ok_or_else(|| AdminFailure::no_token(id))?;
     let mut view = with_quota(&state, record).await?;
-    view.usage_24h = Some(
-        usage_24h(&state, &[id])
-            .await?
-            .get(&id)
-            .copied()
-            .unwrap_or(0),
-    );
+    let usage = usage_24h(&state, &[id]).await?;
+    view.usage_24h = usage.map(|usage| usage.get(&id).copied().unwrap_or(0));
     Ok(json(StatusCode::OK, &view))
 }
 
-/// Verifications of each token over the last 24 hours (SPEC B11).
+/// Verifications of each token over the last 24 hours (SPEC B11); `None` without analytics.
 async fn usage_24h(
     state: &AppState,
     ids: &[u64],
-) -> Result<std::collections::HashMap<u64, u64>, AdminFailure> {
+) -> Result<Option<std::collections::HashMap<u64, u64>>, AdminFailure> {
     state
         .tokens
         .usage_24h(ids)
@@ -314,9 +309,9 @@ pub async fn list(
     let tokens: Vec<TokenView> = records
         .into_iter()
         .map(|r| {
-            let used = usage.get(&r.id).copied().unwrap_or(0);
+            let used = usage.as_ref().map(|u| u.get(&r.id).copied().unwrap_or(0));
             let mut view = TokenView::new(r, now);
-            view.usage_24h = Some(used);
+            view.usage_24h = used;
             view
         })
         .collect();
