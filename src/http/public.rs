@@ -164,11 +164,11 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
         })
         .filter(|key| !key.is_empty());
     if let Err(blocked) = enforce(limits, limits.before_verify(client).await).await {
-        state.tokens.count_refused(Code::Blocked).await;
+        state.tokens.count_refused(Code::Blocked);
         return Err(blocked);
     }
     let Some(key) = key else {
-        state.tokens.count_refused(Code::NotFound).await;
+        state.tokens.count_refused(Code::NotFound);
         enforce(limits, limits.verify_failed(client, None).await).await?;
         return Err(unauthorized(Reason::NoApiKey));
     };

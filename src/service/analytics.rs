@@ -30,41 +30,9 @@ impl TokenService {
 
     /// Counts a verification refused before its key was looked up: `Blocked` by an abuse
     /// limiter, `NotFound` without a key.
-    pub async fn count_refused(&self, code: Code) {
+    pub fn count_refused(&self, code: Code) {
         if let Some(analytics) = &self.analytics {
             analytics.count(self.clock.now().timestamp(), None, code, 0, None);
-            if self.usage.is_none() {
-                let _ = self.write_rollups_now().await;
-            }
-        }
-    }
-
-    /// Synchronous counting: every verification counted so far, written now (before the
-    /// answer, as the use is). A failed write keeps them for the next one, `flush_usage` or
-    /// `shutdown` (logged; a write whose answer was lost may count twice); the verification is
-    /// answered all the same.
-    pub(super) async fn write_rollups_now(&self) -> Result<(), StoreError> {
-        let Some(analytics) = &self.analytics else {
-            return Ok(());
-        };
-        let started = self.clock.now().timestamp_millis();
-        let rows = analytics.take();
-        if rows.is_empty() {
-            analytics.flushed(started);
-            return Ok(());
-        }
-        match self.store.add_rollups(&rows).await {
-            Ok(()) => {
-                self.metrics.rollup_rows(rows.len() as u64);
-                analytics.flushed(started);
-                Ok(())
-            }
-            Err(err) => {
-                analytics.restore(&rows);
-                self.metrics.store_error("analytics");
-                tracing::warn!(error = %err, "could not write verification analytics; kept for the next write");
-                Err(err)
-            }
         }
     }
 

@@ -94,6 +94,9 @@ pub struct TokenService {
     limit_tokens_per_user: u32,
     cache: Option<Arc<VerificationCache>>,
     usage: Option<Arc<UsageRecorder>>,
+    /// Uses are counted by `usage` and written in batches; else before answering (`usage` then
+    /// only carries the analytics).
+    batch_usage: bool,
     analytics: Option<Arc<Analytics>>,
     /// Writes batched uses in the background (shared by every clone; stopped by `shutdown`).
     flusher: Option<Arc<running::Flusher>>,
@@ -118,7 +121,7 @@ impl TokenService {
             cache: None,
             batch_usage: false,
             flush_every: None,
-            analytics: Some(AnalyticsSettings::default()),
+            analytics: None,
         };
         Self::with_options(store, clock, options)
     }
@@ -143,7 +146,8 @@ impl TokenService {
     ) -> Self {
         let forget_after = options.cache.map_or(std::time::Duration::ZERO, |c| c.ttl);
         let analytics = options.analytics.map(|a| Arc::new(Analytics::new(a)));
-        let usage = options.batch_usage.then(|| {
+        // The recorder batches uses (when asked) and carries the analytics to the store.
+        let usage = (options.batch_usage || analytics.is_some()).then(|| {
             Arc::new(UsageRecorder::new(
                 store.clone(),
                 forget_after,
@@ -164,6 +168,7 @@ impl TokenService {
         ));
         Self {
             usage,
+            batch_usage: options.batch_usage,
             analytics,
             flusher,
             quotas,
@@ -222,7 +227,7 @@ impl TokenService {
     }
 
     /// Writes counted uses not yet in the store (batched counting) and the verifications
-    /// counted for analytics.
+    /// counted for analytics; waits for a flush under way first.
     pub async fn flush_usage(&self) -> Result<(), StoreError> {
         match &self.usage {
             Some(usage) => {
@@ -230,8 +235,7 @@ impl TokenService {
                     .flush(Moment::at(self.clock.now(), &*self.clock))
                     .await
             }
-            // Synchronous counting: uses are written as they happen; analytics now.
-            None => self.write_rollups_now().await,
+            None => Ok(()),
         }
     }
 

@@ -25,6 +25,10 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// How often analytics are written when uses are written before answering
+/// (`usage.flush_interval = 0`).
+pub const ANALYTICS_FLUSH: Duration = Duration::from_secs(1);
+
 impl ServiceOptions {
     /// The cache and batched counting as `[verify]` and `[usage]` configure them.
     pub fn from_settings(settings: &Settings) -> Self {
@@ -40,7 +44,11 @@ impl ServiceOptions {
             limit_tokens_per_user: settings.api_tokens.limit_tokens_per_user,
             cache,
             batch_usage: !flush.is_zero(),
-            flush_every: (!flush.is_zero()).then_some(flush),
+            // Synchronous counting still writes the analytics in the background.
+            flush_every: match flush.is_zero() {
+                false => Some(flush),
+                true => settings.analytics.enabled.then_some(ANALYTICS_FLUSH),
+            },
             analytics: settings
                 .analytics
                 .enabled

@@ -225,8 +225,7 @@ impl TokenService {
             .await;
         if let (Ok((outcome, token)), true) = (&checked, options.analytics) {
             let now = now.unwrap_or_else(|| self.clock.now());
-            self.count_verification(outcome, token.as_deref(), options.tags, now)
-                .await;
+            self.count_verification(outcome, token.as_deref(), options.tags, now);
         }
         checked
     }
@@ -271,7 +270,7 @@ impl TokenService {
 
     /// Counts a verification answered with `outcome` in the analytics (SPEC B11). A limit the
     /// caller named wrongly is a bad request, not a verification.
-    async fn count_verification(
+    fn count_verification(
         &self,
         outcome: &VerifyOutcome,
         token: Option<&CachedToken>,
@@ -300,10 +299,6 @@ impl TokenService {
             _ => token.map(|t| (t.id, t.user_id.get())),
         };
         analytics.count(now.timestamp(), token, code, credits, tags);
-        if self.usage.is_none() {
-            // Synchronous counting: written before answering, like the use itself.
-            let _ = self.write_rollups_now().await;
-        }
     }
 
     /// The token behind a digest: a fresh cache entry, else the store (filling the cache), else
@@ -426,7 +421,8 @@ impl TokenService {
             }
         } else {
             // 6. Count this use; the answer includes it.
-            let (count, last_used) = match &self.usage {
+            let batched = self.usage.as_ref().filter(|_| self.batch_usage);
+            let (count, last_used) = match batched {
                 Some(usage) => usage.record(token.id, token.usage_count, token.last_used, moment),
                 None => {
                     let read = self.store.record_usage(token.id, 1, now).await?;

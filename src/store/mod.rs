@@ -30,7 +30,7 @@ use crate::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRec
 use crate::domain::analytics::Granularity;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
-use crate::domain::rollup::{Dimension, RollupFilter, RollupRow, RollupSum};
+use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use crate::domain::{Digest, IpRestriction, Privilege, UserId};
 
 /// The store could not answer. Never shown to clients; its text goes to the log once.
@@ -102,10 +102,6 @@ pub trait AccessStore: Send + Sync + 'static {
 /// usage batch ([`TokenStore::apply_usage`]).
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync + 'static {
-    /// Adds rows to their rollups in one transaction (synchronous counting; batched counting
-    /// writes them with its usage batch, exactly once).
-    async fn add_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError>;
-
     /// Sums of the rows `filter` names, grouped by `dimension` and code, per bucket or over the
     /// whole range (each sum's bucket is then the range's start).
     async fn rollup_sums(

@@ -150,7 +150,12 @@ async fn create_answers_201_with_the_raw_key_once_and_the_whole_token() {
     });
     answer.assert_is(201, &expected, "create with every field");
     let got = app.admin_get(&format!("/tokens/{id}")).await;
-    assert_eq!(got.body, expected["token"], "GET answers the same token");
+    let mut read = expected["token"].clone();
+    read["usage24h"] = json!(0);
+    assert_eq!(
+        got.body, read,
+        "GET answers the same token, with its last 24 hours"
+    );
     assert!(!got.body.to_string().contains(key), "the key is shown once");
 }
 
@@ -282,6 +287,8 @@ async fn get_answers_the_token_with_its_metadata_and_never_its_digest() {
     let mut expected = created.body["token"].clone();
     expected["lastUsed"] = json!(app.clock_iso());
     expected["usageCount"] = json!(1);
+    // A read carries the token's verifications of the last 24 hours (SPEC B11).
+    expected["usage24h"] = json!(1);
     answer.assert_is(200, &expected, "GET one token");
     let digest = hex::encode(Sha256::digest(&created.key));
     let text = answer.body.to_string();

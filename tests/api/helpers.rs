@@ -179,6 +179,13 @@ pub fn drop_database(name: &str) {
             .expect("runtime");
         runtime.block_on(async {
             if let Ok(mut conn) = mysql_async::Conn::from_url(SERVER_URL).await {
+                // The app's connections first: a flush its runtime no longer drives (the test
+                // thread is here) would hold its transaction, and the drop would wait for it.
+                let sql = "SELECT id FROM information_schema.processlist WHERE db = ?";
+                let ids: Vec<u64> = conn.exec(sql, (&db_name,)).await.unwrap_or_default();
+                for id in ids {
+                    let _ = conn.query_drop(format!("KILL {id}")).await;
+                }
                 let _ = conn
                     .query_drop(format!("DROP DATABASE IF EXISTS `{db_name}`"))
                     .await;

@@ -276,8 +276,9 @@ async fn create_accepts_ratelimits_and_credits_and_get_shows_them_with_what_is_l
         let credits = credits_view(credits, refill.clone(), &app.clock_iso(), next.clone());
         token_view(&created, limits, credits)
     };
-    let expected = view(100, 1000);
+    let mut expected = view(100, 1000);
     assert_eq!(created.body["token"], expected, "the creation answer");
+    expected["usage24h"] = json!(0);
     get_token(&app, created.id)
         .await
         .assert_is(200, &expected, "GET");
@@ -287,6 +288,7 @@ async fn create_accepts_ratelimits_and_credits_and_get_shows_them_with_what_is_l
     let mut expected = view(99, 999);
     expected["usageCount"] = json!(1);
     expected["lastUsed"] = json!(app.clock_iso());
+    expected["usage24h"] = json!(1);
     let case = "burst is not auto-applied; requests and the credits are charged";
     get_token(&app, created.id)
         .await

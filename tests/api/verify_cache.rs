@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use iam_tokens::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord};
 use iam_tokens::domain::analytics::Granularity;
 use iam_tokens::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
-use iam_tokens::domain::rollup::{Dimension, RollupFilter, RollupRow, RollupSum};
+use iam_tokens::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use iam_tokens::domain::state::StateReason;
 use iam_tokens::domain::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
@@ -143,10 +143,6 @@ counting_store! {
 /// Customer limits and credits pass straight through (not counted).
 #[async_trait]
 impl AnalyticsStore for CountingStore {
-    async fn add_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
-        self.inner.add_rollups(rows).await
-    }
-
     async fn rollup_sums(
         &self,
         filter: &RollupFilter,

@@ -8,22 +8,12 @@ use async_trait::async_trait;
 
 use super::{done, work, StoreOps};
 use crate::domain::analytics::Granularity;
-use crate::domain::rollup::{Dimension, RollupFilter, RollupRow, RollupSum};
+use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use crate::store::backend::Backend;
 use crate::store::{AnalyticsStore, StoreError};
 
 #[async_trait]
 impl<B: Backend> AnalyticsStore for StoreOps<B> {
-    async fn add_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
-        let rows: Arc<[RollupRow]> = rows.into();
-        self.backend
-            .write(work(move |tx| {
-                let rows = rows.clone();
-                Box::pin(async move { done(tx.add_rollups(&rows).await?) })
-            }))
-            .await
-    }
-
     async fn rollup_sums(
         &self,
         filter: &RollupFilter,

@@ -71,6 +71,10 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("listAuditEvents", "Read the audit log",
      "Every change, newest first, with who made it; filtered by actor, kind, token, owner and \
       time, keyset-paginated (`cursor` = the previous page's `nextCursor`)."),
+    ("getVerificationAnalytics", "Read verification analytics",
+     "Verifications over a range by outcome, as zero-filled series: one, or one per code, token, \
+      owner or tag value (busiest first, `top` of them); filtered by token, owner, codes and tags. \
+      Read from the minute, hour and day rollups; it never writes."),
 ];
 
 /// The BFF actions (`/api/manage/{action}`): `(action, summary, description)`.
