@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use admission::Admission;
 use counter::Counter;
+use dashmap::DashMap;
 
 use crate::config::analytics::AnalyticsSettings;
 use crate::domain::analytics::{Code, Granularity, TagError, TagSet, Tags};
@@ -32,7 +33,13 @@ pub struct Analytics {
     /// When a flush last left nothing counted unwritten (unix ms), for the flush-lag gauge;
     /// 0: not yet.
     flushed_at_ms: AtomicI64,
+    /// Tag sets as sent → as counted today (the day in `interned_day`).
+    interned: DashMap<Tags, TagSet, foldhash::fast::RandomState>,
+    interned_day: AtomicI64,
 }
+
+/// The most tag sets remembered per day; past it, each is admitted and encoded per verification.
+const MAX_INTERNED: usize = 10_000;
 
 impl Analytics {
     pub fn new(settings: AnalyticsSettings) -> Self {
@@ -41,6 +48,8 @@ impl Analytics {
             settings,
             counter: Counter::default(),
             flushed_at_ms: AtomicI64::new(0),
+            interned: DashMap::default(),
+            interned_day: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -75,12 +84,30 @@ impl Analytics {
         match tags.filter(|tags| !tags.is_empty()) {
             None => self.counter.add(at, token, code, credits, &TagSet::none()),
             Some(tags) => {
-                let mut tags = tags.clone();
-                self.admission.admit(&mut tags, at);
-                let set = tags.encode(&self.settings.tags);
+                let set = self.tag_set(tags, at);
                 self.counter.add(at, token, code, credits, &set);
             }
         }
+    }
+
+    /// The stored form of `tags` as counted today: admitted once a day, then remembered (at
+    /// most `MAX_INTERNED` sets), so a route's every verification neither allocates nor
+    /// re-checks the bound.
+    fn tag_set(&self, tags: &Tags, at: i64) -> TagSet {
+        let day = at.div_euclid(86_400);
+        if self.interned_day.swap(day, Ordering::AcqRel) != day {
+            self.interned.clear();
+        }
+        if let Some(set) = self.interned.get(tags) {
+            return set.clone();
+        }
+        let mut admitted = tags.clone();
+        self.admission.admit(&mut admitted, at);
+        let set = admitted.encode(&self.settings.tags);
+        if self.interned.len() < MAX_INTERNED {
+            self.interned.insert(tags.clone(), set.clone());
+        }
+        set
     }
 
     /// Every verification counted so far, as the rows of every rollup.

@@ -165,7 +165,7 @@ pub fn is_tag_key(name: &str) -> bool {
 
 /// A verification's tags, checked against the allowed keys: at most one value per key, each at
 /// most 64 characters and free of control characters. Keys are indexes into the allowed list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Tags {
     values: Vec<(usize, String)>,
 }

@@ -58,8 +58,8 @@ pub struct AdminVerification {
 
 impl TokenService {
     /// Verifies for a trusted caller: any privilege when `privilege` is `None` (else a token of
-    /// another privilege is `NotFound`), as `options` say (their `privilege` is ignored). It is
-    /// counted in the analytics whether or not it counts a use.
+    /// another privilege is `NotFound`), as `options` say (their `privilege` is ignored; the
+    /// admin route asks for `analytics(true)`: counted whether or not it counts a use).
     pub async fn verify_for_admin(
         &self,
         key: &str,

@@ -1826,10 +1826,11 @@ async fn metrics_count_the_rollup_rows_written_and_the_time_since_the_last_flush
 
 // ---- Synchronous counting ----
 
-/// Synchronous counting (the suite's default, `usage.flush_interval = 0`) writes a
-/// verification's rollups before answering it, like its use: after each answer, and after
-/// `flush_usage`, the store holds every verification answered. (A multi-threaded runtime, as a
-/// server has.)
+/// Synchronous counting (the suite's default, `usage.flush_interval = 0`) writes uses before
+/// answering and the analytics by a background flush every second: `flush_usage` waits for a
+/// flush under way and writes the rest, so right after it the store holds every verification
+/// answered. (A multi-threaded runtime, as a server has, so that the background flush runs
+/// beside the test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_synchronous_counting_flush_usage_returns_with_every_verification_written() {
     let app = spawn_admin_app_with(|_| {}).await;
