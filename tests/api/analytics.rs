@@ -11,8 +11,7 @@
 //! counting's `flush_usage` does not wait for the write under way, and a refused verification's
 //! tags use up the day's bound on tag values.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use iam_tokens::Settings;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::batched_counting::{serve, Served};
 use crate::helpers::{
     admin_error, ops_admin, spawn_admin_app_with, spawn_app, spawn_with_clock, test_settings,
     AdminToken, Answer, TestApp,
@@ -574,80 +574,6 @@ async fn three_instances_sharing_redis_add_up_to_exactly_what_they_answered() {
 }
 
 // ---- 3. A killed process ----
-
-/// `iam-tokens serve`, started as an operator would, logging to a file (as in
-/// `batched_counting`).
-struct Served {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
-impl Served {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-/// Starts the binary on a free port over `app`'s database, flushing every `flush`, and waits
-/// (bounded) until `/health` answers.
-async fn serve(app: &TestApp, flush: &str) -> Served {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        probe.local_addr().expect("address").port()
-    };
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", app.db_name));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iam-tokens"));
-    command
-        .arg("serve")
-        .current_dir(env!("CARGO_TARGET_TMPDIR"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("IAM") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .env("IAM__DATABASE__URL", app.database_url())
-        .env("IAM__SERVER__PORT", port.to_string())
-        .env("IAM__USAGE__FLUSH_INTERVAL", flush)
-        .env("IAM__RATE_LIMITERS__ENABLED", "false")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"));
-    let mut served = Served {
-        child: command.spawn().expect("the binary starts"),
-        address: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let health = app.client.get(format!("{}/health", served.address)).send();
-        if health.await.is_ok_and(|r| r.status() == 200) {
-            return served;
-        }
-        if let Some(status) = served.child.try_wait().expect("child status") {
-            panic!("exited early ({status}):\n{}", served.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not up after 10 s:\n{}",
-            served.log()
-        );
-        // Bounded poll: a real process is binding its port.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Sends `n` verifications of `key` (and `n / 4` of an unknown key) to the process; all answered.
 async fn traffic(app: &TestApp, served: &Served, key: &str, n: usize) -> u64 {

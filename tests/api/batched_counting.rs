@@ -215,14 +215,14 @@ async fn a_flush_that_never_reached_the_database_is_retried_by_the_next_one() {
 }
 
 /// `iam-tokens serve`, started as an operator would, logging to a file.
-struct Served {
-    child: Child,
-    address: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) address: String,
     log: PathBuf,
 }
 
 impl Served {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -258,9 +258,9 @@ impl Drop for Served {
     }
 }
 
-/// Starts the binary on a free port over `app`'s database, batching counts for an hour, and
-/// waits (bounded) until `/health` answers.
-async fn serve(app: &TestApp) -> Served {
+/// Starts the binary on a free port over `app`'s database, batching counts and writing them
+/// every `flush` (`1h`: only its shutdown does), and waits (bounded) until `/health` answers.
+pub(crate) async fn serve(app: &TestApp, flush: &str) -> Served {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         probe.local_addr().expect("address").port()
@@ -280,7 +280,7 @@ async fn serve(app: &TestApp) -> Served {
         .env("NO_COLOR", "1")
         .env("IAM__DATABASE__URL", app.database_url())
         .env("IAM__SERVER__PORT", port.to_string())
-        .env("IAM__USAGE__FLUSH_INTERVAL", "1h")
+        .env("IAM__USAGE__FLUSH_INTERVAL", flush)
         .env("IAM__RATE_LIMITERS__ENABLED", "false")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
@@ -312,7 +312,7 @@ async fn serve(app: &TestApp) -> Served {
 async fn sigterm_writes_every_counted_use_before_the_process_exits() {
     let app = spawn_app().await;
     let (key, id, _) = token(&app).await;
-    let mut served = serve(&app).await;
+    let mut served = serve(&app, "1h").await;
     let url = format!("{}/api/public/verify?privilege=full", served.address);
     for n in 1..=50 {
         let sent = app.client.get(&url).header("x-api-key", &key).send().await;
