@@ -95,7 +95,11 @@ impl Analytics {
     /// re-checks the bound.
     fn tag_set(&self, tags: &Tags, at: i64) -> TagSet {
         let day = at.div_euclid(86_400);
-        if self.interned_day.swap(day, Ordering::AcqRel) != day {
+        // A plain load on the hot path; the swap (a write every core would contend for) only
+        // when the day turns.
+        if self.interned_day.load(Ordering::Acquire) != day
+            && self.interned_day.swap(day, Ordering::AcqRel) != day
+        {
             self.interned.clear();
         }
         if let Some(set) = self.interned.get(tags) {

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-/// What a verification answered, as analytics count it: admin verify's codes and `BLOCKED`
-/// (refused by an abuse limiter before its key was looked up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a verification answered: admin verify's `code` (one of `ANSWERED`), and for analytics
+/// also `BLOCKED` (refused by an abuse limiter before its key was looked up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     Valid,
     NotFound,
@@ -30,6 +31,18 @@ impl Code {
         Self::RateLimited,
         Self::UsageExceeded,
         Self::Blocked,
+    ];
+
+    /// The codes a verification that was looked up answers (all but `BLOCKED`).
+    pub const ANSWERED: [Self; 8] = [
+        Self::Valid,
+        Self::NotFound,
+        Self::Disabled,
+        Self::Expired,
+        Self::IpNotAllowed,
+        Self::InsufficientPermissions,
+        Self::RateLimited,
+        Self::UsageExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {

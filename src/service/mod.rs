@@ -24,7 +24,7 @@ pub use cache::{CacheConfig, Cached, CachedToken, Lookup, VerificationCache};
 pub use create::{CreateToken, Creation};
 pub use decision::{Decision, Revocation, RotationDecision, SnapshotDecision, Update};
 pub use grace::{GraceDecision, GraceRotated, MAX_GRACE_MS};
-pub use operator::{AdminVerification, VerifyCode};
+pub use operator::AdminVerification;
 pub use payloads::*;
 pub use rotate::RotateToken;
 pub use running::OpenError;

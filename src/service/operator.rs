@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService, VerifiedToken, VerifyOptions, VerifyOutcome};
+use crate::domain::analytics::Code;
 use crate::domain::quota::{Scope, UnknownLimit};
 use crate::domain::Privilege;
 use crate::quotas::QuotaReport;
@@ -11,38 +12,12 @@ use crate::store::{
     AuditEvent, AuditQuery, MetadataChange, MetadataOutcome, StoreError, TokenQuery, TokenRecord,
 };
 
-/// The answer of an admin verification. Unknown keys and a privilege mismatch are both
-/// `NotFound`, so existence never leaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerifyCode {
-    Valid,
-    NotFound,
-    Disabled,
-    Expired,
-    IpNotAllowed,
-    InsufficientPermissions,
-    RateLimited,
-    UsageExceeded,
-}
-
-impl VerifyCode {
-    pub const ALL: [Self; 8] = [
-        Self::Valid,
-        Self::NotFound,
-        Self::Disabled,
-        Self::Expired,
-        Self::IpNotAllowed,
-        Self::InsufficientPermissions,
-        Self::RateLimited,
-        Self::UsageExceeded,
-    ];
-}
-
 /// What an admin verification found.
 #[derive(Debug, Clone)]
 pub struct AdminVerification {
-    pub code: VerifyCode,
+    /// One of `Code::ANSWERED`. Unknown keys and a privilege mismatch are both `NotFound`, so
+    /// existence never leaks.
+    pub code: Code,
     /// The token, for every code but `NotFound`.
     pub token: Option<Arc<CachedToken>>,
     /// For every code but `NotFound`: the verify data with the token's counts, including this
@@ -72,28 +47,20 @@ impl TokenService {
             ..options
         };
         let (outcome, token) = self.check(key, options, privilege, None).await?;
-        let mut quota = None;
-        let code = match &outcome {
-            VerifyOutcome::Valid(verified) => {
-                quota = verified.quota.clone();
-                VerifyCode::Valid
-            }
-            VerifyOutcome::InvalidKey => VerifyCode::NotFound,
-            VerifyOutcome::InvalidHost => VerifyCode::IpNotAllowed,
-            VerifyOutcome::Disabled => VerifyCode::Disabled,
-            VerifyOutcome::Expired => VerifyCode::Expired,
-            VerifyOutcome::InsufficientPermissions => VerifyCode::InsufficientPermissions,
-            VerifyOutcome::RateLimited(report) => {
-                quota = Some(report.clone());
-                VerifyCode::RateLimited
-            }
-            VerifyOutcome::UsageExceeded(report) => {
-                quota = Some(report.clone());
-                VerifyCode::UsageExceeded
-            }
-            VerifyOutcome::UnknownLimit(unknown) => return Ok(Err(unknown.clone())),
+        let Some(code) = outcome.code() else {
+            let VerifyOutcome::UnknownLimit(unknown) = outcome else {
+                unreachable!("every other outcome has a code");
+            };
+            return Ok(Err(unknown));
         };
-        let token = (code != VerifyCode::NotFound).then_some(token).flatten();
+        let quota = match &outcome {
+            VerifyOutcome::Valid(verified) => verified.quota.clone(),
+            VerifyOutcome::RateLimited(report) | VerifyOutcome::UsageExceeded(report) => {
+                Some(report.clone())
+            }
+            _ => None,
+        };
+        let token = (code != Code::NotFound).then_some(token).flatten();
         let verified = match outcome {
             VerifyOutcome::Valid(verified) => Some(verified.token()),
             // Refused: the counts as they are, uses counted and not yet written included.

@@ -127,6 +127,22 @@ pub enum VerifyOutcome {
 }
 
 impl VerifyOutcome {
+    /// The code it is answered and counted under (SPEC B2, B11); `None` for a limit the caller
+    /// named wrongly (a bad request, not a verification).
+    pub fn code(&self) -> Option<Code> {
+        Some(match self {
+            Self::Valid(_) => Code::Valid,
+            Self::InvalidKey => Code::NotFound,
+            Self::InvalidHost => Code::IpNotAllowed,
+            Self::Disabled => Code::Disabled,
+            Self::Expired => Code::Expired,
+            Self::InsufficientPermissions => Code::InsufficientPermissions,
+            Self::RateLimited(_) => Code::RateLimited,
+            Self::UsageExceeded(_) => Code::UsageExceeded,
+            Self::UnknownLimit(_) => return None,
+        })
+    }
+
     /// The verified token, or the riavzon reason of the rejection.
     pub fn into_token(self) -> Result<VerifiedToken, Reason> {
         self.into_verified().map(|verified| verified.token())
@@ -268,8 +284,7 @@ impl TokenService {
         (checked.await, Some(now.wall))
     }
 
-    /// Counts a verification answered with `outcome` in the analytics (SPEC B11). A limit the
-    /// caller named wrongly is a bad request, not a verification.
+    /// Counts a verification answered with `outcome` in the analytics (SPEC B11).
     fn count_verification(
         &self,
         outcome: &VerifyOutcome,
@@ -280,19 +295,14 @@ impl TokenService {
         let Some(analytics) = &self.analytics else {
             return;
         };
-        let (code, credits) = match outcome {
-            VerifyOutcome::Valid(verified) => (
-                Code::Valid,
-                verified.quota.as_ref().map_or(0, |q| q.credits_spent),
-            ),
-            VerifyOutcome::InvalidKey => (Code::NotFound, 0),
-            VerifyOutcome::InvalidHost => (Code::IpNotAllowed, 0),
-            VerifyOutcome::Disabled => (Code::Disabled, 0),
-            VerifyOutcome::Expired => (Code::Expired, 0),
-            VerifyOutcome::InsufficientPermissions => (Code::InsufficientPermissions, 0),
-            VerifyOutcome::RateLimited(_) => (Code::RateLimited, 0),
-            VerifyOutcome::UsageExceeded(_) => (Code::UsageExceeded, 0),
-            VerifyOutcome::UnknownLimit(_) => return,
+        let Some(code) = outcome.code() else {
+            return;
+        };
+        let credits = match outcome {
+            VerifyOutcome::Valid(verified) => {
+                verified.quota.as_ref().map_or(0, |q| q.credits_spent)
+            }
+            _ => 0,
         };
         let token = match code {
             Code::NotFound => None,

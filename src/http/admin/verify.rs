@@ -11,12 +11,13 @@ use super::body;
 use super::quota_views::{CreditsLeftView, RateLimitView};
 use super::views::{AdminVerifyView, RotationView, VerifiedView};
 use crate::domain::access::Query;
+use crate::domain::analytics::Code;
 use crate::domain::quota::{LimitName, Usage, MAX_COST};
 use crate::domain::Privilege;
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{ApiError, AppState};
-use crate::service::{VerifyCode, VerifyOptions};
+use crate::service::VerifyOptions;
 use crate::telemetry::metrics::{VerifyResult, VerifyRoute};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -138,14 +139,16 @@ pub async fn verify(
             .field(format!("ratelimits[{}].name", unknown.index))
     })?;
     let result = match verification.code {
-        VerifyCode::Valid => VerifyResult::Valid,
-        VerifyCode::NotFound => VerifyResult::InvalidKey,
-        VerifyCode::Disabled => VerifyResult::Disabled,
-        VerifyCode::Expired => VerifyResult::Expired,
-        VerifyCode::IpNotAllowed => VerifyResult::InvalidHost,
-        VerifyCode::InsufficientPermissions => VerifyResult::InsufficientPermissions,
-        VerifyCode::RateLimited => VerifyResult::LimitExceeded,
-        VerifyCode::UsageExceeded => VerifyResult::UsageExceeded,
+        Code::Valid => VerifyResult::Valid,
+        Code::NotFound => VerifyResult::InvalidKey,
+        Code::Disabled => VerifyResult::Disabled,
+        Code::Expired => VerifyResult::Expired,
+        Code::IpNotAllowed => VerifyResult::InvalidHost,
+        Code::InsufficientPermissions => VerifyResult::InsufficientPermissions,
+        Code::RateLimited => VerifyResult::LimitExceeded,
+        Code::UsageExceeded => VerifyResult::UsageExceeded,
+        // Never an admin verification's (it has no abuse limiter in front).
+        Code::Blocked => VerifyResult::RateLimited,
     };
     state.metrics.verification(VerifyRoute::Admin, result);
     let token = verification.token.as_ref().map(|token| {
@@ -158,7 +161,7 @@ pub async fn verify(
     });
     let quota = verification.quota.as_ref();
     let answer = AdminVerifyView {
-        valid: verification.code == VerifyCode::Valid,
+        valid: verification.code == Code::Valid,
         code: verification.code,
         ratelimits: quota
             .filter(|report| !report.limits.is_empty())
@@ -166,7 +169,7 @@ pub async fn verify(
         credits: CreditsLeftView::of(&verification.credits),
         retry_after: quota
             .and_then(|report| report.retry_after_ms)
-            .filter(|_| verification.code != VerifyCode::Valid)
+            .filter(|_| verification.code != Code::Valid)
             .map(|ms| ms.div_ceil(1000)),
         rotation: verification.token.as_ref().and_then(|token| {
             let replaced = token.replaced.as_deref()?;

@@ -11,11 +11,12 @@ use super::quota_views::{
     configured, ConfiguredLimitView, CreditsJson, CreditsLeftView, RateLimitView,
 };
 use crate::domain::access::{sorted_texts, RoleDescription, RoleRecord};
+use crate::domain::analytics::Code;
 use crate::domain::state::Disabled;
 use crate::domain::{Metadata, Privilege, UserId};
 use crate::envelope::iso_time;
 use crate::quotas::QuotaView;
-use crate::service::{CachedToken, VerifyCode};
+use crate::service::CachedToken;
 use crate::store::{BanRecord, TokenRecord};
 
 /// A token as operators see it.
@@ -239,7 +240,7 @@ pub struct LiftedView {
 #[derive(Debug, Serialize)]
 pub struct AdminVerifyView {
     pub valid: bool,
-    pub code: VerifyCode,
+    pub code: Code,
     /// The limits charged (or the one that refused), when the token or its owner has limits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimits: Option<Vec<RateLimitView>>,
@@ -296,9 +297,9 @@ impl AdminVerifyView {
     fn found_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
         use utoipa::openapi::Ref;
-        let found = VerifyCode::ALL
+        let found = Code::ANSWERED
             .into_iter()
-            .filter(|code| *code != VerifyCode::NotFound)
+            .filter(|code| *code != Code::NotFound)
             .filter_map(|code| serde_json::to_value(code).ok())
             .filter_map(|name| name.as_str().map(str::to_owned));
         let code = ObjectBuilder::new()
