@@ -7,7 +7,6 @@ mod admission;
 mod counter;
 mod query;
 
-pub use counter::rolled_up;
 pub use query::{
     earliest, run as run_query, tiles, totals, Group, GroupBy, Point, QueryError, Report, Series,
     VerificationQuery, DEFAULT_TOP, MAX_ANSWER_POINTS, MAX_POINTS, MAX_TOP,
@@ -51,10 +50,6 @@ impl Analytics {
             interned: DashMap::default(),
             interned_day: AtomicI64::new(i64::MIN),
         }
-    }
-
-    pub fn settings(&self) -> &AnalyticsSettings {
-        &self.settings
     }
 
     /// The allowed tag keys (`analytics.tags`).
@@ -117,11 +112,6 @@ impl Analytics {
     /// Every verification counted so far, as the rows of every rollup.
     pub fn take(&self) -> Vec<RollupRow> {
         self.counter.take()
-    }
-
-    /// Rows taken and not written, counted again for the next flush.
-    pub fn restore(&self, rows: &[RollupRow]) {
-        self.counter.restore(rows);
     }
 
     /// A flush that started at unix ms `at_ms` wrote everything counted before it.
