@@ -39,6 +39,7 @@ fn bench_verify(c: &mut Criterion) {
             batch_usage: true,
             flush_every: None,
             analytics: Some(AnalyticsSettings::default()),
+            webhooks: Default::default(),
         };
         // Counting into metrics, as a service inside an Application does.
         let metrics = Metrics::new(request_series());

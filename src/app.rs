@@ -45,6 +45,8 @@ pub struct Application {
     prune_interval: std::time::Duration,
     /// How often analytics rollups past their retention are deleted (`None`: analytics off).
     analytics_prune: Option<std::time::Duration>,
+    /// Run the webhook dispatcher, the expiry sweep and their upkeep (`webhooks.enabled`).
+    webhooks: bool,
     metrics: Arc<Metrics>,
     /// `metrics.address`: `/metrics` on a listener of its own.
     metrics_server: Option<(Server, u16)>,
@@ -79,7 +81,9 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let database = &settings.database;
-        let store = store::open(database.url.expose(), database.open_options()).await?;
+        let mut open = database.open_options();
+        open.credit_alerts = settings.webhooks.credit_alerts();
+        let store = store::open(database.url.expose(), open).await?;
         // Batched uses are written by the service's own background task (started here, on the
         // main runtime: the MySQL pool must live on one runtime) and flushed by its shutdown.
         let options = ServiceOptions::from_settings(&settings);
@@ -203,6 +207,7 @@ impl Application {
                 .analytics
                 .enabled
                 .then_some(settings.analytics.prune_interval),
+            webhooks: settings.webhooks.enabled,
             metrics,
             metrics_server,
             subscription,
@@ -264,6 +269,12 @@ impl Application {
                     }
                 }
             }));
+        }
+        if self.webhooks {
+            let events = self.tokens.events();
+            background.spawn(events.clone().run_dispatcher());
+            background.spawn(events.clone().run_sweep());
+            background.spawn(events.clone().run_upkeep());
         }
         let admins = self.admins.clone();
         background.spawn(every(self.admin_uses_every, move || {

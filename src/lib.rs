@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod envelope;
+pub mod events;
 pub mod http;
 pub mod limits;
 pub mod quotas;

@@ -11,8 +11,10 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub mod analytics;
+pub mod webhooks;
 mod redis;
 pub use analytics::{AnalyticsSettings, RetentionSettings};
+pub use webhooks::WebhookSettings;
 pub use redis::RedisSettings;
 
 /// The repository's `config.toml`, compiled in: the binary has every default wherever it runs.
@@ -39,6 +41,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     #[serde(default)]
     pub analytics: AnalyticsSettings,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// `GET /metrics` (SPEC B7).
@@ -107,6 +111,7 @@ impl DatabaseSettings {
             max_connections: self.max_connections,
             migrate: self.migrate_on_start,
             timeout: self.timeout,
+            credit_alerts: Default::default(),
         }
     }
 }
@@ -290,7 +295,9 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.trusted_proxies")
-            .with_list_parse_key("analytics.tags");
+            .with_list_parse_key("analytics.tags")
+            .with_list_parse_key("webhooks.allow_cidrs")
+            .with_list_parse_key("webhooks.expiring_offsets");
         Self::from_config(builder.add_source(env).build()?)
     }
 
@@ -351,6 +358,7 @@ impl Settings {
         }
         self.redis.validate()?;
         self.analytics.validate()?;
+        self.webhooks.validate()?;
         if crate::store::Location::parse(self.database.url.expose()).is_err() {
             return invalid(
                 "database.url",

@@ -60,6 +60,10 @@ pub mod job {
     pub const EXPIRY: &str = "expiry";
     /// An abuse limiter banning a key.
     pub const LIMITER: &str = "limiter";
+    /// Credits leased out of the store by verifications (`credits.low`, `credits.exhausted`).
+    pub const CREDITS: &str = "credits";
+    /// The webhook dispatcher disabling an endpoint that answered 410 or kept failing.
+    pub const WEBHOOKS: &str = "webhooks";
     /// In-process callers of the library that name no one.
     pub const LIBRARY: &str = "library";
 }

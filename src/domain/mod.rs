@@ -17,6 +17,7 @@ pub mod quota;
 pub mod record;
 pub mod rollup;
 pub mod state;
+pub mod webhook;
 mod user_id;
 
 pub use actor::{Actor, ActorKind};

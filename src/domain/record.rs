@@ -222,10 +222,15 @@ pub enum AuditKind {
     CredentialRevoked,
     Disabled,
     Enabled,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookDeleted,
+    WebhookSecretRotated,
+    WebhookDisabled,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 25] = [
         Self::Created,
         Self::Revoked,
         Self::Rotated,
@@ -246,6 +251,11 @@ impl AuditKind {
         Self::CredentialRevoked,
         Self::Disabled,
         Self::Enabled,
+        Self::WebhookCreated,
+        Self::WebhookUpdated,
+        Self::WebhookDeleted,
+        Self::WebhookSecretRotated,
+        Self::WebhookDisabled,
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
@@ -274,6 +284,11 @@ impl AuditKind {
             Self::CredentialRevoked => "credential_revoked",
             Self::Disabled => "disabled",
             Self::Enabled => "enabled",
+            Self::WebhookCreated => "webhook_created",
+            Self::WebhookUpdated => "webhook_updated",
+            Self::WebhookDeleted => "webhook_deleted",
+            Self::WebhookSecretRotated => "webhook_secret_rotated",
+            Self::WebhookDisabled => "webhook_disabled",
         }
     }
 }

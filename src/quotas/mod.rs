@@ -24,6 +24,8 @@ pub use spend::{Answer, CreditStep, LimitStep, Spend, Window, EXHAUSTED_RECHECK_
 
 use std::sync::Arc;
 
+use crate::events::thresholds::{RateLimitAlerts, Refusal};
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::quota::{
@@ -114,6 +116,8 @@ pub struct Quotas {
     leasing: Vec<tokio::sync::Mutex<()>>,
     /// Set by `give_back`: no lease ahead starts after it.
     stopping: std::sync::atomic::AtomicBool,
+    /// Reports the first refusal of a limit in its window (`ratelimit.exceeded`).
+    alerts: Option<Arc<RateLimitAlerts>>,
 }
 
 impl Quotas {
@@ -126,7 +130,14 @@ impl Quotas {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             stopping: Default::default(),
+            alerts: None,
         }
+    }
+
+    /// Reports first refusals through `alerts`.
+    pub fn alerting(mut self, alerts: Option<Arc<RateLimitAlerts>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Charges one verification of token `token` (of `owner`): `usage.cost` from each
@@ -168,6 +179,19 @@ impl Quotas {
                 QuotaDecision::Allowed(allowed(&spend, &counts))
             }
             Answer::Limited { index, count } => {
+                if let Some(alerts) = &self.alerts {
+                    let step = &spend.limits[index];
+                    alerts.refused(Refusal {
+                        subject: step.subject,
+                        owner,
+                        limit: step.name().as_str().to_owned(),
+                        max: step.limit(),
+                        window_index: step.window.index,
+                        duration_ms: step.planned.limit.duration_ms,
+                        resets_at_ms: step.window.ends_ms,
+                        at: now,
+                    });
+                }
                 QuotaDecision::RateLimited(limited(&spend, index, count))
             }
             Answer::Exhausted { index } | Answer::NeedLease { index } => {

@@ -18,6 +18,7 @@ mod state;
 mod update;
 mod usage;
 mod verify;
+mod webhooks;
 
 pub use action_manager::{ManagerAction, ManagerData, ManagerDecision};
 pub use cache::{CacheConfig, Cached, CachedToken, Lookup, VerificationCache};
@@ -31,6 +32,7 @@ pub use running::OpenError;
 pub use state::{BulkTarget, BULK_MAX};
 pub use usage::UsageRecorder;
 pub use verify::{Verified, VerifyOptions, VerifyOutcome};
+pub use webhooks::{secret_overlap, WebhookError};
 
 use std::sync::Arc;
 
@@ -57,6 +59,8 @@ pub struct ServiceOptions {
     pub flush_every: Option<std::time::Duration>,
     /// Verification analytics (SPEC B11); `None`: off.
     pub analytics: Option<AnalyticsSettings>,
+    /// Webhooks (SPEC B12): where deliveries may go, when thresholds fire.
+    pub webhooks: crate::config::WebhookSettings,
 }
 
 /// The token service. Cheap to clone; share one per process.
@@ -107,6 +111,9 @@ pub struct TokenService {
     notices: Option<Arc<Notices>>,
     /// Customer limits and credits (SPEC B5): held in this process, or in Redis.
     quotas: Arc<Quotas>,
+    events: Arc<crate::events::Events>,
+    /// Reports first refusals of customer limits (`ratelimit.exceeded`).
+    limit_alerts: Option<Arc<crate::events::thresholds::RateLimitAlerts>>,
 }
 
 impl TokenService {
@@ -122,6 +129,7 @@ impl TokenService {
             batch_usage: false,
             flush_every: None,
             analytics: None,
+            webhooks: Default::default(),
         };
         Self::with_options(store, clock, options)
     }
@@ -161,12 +169,24 @@ impl TokenService {
             }
             _ => None,
         };
-        let quotas = Arc::new(Quotas::new(
+        let limit_alerts = crate::events::thresholds::RateLimitAlerts::start(store.clone());
+        let quotas = Arc::new(
+            Quotas::new(
+                store.clone(),
+                Holder::Local(LocalHolder::default()),
+                metrics.clone(),
+            )
+            .alerting(limit_alerts.clone()),
+        );
+        let events = Arc::new(crate::events::Events::new(
             store.clone(),
-            Holder::Local(LocalHolder::default()),
+            clock.clone(),
+            options.webhooks,
             metrics.clone(),
         ));
         Self {
+            events,
+            limit_alerts,
             usage,
             batch_usage: options.batch_usage,
             analytics,
@@ -186,11 +206,10 @@ impl TokenService {
     /// what they cached of it), its customer limits and credits kept in Redis. Apply what they tell with [`apply_notice`](Self::apply_notice).
     pub fn telling(mut self, notices: Arc<Notices>) -> Self {
         let holder = Holder::Shared(SharedHolder::new(notices.redis().clone()));
-        self.quotas = Arc::new(Quotas::new(
-            self.store.clone(),
-            holder,
-            self.metrics.clone(),
-        ));
+        self.quotas = Arc::new(
+            Quotas::new(self.store.clone(), holder, self.metrics.clone())
+                .alerting(self.limit_alerts.clone()),
+        );
         self.notices = Some(notices);
         self
     }

@@ -53,6 +53,7 @@ impl ServiceOptions {
                 .analytics
                 .enabled
                 .then(|| settings.analytics.clone()),
+            webhooks: settings.webhooks.clone(),
         }
     }
 }
@@ -64,7 +65,9 @@ impl TokenService {
     /// [`shutdown`](Self::shutdown) before exiting. Needs a tokio runtime.
     pub async fn from_settings(settings: &Settings) -> Result<Self, OpenError> {
         let database = &settings.database;
-        let store = crate::store::open(database.url.expose(), database.open_options()).await?;
+        let mut open = database.open_options();
+        open.credit_alerts = settings.webhooks.credit_alerts();
+        let store = crate::store::open(database.url.expose(), open).await?;
         let options = ServiceOptions::from_settings(settings);
         Ok(Self::with_options(store, Arc::new(SystemClock), options))
     }

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "analytics",
         include_str!("../../sql/mysql/0010_analytics.sql"),
     ),
+    (
+        11,
+        "webhooks",
+        include_str!("../../sql/mysql/0011_webhooks.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

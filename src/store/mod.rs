@@ -31,6 +31,10 @@ use crate::domain::analytics::Granularity;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
+use crate::domain::webhook::{
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason,
+    EndpointChange, EndpointRecord, EndpointSecret, NewEndpoint, OutboxEvent,
+};
 use crate::domain::{Digest, IpRestriction, Privilege, UserId};
 
 /// The store could not answer. Never shown to clients; its text goes to the log once.
@@ -121,6 +125,103 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
 }
 
+/// Webhook endpoints, the outbox and the deliveries (SPEC B12). Every change of an endpoint
+/// writes its audit event in the same transaction.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn create_endpoint(
+        &self,
+        endpoint: &NewEndpoint,
+        audit: &Audit,
+    ) -> Result<EndpointRecord, StoreError>;
+
+    /// Every endpoint, by id.
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
+
+    async fn endpoint(&self, endpoint: u64) -> Result<Option<EndpointRecord>, StoreError>;
+
+    /// Changes an endpoint under its row lock; disabling it sends `webhook.endpoint.disabled`
+    /// to the others. `None` when there is none.
+    async fn update_endpoint(
+        &self,
+        endpoint: u64,
+        change: &EndpointChange,
+        audit: &Audit,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+
+    /// Deletes an endpoint and its deliveries; false when there was none.
+    async fn delete_endpoint(&self, endpoint: u64, audit: &Audit) -> Result<bool, StoreError>;
+
+    /// Replaces the secret; the old one keeps signing until `overlap_until`.
+    async fn rotate_endpoint_secret(
+        &self,
+        endpoint: u64,
+        secret: &EndpointSecret,
+        overlap_until: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<Option<EndpointRecord>, StoreError>;
+
+    /// A `webhook.test` event and its delivery to this endpoint only; `None` when there is no
+    /// such endpoint.
+    async fn test_delivery(
+        &self,
+        endpoint: u64,
+        audit: &Audit,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
+
+    /// Writes a threshold event; false when its dedupe key was written before (by any
+    /// instance).
+    async fn write_threshold_event(&self, event: &OutboxEvent) -> Result<bool, StoreError>;
+
+    /// Turns up to `limit` new events into one delivery per endpoint admitting them (enabled
+    /// and created by then), due at `at`; how many events.
+    async fn fan_out(&self, limit: u32, at: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` deliveries due at `now` to enabled endpoints: none is claimed by
+    /// two dispatchers, and each falls due again at `lease_until` unless finished by then.
+    /// Answers them with their endpoints.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(ClaimedDelivery, EndpointRecord)>, StoreError>;
+
+    /// Writes an attempt's result and what it means for its endpoint: a success ends its run
+    /// of failures; a failure starts one, and `disable` (410) or a run older than
+    /// `failing_limit` disables it (sending `webhook.endpoint.disabled`).
+    async fn finish_attempt(
+        &self,
+        delivery: u64,
+        endpoint: u64,
+        attempt: &AttemptRecord,
+        disable: Option<DisabledReason>,
+        failing_limit: chrono::Duration,
+    ) -> Result<(), StoreError>;
+
+    /// A page of the delivery log, newest first.
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Makes a delivered or failed delivery pending and due at `at`.
+    async fn retry_delivery(&self, delivery: u64, at: DateTime<Utc>)
+        -> Result<RetryOutcome, StoreError>;
+
+    /// Pending deliveries per event type.
+    async fn pending_deliveries(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Deletes up to `limit` events written before `before` that have nothing left to
+    /// deliver, with their deliveries; how many events.
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
+
+    /// Valid tokens expiring in `(after, until]`: `(id, created_at, expires_at)`, by expiry.
+    async fn tokens_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError>;
+}
+
 /// Customer limits and credits (SPEC B5). Every change writes its audit event in the same
 /// transaction.
 #[async_trait]
@@ -166,7 +267,9 @@ pub trait QuotaStore: Send + Sync + 'static {
 
 /// The capabilities the token operations need. Every method is one atomic unit of work.
 #[async_trait]
-pub trait TokenStore: AccessStore + QuotaStore + AnalyticsStore + Send + Sync + 'static {
+pub trait TokenStore:
+    AccessStore + QuotaStore + AnalyticsStore + WebhookStore + Send + Sync + 'static
+{
     /// Inserts the token unless its owner already holds `limit` valid tokens. The count and
     /// the insert are atomic with respect to every other creation for that owner.
     async fn create_token(

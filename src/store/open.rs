@@ -55,6 +55,8 @@ pub struct OpenOptions {
     pub migrate: bool,
     /// Bound on every store call (`database.timeout`).
     pub timeout: Duration,
+    /// When changes of credits send threshold events (`webhooks.credits_low_*`).
+    pub credit_alerts: crate::domain::webhook::CreditAlerts,
 }
 
 impl OpenOptions {
@@ -64,6 +66,7 @@ impl OpenOptions {
             max_connections,
             migrate: true,
             timeout: Duration::from_secs(2),
+            credit_alerts: Default::default(),
         }
     }
 }
@@ -75,6 +78,7 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Sto
         max_connections,
         migrate,
         timeout,
+        credit_alerts,
     } = options;
     match Location::parse(url)? {
         Location::MySql(url) => {
@@ -83,13 +87,13 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Sto
             }
             // All MySQL I/O on this runtime, never on actix's per-worker runtimes.
             let backend = MySqlStore::connect_lazy(&url, max_connections, timeout)?;
-            Ok(Arc::new(StoreOps::new(backend)))
+            Ok(Arc::new(StoreOps::new(backend).with_credit_alerts(credit_alerts)))
         }
         Location::Sqlite(path) => {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, timeout))
                 .await
                 .map_err(|err| StoreError::Runtime(err.to_string()))??;
-            Ok(Arc::new(StoreOps::new(store)))
+            Ok(Arc::new(StoreOps::new(store).with_credit_alerts(credit_alerts)))
         }
     }
 }

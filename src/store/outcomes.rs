@@ -210,3 +210,13 @@ pub enum CredentialOutcome {
     /// A change of a revoked credential.
     Revoked,
 }
+
+/// What a manual retry of a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Pending again, due now.
+    Scheduled(crate::domain::webhook::DeliveryRecord),
+    /// Still pending: its next attempt is coming.
+    AlreadyPending,
+    NotFound,
+}

@@ -31,6 +31,14 @@ pub fn describe(recorder: &PrometheusRecorder) {
             "Analytics rollup rows (minute, hour and day) written by flushes.",
         ),
         (
+            "iam_webhook_deliveries_delivered_total",
+            "Webhook attempts answered with a 2xx, by event type.",
+        ),
+        (
+            "iam_webhook_attempts_failed_total",
+            "Webhook attempts that failed (no answer, or not a 2xx), by event type.",
+        ),
+        (
             "iam_credit_leases_total",
             "Leases of customer credits taken out of the store (each moves up to 1,000 credits).",
         ),
@@ -93,6 +101,10 @@ pub fn describe(recorder: &PrometheusRecorder) {
     let gauges = [
         ("iam_usage_pending", "Uses counted and not yet written."),
         (
+            "iam_webhook_deliveries_pending",
+            "Webhook deliveries waiting for an attempt, by event type (read every 10 s).",
+        ),
+        (
             "iam_analytics_flush_lag_seconds",
             "Seconds since the last flush that wrote every verification counted for analytics.",
         ),
@@ -117,6 +129,10 @@ pub fn describe(recorder: &PrometheusRecorder) {
         (
             "iam_verify_duration_seconds",
             "Time to answer a public verification.",
+        ),
+        (
+            "iam_webhook_attempt_duration_seconds",
+            "Time for one webhook attempt, by event type.",
         ),
         (
             "iam_usage_flush_duration_seconds",

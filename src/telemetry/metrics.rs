@@ -45,11 +45,13 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// The operations whose store failures `iam_store_errors_total` counts, registered at 0 when the
 /// metrics are made (any other is registered with its first failure).
-const STORE_OPERATIONS: [&str; 24] = [
+const STORE_OPERATIONS: [&str; 26] = [
     "verify",
     "usage-flush",
     "analytics",
     "admin-analytics",
+    "webhooks",
+    "admin-webhooks",
     "create",
     "rotate",
     "revoke",

@@ -6,6 +6,7 @@ mod logs;
 pub mod metrics;
 mod redis;
 mod tally;
+pub mod webhooks;
 
 pub use logs::init;
 pub use metrics::Metrics;

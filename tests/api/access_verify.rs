@@ -346,6 +346,7 @@ async fn another_instance_sees_a_role_change_within_its_cache_ttl() {
         batch_usage: false,
         flush_every: None,
         analytics: None,
+        webhooks: Default::default(),
     };
     let other = TokenService::with_options(app.own_store().await, clock.clone(), options);
     let query = Query::parse("billing.read").unwrap();

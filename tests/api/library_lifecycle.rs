@@ -124,6 +124,7 @@ async fn a_service_dropped_with_unwritten_uses_says_so_loudly() {
         batch_usage: true,
         flush_every: None,
         analytics: None,
+        webhooks: Default::default(),
     };
     let service = TokenService::with_options(store, app.clock.clone(), options);
     let (key, _) = token_of(&service).await;

@@ -234,6 +234,7 @@ pub(crate) async fn counted_service(cache: Option<CacheConfig>, batch_usage: boo
         batch_usage,
         flush_every: None,
         analytics: None,
+        webhooks: Default::default(),
     };
     let service = TokenService::with_options(store.clone(), app.clock.clone(), options);
     Counted {

@@ -96,7 +96,7 @@ fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFail
 
 const ACTOR_RULE: &str = "actor is <type> or <type>:<id>, the type one of config, credential, \
     user, cli, system (a credential's or a user's id is a number; cli and system have none)";
-const TIME_RULE: &str = "an RFC 3339 time, e.g. 2026-12-07T10:00:00Z";
+pub(super) const TIME_RULE: &str = "an RFC 3339 time, e.g. 2026-12-07T10:00:00Z";
 
 /// `credential:7`, `user:42`, `config:ops`, `cli`, `system`. A credential's or a user's id is
 /// a number (anything else could match nothing); the CLI and the system have no id.
@@ -122,7 +122,7 @@ fn actor(text: &str) -> Option<ActorFilter> {
 
 /// An RFC 3339 time, rounded up to the next millisecond when it falls between two: stored
 /// times are milliseconds, and a bound between two must mean the same on every store.
-fn time(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn time(text: &str) -> Option<DateTime<Utc>> {
     let at = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
     let sub_ms = at.timestamp_subsec_nanos() % 1_000_000;
     match sub_ms {

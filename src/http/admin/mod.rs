@@ -17,6 +17,8 @@ pub(super) mod state;
 pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
+pub(super) mod webhook_views;
+pub(super) mod webhooks;
 
 pub(super) use access::AccessRequest;
 pub(super) use bulk::BulkRequest;
@@ -27,6 +29,7 @@ pub(super) use rotate::RotateRequest;
 pub(super) use state::StateRequest;
 pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
 pub(super) use verify::VerifyRequest;
+pub(super) use webhooks::{CreateWebhookRequest, UpdateWebhookRequest};
 
 use actix_web::web::{self, Payload};
 use actix_web::HttpRequest;

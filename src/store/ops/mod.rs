@@ -11,6 +11,7 @@ mod rotation;
 mod state;
 mod tokens;
 mod usage;
+mod webhooks;
 
 use crate::store::sql::families::*;
 use futures_util::future::BoxFuture;
@@ -22,11 +23,21 @@ use crate::domain::Actor;
 /// The store on one backend: `TokenStore`, `BanStore` and `CopyStore` for the service.
 pub struct StoreOps<B> {
     backend: B,
+    /// When a change of credits sends `credits.low` / `credits.exhausted` (SPEC B12).
+    credit_alerts: crate::domain::webhook::CreditAlerts,
 }
 
 impl<B: Backend> StoreOps<B> {
     pub fn new(backend: B) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            credit_alerts: Default::default(),
+        }
+    }
+
+    pub fn with_credit_alerts(mut self, alerts: crate::domain::webhook::CreditAlerts) -> Self {
+        self.credit_alerts = alerts;
+        self
     }
 }
 

@@ -15,7 +15,9 @@ use crate::domain::quota::{
     Changed, CreditChange, Credits, Interval, LimitName, Quota, RateLimit, RateLimits, Refill,
     Scope, Subject,
 };
-use crate::domain::Digest;
+use crate::domain::actor::job;
+use crate::domain::webhook::{CreditAlerts, EventType, OutboxEvent};
+use crate::domain::{Actor, Digest};
 use crate::store::backend::{Backend, CreditRow, LimitRow, Lock, Tx, TxEnd};
 use crate::store::{Audit, AuditKind, Lease, QuotaChange, QuotaStore, StoreError};
 
@@ -62,6 +64,7 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
         audit: &Audit,
     ) -> Result<QuotaChange<Changed>, StoreError> {
         let (change, audit) = (*change, Arc::new(audit.clone()));
+        let alerts = self.credit_alerts;
         self.backend
             .write(work(move |tx| {
                 let audit = audit.clone();
@@ -70,6 +73,7 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(QuotaChange::NotFound));
                     };
                     let before = credits_of_subject(tx, subject, Lock::ForUpdate).await?;
+                    let balance = before.map_or(0, |c| c.at(audit.at).remaining);
                     let changed = change.apply(before, audit.at);
                     let row = credit_row(subject, &changed.credits);
                     tx.replace_credits(subject.scope().code(), subject.id(), Some(&row))
@@ -78,6 +82,14 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                     detail["change"] = change_detail(&change);
                     detail["remaining"] = json!(changed.credits.remaining);
                     write_event(tx, subject, AuditKind::CreditsUpdated, &audit, detail).await?;
+                    let crossing = Crossing {
+                        subject,
+                        before: balance,
+                        credits: &changed.credits,
+                        actor: &audit.actor,
+                        at: audit.at,
+                    };
+                    credit_alerts(tx, alerts, crossing).await?;
                     Ok(TxEnd::Commit(QuotaChange::Changed {
                         value: changed,
                         tokens,
@@ -113,6 +125,7 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
         at_least: u64,
         now: DateTime<Utc>,
     ) -> Result<Option<Lease>, StoreError> {
+        let alerts = self.credit_alerts;
         self.backend
             .write(work(move |tx| {
                 Box::pin(async move {
@@ -121,10 +134,19 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(None));
                     };
                     let mut credits = credits.at(now);
+                    let before = credits.remaining;
                     let granted = credits.lease(at_least);
                     let row = credit_row(subject, &credits);
                     tx.replace_credits(subject.scope().code(), subject.id(), Some(&row))
                         .await?;
+                    let crossing = Crossing {
+                        subject,
+                        before,
+                        credits: &credits,
+                        actor: &Actor::system(job::CREDITS),
+                        at: now,
+                    };
+                    credit_alerts(tx, alerts, crossing).await?;
                     Ok(TxEnd::Commit(Some(Lease {
                         granted,
                         generation: credits.generation,
@@ -161,6 +183,65 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
             }))
             .await
     }
+}
+
+/// A pool's balance changing, under its row lock.
+struct Crossing<'a> {
+    subject: Subject,
+    before: u64,
+    credits: &'a Credits,
+    actor: &'a Actor,
+    at: DateTime<Utc>,
+}
+
+/// Writes the threshold events a change of a pool's balance crosses (SPEC B12), in the
+/// change's transaction: each crossing is seen by one transaction (the row lock), and its
+/// dedupe key (pool, instant, balance) keeps it one row whatever retries.
+async fn credit_alerts(
+    tx: &mut dyn Tx,
+    alerts: CreditAlerts,
+    crossing: Crossing<'_>,
+) -> Result<(), StoreError> {
+    let Crossing {
+        subject,
+        before,
+        credits,
+        actor,
+        at,
+    } = crossing;
+    let refill = credits.refill.map(|r| r.amount());
+    let after = credits.remaining;
+    for kind in alerts.crossed(before, after, refill) {
+        let mut detail = subject_detail(subject);
+        detail["remaining"] = json!(after);
+        if kind == EventType::CreditsLow {
+            detail["threshold"] = json!(alerts.low_threshold(refill));
+        }
+        if let Some(amount) = refill {
+            detail["refillAmount"] = json!(amount);
+        }
+        let (token_id, user_id) = match subject {
+            Subject::Token(token) => (Some(token), None),
+            Subject::Owner(user) => (None, Some(user)),
+        };
+        let event = OutboxEvent {
+            kind,
+            dedupe_key: Some(format!(
+                "{}:{}:{}:{}:{after}",
+                kind.as_str(),
+                subject.scope().code(),
+                subject.id(),
+                at.timestamp_millis()
+            )),
+            token_id,
+            user_id,
+            actor: actor.clone(),
+            detail,
+            at,
+        };
+        tx.insert_outbox(&event).await?;
+    }
+    Ok(())
 }
 
 /// A token's own quotas and its owner's.

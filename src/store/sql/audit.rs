@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
+use super::webhooks::WebhookSql;
 use super::{id, Row, Statement, Value};
+use crate::domain::webhook::{EventType, OutboxEvent};
 use crate::domain::{Actor, ActorKind, UserId};
 use crate::store::backend::Tx;
 use crate::store::{Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, StoreError};
@@ -240,5 +242,19 @@ async fn insert_event<T: Tx + ?Sized>(
         audit.at.into(),
     ];
     tx.execute(Statement::new(INSERT_EVENT, args)).await?;
+    // The outbox row rides the same transaction (SPEC B12): an event is sent exactly when its
+    // change is committed, and never for one rolled back.
+    if let Some(kind) = EventType::of_audit(kind) {
+        let event = OutboxEvent {
+            kind,
+            dedupe_key: None,
+            token_id,
+            user_id: user,
+            actor: audit.actor.clone(),
+            detail,
+            at: audit.at,
+        };
+        tx.insert_outbox(&event).await?;
+    }
     Ok(())
 }

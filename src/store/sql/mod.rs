@@ -1,6 +1,6 @@
 //! Every statement of the store, written once (DESIGN: "statements once"): its SQL text, its
 //! parameters as [`Value`]s and one mapping from a generic [`Row`] to the record. The families
-//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`) are each one file: a trait of the
+//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`, `webhooks`) are each one file: a trait of the
 //! statements `ops/` calls, implemented once for every [`Tx`]. A backend only executes them.
 //!
 //! The texts are the same on both stores (`?` placeholders, explicit columns); the few real
@@ -18,6 +18,7 @@ pub mod state;
 pub mod tokens;
 pub mod usage;
 mod value;
+pub mod webhooks;
 
 use std::borrow::Cow;
 
@@ -36,6 +37,7 @@ pub mod families {
     pub use super::state::StateSql;
     pub use super::tokens::TokenSql;
     pub use super::usage::UsageSql;
+    pub use super::webhooks::WebhookSql;
 }
 
 use super::backend::Tx;
@@ -77,6 +79,13 @@ impl Dialect {
     /// `BEGIN IMMEDIATE` already serialises every write transaction.
     pub fn for_update(self) -> &'static str {
         self.pick([" FOR UPDATE", ""])
+    }
+
+    /// A claiming read's suffix: MySQL locks the rows it returns and skips rows another
+    /// transaction holds, so that several dispatchers never claim the same row; SQLite's
+    /// `BEGIN IMMEDIATE` already serialises them.
+    pub fn skip_locked(self) -> &'static str {
+        self.pick([" FOR UPDATE SKIP LOCKED", ""])
     }
 
     /// An insert that skips rows whose key exists.

@@ -54,6 +54,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "analytics",
         include_str!("../../../sql/sqlite/0007_analytics.sql"),
     ),
+    (
+        8,
+        "webhooks",
+        include_str!("../../../sql/sqlite/0008_webhooks.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -75,6 +75,24 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
      "Verifications over a range by outcome, as zero-filled series: one, or one per code, token, \
       owner or tag value (busiest first, `top` of them); filtered by token, owner, codes and tags. \
       Read from the minute, hour and day rollups; it never writes."),
+    ("createWebhook", "Create a webhook endpoint",
+     "Where signed events (Standard Webhooks) are sent, which types (`token.*`, `*`), and \
+      whether token metadata is included; the URL is refused when it resolves to an internal \
+      address. The signing secret is in this answer only."),
+    ("listWebhooks", "List the webhook endpoints", "Every endpoint, enabled or not, never a secret."),
+    ("getWebhook", "Read a webhook endpoint",
+     "Its URL, event patterns, whether it is enabled and, when disabled, why."),
+    ("updateWebhook", "Change a webhook endpoint",
+     "Its URL, events, description or metadata; `enabled` disables it or enables it again."),
+    ("deleteWebhook", "Delete a webhook endpoint", "With its delivery log."),
+    ("rotateWebhookSecret", "Rotate a webhook secret",
+     "A new secret (shown once); the old one keeps signing beside it for 24 hours."),
+    ("testWebhook", "Send a test event", "A `webhook.test` event to this endpoint alone."),
+    ("listWebhookDeliveries", "Read the webhook delivery log",
+     "Each event's delivery to each endpoint: status, attempts, the next attempt, the last \
+      answer's status and up to 2 KiB of its body; filtered, keyset-paginated."),
+    ("retryWebhookDelivery", "Send a delivery again",
+     "A delivered or failed delivery is made pending and sent now, with its `webhook-id`."),
 ];
 
 /// The BFF actions (`/api/manage/{action}`): `(action, summary, description)`.

@@ -12,6 +12,7 @@ mod public;
 mod quota;
 mod roles;
 mod state;
+mod webhooks;
 
 pub use admin::*;
 pub use analytics::*;
@@ -22,3 +23,4 @@ pub use public::*;
 pub use quota::*;
 pub use roles::*;
 pub use state::*;
+pub use webhooks::*;
