@@ -18,6 +18,7 @@ use cli::admin_tokens::{admin_token_command, AdminTokenCommand};
 use cli::bans::{bans_command, BansCommand};
 use cli::roles::{roles_command, RolesCommand};
 use cli::tokens::{token_command, TokenCommand};
+use cli::webhooks::{webhooks_command, WebhooksCommand};
 use cli::AnyError;
 
 #[derive(Parser)]
@@ -74,6 +75,9 @@ enum Command {
     /// Create, list, show, change and delete roles (named sets of permissions).
     #[command(subcommand)]
     Roles(RolesCommand),
+    /// List, add and remove webhook endpoints (signed event delivery).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Validate the configuration and exit.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -126,6 +130,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), AnyError> {
         Command::Bans(command) => bans_command(command, &settings).await?,
         Command::Roles(command) => {
             with_cli_service(&settings, |tokens| roles_command(tokens, command)).await?
+        }
+        Command::Webhooks(command) => {
+            with_cli_service(&settings, |tokens| webhooks_command(tokens, command)).await?
         }
         Command::Copy { from, to, force } => {
             // One call moves a whole store: bounded generously, not by `database.timeout`.
@@ -183,12 +190,17 @@ where
 async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
     let url = settings.database.url.expose();
     let store = store::open(url, cli_store_options(settings)).await?;
-    let service = TokenService::new(
-        store,
-        Arc::new(SystemClock),
-        settings.api_tokens.limit_tokens_per_user,
-    )
-    .acting_as(cli::actor());
+    // Webhook URLs are checked against the configured `webhooks` rules, as by `serve`.
+    let options = iam_tokens::service::ServiceOptions {
+        limit_tokens_per_user: settings.api_tokens.limit_tokens_per_user,
+        cache: None,
+        batch_usage: false,
+        flush_every: None,
+        analytics: None,
+        webhooks: settings.webhooks.clone(),
+    };
+    let service = TokenService::with_options(store, Arc::new(SystemClock), options)
+        .acting_as(cli::actor());
     Ok(match cli_notices(settings).await? {
         Some(notices) => service.telling(notices),
         None => service,

@@ -1,10 +1,11 @@
-//! The command line's rooms beside `main.rs`: tokens, roles, bans, and how output is printed.
+//! The command line's rooms beside `main.rs`: tokens, roles, bans, webhooks, and how output is printed.
 
 pub(crate) mod admin_tokens;
 pub(crate) mod bans;
 pub(crate) mod output;
 pub(crate) mod roles;
 pub(crate) mod tokens;
+pub(crate) mod webhooks;
 
 pub(crate) type AnyError = Box<dyn std::error::Error>;
 

@@ -43,6 +43,9 @@ impl Dispatcher {
     /// Answers how many it attempted (a full batch: call again at once).
     pub async fn round(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
+        if !self.store.webhook_work_waiting(now).await? {
+            return Ok(0);
+        }
         while self.store.fan_out(self.pace.batch, now).await? == u64::from(self.pace.batch) {}
         let lease = chrono::Duration::from_std(self.pace.lease).unwrap_or_default();
         let claimed = self

@@ -173,6 +173,9 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// instance).
     async fn write_threshold_event(&self, event: &OutboxEvent) -> Result<bool, StoreError>;
 
+    /// Whether there is anything to fan out or attempt at `now` (a cheap read, no lock).
+    async fn webhook_work_waiting(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
     /// Turns up to `limit` new events into one delivery per endpoint admitting them (enabled
     /// and created by then), due at `at`; how many events.
     async fn fan_out(&self, limit: u32, at: DateTime<Utc>) -> Result<u64, StoreError>;

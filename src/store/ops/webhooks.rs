@@ -276,6 +276,14 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
             .await
     }
 
+    async fn webhook_work_waiting(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.backend
+            .read(work(move |tx| {
+                Box::pin(async move { done(tx.work_waiting(now).await?) })
+            }))
+            .await
+    }
+
     async fn fan_out(&self, limit: u32, at: DateTime<Utc>) -> Result<u64, StoreError> {
         self.backend
             .write(work(move |tx| {
