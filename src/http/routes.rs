@@ -109,7 +109,7 @@ pub(super) const TABLE: &[Entry] = &[
     entry(PATCH,  "/api/admin/webhooks/{id}",          Access::Admin, Some("webhooks.write"), || web::to(admin::webhooks::update),       One("updateWebhook", doc::admin_update_webhook)),
     entry(DELETE, "/api/admin/webhooks/{id}",          Access::Admin, Some("webhooks.write"), || web::to(admin::webhooks::delete),       One("deleteWebhook", doc::admin_delete_webhook)),
     entry(POST,   "/api/admin/webhooks/{id}/rotate-secret", Access::Admin, Some("webhooks.write"), || web::to(admin::webhooks::rotate_secret), One("rotateWebhookSecret", doc::admin_rotate_webhook_secret)),
-    entry(POST,   "/api/admin/webhooks/{id}/test",     Access::Admin, Some("webhooks.write"), || web::to(admin::webhooks::test),         One("testWebhook", doc::admin_test_webhook)),
+    entry(POST,   "/api/admin/webhooks/{id}/test",     Access::Admin, Some("webhooks.write"), || web::to(admin::webhooks::test),         One("sendWebhookTest", doc::admin_test_webhook)),
     entry(POST,   "/api/admin/roles",                  Access::Admin, Some("roles.write"),  || web::to(admin::roles::create),            One("createRole", doc::admin_create_role)),
     entry(GET,    "/api/admin/roles",                  Access::Admin, Some("roles.read"),  || web::to(admin::roles::list),              One("listRoles", doc::admin_roles)),
     entry(GET,    "/api/admin/roles/{name}",           Access::Admin, Some("roles.read"),  || web::to(admin::roles::get),               One("getRole", doc::admin_get_role)),

@@ -334,7 +334,8 @@ async fn bad_audit_parameters_are_a_400_naming_the_parameter() {
     let kinds = "kind is one of created, revoked, rotated, expired, ip_restriction_updated, \
         privilege_updated, metadata_updated, banned, ban_lifted, access_updated, role_created, \
         role_updated, role_deleted, ratelimits_updated, credits_updated, credential_created, \
-        credential_updated, credential_revoked, disabled, enabled";
+        credential_updated, credential_revoked, disabled, enabled, webhook_created, webhook_updated, \
+        webhook_deleted, webhook_secret_rotated, webhook_disabled";
     let time_rule = "an RFC 3339 time, e.g. 2026-12-07T10:00:00Z";
     let user_rule = "userId: user id must be an integer from 1 to 9223372036854775807";
     #[rustfmt::skip]

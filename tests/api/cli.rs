@@ -248,6 +248,10 @@ async fn every_subcommand_has_help() {
             "token list",
             "token revoke",
             "token rotate",
+            "webhooks",
+            "webhooks add",
+            "webhooks list",
+            "webhooks remove",
         ]
     );
 }

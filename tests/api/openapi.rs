@@ -185,7 +185,7 @@ async fn every_operation_has_a_camel_case_verb_id_a_description_and_links_that_r
         "get", "head", "list", "create", "verify", "patch", "replace", "revoke",
     ];
     let more = [
-        "change", "set", "update", "delete", "lift", "manage", "rotate",
+        "change", "set", "update", "delete", "lift", "manage", "rotate", "send", "retry",
     ];
     for op in &operations {
         let id = op["operationId"].as_str().unwrap_or_default();

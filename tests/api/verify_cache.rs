@@ -13,6 +13,10 @@ use iam_tokens::domain::analytics::Granularity;
 use iam_tokens::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use iam_tokens::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use iam_tokens::domain::state::StateReason;
+use iam_tokens::domain::webhook::{
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason, EndpointChange,
+    EndpointRecord, EndpointSecret, NewEndpoint, OutboxEvent,
+};
 use iam_tokens::domain::{
     Digest, GeneratedKey, IpRestriction, Prefix, Privilege, PublicIdentifier, TokenName, UserId,
 };
@@ -27,6 +31,7 @@ use iam_tokens::store::{
     MetadataChange, MetadataOutcome, NewToken, RotateOutcome, Rotation, StateChange, StateChanged,
     Store, StoreError, TokenCounts, TokenQuery, TokenRecord, TokenStore,
 };
+use iam_tokens::store::{RetryOutcome, WebhookStore};
 use serde_json::Value;
 
 use crate::helpers::{envelope_json, failure_json, ms, spawn_app, uid, TestApp};
@@ -159,6 +164,105 @@ impl AnalyticsStore for CountingStore {
         limit: u32,
     ) -> Result<u64, StoreError> {
         self.inner.prune_rollup(granularity, before, limit).await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for CountingStore {
+    async fn create_endpoint(
+        &self,
+        endpoint: &NewEndpoint,
+        audit: &Audit,
+    ) -> Result<EndpointRecord, StoreError> {
+        self.inner.create_endpoint(endpoint, audit).await
+    }
+    async fn endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.inner.endpoints().await
+    }
+    async fn endpoint(&self, endpoint: u64) -> Result<Option<EndpointRecord>, StoreError> {
+        self.inner.endpoint(endpoint).await
+    }
+    async fn update_endpoint(
+        &self,
+        endpoint: u64,
+        change: &EndpointChange,
+        audit: &Audit,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.inner.update_endpoint(endpoint, change, audit).await
+    }
+    async fn delete_endpoint(&self, endpoint: u64, audit: &Audit) -> Result<bool, StoreError> {
+        self.inner.delete_endpoint(endpoint, audit).await
+    }
+    async fn rotate_endpoint_secret(
+        &self,
+        endpoint: u64,
+        secret: &EndpointSecret,
+        overlap_until: DateTime<Utc>,
+        audit: &Audit,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.inner
+            .rotate_endpoint_secret(endpoint, secret, overlap_until, audit)
+            .await
+    }
+    async fn test_delivery(
+        &self,
+        endpoint: u64,
+        audit: &Audit,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.inner.test_delivery(endpoint, audit).await
+    }
+    async fn write_threshold_event(&self, event: &OutboxEvent) -> Result<bool, StoreError> {
+        self.inner.write_threshold_event(event).await
+    }
+    async fn webhook_work_waiting(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.webhook_work_waiting(now).await
+    }
+    async fn fan_out(&self, limit: u32, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.fan_out(limit, at).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(ClaimedDelivery, EndpointRecord)>, StoreError> {
+        self.inner.claim_deliveries(now, lease_until, limit).await
+    }
+    async fn finish_attempt(
+        &self,
+        delivery: u64,
+        endpoint: u64,
+        attempt: &AttemptRecord,
+        disable: Option<DisabledReason>,
+        failing_limit: chrono::Duration,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .finish_attempt(delivery, endpoint, attempt, disable, failing_limit)
+            .await
+    }
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner.deliveries(query).await
+    }
+    async fn retry_delivery(
+        &self,
+        delivery: u64,
+        at: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError> {
+        self.inner.retry_delivery(delivery, at).await
+    }
+    async fn pending_deliveries(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.pending_deliveries().await
+    }
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        self.inner.prune_events(before, limit).await
+    }
+    async fn tokens_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        self.inner.tokens_expiring(after, until, limit).await
     }
 }
 

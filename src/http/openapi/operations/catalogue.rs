@@ -87,7 +87,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("deleteWebhook", "Delete a webhook endpoint", "With its delivery log."),
     ("rotateWebhookSecret", "Rotate a webhook secret",
      "A new secret (shown once); the old one keeps signing beside it for 24 hours."),
-    ("testWebhook", "Send a test event", "A `webhook.test` event to this endpoint alone."),
+    ("sendWebhookTest", "Send a test event", "A `webhook.test` event to this endpoint alone."),
     ("listWebhookDeliveries", "Read the webhook delivery log",
      "Each event's delivery to each endpoint: status, attempts, the next attempt, the last \
       answer's status and up to 2 KiB of its body; filtered, keyset-paginated."),

@@ -41,7 +41,7 @@ pub fn admin_create_webhook(d: Describe) -> Operation {
     .json(201, "Created, with its secret.", view)
     .problem(422, INVALID, INVALID_CODES)
     .link(201, "getWebhook", &id, None)
-    .link(201, "testWebhook", &id, None)
+    .link(201, "sendWebhookTest", &id, None)
     .build()
 }
 
