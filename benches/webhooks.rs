@@ -6,6 +6,7 @@
 //! 2. Commit to delivery: token creations (each writes its `token.created` in its transaction),
 //!    one every 20 ms while the dispatcher runs; for each, the time from the creation's return
 //!    (its commit) to the receiver getting the event: p50, p90, p99 (target p50 ≤ 200 ms).
+//!
 //! Run: `cargo bench --bench webhooks` (under `cargo test`, 100 events and 20 creations).
 
 use std::sync::Arc;

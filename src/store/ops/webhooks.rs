@@ -358,18 +358,14 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
                 let attempt = attempt.clone();
                 Box::pin(async move {
                     tx.finish_attempt(delivery, &attempt).await?;
+                    if attempt.status == crate::domain::webhook::DeliveryStatus::Delivered {
+                        // No read of the endpoint: a success only ends a run of failures.
+                        tx.clear_failing(endpoint).await?;
+                        return done(());
+                    }
                     let Some(mut record) = locked_endpoint(tx, endpoint).await? else {
                         return done(());
                     };
-                    let succeeded = attempt.status
-                        == crate::domain::webhook::DeliveryStatus::Delivered;
-                    if succeeded {
-                        if record.failing_since.is_some() {
-                            record.failing_since = None;
-                            tx.update_endpoint(&record).await?;
-                        }
-                        return done(());
-                    }
                     let since = *record.failing_since.get_or_insert(attempt.at);
                     let reason = disable_for.or_else(|| {
                         (attempt.at - since >= failing_limit).then_some(DisabledReason::Failing)

@@ -186,6 +186,8 @@ pub trait WebhookSql {
     async fn update_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
     /// Deletes an endpoint and its deliveries; false when there was none.
     async fn delete_endpoint(&mut self, endpoint: u64) -> Result<bool, StoreError>;
+    /// Ends an endpoint's run of failed attempts, if it has one.
+    async fn clear_failing(&mut self, endpoint: u64) -> Result<(), StoreError>;
 
     /// Writes an event: its id, or `None` when its dedupe key was written before.
     async fn insert_outbox(&mut self, event: &OutboxEvent) -> Result<Option<u64>, StoreError>;
@@ -302,6 +304,13 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         self.execute(Statement::new(DELETE_DELIVERIES_OF, vec![id(endpoint)]))
             .await?;
         Ok(deleted > 0)
+    }
+
+    async fn clear_failing(&mut self, endpoint: u64) -> Result<(), StoreError> {
+        let sql = "UPDATE webhook_endpoints SET failing_since = NULL \
+            WHERE id = ? AND failing_since IS NOT NULL";
+        self.execute(Statement::new(sql, vec![id(endpoint)])).await?;
+        Ok(())
     }
 
     async fn insert_outbox(&mut self, event: &OutboxEvent) -> Result<Option<u64>, StoreError> {
