@@ -472,6 +472,8 @@ pub struct Snapshot {
     pub credentials: Vec<CredentialRecord>,
     /// Disabled owners (SPEC B10).
     pub owner_states: Vec<(UserId, crate::domain::state::Disabled)>,
+    /// Webhook endpoints with their secrets (SPEC B12); not their events or delivery log.
+    pub webhooks: Vec<EndpointRecord>,
 }
 
 /// How many rows of each kind a store holds.

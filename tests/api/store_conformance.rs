@@ -872,3 +872,59 @@ async fn copy_moves_credentials_actors_and_states() {
     assert_eq!(round.events, before.events, "and back");
     assert_eq!(round.owner_states, before.owner_states);
 }
+
+/// `iam-tokens copy` moves webhook endpoints as they are, secrets included (SPEC B12), and a
+/// forced copy clears the target's endpoints, events and deliveries first.
+#[tokio::test]
+async fn copy_moves_webhook_endpoints_with_their_secrets() {
+    use iam_tokens::domain::webhook::{
+        EndpointRecord, EndpointSecret, EndpointUrl, EventFilter, NewEndpoint,
+    };
+    let (from, to) = (sqlite().await, mysql().await);
+    let endpoint = NewEndpoint {
+        url: EndpointUrl::parse("https://hooks.example.com/iam").unwrap(),
+        description: None,
+        events: EventFilter::parse(&["token.*", "credits.low"]).unwrap(),
+        include_metadata: true,
+        secret: EndpointSecret::generate(),
+    };
+    let created = from
+        .store
+        .create_endpoint(&endpoint, &audit())
+        .await
+        .unwrap();
+    let stale = to.store.create_endpoint(&endpoint, &audit()).await.unwrap();
+    let copied = store::copy(from.store.as_ref(), to.store.as_ref(), true)
+        .await
+        .unwrap();
+    assert!(matches!(copied, iam_tokens::store::CopyOutcome::Copied(_)));
+    let seen = |endpoints: Vec<EndpointRecord>| -> Vec<_> {
+        endpoints
+            .into_iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.url,
+                    e.events.patterns().to_vec(),
+                    e.include_metadata,
+                    e.secret.expose().to_owned(),
+                    e.enabled,
+                    e.created_at,
+                )
+            })
+            .collect()
+    };
+    let after = seen(to.store.endpoints().await.unwrap());
+    assert_eq!(after, seen(from.store.endpoints().await.unwrap()));
+    assert_eq!(
+        after.len(),
+        1,
+        "the target's own endpoint {} is gone",
+        stale.id
+    );
+    assert_eq!(
+        after[0].4,
+        created.secret.expose(),
+        "the secret still signs"
+    );
+}

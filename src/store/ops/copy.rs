@@ -27,7 +27,9 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let (limits, credits) = tx.all_quota_rows().await?;
                     let credentials = tx.credentials().await?;
                     let owner_states = tx.disabled_owners().await?;
+                    let webhooks = tx.endpoints_where(None, false).await?;
                     done(Snapshot {
+                        webhooks,
                         credentials,
                         owner_states,
                         tokens,
@@ -65,6 +67,9 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     }
                     for credential in &snapshot.credentials {
                         tx.insert_credential_row(credential).await?;
+                    }
+                    for endpoint in &snapshot.webhooks {
+                        tx.insert_endpoint_row(endpoint).await?;
                     }
                     for ban in &snapshot.bans {
                         tx.insert_ban(ban).await?;

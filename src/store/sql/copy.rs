@@ -9,7 +9,10 @@ use crate::store::backend::Tx;
 use crate::store::{AuditEvent, RowCounts, StoreError, TokenRecord};
 
 const ALL_TOKENS: &str = select_tokens!("ORDER BY id");
-const CLEAR: [&str; 6] = [
+const CLEAR: [&str; 9] = [
+    "DELETE FROM webhook_deliveries",
+    "DELETE FROM webhook_events",
+    "DELETE FROM webhook_endpoints",
     "DELETE FROM owner_states",
     "DELETE FROM admin_credentials",
     "DELETE FROM audit_events",

@@ -176,6 +176,8 @@ fn delivery_page(query: &DeliveryQuery) -> Statement {
 #[async_trait]
 pub trait WebhookSql {
     async fn insert_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<u64, StoreError>;
+    /// Inserts an endpoint as it is, id included (`iam-tokens copy`).
+    async fn insert_endpoint_row(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
     /// Every endpoint by id, or the one with this id; `lock` reads it for update.
     async fn endpoints_where(
         &mut self,
@@ -267,6 +269,23 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         self.insert(Statement::new(INSERT_ENDPOINT, args))
             .await?
             .ok_or_else(|| corrupt("webhook_endpoints: an insert without a unique key refused"))
+    }
+
+    async fn insert_endpoint_row(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
+        let mut args = endpoint_values(endpoint);
+        // `endpoint_values` ends with the id (an update's key): here it leads, with the
+        // creation time after it.
+        let id_value = args.pop().unwrap_or(Value::Null);
+        args.insert(0, id_value);
+        args.push(endpoint.created_at.into());
+        let sql = format!(
+            "INSERT INTO webhook_endpoints (id, url, description, events, include_metadata, \
+             secret, previous_secret, previous_until, enabled, disabled_reason, failing_since, \
+             updated_at, created_at) VALUES ({})",
+            placeholders(13)
+        );
+        self.execute(Statement::new(sql, args)).await?;
+        Ok(())
     }
 
     async fn endpoints_where(
