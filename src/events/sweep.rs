@@ -46,10 +46,13 @@ impl Sweep {
                 .store
                 .tokens_expiring(DateTime::UNIX_EPOCH, now, PAGE)
                 .await?;
+            let mut this_page = 0;
             for (token, _, _) in &page {
-                expired += u64::from(self.store.expire(*token, now).await?);
+                this_page += u64::from(self.store.expire(*token, now).await?);
             }
-            if page.len() < PAGE as usize {
+            expired += this_page;
+            // A full page of which none changed would come back the same: stop there.
+            if page.len() < PAGE as usize || this_page == 0 {
                 return Ok(expired);
             }
         }
