@@ -199,8 +199,8 @@ async fn cli_service(settings: &Settings) -> Result<TokenService, AnyError> {
         analytics: None,
         webhooks: settings.webhooks.clone(),
     };
-    let service = TokenService::with_options(store, Arc::new(SystemClock), options)
-        .acting_as(cli::actor());
+    let service =
+        TokenService::with_options(store, Arc::new(SystemClock), options).acting_as(cli::actor());
     Ok(match cli_notices(settings).await? {
         Some(notices) => service.telling(notices),
         None => service,

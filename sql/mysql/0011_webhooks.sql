@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
     enabled          TINYINT(1)      NOT NULL DEFAULT 1,
     disabled_reason  VARCHAR(32)     NULL,
     failing_since    DATETIME(3)     NULL,
+    after_event      BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'events up to this id are older',
     created_at       DATETIME(3)     NOT NULL,
     updated_at       DATETIME(3)     NOT NULL,
     PRIMARY KEY (id)

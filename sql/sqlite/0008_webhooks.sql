@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
     enabled          INTEGER NOT NULL DEFAULT 1,
     disabled_reason  TEXT    NULL,
     failing_since    INTEGER NULL,
+    after_event      INTEGER NOT NULL DEFAULT 0,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL
 );

@@ -109,8 +109,7 @@ pub(crate) async fn webhooks_command(
         } => {
             let description = description
                 .map(|text| {
-                    WebhookDescription::parse(&text)
-                        .ok_or("description is at most 200 characters")
+                    WebhookDescription::parse(&text).ok_or("description is at most 200 characters")
                 })
                 .transpose()?;
             let endpoint = NewEndpoint {

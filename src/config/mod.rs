@@ -11,11 +11,11 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub mod analytics;
-pub mod webhooks;
 mod redis;
+pub mod webhooks;
 pub use analytics::{AnalyticsSettings, RetentionSettings};
-pub use webhooks::WebhookSettings;
 pub use redis::RedisSettings;
+pub use webhooks::WebhookSettings;
 
 /// The repository's `config.toml`, compiled in: the binary has every default wherever it runs.
 const DEFAULTS: &str = include_str!("../../config.toml");

@@ -101,7 +101,9 @@ impl WebhookSettings {
             .iter()
             .map(|text| humantime::parse_duration(text));
         if self.expiring_offsets.len() > 8
-            || parsed.clone().any(|offset| offset.map_or(true, |d| d.is_zero()))
+            || parsed
+                .clone()
+                .any(|offset| offset.map_or(true, |d| d.is_zero()))
         {
             return invalid(
                 "webhooks.expiring_offsets",

@@ -17,8 +17,8 @@ pub mod quota;
 pub mod record;
 pub mod rollup;
 pub mod state;
-pub mod webhook;
 mod user_id;
+pub mod webhook;
 
 pub use actor::{Actor, ActorKind};
 pub use digest::Digest;

@@ -105,7 +105,11 @@ mod tests {
             let address: IpAddr = text.parse().unwrap();
             assert!(!policy.admits(address), "{text} must be refused");
         }
-        for text in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "1.1.1.1"] {
+        for text in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "1.1.1.1",
+        ] {
             assert!(policy.admits(text.parse().unwrap()), "{text} is public");
         }
         let allowed = AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()]);

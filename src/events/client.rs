@@ -66,9 +66,8 @@ impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let kept: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -140,7 +139,12 @@ impl Outbound {
 
     /// POSTs `body` with `headers` to `url` (already checked to be an endpoint URL). An
     /// address literal is checked here; a name by the resolver.
-    pub async fn post(&self, url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> Reply {
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Reply {
         let Ok(parsed) = EndpointUrl::parse(url) else {
             return Reply::NoAnswer("the endpoint URL is not valid".into());
         };
@@ -187,10 +191,9 @@ impl Outbound {
                 Ok(None) | Err(_) => break,
             }
         }
-        body.truncate(MAX_RESPONSE_BODY);
         Reply::Answered {
             status,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: kept_text(body, MAX_RESPONSE_BODY),
             retry_after,
         }
     }
@@ -220,12 +223,22 @@ fn describe(err: &reqwest::Error) -> String {
         detail = cause.to_string();
         source = cause.source();
     }
-    let mut text = match detail.is_empty() {
+    let text = match detail.is_empty() {
         true => kind.to_owned(),
         false => format!("{kind}: {detail}"),
     };
-    text.truncate(200);
-    text
+    kept_text(text.into_bytes(), 200)
+}
+
+/// At most `limit` bytes of `bytes` as text, cut at a character boundary (invalid UTF-8 is
+/// replaced first, so the cut never splits a character and never grows the text).
+fn kept_text(bytes: Vec<u8>, limit: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes);
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -236,4 +249,19 @@ fn retry_after(text: &str) -> Option<RetryAfter> {
     }
     let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
     Some(RetryAfter::At(at.with_timezone(&chrono::Utc)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_text;
+
+    #[test]
+    fn kept_text_cuts_at_a_character_boundary() {
+        let body = format!("a{}", "é".repeat(2000)).into_bytes();
+        let kept = kept_text(body, 2048);
+        assert_eq!(kept.len(), 2047);
+        assert!(kept.starts_with("aé"));
+        assert_eq!(kept_text(b"plain".to_vec(), 3), "pla");
+        assert_eq!(kept_text(vec![0xff, b'a'], 10), "\u{fffd}a");
+    }
 }

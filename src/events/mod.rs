@@ -122,6 +122,7 @@ impl Events {
             store: self.store.clone(),
             clock: self.clock.clone(),
             offsets: self.settings.offsets(),
+            lookback: self.settings.retention,
             swept_until: None,
         };
         loop {

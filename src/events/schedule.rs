@@ -88,7 +88,10 @@ mod tests {
         let (second, _) = after_attempt(1, &answered(500, None), now, 0.2);
         assert_eq!(second.next_attempt_at, Some(now + Duration::seconds(360)));
         let (last, _) = after_attempt(9, &answered(500, None), now, 0.0);
-        assert_eq!((last.status, last.next_attempt_at), (DeliveryStatus::Failed, None));
+        assert_eq!(
+            (last.status, last.next_attempt_at),
+            (DeliveryStatus::Failed, None)
+        );
         let (done, _) = after_attempt(3, &answered(204, None), now, 0.0);
         assert_eq!(done.status, DeliveryStatus::Delivered);
     }

@@ -22,7 +22,10 @@ pub fn signature(secrets: &[&EndpointSecret], id: &str, timestamp: i64, body: &[
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        signatures.push(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())));
+        signatures.push(format!(
+            "v1,{}",
+            STANDARD.encode(mac.finalize().into_bytes())
+        ));
     }
     signatures.join(" ")
 }

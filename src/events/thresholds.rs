@@ -36,7 +36,9 @@ pub struct Refusal {
 
 /// The reporter of first refusals.
 pub struct RateLimitAlerts {
-    reported: DashMap<(Subject, String), u64, foldhash::fast::RandomState>,
+    /// Per limit: the window length and the last window reported (a limit changed to another
+    /// length starts over).
+    reported: DashMap<(Subject, String), (u64, u64), foldhash::fast::RandomState>,
     queue: mpsc::Sender<OutboxEvent>,
 }
 
@@ -68,23 +70,25 @@ impl RateLimitAlerts {
             self.reported.clear();
         }
         let key = (refusal.subject, refusal.limit.clone());
+        let window = (refusal.duration_ms, refusal.window_index);
         match self.reported.get(&key) {
-            Some(window) if *window >= refusal.window_index => return,
+            Some(seen) if seen.0 == window.0 && seen.1 >= window.1 => return,
             _ => {}
         }
-        self.reported.insert(key, refusal.window_index);
+        self.reported.insert(key, window);
         let (token_id, user_id) = match refusal.subject {
             Subject::Token(token) => (Some(token), None),
             Subject::Owner(user) => (None, Some(user)),
         };
-        let scope = refusal.subject.scope().code();
+        let scope = refusal.subject.scope().as_str();
         let event = OutboxEvent {
             kind: EventType::RateLimitExceeded,
             dedupe_key: Some(format!(
-                "{}:{scope}:{}:{}:{}",
+                "{}:{scope}:{}:{}:{}:{}",
                 EventType::RateLimitExceeded.as_str(),
                 refusal.subject.id(),
                 refusal.limit,
+                refusal.duration_ms,
                 refusal.window_index
             )),
             token_id,

@@ -38,10 +38,7 @@ impl TokenService {
     ) -> Result<EndpointRecord, WebhookError> {
         self.events.check_url(&endpoint.url).await?;
         endpoint.secret = EndpointSecret::generate();
-        Ok(self
-            .store
-            .create_endpoint(&endpoint, &self.audit())
-            .await?)
+        Ok(self.store.create_endpoint(&endpoint, &self.audit()).await?)
     }
 
     pub async fn webhooks(&self) -> Result<Vec<EndpointRecord>, StoreError> {
@@ -100,4 +97,3 @@ impl TokenService {
         self.store.retry_delivery(delivery, self.clock.now()).await
     }
 }
-

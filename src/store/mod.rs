@@ -32,8 +32,8 @@ use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredentia
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use crate::domain::webhook::{
-    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason,
-    EndpointChange, EndpointRecord, EndpointSecret, NewEndpoint, OutboxEvent,
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason, EndpointChange,
+    EndpointRecord, EndpointSecret, NewEndpoint, OutboxEvent,
 };
 use crate::domain::{Digest, IpRestriction, Privilege, UserId};
 
@@ -206,8 +206,11 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// Makes a delivered or failed delivery pending and due at `at`.
-    async fn retry_delivery(&self, delivery: u64, at: DateTime<Utc>)
-        -> Result<RetryOutcome, StoreError>;
+    async fn retry_delivery(
+        &self,
+        delivery: u64,
+        at: DateTime<Utc>,
+    ) -> Result<RetryOutcome, StoreError>;
 
     /// Pending deliveries per event type.
     async fn pending_deliveries(&self) -> Result<Vec<(String, u64)>, StoreError>;
@@ -216,10 +219,11 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// deliver, with their deliveries; how many events.
     async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
-    /// Valid tokens expiring in `(after, until]`: `(id, created_at, expires_at)`, by expiry.
+    /// Valid tokens whose `(expires_at, id)` is after `after` and whose expiry is at most
+    /// `until`: `(id, created_at, expires_at)`, by expiry then id (keyset pages).
     async fn tokens_expiring(
         &self,
-        after: DateTime<Utc>,
+        after: (DateTime<Utc>, u64),
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError>;

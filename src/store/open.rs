@@ -87,13 +87,17 @@ pub async fn open(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Sto
             }
             // All MySQL I/O on this runtime, never on actix's per-worker runtimes.
             let backend = MySqlStore::connect_lazy(&url, max_connections, timeout)?;
-            Ok(Arc::new(StoreOps::new(backend).with_credit_alerts(credit_alerts)))
+            Ok(Arc::new(
+                StoreOps::new(backend).with_credit_alerts(credit_alerts),
+            ))
         }
         Location::Sqlite(path) => {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, timeout))
                 .await
                 .map_err(|err| StoreError::Runtime(err.to_string()))??;
-            Ok(Arc::new(StoreOps::new(store).with_credit_alerts(credit_alerts)))
+            Ok(Arc::new(
+                StoreOps::new(store).with_credit_alerts(credit_alerts),
+            ))
         }
     }
 }

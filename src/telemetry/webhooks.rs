@@ -14,7 +14,9 @@ pub struct WebhookMetrics {
 }
 
 fn slot(kind: &str) -> Option<usize> {
-    EventType::ALL.iter().position(|known| known.as_str() == kind)
+    EventType::ALL
+        .iter()
+        .position(|known| known.as_str() == kind)
 }
 
 impl WebhookMetrics {
@@ -32,7 +34,10 @@ impl WebhookMetrics {
     pub fn pending(&self, counts: &[(String, u64)]) {
         for (slot, gauge) in self.pending.iter().enumerate() {
             let kind = EventType::ALL[slot].as_str();
-            let count = counts.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+            let count = counts
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map_or(0, |(_, n)| *n);
             gauge.set(count as f64);
         }
     }

@@ -8,6 +8,7 @@ mod store_conformance;
 mod store_quotas;
 mod store_values;
 mod test_db;
+mod webhook_receiver;
 
 // In-process library operations (SPEC A5).
 mod library_create;
@@ -76,6 +77,9 @@ mod credential_fleet;
 
 // Verification analytics (SPEC B11).
 mod analytics;
+mod webhook_delivery;
+mod webhook_events;
+mod webhooks;
 
 // The machine-readable contract (SPEC B7).
 mod metrics;

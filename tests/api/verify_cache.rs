@@ -258,7 +258,7 @@ impl WebhookStore for CountingStore {
     }
     async fn tokens_expiring(
         &self,
-        after: DateTime<Utc>,
+        after: (DateTime<Utc>, u64),
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError> {

@@ -1,6 +1,6 @@
-//! A real HTTP receiver for webhook tests: it records every request (headers, body, when) and
-//! answers what a test scripted (default 200), and can stop listening (connection refused) and
-//! start again on the same port. Every request can be verified with the reference Standard
+//! A real HTTP receiver for webhook tests: it records every request (headers, body) and
+//! answers what a test scripted (default 200), and can refuse connections (`reserved`) until it
+//! starts listening on that port (`up`). Every request can be verified with the reference Standard
 //! Webhooks library (the `standardwebhooks` crate).
 
 use std::collections::VecDeque;
@@ -16,7 +16,6 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: String,
-    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -64,7 +63,9 @@ impl Received {
         let expected = hook
             .sign(self.webhook_id(), timestamp, self.body.as_bytes())
             .map_err(|e| e.to_string())?;
-        let sent = self.header("webhook-signature").ok_or("no webhook-signature")?;
+        let sent = self
+            .header("webhook-signature")
+            .ok_or("no webhook-signature")?;
         match sent.split(' ').any(|signature| signature == expected) {
             true => Ok(()),
             false => Err("signature invalid".into()),
@@ -123,15 +124,23 @@ pub struct Receiver {
     handle: Mutex<Option<ServerHandle>>,
 }
 
-async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+async fn answer(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Arc<Mutex<State>>>,
+) -> HttpResponse {
     let received = Received {
         headers: req
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
-        at: std::time::Instant::now(),
     };
     let scripted = {
         let mut state = state.lock().unwrap();
@@ -146,9 +155,8 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
     if !scripted.delay.is_zero() {
         tokio::time::sleep(scripted.delay).await;
     }
-    let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(scripted.status).unwrap(),
-    );
+    let mut response =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(scripted.status).unwrap());
     for (name, value) in &scripted.headers {
         response.insert_header((name.as_str(), value.as_str()));
     }
@@ -204,14 +212,6 @@ impl Receiver {
         self.listen_on(listener);
     }
 
-    /// Stops listening: connections are refused.
-    pub async fn down(&self) {
-        let handle = self.handle.lock().unwrap().take();
-        if let Some(handle) = handle {
-            handle.stop(false).await;
-        }
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -239,7 +239,10 @@ impl Receiver {
                 return received;
             }
             if std::time::Instant::now() > deadline {
-                panic!("expected {n} webhook request(s), got {}: {received:#?}", received.len());
+                panic!(
+                    "expected {n} webhook request(s), got {}: {received:#?}",
+                    received.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -101,6 +101,12 @@ impl EventType {
     }
 }
 
+/// The dedupe key of a token's `token.expired`: the sweep and the verification that finds the
+/// token expired write one event between them.
+pub fn expired_key(token: u64) -> String {
+    format!("{}:{token}", EventType::TokenExpired.as_str())
+}
+
 /// At most this many patterns per endpoint.
 pub const MAX_PATTERNS: usize = 32;
 
@@ -179,20 +185,35 @@ mod tests {
         assert!(filter.admits(EventType::TokenExpiringSoon));
         assert!(filter.admits(EventType::CreditsLow));
         assert!(!filter.admits(EventType::CreditsExhausted));
-        assert!(EventFilter::parse(&["*"]).unwrap().admits(EventType::RoleDeleted));
-        assert!(EventFilter::parse(&["webhook.*"]).unwrap().admits(EventType::EndpointDisabled));
+        assert!(EventFilter::parse(&["*"])
+            .unwrap()
+            .admits(EventType::RoleDeleted));
+        assert!(EventFilter::parse(&["webhook.*"])
+            .unwrap()
+            .admits(EventType::EndpointDisabled));
     }
 
     #[test]
     fn unknown_types_and_shapes_are_refused() {
-        for bad in ["token.nope", "tok*", "token", "", "nope.*", "webhook.test", "*.created"] {
+        for bad in [
+            "token.nope",
+            "tok*",
+            "token",
+            "",
+            "nope.*",
+            "webhook.test",
+            "*.created",
+        ] {
             assert_eq!(
                 EventFilter::parse(&[bad]),
                 Err(EventFilterError::Unknown(bad.to_owned())),
                 "{bad}"
             );
         }
-        assert_eq!(EventFilter::parse::<&str>(&[]), Err(EventFilterError::Count));
+        assert_eq!(
+            EventFilter::parse::<&str>(&[]),
+            Err(EventFilterError::Count)
+        );
     }
 
     #[test]

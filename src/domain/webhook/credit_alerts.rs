@@ -55,7 +55,10 @@ mod tests {
     #[test]
     fn crossings_fire_once_on_the_way_down() {
         let alerts = CreditAlerts::default();
-        assert_eq!(alerts.crossed(100, 99, Some(1000)), vec![EventType::CreditsLow]);
+        assert_eq!(
+            alerts.crossed(100, 99, Some(1000)),
+            vec![EventType::CreditsLow]
+        );
         assert!(alerts.crossed(99, 50, Some(1000)).is_empty());
         assert_eq!(
             alerts.crossed(120, 0, Some(1000)),
@@ -63,7 +66,10 @@ mod tests {
         );
         assert!(alerts.crossed(0, 0, Some(1000)).is_empty());
         assert!(alerts.crossed(500, 5, None).is_empty(), "no refill: no low");
-        let set = CreditAlerts { ratio: 0.1, threshold: 10 };
+        let set = CreditAlerts {
+            ratio: 0.1,
+            threshold: 10,
+        };
         assert_eq!(set.crossed(10, 9, None), vec![EventType::CreditsLow]);
     }
 }

@@ -139,6 +139,8 @@ pub struct EndpointRecord {
     pub disabled_reason: Option<DisabledReason>,
     /// When the current run of failed attempts started.
     pub failing_since: Option<DateTime<Utc>>,
+    /// The newest event when it was created: it receives only events after it.
+    pub after_event: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -163,13 +165,20 @@ mod tests {
 
     #[test]
     fn urls_are_absolute_http_without_credentials() {
-        assert!(EndpointUrl::parse("https://hooks.example.com/in?x=1").unwrap().is_https());
-        assert!(!EndpointUrl::parse("http://127.0.0.1:9/").unwrap().is_https());
+        assert!(EndpointUrl::parse("https://hooks.example.com/in?x=1")
+            .unwrap()
+            .is_https());
+        assert!(!EndpointUrl::parse("http://127.0.0.1:9/")
+            .unwrap()
+            .is_https());
         let cases = [
             ("ftp://example.com/", EndpointUrlError::Scheme),
             ("file:///etc/passwd", EndpointUrlError::Scheme),
             ("/relative", EndpointUrlError::Shape),
-            ("https://user:pw@example.com/", EndpointUrlError::Credentials),
+            (
+                "https://user:pw@example.com/",
+                EndpointUrlError::Credentials,
+            ),
             ("https://example.com/#frag", EndpointUrlError::Fragment),
         ];
         for (text, err) in cases {

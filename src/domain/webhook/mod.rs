@@ -8,8 +8,8 @@ mod endpoint;
 mod event;
 mod secret;
 
+pub use catalogue::{expired_key, EventFilter, EventFilterError, EventType};
 pub use credit_alerts::CreditAlerts;
-pub use catalogue::{EventFilter, EventFilterError, EventType};
 pub use delivery::{
     retry_after_cap, AttemptRecord, DeliveryQuery, DeliveryRecord, DeliveryStatus, RETRY_SCHEDULE,
 };

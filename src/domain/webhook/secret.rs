@@ -57,9 +57,6 @@ mod tests {
         assert!(secret.expose().starts_with("whsec_"));
         assert_eq!(secret.key().unwrap().len(), 24);
         assert!(!format!("{secret:?}").contains(&secret.expose()[6..]));
-        assert_eq!(
-            EndpointSecret::from_stored("nope".into()),
-            Err(SecretError)
-        );
+        assert_eq!(EndpointSecret::from_stored("nope".into()), Err(SecretError));
     }
 }

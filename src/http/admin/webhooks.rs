@@ -12,8 +12,7 @@ use super::audit::{keyset_bound, time, TIME_RULE};
 use super::body;
 use super::tokens::{DEFAULT_PAGE, MAX_PAGE};
 use super::webhook_views::{
-    DeliveriesView, DeliveryView, WebhookDeletedView, WebhookSecretView, WebhookView,
-    WebhooksView,
+    DeliveriesView, DeliveryView, WebhookDeletedView, WebhookSecretView, WebhookView, WebhooksView,
 };
 use crate::domain::webhook::{
     DeliveryQuery, DeliveryStatus, EndpointChange, EndpointRecord, EndpointSecret, EndpointUrl,
@@ -68,7 +67,9 @@ fn unavailable(state: &AppState, err: &StoreError) -> AdminFailure {
 
 fn refused(state: &AppState, err: WebhookError) -> AdminFailure {
     match err {
-        WebhookError::Url(why) => AdminFailure::invalid("invalid_url", why.to_string()).field("url"),
+        WebhookError::Url(why) => {
+            AdminFailure::invalid("invalid_url", why.to_string()).field("url")
+        }
         WebhookError::Store(err) => unavailable(state, &err),
     }
 }
@@ -298,13 +299,17 @@ fn delivery_query(params: &HashMap<String, String>) -> Result<DeliveryQuery, Adm
         let bad = |message: String| AdminFailure::bad_request(message).field(name.clone());
         match name.as_str() {
             "endpoint" => {
-                query.endpoint =
-                    Some(value.parse().map_err(|_| bad("endpoint is a webhook id".into()))?);
+                query.endpoint = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("endpoint is a webhook id".into()))?,
+                );
             }
             "status" => {
-                query.status = Some(DeliveryStatus::parse(value).ok_or_else(|| {
-                    bad("status is one of pending, delivered, failed".into())
-                })?);
+                query.status =
+                    Some(DeliveryStatus::parse(value).ok_or_else(|| {
+                        bad("status is one of pending, delivered, failed".into())
+                    })?);
             }
             "type" => {
                 let kind = EventType::parse(value)

@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{done, work, StoreOps};
+use crate::domain::actor::job;
 use crate::domain::quota::{
     Changed, CreditChange, Credits, Interval, LimitName, Quota, RateLimit, RateLimits, Refill,
     Scope, Subject,
 };
-use crate::domain::actor::job;
 use crate::domain::webhook::{CreditAlerts, EventType, OutboxEvent};
 use crate::domain::{Actor, Digest};
 use crate::store::backend::{Backend, CreditRow, LimitRow, Lock, Tx, TxEnd};

@@ -10,8 +10,8 @@ use serde_json::json;
 use super::{done, work, StoreOps};
 use crate::domain::actor::job;
 use crate::domain::webhook::{
-    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason,
-    EndpointChange, EndpointRecord, EndpointSecret, EventType, NewEndpoint, OutboxEvent,
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason, EndpointChange,
+    EndpointRecord, EndpointSecret, EventType, NewEndpoint, OutboxEvent,
 };
 use crate::domain::Actor;
 use crate::store::backend::{Backend, Tx, TxEnd};
@@ -33,7 +33,11 @@ async fn locked_endpoint(
     tx: &mut dyn Tx,
     endpoint: u64,
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    Ok(tx.endpoints_where(Some(endpoint), true).await?.into_iter().next())
+    Ok(tx
+        .endpoints_where(Some(endpoint), true)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// Disables an endpoint (already read under its lock): its audit row, and through it the
@@ -54,13 +58,14 @@ async fn disable(
         .await
 }
 
-/// The endpoints an event goes to: those admitting its type that existed when it was written;
-/// a test only to its endpoint, an endpoint's disabling to every other.
+/// The endpoints an event goes to: those admitting its type that existed before it was
+/// written (by event id: times of one millisecond cannot order them); a test only to its
+/// endpoint, an endpoint's disabling to every other.
 fn recipients<'e>(
     endpoints: &'e [EndpointRecord],
     kind: &str,
     detail: &serde_json::Value,
-    at: DateTime<Utc>,
+    event: u64,
 ) -> impl Iterator<Item = &'e EndpointRecord> + 'e {
     let kind = EventType::parse(kind);
     let about = detail.get("endpointId").and_then(serde_json::Value::as_u64);
@@ -69,7 +74,7 @@ fn recipients<'e>(
         Some(EventType::Test) => about == Some(endpoint.id),
         Some(kind) => {
             endpoint.enabled
-                && endpoint.created_at <= at
+                && endpoint.after_event < event
                 && endpoint.events.admits(kind)
                 && !(kind == EventType::EndpointDisabled && about == Some(endpoint.id))
         }
@@ -95,6 +100,7 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
             enabled: true,
             disabled_reason: None,
             failing_since: None,
+            after_event: 0,
             created_at: audit.at,
             updated_at: audit.at,
         };
@@ -104,6 +110,10 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
                 let (mut record, audit) = (record.clone(), audit.clone());
                 Box::pin(async move {
                     record.id = tx.insert_endpoint(&record).await?;
+                    // Read back for the event id the insert recorded.
+                    if let Some(stored) = tx.endpoints_where(Some(record.id), false).await?.pop() {
+                        record.after_event = stored.after_event;
+                    }
                     let detail = endpoint_detail(&record);
                     tx.write_event(None, AuditKind::WebhookCreated, &audit, detail)
                         .await?;
@@ -125,7 +135,12 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
         self.backend
             .read(work(move |tx| {
                 Box::pin(async move {
-                    done(tx.endpoints_where(Some(endpoint), false).await?.into_iter().next())
+                    done(
+                        tx.endpoints_where(Some(endpoint), false)
+                            .await?
+                            .into_iter()
+                            .next(),
+                    )
                 })
             }))
             .await
@@ -248,7 +263,9 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
                         at: audit.at,
                     };
                     let Some(event_id) = tx.insert_outbox(&event).await? else {
-                        return Err(StoreError::CorruptRow("webhook_events: test refused".into()));
+                        return Err(StoreError::CorruptRow(
+                            "webhook_events: test refused".into(),
+                        ));
                     };
                     let kind = EventType::Test.as_str();
                     tx.insert_deliveries(&[(event_id, endpoint, kind)], audit.at)
@@ -294,8 +311,8 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
                     }
                     let endpoints = tx.endpoints_where(None, false).await?;
                     let mut rows = Vec::new();
-                    for (event, kind, detail, created_at) in &events {
-                        for endpoint in recipients(&endpoints, kind, detail, *created_at) {
+                    for (event, kind, detail, _) in &events {
+                        for endpoint in recipients(&endpoints, kind, detail, *event) {
                             rows.push((*event, endpoint.id, kind.as_str()));
                         }
                     }
@@ -421,7 +438,9 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
 
     async fn pending_deliveries(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.backend
-            .read(work(|tx| Box::pin(async move { done(tx.pending_by_type().await?) })))
+            .read(work(|tx| {
+                Box::pin(async move { done(tx.pending_by_type().await?) })
+            }))
             .await
     }
 
@@ -435,7 +454,7 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
 
     async fn tokens_expiring(
         &self,
-        after: DateTime<Utc>,
+        after: (DateTime<Utc>, u64),
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::webhooks::WebhookSql;
 use super::{id, Row, Statement, Value};
-use crate::domain::webhook::{EventType, OutboxEvent};
+use crate::domain::webhook::{expired_key, EventType, OutboxEvent};
 use crate::domain::{Actor, ActorKind, UserId};
 use crate::store::backend::Tx;
 use crate::store::{Audit, AuditEvent, AuditKind, AuditQuery, BanRecord, StoreError};
@@ -245,9 +245,15 @@ async fn insert_event<T: Tx + ?Sized>(
     // The outbox row rides the same transaction (SPEC B12): an event is sent exactly when its
     // change is committed, and never for one rolled back.
     if let Some(kind) = EventType::of_audit(kind) {
+        // A token expires once; the expiry sweep may have sent its event before the token was
+        // found expired here: one key for both.
+        let dedupe_key = match (kind, token_id) {
+            (EventType::TokenExpired, Some(token)) => Some(expired_key(token)),
+            _ => None,
+        };
         let event = OutboxEvent {
             kind,
-            dedupe_key: None,
+            dedupe_key,
             token_id,
             user_id: user,
             actor: audit.actor.clone(),

@@ -7,17 +7,19 @@ use chrono::{DateTime, Utc};
 use super::audit::{actor_from, actor_values};
 use super::{count, id, placeholders, tuples, Row, Statement, Value};
 use crate::domain::webhook::{
-    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus,
-    DisabledReason, EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, StoredEvent,
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DisabledReason,
+    EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, StoredEvent,
 };
 use crate::store::backend::Tx;
 use crate::store::StoreError;
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, events, include_metadata, secret, \
     previous_secret, previous_until, enabled, disabled_reason, failing_since, created_at, \
-    updated_at";
+    updated_at, after_event";
+/// The newest event committed is read in the same statement: the endpoint gets what follows.
 const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints (url, description, events, \
-    include_metadata, secret, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)";
+    include_metadata, secret, enabled, created_at, updated_at, after_event) \
+    SELECT ?, ?, ?, ?, ?, 1, ?, ?, COALESCE(MAX(id), 0) FROM webhook_events";
 const UPDATE_ENDPOINT: &str = "UPDATE webhook_endpoints SET url = ?, description = ?, \
     events = ?, include_metadata = ?, secret = ?, previous_secret = ?, previous_until = ?, \
     enabled = ?, disabled_reason = ?, failing_since = ?, updated_at = ? WHERE id = ?";
@@ -75,6 +77,7 @@ fn endpoint_from(row: &Row) -> Result<EndpointRecord, StoreError> {
         failing_since: row.opt_time(10)?,
         created_at: row.time(11)?,
         updated_at: row.time(12)?,
+        after_event: row.u64(13)?,
     })
 }
 
@@ -167,8 +170,9 @@ fn delivery_page(query: &DeliveryQuery) -> Statement {
         false => format!(" WHERE {}", conditions.join(" AND ")),
     };
     args.push(count(u64::from(query.limit)));
-    let sql =
-        format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries{filter} ORDER BY id DESC LIMIT ?");
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries{filter} ORDER BY id DESC LIMIT ?"
+    );
     Statement::new(sql, args)
 }
 
@@ -237,18 +241,21 @@ pub trait WebhookSql {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
     /// A delivered or failed delivery made pending and due at `at`; false when there is none
     /// or it is pending.
-    async fn retry_delivery(&mut self, delivery: u64, at: DateTime<Utc>)
-        -> Result<bool, StoreError>;
+    async fn retry_delivery(
+        &mut self,
+        delivery: u64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn pending_by_type(&mut self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Up to `limit` events written before `before` with nothing left to deliver, and their
     /// deliveries, deleted; how many events.
-    async fn prune_events(&mut self, before: DateTime<Utc>, limit: u32)
-        -> Result<u64, StoreError>;
+    async fn prune_events(&mut self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
-    /// Valid tokens expiring in `(after, until]`: `(id, created_at, expires_at)`.
+    /// Valid tokens whose `(expires_at, id)` is after `after` and whose expiry is at most
+    /// `until`, by expiry then id: `(id, created_at, expires_at)`.
     async fn tokens_expiring(
         &mut self,
-        after: DateTime<Utc>,
+        after: (DateTime<Utc>, u64),
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError>;
@@ -307,7 +314,11 @@ impl<T: Tx + ?Sized> WebhookSql for T {
                 Vec::new(),
             ),
         };
-        self.fetch(statement).await?.iter().map(endpoint_from).collect()
+        self.fetch(statement)
+            .await?
+            .iter()
+            .map(endpoint_from)
+            .collect()
     }
 
     async fn update_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
@@ -328,7 +339,8 @@ impl<T: Tx + ?Sized> WebhookSql for T {
     async fn clear_failing(&mut self, endpoint: u64) -> Result<(), StoreError> {
         let sql = "UPDATE webhook_endpoints SET failing_since = NULL \
             WHERE id = ? AND failing_since IS NOT NULL";
-        self.execute(Statement::new(sql, vec![id(endpoint)])).await?;
+        self.execute(Statement::new(sql, vec![id(endpoint)]))
+            .await?;
         Ok(())
     }
 
@@ -374,8 +386,7 @@ impl<T: Tx + ?Sized> WebhookSql for T {
                 Ok((
                     row.u64(0)?,
                     row.string(1)?,
-                    serde_json::from_str(&detail)
-                        .map_err(|_| corrupt("webhook_events.detail"))?,
+                    serde_json::from_str(&detail).map_err(|_| corrupt("webhook_events.detail"))?,
                     row.time(3)?,
                 ))
             })
@@ -384,12 +395,19 @@ impl<T: Tx + ?Sized> WebhookSql for T {
 
     async fn work_waiting(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let unfanned = "SELECT id FROM webhook_events WHERE fanned = 0 LIMIT 1";
-        if !self.fetch(Statement::new(unfanned, Vec::new())).await?.is_empty() {
+        if !self
+            .fetch(Statement::new(unfanned, Vec::new()))
+            .await?
+            .is_empty()
+        {
             return Ok(true);
         }
         let due = "SELECT id FROM webhook_deliveries WHERE status = 'pending' \
             AND next_attempt_at <= ? LIMIT 1";
-        Ok(!self.fetch(Statement::new(due, vec![now.into()])).await?.is_empty())
+        Ok(!self
+            .fetch(Statement::new(due, vec![now.into()]))
+            .await?
+            .is_empty())
     }
 
     async fn mark_fanned(&mut self, events: &[u64]) -> Result<(), StoreError> {
@@ -549,17 +567,16 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .collect()
     }
 
-    async fn prune_events(
-        &mut self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
+    async fn prune_events(&mut self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         let sql = "SELECT e.id FROM webhook_events e WHERE e.created_at < ? AND e.fanned = 1 \
             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id \
             AND d.status = 'pending') ORDER BY e.id LIMIT ?";
         let args = vec![before.into(), count(u64::from(limit))];
         let rows = self.fetch(Statement::new(sql, args)).await?;
-        let events: Vec<u64> = rows.iter().map(|row| row.u64(0)).collect::<Result<_, _>>()?;
+        let events: Vec<u64> = rows
+            .iter()
+            .map(|row| row.u64(0))
+            .collect::<Result<_, _>>()?;
         if events.is_empty() {
             return Ok(0);
         }
@@ -572,13 +589,20 @@ impl<T: Tx + ?Sized> WebhookSql for T {
 
     async fn tokens_expiring(
         &mut self,
-        after: DateTime<Utc>,
+        after: (DateTime<Utc>, u64),
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(u64, DateTime<Utc>, DateTime<Utc>)>, StoreError> {
         let sql = "SELECT id, created_at, expires_at FROM api_tokens WHERE valid = 1 \
-            AND expires_at > ? AND expires_at <= ? ORDER BY expires_at, id LIMIT ?";
-        let args = vec![after.into(), until.into(), count(u64::from(limit))];
+            AND expires_at >= ? AND (expires_at > ? OR id > ?) AND expires_at <= ? \
+            ORDER BY expires_at, id LIMIT ?";
+        let args = vec![
+            after.0.into(),
+            after.0.into(),
+            id(after.1),
+            until.into(),
+            count(u64::from(limit)),
+        ];
         let rows = self.fetch(Statement::new(sql, args)).await?;
         rows.iter()
             .map(|row| Ok((row.u64(0)?, row.time(1)?, row.time(2)?)))

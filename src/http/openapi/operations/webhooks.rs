@@ -7,8 +7,7 @@ use super::common::{admin, admin_body};
 use super::describe::{path_parameter, query, string, Describe};
 use crate::domain::webhook::EventType;
 use crate::http::admin::webhook_views::{
-    DeliveriesView, DeliveryView, WebhookDeletedView, WebhookSecretView, WebhookView,
-    WebhooksView,
+    DeliveriesView, DeliveryView, WebhookDeletedView, WebhookSecretView, WebhookView, WebhooksView,
 };
 use crate::http::admin::{CreateWebhookRequest, UpdateWebhookRequest};
 
@@ -33,9 +32,9 @@ pub fn admin_create_webhook(d: Describe) -> Operation {
     let view = d.components.of::<WebhookSecretView>();
     let id = [("path.id", "$response.body#/id")];
     admin_body(
-        admin(d.explain(
-            "The answer holds the signing secret (`whsec_…`): it is never shown again.",
-        )),
+        admin(
+            d.explain("The answer holds the signing secret (`whsec_…`): it is never shown again."),
+        ),
         body,
     )
     .json(201, "Created, with its secret.", view)
@@ -52,7 +51,12 @@ pub fn admin_webhooks(d: Describe) -> Operation {
 
 pub fn admin_get_webhook(d: Describe) -> Operation {
     let view = d.components.of::<WebhookView>();
-    no_webhook(admin(d).parameter(webhook_id()).json(200, "The endpoint.", view)).build()
+    no_webhook(
+        admin(d)
+            .parameter(webhook_id())
+            .json(200, "The endpoint.", view),
+    )
+    .build()
 }
 
 pub fn admin_update_webhook(d: Describe) -> Operation {
@@ -90,11 +94,11 @@ pub fn admin_rotate_webhook_secret(d: Describe) -> Operation {
 
 pub fn admin_test_webhook(d: Describe) -> Operation {
     let view = d.components.of::<DeliveryView>();
-    no_webhook(
-        admin(d)
-            .parameter(webhook_id())
-            .json(202, "A `webhook.test` event queued to this endpoint alone.", view),
-    )
+    no_webhook(admin(d).parameter(webhook_id()).json(
+        202,
+        "A `webhook.test` event queued to this endpoint alone.",
+        view,
+    ))
     .build()
 }
 
@@ -102,7 +106,12 @@ pub fn admin_webhook_deliveries(d: Describe) -> Operation {
     let view = d.components.of::<DeliveriesView>();
     let types: Vec<&str> = EventType::ALL.iter().map(|kind| kind.as_str()).collect();
     admin(d)
-        .parameter(query("endpoint", false, "Only this endpoint's deliveries.", string()))
+        .parameter(query(
+            "endpoint",
+            false,
+            "Only this endpoint's deliveries.",
+            string(),
+        ))
         .parameter(query(
             "status",
             false,
@@ -121,7 +130,12 @@ pub fn admin_webhook_deliveries(d: Describe) -> Operation {
             "Only deliveries created at or after this RFC 3339 time.",
             string(),
         ))
-        .parameter(query("limit", false, "Page size, 1 to 200 (default 50).", string()))
+        .parameter(query(
+            "limit",
+            false,
+            "Page size, 1 to 200 (default 50).",
+            string(),
+        ))
         .parameter(query(
             "cursor",
             false,
