@@ -60,5 +60,8 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     KEY idx_webhook_deliveries_endpoint (endpoint_id, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
+-- Which threshold events a pool of credits sent and has not re-armed (1 low, 2 exhausted).
+ALTER TABLE quota_credits ADD COLUMN IF NOT EXISTS alerted TINYINT UNSIGNED NOT NULL DEFAULT 0;
+
 -- The expiry sweep reads valid tokens by expiry.
 ALTER TABLE api_tokens ADD KEY IF NOT EXISTS idx_api_tokens_valid_expiry (valid, expires_at);

@@ -54,5 +54,8 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS idx_webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
 
+-- Which threshold events a pool of credits sent and has not re-armed (1 low, 2 exhausted).
+ALTER TABLE quota_credits ADD COLUMN alerted INTEGER NOT NULL DEFAULT 0;
+
 -- The expiry sweep reads valid tokens by expiry.
 CREATE INDEX IF NOT EXISTS idx_api_tokens_valid_expiry ON api_tokens (valid, expires_at);

@@ -1,6 +1,7 @@
 //! The body we send (Standard Webhooks): `{id, type, timestamp, data}`. `data` carries the ids,
 //! the token's name, its owner, the actor and the event's own fields; the token's metadata only
-//! for an endpoint that includes it. Never a key, a digest or a secret: none is in an event.
+//! for an endpoint that includes it (on events about a token). Never a key, a digest or a
+//! secret: none is in an event.
 
 use serde_json::{json, Map, Value};
 
@@ -35,7 +36,7 @@ pub fn body(event: &StoredEvent, include_metadata: bool) -> Vec<u8> {
             data.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
-    if include_metadata {
+    if include_metadata && event.token_id.is_some() {
         let metadata = event
             .metadata
             .as_deref()

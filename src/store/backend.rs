@@ -118,4 +118,6 @@ pub struct CreditRow {
     pub refill_day: Option<u64>,
     pub refilled_at_ms: i64,
     pub generation: u64,
+    /// The threshold events sent and not re-armed (SPEC B12).
+    pub alerted: u8,
 }

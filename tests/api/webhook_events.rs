@@ -457,6 +457,49 @@ async fn credits_low_and_exhausted_fire_once_per_crossing_and_a_top_up_or_refill
     assert_eq!(counts, (3, 2), "once per crossing: {received:#?}");
 }
 
+/// A clean stop gives unspent leased credits back to the store (`Quotas::give_back`), which
+/// lifts the stored balance back above the threshold although the caller's never moved: that
+/// is no top-up, so the next lease sends no second `credits.low`.
+#[tokio::test]
+async fn a_clean_restart_does_not_send_credits_low_again() {
+    let app = hooked_app().await;
+    to_noon(&app.clock);
+    let hook = Hook::on(&app, &["credits.low"]).await;
+    let quota = json!({"credits": {"remaining": 1000,
+        "refill": {"interval": "daily", "amount": 1000}}});
+    let token = metered(&app, 7, "prepaid", quota).await;
+    // 895 verifications: the lease that brings the store from 106 to 93 (leases are an eighth
+    // of what remains).
+    assert_eq!(spend(&app, &token.key, 895).await, 895);
+    hook.wait_for_type("credits.low", 1).await;
+    app.tokens.shutdown().await;
+    let (settings, db) = (app.settings.clone(), app.db_name.clone());
+    let restarted = spawn_with_clock(settings, db, app.clock.clone()).await;
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(credits_left(&restarted, token.id).await, json!(105));
+    assert_eq!(spend(&restarted, &token.key, 1).await, 1);
+    assert_eq!(credits_left(&restarted, token.id).await, json!(104));
+    let lows = hook.settled_of("credits.low").await;
+    assert_eq!(lows.len(), 1, "one crossing, one event: {lows:#?}");
+}
+
+/// A token created with credits already below the threshold did not cross it: nothing until
+/// its balance runs out.
+#[tokio::test]
+async fn a_pool_created_below_its_threshold_sends_only_credits_exhausted() {
+    let app = hooked_app().await;
+    to_noon(&app.clock);
+    let hook = Hook::on(&app, &["credits.*"]).await;
+    let quota = json!({"credits": {"remaining": 3,
+        "refill": {"interval": "daily", "amount": 100}}});
+    let token = metered(&app, 7, "nearly spent", quota).await;
+    assert_eq!(spend(&app, &token.key, 3).await, 3);
+    let sent = hook.wait_for_type("credits.exhausted", 1).await;
+    assert_eq!(sent[0]["data"]["remaining"], json!(0));
+    let all = hook.settled_of("credits.low").await;
+    assert!(all.is_empty(), "created low: no credits.low: {all:#?}");
+}
+
 // ---- ratelimit.exceeded ----
 
 #[tokio::test]

@@ -57,6 +57,7 @@ impl CreditChange {
                 refill: None,
                 refilled_at: now,
                 generation: 0,
+                alerted: 0,
             },
         };
         let mut shortfall = 0;

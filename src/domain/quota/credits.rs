@@ -148,6 +148,9 @@ pub struct Credits {
     /// Which regime of the credits this is: a refill and an admin `set` each start a new one,
     /// and credits taken out of the store under an older one (leases) are void.
     pub generation: u64,
+    /// Which threshold events were sent and not re-armed since (SPEC B12;
+    /// `webhook::CreditAlerts`).
+    pub alerted: u8,
 }
 
 impl Credits {
@@ -164,6 +167,7 @@ impl Credits {
             refill,
             refilled_at: now,
             generation: 0,
+            alerted: 0,
         })
     }
 

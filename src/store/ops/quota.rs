@@ -73,8 +73,20 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(QuotaChange::NotFound));
                     };
                     let before = credits_of_subject(tx, subject, Lock::ForUpdate).await?;
-                    let balance = before.map_or(0, |c| c.at(audit.at).remaining);
-                    let changed = change.apply(before, audit.at);
+                    let mut changed = change.apply(before, audit.at);
+                    // Sent in this transaction, with the row that records them.
+                    let crossed = match before {
+                        None => {
+                            alerts.observe(&mut changed.credits);
+                            None
+                        }
+                        Some(_) => Some(changed.credits),
+                    };
+                    if let Some(mut credits) = crossed {
+                        credit_alerts(tx, alerts, subject, &mut credits, &audit.actor, audit.at)
+                            .await?;
+                        changed.credits.alerted = credits.alerted;
+                    }
                     let row = credit_row(subject, &changed.credits);
                     tx.replace_credits(subject.scope().code(), subject.id(), Some(&row))
                         .await?;
@@ -82,14 +94,6 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                     detail["change"] = change_detail(&change);
                     detail["remaining"] = json!(changed.credits.remaining);
                     write_event(tx, subject, AuditKind::CreditsUpdated, &audit, detail).await?;
-                    let crossing = Crossing {
-                        subject,
-                        before: balance,
-                        credits: &changed.credits,
-                        actor: &audit.actor,
-                        at: audit.at,
-                    };
-                    credit_alerts(tx, alerts, crossing).await?;
                     Ok(TxEnd::Commit(QuotaChange::Changed {
                         value: changed,
                         tokens,
@@ -134,19 +138,12 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
                         return Ok(TxEnd::Rollback(None));
                     };
                     let mut credits = credits.at(now);
-                    let before = credits.remaining;
                     let granted = credits.lease(at_least);
+                    let system = Actor::system(job::CREDITS);
+                    credit_alerts(tx, alerts, subject, &mut credits, &system, now).await?;
                     let row = credit_row(subject, &credits);
                     tx.replace_credits(subject.scope().code(), subject.id(), Some(&row))
                         .await?;
-                    let crossing = Crossing {
-                        subject,
-                        before,
-                        credits: &credits,
-                        actor: &Actor::system(job::CREDITS),
-                        at: now,
-                    };
-                    credit_alerts(tx, alerts, crossing).await?;
                     Ok(TxEnd::Commit(Some(Lease {
                         granted,
                         generation: credits.generation,
@@ -185,33 +182,20 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
     }
 }
 
-/// A pool's balance changing, under its row lock.
-struct Crossing<'a> {
-    subject: Subject,
-    before: u64,
-    credits: &'a Credits,
-    actor: &'a Actor,
-    at: DateTime<Utc>,
-}
-
-/// Writes the threshold events a change of a pool's balance crosses (SPEC B12), in the
-/// change's transaction: each crossing is seen by one transaction (the row lock), and its
-/// dedupe key (pool, instant, balance) keeps it one row whatever retries.
+/// Writes the threshold events a change of a pool's stored balance crosses (SPEC B12), in the
+/// change's transaction and under the pool's row lock; `credits` is then written with what was
+/// sent (`alerted`). The dedupe key names the pool, the instant and the balance.
 async fn credit_alerts(
     tx: &mut dyn Tx,
     alerts: CreditAlerts,
-    crossing: Crossing<'_>,
+    subject: Subject,
+    credits: &mut Credits,
+    actor: &Actor,
+    at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let Crossing {
-        subject,
-        before,
-        credits,
-        actor,
-        at,
-    } = crossing;
     let refill = credits.refill.map(|r| r.amount());
     let after = credits.remaining;
-    for kind in alerts.crossed(before, after, refill) {
+    for kind in alerts.check(credits) {
         let mut detail = subject_detail(subject);
         detail["remaining"] = json!(after);
         if kind == EventType::CreditsLow {
@@ -411,6 +395,7 @@ fn credits_of(row: &CreditRow) -> Result<Credits, StoreError> {
     let mut credits =
         Credits::new(row.remaining, refill, refilled_at).map_err(|_| corrupt("remaining"))?;
     credits.generation = row.generation;
+    credits.alerted = row.alerted;
     Ok(credits)
 }
 
@@ -438,6 +423,7 @@ pub(super) fn credit_row(subject: Subject, credits: &Credits) -> CreditRow {
         refill_day: credits.refill.and_then(|r| r.day()).map(u64::from),
         refilled_at_ms: credits.refilled_at.timestamp_millis(),
         generation: credits.generation,
+        alerted: credits.alerted,
     }
 }
 
@@ -446,6 +432,7 @@ pub(super) async fn insert_quota(
     tx: &mut dyn Tx,
     token_id: u64,
     quota: &Quota,
+    alerts: CreditAlerts,
 ) -> Result<(), StoreError> {
     let subject = Subject::Token(token_id);
     if !quota.limits.is_empty() {
@@ -454,7 +441,9 @@ pub(super) async fn insert_quota(
             .await?;
     }
     if let Some(credits) = &quota.credits {
-        let row = credit_row(subject, credits);
+        let mut credits = *credits;
+        alerts.observe(&mut credits);
+        let row = credit_row(subject, &credits);
         tx.replace_credits(subject.scope().code(), token_id, Some(&row))
             .await?;
     }

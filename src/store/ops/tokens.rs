@@ -37,6 +37,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
         audit: &Audit,
     ) -> Result<CreateOutcome, StoreError> {
         let (new, audit) = (Arc::new(new.clone()), Arc::new(audit.clone()));
+        let alerts = self.credit_alerts;
         self.backend
             .write(work(move |tx| {
                 let (new, audit) = (new.clone(), audit.clone());
@@ -53,7 +54,7 @@ impl<B: Backend> TokenStore for StoreOps<B> {
                         return Err(StoreError::CorruptRow("identifier collision".into()));
                     };
                     tx.insert_access(id, &new.access).await?;
-                    insert_quota(tx, id, &new.quota).await?;
+                    insert_quota(tx, id, &new.quota, alerts).await?;
                     let detail = new.created_detail();
                     tx.write_event(Some(id), AuditKind::Created, &audit, detail)
                         .await?;

@@ -173,7 +173,7 @@ impl<B: Backend> WebhookStore for StoreOps<B> {
                     if let Some(include) = change.include_metadata {
                         record.include_metadata = include;
                     }
-                    if change.enabled == Some(true) {
+                    if change.enabled == Some(true) && !was_enabled {
                         record.enabled = true;
                         record.disabled_reason = None;
                         record.failing_since = None;

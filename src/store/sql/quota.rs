@@ -9,7 +9,7 @@ use crate::store::StoreError;
 
 const LIMIT_COLUMNS: &str = "scope, subject, name, max_uses, duration_ms, auto_apply";
 const CREDIT_COLUMNS: &str = "scope, subject, remaining, refill_interval, refill_amount, \
-    refill_day, refilled_at_ms, generation";
+    refill_day, refilled_at_ms, generation, alerted";
 /// A token's and its owner's rows: binds the token id, then the owner id.
 const OF_TOKEN_AND_OWNER: &str = "(scope = 't' AND subject = ?) OR (scope = 'u' AND subject = ?)";
 const DELETE_LIMITS: &str = "DELETE FROM quota_limits WHERE scope = ? AND subject = ?";
@@ -27,10 +27,10 @@ pub(super) const CLEAR_ALL: [&str; 2] = ["DELETE FROM quota_limits", "DELETE FRO
 pub(super) type LimitAt = [usize; 6];
 /// Where a credit row's columns are: `[scope, subject, remaining, refill_interval,
 /// refill_amount, refill_day, refilled_at_ms, generation]`.
-pub(super) type CreditAt = [usize; 8];
+pub(super) type CreditAt = [usize; 9];
 /// As `LIMIT_COLUMNS` and `CREDIT_COLUMNS` select them.
 const LIMIT_AT: LimitAt = [0, 1, 2, 3, 4, 5];
-const CREDIT_AT: CreditAt = [0, 1, 2, 3, 4, 5, 6, 7];
+const CREDIT_AT: CreditAt = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
 /// The one mapping of a limit row, its columns where `at` says.
 pub(super) fn limit_from(row: &Row, at: LimitAt) -> Result<LimitRow, StoreError> {
@@ -55,6 +55,7 @@ pub(super) fn credit_from(row: &Row, at: CreditAt) -> Result<CreditRow, StoreErr
         refill_day: row.opt_u64(at[5])?,
         refilled_at_ms: row.i64(at[6])?,
         generation: row.u64(at[7])?,
+        alerted: u8::try_from(row.u64(at[8])?).unwrap_or(u8::MAX),
     })
 }
 
@@ -179,10 +180,11 @@ impl<T: Tx + ?Sized> QuotaSql for T {
             row.refill_day.map(count).unwrap_or(Value::Null),
             row.refilled_at_ms.into(),
             count(row.generation),
+            count(u64::from(row.alerted)),
         ];
         let sql = format!(
             "INSERT INTO quota_credits ({CREDIT_COLUMNS}) VALUES {}",
-            tuples(1, 8)
+            tuples(1, 9)
         );
         self.execute(Statement::new(sql, args)).await?;
         Ok(())

@@ -33,7 +33,7 @@ macro_rules! select_record {
 
 /// Where a limit's and a credit row's columns are in a `HOLDINGS` row.
 const LIMIT_AT: LimitAt = [3, 1, 4, 5, 6, 7];
-const CREDIT_AT: CreditAt = [3, 1, 5, 4, 6, 7, 8, 9];
+const CREDIT_AT: CreditAt = [3, 1, 5, 4, 6, 7, 8, 9, 10];
 
 const BY_DIGEST: &str = select_record!("WHERE t.api_token = ?");
 const BY_ID: &str = select_record!("WHERE t.id = ?");
@@ -41,20 +41,22 @@ const BY_ID: &str = select_record!("WHERE t.id = ?");
 /// Everything one token holds and every quota row of it and its owner, as rows of
 /// `(kind, subject, held, scope, name, a, b, c, d, e)`: kind 0 an access row (`Held` code
 /// in `held`), 1 a limit (`a..c`: max uses, duration, auto apply), 2 credits (`name`: the
-/// refill interval; `a..e`: remaining, refill amount, refill day, refilled at, generation).
+/// refill interval; `a..f`: remaining, refill amount, refill day, refilled at, generation,
+/// alerted).
 /// Binds the token id three times, then (token, owner) twice.
 const HOLDINGS: &str = "\
-    SELECT 0, token_id, 0, NULL, role_name, NULL, NULL, NULL, NULL, NULL \
+    SELECT 0, token_id, 0, NULL, role_name, NULL, NULL, NULL, NULL, NULL, NULL \
     FROM token_roles WHERE token_id = ? \
-    UNION ALL SELECT 0, token_id, 1, NULL, permission, NULL, NULL, NULL, NULL, NULL \
+    UNION ALL SELECT 0, token_id, 1, NULL, permission, NULL, NULL, NULL, NULL, NULL, NULL \
     FROM token_permissions WHERE token_id = ? \
-    UNION ALL SELECT 0, tr.token_id, 2, NULL, rp.permission, NULL, NULL, NULL, NULL, NULL \
+    UNION ALL SELECT 0, tr.token_id, 2, NULL, rp.permission, NULL, NULL, NULL, NULL, NULL, NULL \
     FROM token_roles tr JOIN role_permissions rp ON rp.role_name = tr.role_name \
     WHERE tr.token_id = ? \
-    UNION ALL SELECT 1, subject, NULL, scope, name, max_uses, duration_ms, auto_apply, NULL, NULL \
+    UNION ALL SELECT 1, subject, NULL, scope, name, max_uses, duration_ms, auto_apply, NULL, NULL, \
+    NULL \
     FROM quota_limits WHERE (scope = 't' AND subject = ?) OR (scope = 'u' AND subject = ?) \
     UNION ALL SELECT 2, subject, NULL, scope, refill_interval, remaining, refill_amount, \
-    refill_day, refilled_at_ms, generation \
+    refill_day, refilled_at_ms, generation, alerted \
     FROM quota_credits WHERE (scope = 't' AND subject = ?) OR (scope = 'u' AND subject = ?)";
 
 /// What the flags of a record say it holds.

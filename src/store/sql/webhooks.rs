@@ -402,8 +402,10 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         {
             return Ok(true);
         }
-        let due = "SELECT id FROM webhook_deliveries WHERE status = 'pending' \
-            AND next_attempt_at <= ? LIMIT 1";
+        // Due to an enabled endpoint: a disabled one's deliveries wait without costing a claim.
+        let due = "SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints p \
+            ON p.id = d.endpoint_id AND p.enabled = 1 \
+            WHERE d.status = 'pending' AND d.next_attempt_at <= ? LIMIT 1";
         Ok(!self
             .fetch(Statement::new(due, vec![now.into()]))
             .await?
