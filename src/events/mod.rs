@@ -134,20 +134,29 @@ impl Events {
         }
     }
 
-    /// Reads the pending gauges and deletes old events, until stopped.
+    /// Reads the pending gauges and deletes old events every 10 s, until stopped.
     pub async fn run_upkeep(self: Arc<Self>) {
         let gauges = self.metrics.webhooks();
-        let retention = chrono::Duration::from_std(self.settings.retention).unwrap_or_default();
         loop {
-            match self.store.pending_deliveries().await {
-                Ok(counts) => gauges.pending(&counts),
-                Err(err) => tracing::warn!(error = %err, "could not count pending webhooks"),
-            }
-            let before = self.clock.now() - retention;
-            if let Err(err) = self.store.prune_events(before, PRUNE_BATCH).await {
-                tracing::warn!(error = %err, "could not prune webhook events; retrying");
-            }
+            self.upkeep(&gauges).await;
             tokio::time::sleep(PENDING_EVERY).await;
+        }
+    }
+
+    /// One upkeep: the pending gauges read, up to 1,000 events past `retention` deleted.
+    pub async fn upkeep_once(&self) {
+        self.upkeep(&self.metrics.webhooks()).await;
+    }
+
+    async fn upkeep(&self, gauges: &crate::telemetry::webhooks::WebhookMetrics) {
+        match self.store.pending_deliveries().await {
+            Ok(counts) => gauges.pending(&counts),
+            Err(err) => tracing::warn!(error = %err, "could not count pending webhooks"),
+        }
+        let retention = chrono::Duration::from_std(self.settings.retention).unwrap_or_default();
+        let before = self.clock.now() - retention;
+        if let Err(err) = self.store.prune_events(before, PRUNE_BATCH).await {
+            tracing::warn!(error = %err, "could not prune webhook events; retrying");
         }
     }
 }

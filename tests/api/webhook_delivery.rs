@@ -881,3 +881,52 @@ async fn an_endpoint_created_in_the_millisecond_of_an_earlier_event_does_not_rec
     );
     assert!(receiver.received().is_empty(), "{:#?}", receiver.received());
 }
+
+// ---- Metrics ----
+
+/// `/metrics` counts each attempt by event type (a fixed catalogue: bounded labels): failed,
+/// delivered, their latency, and the deliveries pending; no URL, secret or id in a label.
+#[tokio::test]
+async fn attempts_are_counted_by_event_type_and_the_pending_gauge_reads_the_log() {
+    use crate::metrics::{scrape, value};
+    let app = spawn_driven().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Scripted::status(500)]);
+    let hook = subscribe(&app, &receiver, &["token.*"]).await;
+    app.admin_create(&json!({"userId": 7, "name": "ci"})).await;
+    assert_eq!(round(&app).await, 1, "the first attempt fails");
+    app.tokens.events().upkeep_once().await;
+    let (_, failed) = scrape(&app).await;
+    let series = |name: &str| format!("{name}{{type=\"token.created\"}}");
+    let pending = series("iam_webhook_deliveries_pending");
+    assert_eq!(
+        value(&failed, &pending),
+        1.0,
+        "one delivery waits for its retry"
+    );
+    app.clock.advance(6 * SECOND);
+    assert_eq!(round(&app).await, 1, "the retry is delivered");
+    app.tokens.events().upkeep_once().await;
+    let (text, samples) = scrape(&app).await;
+    let seen = [
+        value(&samples, &series("iam_webhook_attempts_failed_total")),
+        value(&samples, &series("iam_webhook_deliveries_delivered_total")),
+        value(
+            &samples,
+            &series("iam_webhook_attempt_duration_seconds_count"),
+        ),
+        value(&samples, &pending),
+        value(
+            &samples,
+            "iam_webhook_deliveries_pending{type=\"role.created\"}",
+        ),
+    ];
+    assert_eq!(
+        seen,
+        [1.0, 1.0, 2.0, 0.0, 0.0],
+        "failed, delivered, timed, pending"
+    );
+    for secret in [hook.secret.as_str(), "127.0.0.1", "/hook"] {
+        assert!(!text.contains(secret), "{secret:?} in the scrape");
+    }
+}
