@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Query};
+use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 
@@ -18,23 +18,18 @@ use crate::store::{ActorFilter, AuditKind, AuditQuery};
 
 /// `GET /api/admin/audit?actor=&kind=&tokenId=&userId=&since=&until=&cursor=&limit=`.
 pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let params = Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| AdminFailure::bad_request("malformed query string"))?
-        .into_inner();
-    let query = audit_query(&params)?;
-    let limit = query.limit as usize;
+    let query = audit_query(&super::query_map(&req)?)?;
+    let limit = query.limit;
     let page = AuditQuery {
-        limit: query.limit + 1,
+        limit: limit + 1,
         ..query
     };
-    let mut events = state
+    let events = state
         .tokens
         .audit_log(&page)
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-audit", &err))?;
-    let more = events.len() > limit;
-    events.truncate(limit);
-    let next_cursor = more.then(|| events.last().map(|e| e.id)).flatten();
+    let (events, next_cursor) = super::keyset_page(events, limit, |e| e.id);
     let events = events.into_iter().map(EventView::from).collect();
     Ok(json(
         StatusCode::OK,

@@ -67,6 +67,23 @@ fn named_field(why: &str) -> Option<String> {
     rest.split_once('`').map(|(field, _)| field.to_owned())
 }
 
+/// The query string as name → value, else 400.
+fn query_map(req: &HttpRequest) -> Result<std::collections::HashMap<String, String>, AdminFailure> {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| AdminFailure::bad_request("malformed query string"))
+}
+
+/// A keyset page: the first `limit` of the `limit + 1` rows read, and the next page's cursor
+/// (the last row's id) when there was one more.
+fn keyset_page<T>(mut rows: Vec<T>, limit: u32, id: impl Fn(&T) -> u64) -> (Vec<T>, Option<u64>) {
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = more.then(|| rows.last().map(id)).flatten();
+    (rows, next)
+}
+
 /// A token id from the path; anything else names no token.
 fn token_id(raw: &str) -> Result<u64, AdminFailure> {
     raw.parse()

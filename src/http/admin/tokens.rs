@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Path, Payload, Query};
+use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -286,23 +286,18 @@ pub async fn list(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = super::user_id(&user_id)?;
-    let params = Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| AdminFailure::bad_request("malformed query string"))?
-        .into_inner();
-    let query = list_query(user_id, &params, state.clock.now())?;
-    let limit = query.limit as usize;
+    let query = list_query(user_id, &super::query_map(&req)?, state.clock.now())?;
+    let limit = query.limit;
     let page_query = TokenQuery {
-        limit: query.limit + 1,
+        limit: limit + 1,
         ..query
     };
-    let mut records = state
+    let records = state
         .tokens
         .list_tokens(&page_query)
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-list", &err))?;
-    let more = records.len() > limit;
-    records.truncate(limit);
-    let next_cursor = more.then(|| records.last().map(|r| r.id)).flatten();
+    let (records, next_cursor) = super::keyset_page(records, limit, |r| r.id);
     let now = state.clock.now();
     let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
     let usage = usage_24h(&state, &ids).await?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Path, Payload, Query};
+use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Deserializer};
 
@@ -266,23 +266,18 @@ pub async fn test(
 
 /// `GET /api/admin/webhooks/deliveries?endpoint=&status=&type=&since=&cursor=&limit=`.
 pub async fn deliveries(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let params = Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| AdminFailure::bad_request("malformed query string"))?
-        .into_inner();
-    let query = delivery_query(&params)?;
-    let limit = query.limit as usize;
+    let query = delivery_query(&super::query_map(&req)?)?;
+    let limit = query.limit;
     let page = DeliveryQuery {
-        limit: query.limit + 1,
+        limit: limit + 1,
         ..query
     };
-    let mut found = state
+    let found = state
         .tokens
         .webhook_deliveries(&page)
         .await
         .map_err(|err| unavailable(&state, &err))?;
-    let more = found.len() > limit;
-    found.truncate(limit);
-    let next_cursor = more.then(|| found.last().map(|d| d.id)).flatten();
+    let (found, next_cursor) = super::keyset_page(found, limit, |d| d.id);
     let body = DeliveriesView {
         deliveries: found.into_iter().map(DeliveryView::from).collect(),
         next_cursor,
