@@ -476,8 +476,11 @@ pub struct Snapshot {
     pub credentials: Vec<CredentialRecord>,
     /// Disabled owners (SPEC B10).
     pub owner_states: Vec<(UserId, crate::domain::state::Disabled)>,
-    /// Webhook endpoints with their secrets (SPEC B12); not their events or delivery log.
+    /// Webhook endpoints with their secrets, the outbox and the delivery log (SPEC B12), ids
+    /// kept: undelivered events go on from the target, with the same `webhook-id`s.
     pub webhooks: Vec<EndpointRecord>,
+    pub webhook_events: Vec<crate::domain::webhook::OutboxRow>,
+    pub webhook_deliveries: Vec<DeliveryRecord>,
 }
 
 /// How many rows of each kind a store holds.

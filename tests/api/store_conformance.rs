@@ -873,8 +873,8 @@ async fn copy_moves_credentials_actors_and_states() {
     assert_eq!(round.owner_states, before.owner_states);
 }
 
-/// `iam-tokens copy` moves webhook endpoints as they are, secrets included (SPEC B12), and a
-/// forced copy clears the target's endpoints, events and deliveries first.
+/// `iam-tokens copy` moves webhook endpoints as they are, secrets included, the outbox and the
+/// delivery log, ids kept (SPEC B12); a forced copy clears the target's first.
 #[tokio::test]
 async fn copy_moves_webhook_endpoints_with_their_secrets() {
     use iam_tokens::domain::webhook::{
@@ -894,6 +894,11 @@ async fn copy_moves_webhook_endpoints_with_their_secrets() {
         .await
         .unwrap();
     let stale = to.store.create_endpoint(&endpoint, &audit()).await.unwrap();
+    // An event with its delivery (fanned out), and one not fanned out yet.
+    let (source, _) = service(&from, 20);
+    create(&source, 11, "announced").await;
+    assert_eq!(from.store.fan_out(100, Utc::now()).await.unwrap(), 1);
+    create(&source, 11, "not yet").await;
     let copied = store::copy(from.store.as_ref(), to.store.as_ref(), true)
         .await
         .unwrap();
@@ -926,5 +931,30 @@ async fn copy_moves_webhook_endpoints_with_their_secrets() {
         after[0].4,
         created.secret.expose(),
         "the secret still signs"
+    );
+    let (before, copied) = (
+        from.store.export().await.unwrap(),
+        to.store.export().await.unwrap(),
+    );
+    assert_eq!(
+        copied.webhook_events, before.webhook_events,
+        "the outbox, ids kept"
+    );
+    assert_eq!(copied.webhook_events.len(), 2);
+    assert_eq!(
+        copied.webhook_deliveries, before.webhook_deliveries,
+        "the log"
+    );
+    assert_eq!(copied.webhook_deliveries.len(), 1);
+    // The target fans out what the source had not, and its next event follows the source's
+    // ids (a receiver deduplicating on webhook-id sees no id twice).
+    assert_eq!(to.store.fan_out(100, Utc::now()).await.unwrap(), 1);
+    let (target, _) = service(&to, 20);
+    create(&target, 12, "after the move").await;
+    let events = to.store.export().await.unwrap().webhook_events;
+    let last = events.last().expect("an event").event.id;
+    assert!(
+        last > before.webhook_events[1].event.id,
+        "ids go on: {last}"
     );
 }

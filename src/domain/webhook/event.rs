@@ -35,6 +35,15 @@ pub struct StoredEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// An outbox row as stored, whole (`iam-tokens copy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub event: StoredEvent,
+    pub dedupe_key: Option<String>,
+    /// Turned into deliveries already.
+    pub fanned: bool,
+}
+
 /// A delivery a dispatcher claimed: its event and how many attempts it had.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {

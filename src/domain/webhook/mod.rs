@@ -17,5 +17,5 @@ pub use endpoint::{
     DisabledReason, EndpointChange, EndpointRecord, EndpointUrl, EndpointUrlError, NewEndpoint,
     WebhookDescription, MAX_DESCRIPTION,
 };
-pub use event::{ClaimedDelivery, OutboxEvent, StoredEvent};
+pub use event::{ClaimedDelivery, OutboxEvent, OutboxRow, StoredEvent};
 pub use secret::{EndpointSecret, SecretError};

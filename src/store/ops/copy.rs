@@ -28,8 +28,11 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let credentials = tx.credentials().await?;
                     let owner_states = tx.disabled_owners().await?;
                     let webhooks = tx.endpoints_where(None, false).await?;
+                    let (webhook_events, webhook_deliveries) = tx.all_outbox().await?;
                     done(Snapshot {
                         webhooks,
+                        webhook_events,
+                        webhook_deliveries,
                         credentials,
                         owner_states,
                         tokens,
@@ -70,6 +73,12 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     }
                     for endpoint in &snapshot.webhooks {
                         tx.insert_endpoint_row(endpoint).await?;
+                    }
+                    for row in &snapshot.webhook_events {
+                        tx.insert_outbox_row(row).await?;
+                    }
+                    for delivery in &snapshot.webhook_deliveries {
+                        tx.insert_delivery_row(delivery).await?;
                     }
                     for ban in &snapshot.bans {
                         tx.insert_ban(ban).await?;

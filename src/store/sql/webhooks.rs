@@ -8,7 +8,7 @@ use super::audit::{actor_from, actor_values};
 use super::{count, id, placeholders, tuples, Row, Statement, Value};
 use crate::domain::webhook::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DisabledReason,
-    EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, StoredEvent,
+    EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, OutboxRow, StoredEvent,
 };
 use crate::store::backend::Tx;
 use crate::store::StoreError;
@@ -182,6 +182,12 @@ pub trait WebhookSql {
     async fn insert_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<u64, StoreError>;
     /// Inserts an endpoint as it is, id included (`iam-tokens copy`).
     async fn insert_endpoint_row(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
+    /// Every outbox row and every delivery, by id (`iam-tokens copy`).
+    async fn all_outbox(&mut self) -> Result<(Vec<OutboxRow>, Vec<DeliveryRecord>), StoreError>;
+    /// Inserts an outbox row as it is, id included, so that `webhook-id`s go on from there.
+    async fn insert_outbox_row(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
+    /// Inserts a delivery as it is, id included.
+    async fn insert_delivery_row(&mut self, delivery: &DeliveryRecord) -> Result<(), StoreError>;
     /// Every endpoint by id, or the one with this id; `lock` reads it for update.
     async fn endpoints_where(
         &mut self,
@@ -285,10 +291,85 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         let id_value = args.pop().unwrap_or(Value::Null);
         args.insert(0, id_value);
         args.push(endpoint.created_at.into());
+        args.push(id(endpoint.after_event));
         let sql = format!(
             "INSERT INTO webhook_endpoints (id, url, description, events, include_metadata, \
              secret, previous_secret, previous_until, enabled, disabled_reason, failing_since, \
-             updated_at, created_at) VALUES ({})",
+             updated_at, created_at, after_event) VALUES ({})",
+            placeholders(14)
+        );
+        self.execute(Statement::new(sql, args)).await?;
+        Ok(())
+    }
+
+    async fn all_outbox(&mut self) -> Result<(Vec<OutboxRow>, Vec<DeliveryRecord>), StoreError> {
+        let sql = format!(
+            "SELECT {STORED_EVENT_COLUMNS}, e.dedupe_key, e.fanned FROM webhook_events e \
+             ORDER BY e.id"
+        );
+        let rows = self.fetch(Statement::new(sql, Vec::new())).await?;
+        let events = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    event: stored_event_from(row, 0)?,
+                    dedupe_key: row.opt_string(11)?,
+                    fanned: row.bool(12)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries ORDER BY id");
+        let rows = self.fetch(Statement::new(sql, Vec::new())).await?;
+        let deliveries = rows.iter().map(delivery_from).collect::<Result<_, _>>()?;
+        Ok((events, deliveries))
+    }
+
+    async fn insert_outbox_row(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
+        let event = &row.event;
+        let [actor_type, actor_id, actor_name] = actor_values(&event.actor);
+        let args = vec![
+            id(event.id),
+            event.kind.as_str().into(),
+            row.dedupe_key.as_deref().into(),
+            event.token_id.map(id).unwrap_or(Value::Null),
+            event.user_id.map(count).unwrap_or(Value::Null),
+            event.name.as_deref().into(),
+            event.metadata.as_deref().into(),
+            actor_type,
+            actor_id,
+            actor_name,
+            event.detail.to_string().into(),
+            event.created_at.into(),
+            row.fanned.into(),
+        ];
+        let sql = format!(
+            "INSERT INTO webhook_events (id, type, dedupe_key, token_id, user_id, name, \
+             metadata, actor_type, actor_id, actor_name, detail, created_at, fanned) \
+             VALUES ({})",
+            placeholders(13)
+        );
+        self.execute(Statement::new(sql, args)).await?;
+        Ok(())
+    }
+
+    async fn insert_delivery_row(&mut self, d: &DeliveryRecord) -> Result<(), StoreError> {
+        let args = vec![
+            id(d.id),
+            id(d.event_id),
+            id(d.endpoint_id),
+            d.event_type.as_str().into(),
+            d.status.as_str().into(),
+            count(u64::from(d.attempts)),
+            d.next_attempt_at.into(),
+            d.last_attempt_at.into(),
+            d.response_status.map(i64::from).into(),
+            d.response_body.as_deref().into(),
+            d.error.as_deref().into(),
+            d.created_at.into(),
+            d.delivered_at.into(),
+        ];
+        let sql = format!(
+            "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ({})",
             placeholders(13)
         );
         self.execute(Statement::new(sql, args)).await?;
