@@ -28,7 +28,8 @@ impl<B: Backend> CopyStore for StoreOps<B> {
                     let credentials = tx.credentials().await?;
                     let owner_states = tx.disabled_owners().await?;
                     let webhooks = tx.endpoints_where(None, false).await?;
-                    let (webhook_events, webhook_deliveries) = tx.all_outbox().await?;
+                    let webhook_events = tx.all_outbox().await?;
+                    let webhook_deliveries = tx.all_deliveries().await?;
                     done(Snapshot {
                         webhooks,
                         webhook_events,

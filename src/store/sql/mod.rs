@@ -1,6 +1,6 @@
 //! Every statement of the store, written once (DESIGN: "statements once"): its SQL text, its
 //! parameters as [`Value`]s and one mapping from a generic [`Row`] to the record. The families
-//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`, `webhooks`) are each one file: a trait of the
+//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`, `webhooks`, `deliveries`) are each one file: a trait of the
 //! statements `ops/` calls, implemented once for every [`Tx`]. A backend only executes them.
 //!
 //! The texts are the same on both stores (`?` placeholders, explicit columns); the few real
@@ -11,6 +11,7 @@ pub mod analytics;
 pub mod audit;
 pub mod copy;
 pub mod credentials;
+pub mod deliveries;
 pub mod quota;
 pub mod record;
 pub mod rotation;
@@ -31,6 +32,7 @@ pub mod families {
     pub use super::audit::AuditSql;
     pub use super::copy::CopySql;
     pub use super::credentials::CredentialSql;
+    pub use super::deliveries::DeliverySql;
     pub use super::quota::QuotaSql;
     pub use super::record::RecordSql;
     pub use super::rotation::RotationSql;

@@ -1,14 +1,14 @@
-//! Statements of webhooks (SPEC B12): the endpoints, the outbox, the deliveries and the
-//! expiry sweep's reads.
+//! Statements of webhooks (SPEC B12): the endpoints, the outbox and the expiry sweep's reads
+//! (the deliveries are `deliveries.rs`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::audit::{actor_from, actor_values};
-use super::{count, id, placeholders, tuples, Row, Statement, Value};
+use super::{count, id, placeholders, Row, Statement, Value};
 use crate::domain::webhook::{
-    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, DisabledReason,
-    EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, OutboxRow, StoredEvent,
+    DisabledReason, EndpointRecord, EndpointSecret, EventFilter, OutboxEvent, OutboxRow,
+    StoredEvent,
 };
 use crate::store::backend::Tx;
 use crate::store::StoreError;
@@ -31,24 +31,11 @@ const DELETE_DELIVERIES_OF: &str = "DELETE FROM webhook_deliveries WHERE endpoin
 const EVENT_VALUES: &str = "(type, dedupe_key, token_id, user_id, name, metadata, actor_type, \
     actor_id, actor_name, detail, created_at) SELECT ?, ?, ?, COALESCE(?, t.user_id), t.name, \
     t.metadata, ?, ?, ?, ?, ? FROM (SELECT 1 AS one) o LEFT JOIN api_tokens t ON t.id = ?";
-const STORED_EVENT_COLUMNS: &str = "e.id, e.type, e.token_id, e.user_id, e.name, e.metadata, \
+pub(super) const STORED_EVENT_COLUMNS: &str =
+    "e.id, e.type, e.token_id, e.user_id, e.name, e.metadata, \
     e.actor_type, e.actor_id, e.actor_name, e.detail, e.created_at";
 
-const DELIVERY_COLUMNS: &str = "id, event_id, endpoint_id, event_type, status, attempts, \
-    next_attempt_at, last_attempt_at, response_status, response_body, error, created_at, \
-    delivered_at";
-const FINISH_ATTEMPT: &str = "UPDATE webhook_deliveries SET status = ?, attempts = ?, \
-    next_attempt_at = ?, last_attempt_at = ?, response_status = ?, response_body = ?, \
-    error = ?, delivered_at = ? WHERE id = ?";
-const RETRY: &str = "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? \
-    WHERE id = ? AND status <> 'pending'";
-const PENDING_BY_TYPE: &str = "SELECT event_type, COUNT(*) FROM webhook_deliveries \
-    WHERE status = 'pending' GROUP BY event_type";
-
-/// Rows per multi-row insert of deliveries (7 values each).
-const DELIVERY_CHUNK: usize = 200;
-
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     StoreError::CorruptRow(what.to_owned())
 }
 
@@ -99,7 +86,7 @@ fn endpoint_values(endpoint: &EndpointRecord) -> Vec<Value> {
 }
 
 /// A row selected with [`STORED_EVENT_COLUMNS`] from `at`.
-fn stored_event_from(row: &Row, at: usize) -> Result<StoredEvent, StoreError> {
+pub(super) fn stored_event_from(row: &Row, at: usize) -> Result<StoredEvent, StoreError> {
     let detail = row.string(at + 9)?;
     Ok(StoredEvent {
         id: row.u64(at)?,
@@ -114,66 +101,8 @@ fn stored_event_from(row: &Row, at: usize) -> Result<StoredEvent, StoreError> {
     })
 }
 
-fn delivery_from(row: &Row) -> Result<DeliveryRecord, StoreError> {
-    let status = row.string(4)?;
-    Ok(DeliveryRecord {
-        id: row.u64(0)?,
-        event_id: row.u64(1)?,
-        endpoint_id: row.u64(2)?,
-        event_type: row.string(3)?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| corrupt("webhook_deliveries.status"))?,
-        attempts: u32::try_from(row.u64(5)?).unwrap_or(u32::MAX),
-        next_attempt_at: row.opt_time(6)?,
-        last_attempt_at: row.opt_time(7)?,
-        response_status: row
-            .opt_u64(8)?
-            .map(|code| u16::try_from(code).map_err(|_| corrupt("response_status")))
-            .transpose()?,
-        response_body: row.opt_string(9)?,
-        error: row.opt_string(10)?,
-        created_at: row.time(11)?,
-        delivered_at: row.opt_time(12)?,
-    })
-}
-
-fn ids(values: &[u64]) -> Vec<Value> {
+pub(super) fn ids(values: &[u64]) -> Vec<Value> {
     values.iter().copied().map(id).collect()
-}
-
-/// The page of the delivery log a query asks for, newest first.
-fn delivery_page(query: &DeliveryQuery) -> Statement {
-    let mut conditions = Vec::new();
-    let mut args = Vec::new();
-    if let Some(endpoint) = query.endpoint {
-        conditions.push("endpoint_id = ?");
-        args.push(id(endpoint));
-    }
-    if let Some(status) = query.status {
-        conditions.push("status = ?");
-        args.push(status.as_str().into());
-    }
-    if let Some(kind) = &query.event_type {
-        conditions.push("event_type = ?");
-        args.push(kind.as_str().into());
-    }
-    if let Some(since) = query.since {
-        conditions.push("created_at >= ?");
-        args.push(since.into());
-    }
-    if let Some(before) = query.before {
-        conditions.push("id < ?");
-        args.push(id(before));
-    }
-    let filter = match conditions.is_empty() {
-        true => String::new(),
-        false => format!(" WHERE {}", conditions.join(" AND ")),
-    };
-    args.push(count(u64::from(query.limit)));
-    let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries{filter} ORDER BY id DESC LIMIT ?"
-    );
-    Statement::new(sql, args)
 }
 
 /// Statements on webhooks.
@@ -182,12 +111,10 @@ pub trait WebhookSql {
     async fn insert_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<u64, StoreError>;
     /// Inserts an endpoint as it is, id included (`iam-tokens copy`).
     async fn insert_endpoint_row(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError>;
-    /// Every outbox row and every delivery, by id (`iam-tokens copy`).
-    async fn all_outbox(&mut self) -> Result<(Vec<OutboxRow>, Vec<DeliveryRecord>), StoreError>;
+    /// Every outbox row, by id (`iam-tokens copy`).
+    async fn all_outbox(&mut self) -> Result<Vec<OutboxRow>, StoreError>;
     /// Inserts an outbox row as it is, id included, so that `webhook-id`s go on from there.
     async fn insert_outbox_row(&mut self, row: &OutboxRow) -> Result<(), StoreError>;
-    /// Inserts a delivery as it is, id included.
-    async fn insert_delivery_row(&mut self, delivery: &DeliveryRecord) -> Result<(), StoreError>;
     /// Every endpoint by id, or the one with this id; `lock` reads it for update.
     async fn endpoints_where(
         &mut self,
@@ -200,7 +127,6 @@ pub trait WebhookSql {
     async fn delete_endpoint(&mut self, endpoint: u64) -> Result<bool, StoreError>;
     /// Ends an endpoint's run of failed attempts, if it has one.
     async fn clear_failing(&mut self, endpoint: u64) -> Result<(), StoreError>;
-
     /// Writes an event: its id, or `None` when its dedupe key was written before.
     async fn insert_outbox(&mut self, event: &OutboxEvent) -> Result<Option<u64>, StoreError>;
     /// Events not yet fanned out to their endpoints, oldest first, claimed (skipped by
@@ -213,50 +139,9 @@ pub trait WebhookSql {
     /// Whether an event waits to be fanned out, or a delivery is due at `now` (one indexed
     /// read each, without locks: an idle dispatcher costs two reads a round).
     async fn work_waiting(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// One pending delivery per `(event, endpoint, type)`, due at `at`; pairs that have one
-    /// are skipped.
-    async fn insert_deliveries(
-        &mut self,
-        rows: &[(u64, u64, &str)],
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// The ids of pending deliveries due at `now` to these endpoints, claimed as above.
-    async fn due_deliveries(
-        &mut self,
-        endpoints: &[u64],
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<u64>, StoreError>;
-    /// Moves these deliveries' next attempt to `until` (the claim's lease).
-    async fn lease_deliveries(
-        &mut self,
-        deliveries: &[u64],
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    /// These deliveries with their events.
-    async fn claimed(&mut self, deliveries: &[u64]) -> Result<Vec<ClaimedDelivery>, StoreError>;
-    async fn finish_attempt(
-        &mut self,
-        delivery: u64,
-        attempt: &AttemptRecord,
-    ) -> Result<(), StoreError>;
-    async fn delivery(&mut self, delivery: u64) -> Result<Option<DeliveryRecord>, StoreError>;
-    async fn delivery_page(
-        &mut self,
-        query: &DeliveryQuery,
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
-    /// A delivered or failed delivery made pending and due at `at`; false when there is none
-    /// or it is pending.
-    async fn retry_delivery(
-        &mut self,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    async fn pending_by_type(&mut self) -> Result<Vec<(String, u64)>, StoreError>;
     /// Up to `limit` events written before `before` with nothing left to deliver, and their
     /// deliveries, deleted; how many events.
     async fn prune_events(&mut self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
-
     /// Valid tokens whose `(expires_at, id)` is after `after` and whose expiry is at most
     /// `until`, by expiry then id: `(id, created_at, expires_at)`.
     async fn tokens_expiring(
@@ -283,7 +168,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .await?
             .ok_or_else(|| corrupt("webhook_endpoints: an insert without a unique key refused"))
     }
-
     async fn insert_endpoint_row(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         let mut args = endpoint_values(endpoint);
         // `endpoint_values` ends with the id (an update's key): here it leads, with the
@@ -301,15 +185,13 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         self.execute(Statement::new(sql, args)).await?;
         Ok(())
     }
-
-    async fn all_outbox(&mut self) -> Result<(Vec<OutboxRow>, Vec<DeliveryRecord>), StoreError> {
+    async fn all_outbox(&mut self) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT {STORED_EVENT_COLUMNS}, e.dedupe_key, e.fanned FROM webhook_events e \
              ORDER BY e.id"
         );
         let rows = self.fetch(Statement::new(sql, Vec::new())).await?;
-        let events = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 Ok(OutboxRow {
                     event: stored_event_from(row, 0)?,
@@ -317,13 +199,8 @@ impl<T: Tx + ?Sized> WebhookSql for T {
                     fanned: row.bool(12)?,
                 })
             })
-            .collect::<Result<_, StoreError>>()?;
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries ORDER BY id");
-        let rows = self.fetch(Statement::new(sql, Vec::new())).await?;
-        let deliveries = rows.iter().map(delivery_from).collect::<Result<_, _>>()?;
-        Ok((events, deliveries))
+            .collect()
     }
-
     async fn insert_outbox_row(&mut self, row: &OutboxRow) -> Result<(), StoreError> {
         let event = &row.event;
         let [actor_type, actor_id, actor_name] = actor_values(&event.actor);
@@ -351,31 +228,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         self.execute(Statement::new(sql, args)).await?;
         Ok(())
     }
-
-    async fn insert_delivery_row(&mut self, d: &DeliveryRecord) -> Result<(), StoreError> {
-        let args = vec![
-            id(d.id),
-            id(d.event_id),
-            id(d.endpoint_id),
-            d.event_type.as_str().into(),
-            d.status.as_str().into(),
-            count(u64::from(d.attempts)),
-            d.next_attempt_at.into(),
-            d.last_attempt_at.into(),
-            d.response_status.map(i64::from).into(),
-            d.response_body.as_deref().into(),
-            d.error.as_deref().into(),
-            d.created_at.into(),
-            d.delivered_at.into(),
-        ];
-        let sql = format!(
-            "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ({})",
-            placeholders(13)
-        );
-        self.execute(Statement::new(sql, args)).await?;
-        Ok(())
-    }
-
     async fn endpoints_where(
         &mut self,
         endpoint: Option<u64>,
@@ -401,13 +253,11 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .map(endpoint_from)
             .collect()
     }
-
     async fn update_endpoint(&mut self, endpoint: &EndpointRecord) -> Result<(), StoreError> {
         self.execute(Statement::new(UPDATE_ENDPOINT, endpoint_values(endpoint)))
             .await?;
         Ok(())
     }
-
     async fn delete_endpoint(&mut self, endpoint: u64) -> Result<bool, StoreError> {
         let deleted = self
             .execute(Statement::new(DELETE_ENDPOINT, vec![id(endpoint)]))
@@ -416,7 +266,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .await?;
         Ok(deleted > 0)
     }
-
     async fn clear_failing(&mut self, endpoint: u64) -> Result<(), StoreError> {
         let sql = "UPDATE webhook_endpoints SET failing_since = NULL \
             WHERE id = ? AND failing_since IS NOT NULL";
@@ -424,7 +273,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .await?;
         Ok(())
     }
-
     async fn insert_outbox(&mut self, event: &OutboxEvent) -> Result<Option<u64>, StoreError> {
         let token = event.token_id.map(id).unwrap_or(Value::Null);
         let [actor_type, actor_id, actor_name] = actor_values(&event.actor);
@@ -448,7 +296,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         let (changed, event_id) = self.execute_with_id(Statement::new(sql, args)).await?;
         Ok((changed > 0).then_some(event_id))
     }
-
     async fn unfanned_events(
         &mut self,
         limit: u32,
@@ -473,7 +320,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             })
             .collect()
     }
-
     async fn work_waiting(&mut self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let unfanned = "SELECT id FROM webhook_events WHERE fanned = 0 LIMIT 1";
         if !self
@@ -492,7 +338,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
             .await?
             .is_empty())
     }
-
     async fn mark_fanned(&mut self, events: &[u64]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -504,152 +349,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         self.execute(Statement::new(sql, ids(events))).await?;
         Ok(())
     }
-
-    async fn insert_deliveries(
-        &mut self,
-        rows: &[(u64, u64, &str)],
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(DELIVERY_CHUNK) {
-            let sql = format!(
-                "{} INTO webhook_deliveries (event_id, endpoint_id, event_type, status, \
-                 attempts, next_attempt_at, created_at) VALUES {}",
-                self.dialect().insert_ignore(),
-                tuples(chunk.len(), 7)
-            );
-            let mut args = Vec::with_capacity(chunk.len() * 7);
-            for &(event, endpoint, kind) in chunk {
-                args.extend([
-                    id(event),
-                    id(endpoint),
-                    kind.into(),
-                    DeliveryStatus::Pending.as_str().into(),
-                    count(0),
-                    at.into(),
-                    at.into(),
-                ]);
-            }
-            self.execute(Statement::new(sql, args)).await?;
-        }
-        Ok(())
-    }
-
-    async fn due_deliveries(
-        &mut self,
-        endpoints: &[u64],
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<u64>, StoreError> {
-        if endpoints.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
-             AND endpoint_id IN ({}) ORDER BY next_attempt_at LIMIT ?{}",
-            placeholders(endpoints.len()),
-            self.dialect().skip_locked()
-        );
-        let mut args = vec![now.into()];
-        args.extend(ids(endpoints));
-        args.push(count(u64::from(limit)));
-        let rows = self.fetch(Statement::new(sql, args)).await?;
-        rows.iter().map(|row| row.u64(0)).collect()
-    }
-
-    async fn lease_deliveries(
-        &mut self,
-        deliveries: &[u64],
-        until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if deliveries.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN ({})",
-            placeholders(deliveries.len())
-        );
-        let mut args = vec![until.into()];
-        args.extend(ids(deliveries));
-        self.execute(Statement::new(sql, args)).await?;
-        Ok(())
-    }
-
-    async fn claimed(&mut self, deliveries: &[u64]) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT d.id, d.endpoint_id, d.attempts, {STORED_EVENT_COLUMNS} \
-             FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id \
-             WHERE d.id IN ({}) ORDER BY d.id",
-            placeholders(deliveries.len())
-        );
-        let rows = self.fetch(Statement::new(sql, ids(deliveries))).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ClaimedDelivery {
-                    id: row.u64(0)?,
-                    endpoint_id: row.u64(1)?,
-                    attempts: u32::try_from(row.u64(2)?).unwrap_or(u32::MAX),
-                    event: stored_event_from(row, 3)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn finish_attempt(
-        &mut self,
-        delivery: u64,
-        attempt: &AttemptRecord,
-    ) -> Result<(), StoreError> {
-        let delivered_at = (attempt.status == DeliveryStatus::Delivered).then_some(attempt.at);
-        let args = vec![
-            attempt.status.as_str().into(),
-            count(u64::from(attempt.attempts)),
-            attempt.next_attempt_at.into(),
-            attempt.at.into(),
-            attempt.response_status.map(i64::from).into(),
-            attempt.response_body.as_deref().into(),
-            attempt.error.as_deref().into(),
-            delivered_at.into(),
-            id(delivery),
-        ];
-        self.execute(Statement::new(FINISH_ATTEMPT, args)).await?;
-        Ok(())
-    }
-
-    async fn delivery(&mut self, delivery: u64) -> Result<Option<DeliveryRecord>, StoreError> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?");
-        let rows = self.fetch(Statement::new(sql, vec![id(delivery)])).await?;
-        rows.first().map(delivery_from).transpose()
-    }
-
-    async fn delivery_page(
-        &mut self,
-        query: &DeliveryQuery,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let rows = self.fetch(delivery_page(query)).await?;
-        rows.iter().map(delivery_from).collect()
-    }
-
-    async fn retry_delivery(
-        &mut self,
-        delivery: u64,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let args = vec![at.into(), id(delivery)];
-        Ok(self.execute(Statement::new(RETRY, args)).await? > 0)
-    }
-
-    async fn pending_by_type(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = self
-            .fetch(Statement::new(PENDING_BY_TYPE, Vec::new()))
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.string(0)?, row.u64(1)?)))
-            .collect()
-    }
-
     async fn prune_events(&mut self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
         let sql = "SELECT e.id FROM webhook_events e WHERE e.created_at < ? AND e.fanned = 1 \
             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id \
@@ -669,7 +368,6 @@ impl<T: Tx + ?Sized> WebhookSql for T {
         let sql = format!("DELETE FROM webhook_events WHERE id IN ({list})");
         self.execute(Statement::new(sql, ids(&events))).await
     }
-
     async fn tokens_expiring(
         &mut self,
         after: (DateTime<Utc>, u64),
