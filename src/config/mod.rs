@@ -11,9 +11,11 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub mod analytics;
+pub mod forward_auth;
 mod redis;
 pub mod webhooks;
 pub use analytics::{AnalyticsSettings, RetentionSettings};
+pub use forward_auth::{ForwardAuthSettings, RouteSettings};
 pub use redis::RedisSettings;
 pub use webhooks::WebhookSettings;
 
@@ -43,6 +45,8 @@ pub struct Settings {
     pub analytics: AnalyticsSettings,
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub forward_auth: ForwardAuthSettings,
 }
 
 /// `GET /metrics` (SPEC B7).
@@ -359,6 +363,7 @@ impl Settings {
         self.redis.validate()?;
         self.analytics.validate()?;
         self.webhooks.validate()?;
+        self.forward_auth.validate()?;
         if crate::store::Location::parse(self.database.url.expose()).is_err() {
             return invalid(
                 "database.url",

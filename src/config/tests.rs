@@ -55,3 +55,38 @@ fn redis_settings_that_cannot_work_are_refused_naming_their_key() {
         assert!(err.contains(key), "{redis}: {err}");
     }
 }
+
+/// `[forward_auth]` rules are read into matching rules; a rule that cannot work, an unknown
+/// default or a bad header name is refused naming its key (and the rule).
+#[test]
+fn forward_auth_rules_load_and_bad_ones_are_refused_naming_the_rule() {
+    let with = |text: &str| {
+        let built = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str(text, FileFormat::Toml))
+            .build()
+            .unwrap();
+        Settings::from_config(built).map_err(|e| e.to_string())
+    };
+    let rules = "[forward_auth]\ndefault = 'deny'\n\
+        [[forward_auth.routes]]\nmethod = 'GET'\npath = '/reports/**'\nprivilege = 'restricted'\n\
+        [[forward_auth.routes]]\npath = '/api/*'\ncost = 2\nlimits = 'search:1'";
+    let settings = with(rules).unwrap();
+    let rules = settings.forward_auth.rules();
+    assert_eq!(rules.rules.len(), 2);
+    assert_eq!(rules.policy("GET", "h", "/api/x").map(|p| p.cost), Some(2));
+    assert_eq!(rules.policy("GET", "h", "/other"), None, "default deny");
+    #[rustfmt::skip]
+    let refused = [
+        ("[forward_auth]\ndefault = 'allow'", "forward_auth.default"),
+        ("[forward_auth]\nkey_header = 'x api key'", "forward_auth.key_header"),
+        ("[[forward_auth.routes]]\npath = 'api/*'", "rule 1 (api/*)"),
+        ("[[forward_auth.routes]]\npath = '/a'\nprivilege = 'root'", "privilege"),
+        ("[[forward_auth.routes]]\npath = '/a'\nlimits = 'x'", "limits"),
+        ("[[forward_auth.routes]]\npath = '/a'\ncolour = 'red'", "colour"),
+    ];
+    for (text, named) in refused {
+        let err = with(text).expect_err(text);
+        assert!(err.contains(named), "{text}: {err}");
+    }
+}

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod analytics;
 pub mod credential;
 mod digest;
+pub mod forward_auth;
 pub(crate) mod ip;
 mod key;
 mod lifetime;
