@@ -7,6 +7,7 @@ mod body;
 mod caller;
 mod client_ip;
 mod error;
+pub mod forward_auth;
 mod headers;
 mod hmac_guard;
 mod jwt;
