@@ -1,8 +1,8 @@
 //! What writing the outbox row costs a change (SPEC B12, issue 29): the latency of creating a
 //! token (the owner's lock, the count, the insert, its audit row and, since issue 29, its
-//! outbox row, in one transaction), sequentially, on MariaDB and on SQLite. The file uses only
-//! what existed before issue 29, so the same bench runs at the commit before it (copy it into a
-//! worktree of that commit) for the before/after pair.
+//! outbox row, in one transaction), sequentially, on MariaDB and on SQLite. It uses only what
+//! existed before issue 29, so the same bench runs at the commit before it (copy it and
+//! `support/stores.rs` into a worktree of that commit) for the before/after pair.
 //! Run: `cargo bench --bench admin_create` (200 creations under `cargo test`, 2,000 with
 //! `--bench`); `ROUNDS=n` alternates n rounds per store.
 
@@ -13,9 +13,8 @@ use iam_tokens::domain::{Privilege, TokenName, UserId};
 use iam_tokens::service::CreateToken;
 use iam_tokens::store::TokenStore;
 use iam_tokens::{SystemClock, TokenService};
-use mysql_async::prelude::*;
-
-const SERVER: &str = "mysql://root@127.0.0.1:3306";
+#[path = "support/stores.rs"]
+mod stores;
 
 fn creations() -> usize {
     match std::env::args().any(|arg| arg == "--bench") {
@@ -67,30 +66,10 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         for _ in 0..rounds {
-            let db = format!("iam_bench_{}", uuid::Uuid::new_v4().simple());
-            let admin = mysql_async::Pool::new(SERVER);
-            let mut conn = admin.get_conn().await.expect("MariaDB on 127.0.0.1:3306");
-            conn.query_drop(format!("CREATE DATABASE `{db}`"))
-                .await
-                .unwrap();
-            let url = format!("{SERVER}/{db}");
-            let store = iam_tokens::store::open(&url, iam_tokens::store::OpenOptions::new(4))
-                .await
-                .expect("MySQL store");
-            creations_on("MySQL (MariaDB)", store).await;
-            conn.query_drop(format!("DROP DATABASE `{db}`"))
-                .await
-                .unwrap();
-
-            let dir =
-                std::env::temp_dir().join(format!("iam_bench_{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let url = format!("sqlite://{}", dir.join("bench.db").display());
-            let store = iam_tokens::store::open(&url, iam_tokens::store::OpenOptions::new(1))
-                .await
-                .expect("SQLite store");
-            creations_on("SQLite", store).await;
-            let _ = std::fs::remove_dir_all(dir);
+            for bench in [stores::mysql(4).await, stores::sqlite().await] {
+                creations_on(bench.name, bench.store.clone()).await;
+                bench.remove().await;
+            }
         }
     });
 }

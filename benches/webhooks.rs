@@ -24,9 +24,8 @@ use iam_tokens::service::CreateToken;
 use iam_tokens::store::{Audit, TokenStore};
 use iam_tokens::telemetry::Metrics;
 use iam_tokens::{Clock, SystemClock, TokenService};
-use mysql_async::prelude::*;
-
-const SERVER: &str = "mysql://root@127.0.0.1:3306";
+#[path = "support/stores.rs"]
+mod stores;
 
 fn benching() -> bool {
     std::env::args().any(|arg| arg == "--bench")
@@ -176,28 +175,9 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let db = format!("iam_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin = mysql_async::Pool::new(SERVER);
-        let mut conn = admin.get_conn().await.expect("MariaDB on 127.0.0.1:3306");
-        conn.query_drop(format!("CREATE DATABASE `{db}`"))
-            .await
-            .unwrap();
-        let url = format!("{SERVER}/{db}");
-        let store = iam_tokens::store::open(&url, iam_tokens::store::OpenOptions::new(8))
-            .await
-            .expect("MySQL store");
-        on_store("MySQL (MariaDB)", store).await;
-        conn.query_drop(format!("DROP DATABASE `{db}`"))
-            .await
-            .unwrap();
-
-        let dir = std::env::temp_dir().join(format!("iam_bench_{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("bench.db").display());
-        let store = iam_tokens::store::open(&url, iam_tokens::store::OpenOptions::new(1))
-            .await
-            .expect("SQLite store");
-        on_store("SQLite", store).await;
-        let _ = std::fs::remove_dir_all(dir);
+        for bench in [stores::mysql(8).await, stores::sqlite().await] {
+            on_store(bench.name, bench.store.clone()).await;
+            bench.remove().await;
+        }
     });
 }

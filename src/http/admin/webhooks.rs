@@ -105,6 +105,21 @@ fn description(text: Option<&str>) -> Result<Option<WebhookDescription>, AdminFa
     .transpose()
 }
 
+/// 200 with the endpoint as it is now, or 404 naming the id asked for.
+fn shown(
+    found: Option<EndpointRecord>,
+    state: &AppState,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    match found {
+        Some(record) => Ok(json(
+            StatusCode::OK,
+            &WebhookView::at(&record, state.clock.now()),
+        )),
+        None => Err(no_webhook(id).into()),
+    }
+}
+
 fn with_secret(record: &EndpointRecord, state: &AppState) -> WebhookSecretView {
     WebhookSecretView {
         secret: record.secret.expose().to_owned(),
@@ -159,13 +174,7 @@ pub async fn get(id: Path<String>, state: Data<AppState>) -> Result<HttpResponse
         .webhook(endpoint)
         .await
         .map_err(|err| unavailable(&state, &err))?;
-    match found {
-        Some(record) => Ok(json(
-            StatusCode::OK,
-            &WebhookView::at(&record, state.clock.now()),
-        )),
-        None => Err(no_webhook(&id).into()),
-    }
+    shown(found, &state, &id)
 }
 
 /// `PATCH /api/admin/webhooks/{id}`: 200 with the endpoint as it is now.
@@ -194,13 +203,7 @@ pub async fn update(
         .update_webhook(endpoint, change)
         .await
         .map_err(|err| refused(&state, err))?;
-    match updated {
-        Some(record) => Ok(json(
-            StatusCode::OK,
-            &WebhookView::at(&record, state.clock.now()),
-        )),
-        None => Err(no_webhook(&id).into()),
-    }
+    shown(updated, &state, &id)
 }
 
 /// `DELETE /api/admin/webhooks/{id}`: the endpoint and its delivery log.
