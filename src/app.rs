@@ -162,6 +162,7 @@ impl Application {
             metrics: metrics.clone(),
             metrics_here: settings.metrics.address.is_empty(),
             queries: http::QueryCache::new(),
+            forward_auth: http::forward_auth::ForwardAuth::new(&settings.forward_auth),
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {

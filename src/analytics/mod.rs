@@ -66,6 +66,11 @@ impl Analytics {
         Tags::parse(&self.settings.tags, pairs)
     }
 
+    /// Tags filled by the service itself: unknown keys left out, values cut (never an error).
+    pub fn filled_tags<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
+        Tags::filled(&self.settings.tags, pairs)
+    }
+
     /// Counts one verification at unix second `at`; `token` is `(token id, owner id)`. Its tags
     /// are admitted under the day's bound here: a request refused as bad takes no place.
     pub fn count(

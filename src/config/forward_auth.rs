@@ -10,6 +10,8 @@ use crate::domain::forward_auth::{NoMatch, PolicyText, RouteRule, RouteRules, Ru
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardAuthSettings {
+    /// Off: `/api/forward-auth` answers 404.
+    pub enabled: bool,
     /// The header the key is read from when there is no `Authorization: Bearer`.
     pub key_header: String,
     /// A request no rule covers: `"verify"` (the key alone, any privilege, cost 1) or `"deny"`.
@@ -39,6 +41,7 @@ pub struct RouteSettings {
 impl Default for ForwardAuthSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             key_header: "x-api-key".to_owned(),
             default: "verify".to_owned(),
             routes: Vec::new(),

@@ -74,7 +74,10 @@ fn forward_auth_rules_load_and_bad_ones_are_refused_naming_the_rule() {
     let settings = with(rules).unwrap();
     let rules = settings.forward_auth.rules();
     assert_eq!(rules.rules.len(), 2);
-    assert_eq!(rules.policy("GET", "h", "/api/x").map(|p| p.cost), Some(2));
+    assert_eq!(
+        rules.policy("GET", "h", "/api/x").map(|p| p.usage.cost),
+        Some(2)
+    );
     assert_eq!(rules.policy("GET", "h", "/other"), None, "default deny");
     #[rustfmt::skip]
     let refused = [

@@ -217,6 +217,30 @@ impl Tags {
         Ok(Self { values })
     }
 
+    /// Tags a caller fills itself (forward-auth's `route` and `method`, SPEC B13): a key
+    /// `allowed` does not name is left out, a value loses its control characters and is cut to
+    /// 64 characters. Never an error: the values come from the request being checked.
+    pub fn filled<'a>(
+        allowed: &[String],
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut values: Vec<(usize, String)> = pairs
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let index = allowed.iter().position(|k| k == key)?;
+                let value = value
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_TAG_VALUE_CHARS)
+                    .collect();
+                Some((index, value))
+            })
+            .collect();
+        values.sort();
+        values.dedup_by_key(|(index, _)| *index);
+        Self { values }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

@@ -303,7 +303,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// fetched), `title` is the status's name (the same for every occurrence of a code, whose status
 /// never changes), `detail` says what went wrong for people, `code` for programs, `field` which
 /// request field is at fault. A 401 says how to authenticate (`WWW-Authenticate`).
-fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
+pub(super) fn problem(status: StatusCode, failure: &AdminFailure) -> HttpResponse {
     let mut body = json!({
         "type": format!("urn:iam-tokens:problem:{}", failure.code),
         "title": status.canonical_reason().unwrap_or("Error"),

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics_here: bool,
     /// Permission queries of the public verify route, parsed once per distinct text.
     pub queries: QueryCache,
+    /// `[forward_auth]` (SPEC B13).
+    pub forward_auth: forward_auth::ForwardAuth,
 }
 
 pub use query_params::QueryCache;

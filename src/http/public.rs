@@ -252,7 +252,7 @@ async fn verify_answer(req: HttpRequest, state: &AppState) -> Result<HttpRespons
 /// The old key of a rotation in grace (SPEC B10): `Deprecation: @<unix seconds of the
 /// rotation>` (RFC 9745) and `Sunset: <HTTP-date of the grace's end>` (RFC 8594), so that a
 /// client can see it must move to the new key, and by when.
-fn deprecation_headers(
+pub(super) fn deprecation_headers(
     answer: &mut HttpResponse,
     rotated_at: chrono::DateTime<chrono::Utc>,
     ends: chrono::DateTime<chrono::Utc>,

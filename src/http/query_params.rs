@@ -22,7 +22,7 @@ pub(super) struct VerifyParams<'q> {
 }
 
 /// A URL query component decoded (`+` is a space); borrowed when there is nothing to decode.
-fn decoded(raw: &str) -> Cow<'_, str> {
+pub(super) fn decoded(raw: &str) -> Cow<'_, str> {
     if !raw.contains(['%', '+']) {
         return Cow::Borrowed(raw);
     }

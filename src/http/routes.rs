@@ -14,7 +14,7 @@ use super::caller::{require_admin, require_user, Access};
 use super::error::{AdminFailure, ApiError};
 use super::observe::RouteSeries;
 use super::openapi::operations::{self as doc, Describe};
-use super::{admin, bff, observe, public};
+use super::{admin, bff, forward_auth, observe, public};
 
 /// One route as a client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,8 @@ const DELETE: Option<&str> = Some("DELETE");
 #[rustfmt::skip]
 pub(super) const TABLE: &[Entry] = &[
     entry(GET,    "/api/public/verify",                Access::Public, None, || web::to(public::verify),                  One("verifyKey", doc::verify)),
+    entry(None,   "/api/forward-auth",                 Access::Public, None, || web::to(forward_auth::check),             One("forwardAuth", doc::forward_auth)),
+    entry(None,   "/api/forward-auth/{tail:.*}",       Access::Public, None, || web::to(forward_auth::check),             One("forwardAuthTail", doc::forward_auth_tail)),
     entry(GET,    "/health",                           Access::Public, None, || web::to(public::health),                  One("getHealth", doc::health)),
     entry(HEAD,   "/health",                           Access::Public, None, || web::to(public::health),                  One("headHealth", doc::health_head)),
     entry(GET,    "/ready",                            Access::Public, None, || web::to(public::ready),                   One("getReadiness", doc::ready)),
@@ -223,7 +225,10 @@ pub fn request_series() -> Vec<(&'static str, String)> {
     for entry in TABLE {
         let spec = entry.spec;
         match entry.doc {
-            Doc::One(..) => series.push((spec.method.unwrap_or("*"), spec.path.to_owned())),
+            Doc::One(..) => series.push((
+                spec.method.unwrap_or("*"),
+                super::openapi::documented_path(spec.path),
+            )),
             Doc::PerAction => {
                 for action in Action::ALL {
                     let path = spec.path.replace("{action}", action.as_str());

@@ -28,6 +28,15 @@ impl TokenService {
         }
     }
 
+    /// The tags forward-auth fills itself (SPEC B13): `route` and `method`, each only when
+    /// `analytics.tags` names it (see [`Tags::filled`]).
+    pub fn gateway_tags(&self, route: &str, method: &str) -> Tags {
+        match &self.analytics {
+            Some(analytics) => analytics.filled_tags([("route", route), ("method", method)]),
+            None => Tags::default(),
+        }
+    }
+
     /// Counts a verification refused before its key was looked up: `Blocked` by an abuse
     /// limiter, `NotFound` without a key.
     pub fn count_refused(&self, code: Code) {

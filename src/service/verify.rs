@@ -224,6 +224,21 @@ impl TokenService {
             .0)
     }
 
+    /// A gateway's verification (SPEC B13) as of `now`: `privilege: None` accepts a token of
+    /// any privilege (a forward-auth rule need not name one).
+    pub(crate) async fn verify_outcome_for_gateway(
+        &self,
+        presented: &str,
+        options: VerifyOptions<'_>,
+        privilege: Option<Privilege>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifyOutcome, StoreError> {
+        Ok(self
+            .check(presented, options, privilege, Some(now))
+            .await?
+            .0)
+    }
+
     /// Verification with the token it found, if any; `privilege: None` accepts any privilege
     /// (trusted callers asking "what is this key?"). `at: None` reads the clock once the key has
     /// passed its shape check (garbage is then counted for the analytics at a clock read of its

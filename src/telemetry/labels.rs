@@ -9,7 +9,7 @@ pub(super) const STATUSES: [u16; 16] = [
 
 /// Request series per route: the known statuses and `other`.
 pub(super) const STATUS_SLOTS: usize = STATUSES.len() + 1;
-pub(super) const VERIFICATION_SLOTS: usize = 2 * VerifyResult::ALL.len();
+pub(super) const VERIFICATION_SLOTS: usize = VerifyRoute::ALL.len() * VerifyResult::ALL.len();
 pub(super) const CACHE_SLOTS: usize = CacheResult::ALL.len();
 
 /// The place of `status` in `STATUSES` (`STATUSES.len()` for any other).
@@ -40,6 +40,20 @@ pub(super) fn status_slot(status: u16) -> usize {
 pub enum VerifyRoute {
     Public = 0,
     Admin = 1,
+    /// `/api/forward-auth` (SPEC B13).
+    ForwardAuth = 2,
+}
+
+impl VerifyRoute {
+    pub(super) const ALL: [Self; 3] = [Self::Public, Self::Admin, Self::ForwardAuth];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Admin => "admin",
+            Self::ForwardAuth => "forward_auth",
+        }
+    }
 }
 
 /// How a verification ended.
@@ -87,6 +101,25 @@ impl VerifyResult {
             Self::LimitExceeded => "limit_exceeded",
             Self::UsageExceeded => "usage_exceeded",
             Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl From<crate::domain::analytics::Code> for VerifyResult {
+    /// The outcome a verification answered with `code` is counted under.
+    fn from(code: crate::domain::analytics::Code) -> Self {
+        use crate::domain::analytics::Code;
+        match code {
+            Code::Valid => Self::Valid,
+            Code::NotFound => Self::InvalidKey,
+            Code::Disabled => Self::Disabled,
+            Code::Expired => Self::Expired,
+            Code::IpNotAllowed => Self::InvalidHost,
+            Code::InsufficientPermissions => Self::InsufficientPermissions,
+            Code::RateLimited => Self::LimitExceeded,
+            Code::UsageExceeded => Self::UsageExceeded,
+            // An abuse limiter's refusal.
+            Code::Blocked => Self::RateLimited,
         }
     }
 }

@@ -115,7 +115,7 @@ pub struct Metrics {
     /// The hot counters (requests, verifications, cache lookups), folded into the exporter's
     /// counters at each scrape.
     tally: Tally,
-    verifications: [[Counter; VerifyResult::ALL.len()]; 2],
+    verifications: [[Counter; VerifyResult::ALL.len()]; VerifyRoute::ALL.len()],
     verify_latency: Histogram,
     cache: [Counter; 4],
     flushes_ok: Counter,
@@ -178,11 +178,8 @@ impl Metrics {
         let counter = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
         };
-        let verifications = [VerifyRoute::Public, VerifyRoute::Admin].map(|route| {
-            let route = match route {
-                VerifyRoute::Public => "public",
-                VerifyRoute::Admin => "admin",
-            };
+        let verifications = VerifyRoute::ALL.map(|route| {
+            let route = route.label();
             VerifyResult::ALL.map(|outcome| {
                 counter(
                     "iam_verifications_total",

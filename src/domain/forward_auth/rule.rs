@@ -2,9 +2,11 @@
 //! and the policy it gives them; the first match wins, and a request no rule covers gets
 //! `forward_auth.default` (verify the key alone, or deny).
 
+use std::sync::Arc;
+
 use super::PathGlob;
 use crate::domain::access::Query;
-use crate::domain::quota::LimitName;
+use crate::domain::quota::{LimitName, Usage, MAX_COST};
 use crate::domain::Privilege;
 
 /// What a covered request is verified with.
@@ -12,12 +14,11 @@ use crate::domain::Privilege;
 pub struct Policy {
     /// `None`: any privilege.
     pub privilege: Option<Privilege>,
-    /// A permission query the key must satisfy (SPEC B4), as written.
-    pub permissions: Option<String>,
-    /// Credits and auto-applied limits this request costs.
-    pub cost: u64,
-    /// Named limits charged, each at its own cost.
-    pub limits: Vec<(LimitName, u64)>,
+    /// A permission query the key must satisfy (SPEC B4), parsed once.
+    pub permissions: Option<Arc<Query>>,
+    /// What the request costs: credits and auto-applied limits, and named limits each at its
+    /// own cost (SPEC B5).
+    pub usage: Usage,
     /// Put the token's metadata into `X-Auth-Principal`.
     pub expose_metadata: bool,
 }
@@ -28,8 +29,7 @@ impl Default for Policy {
         Self {
             privilege: None,
             permissions: None,
-            cost: 1,
-            limits: Vec::new(),
+            usage: Usage::default(),
             expose_metadata: false,
         }
     }
@@ -78,14 +78,11 @@ pub enum RuleError {
     Privilege,
     #[error("permissions: {0}")]
     Permissions(String),
-    #[error("cost is 0 to 1000000")]
+    #[error("cost is 0 to 1000000000")]
     Cost,
-    #[error("limits is name:cost,… with known limit names and costs of 0 to 1000000")]
+    #[error("limits is name:cost,… (at most 16 names, each once; costs of 0 to 1000000000)")]
     Limits,
 }
-
-/// The most a request may cost (credits, or uses of a limit).
-pub const MAX_COST: u64 = 1_000_000;
 
 impl RouteRule {
     /// A rule from its written parts; each error names the part.
@@ -156,13 +153,11 @@ impl PolicyText<'_> {
             .privilege
             .map(|p| p.parse::<Privilege>().map_err(|_| RuleError::Privilege))
             .transpose()?;
-        let permissions = match self.permissions {
-            None => None,
-            Some(text) => {
-                Query::parse(text).map_err(|err| RuleError::Permissions(err.to_string()))?;
-                Some(text.to_owned())
-            }
-        };
+        let permissions = self
+            .permissions
+            .map(|text| Query::parse(text).map_err(|err| RuleError::Permissions(err.to_string())))
+            .transpose()?
+            .map(Arc::new);
         let cost = match self.cost {
             None => 1,
             Some(text) => cost(text).ok_or(RuleError::Cost)?,
@@ -171,11 +166,11 @@ impl PolicyText<'_> {
             None => Vec::new(),
             Some(text) => named_limits(text).ok_or(RuleError::Limits)?,
         };
+        let usage = Usage::new(cost, limits).map_err(|_| RuleError::Limits)?;
         Ok(Policy {
             privilege,
             permissions,
-            cost,
-            limits,
+            usage,
             expose_metadata: self.expose_metadata,
         })
     }
@@ -207,13 +202,16 @@ pub struct RouteRules {
 }
 
 impl RouteRules {
-    /// The policy of a request: the first rule covering it, else the default (`None`: deny).
-    pub fn policy(&self, method: &str, host: &str, path: &str) -> Option<Policy> {
-        match self
-            .rules
+    /// The first rule covering a request (`method` upper case, `host` without its port).
+    pub fn rule_for(&self, method: &str, host: &str, path: &str) -> Option<&RouteRule> {
+        self.rules
             .iter()
             .find(|rule| rule.covers(method, host, path))
-        {
+    }
+
+    /// The policy of a request: the first rule covering it, else the default (`None`: deny).
+    pub fn policy(&self, method: &str, host: &str, path: &str) -> Option<Policy> {
+        match self.rule_for(method, host, path) {
             Some(rule) => Some(rule.policy.clone()),
             None => match self.no_match {
                 NoMatch::Verify => Some(Policy::default()),
@@ -291,7 +289,7 @@ mod tests {
             expose_metadata: true,
         };
         let policy = text.parse().unwrap();
-        assert_eq!((policy.cost, policy.limits.len()), (3, 2));
+        assert_eq!((policy.usage.cost, policy.usage.named.len()), (3, 2));
         let bad = |text: PolicyText<'_>| text.parse().unwrap_err();
         let base = PolicyText::default;
         let cases = [
@@ -311,7 +309,7 @@ mod tests {
             ),
             (
                 PolicyText {
-                    cost: Some("1000001"),
+                    cost: Some("1000000001"),
                     ..base()
                 },
                 RuleError::Cost,

@@ -138,18 +138,7 @@ pub async fn verify(
         AdminFailure::invalid("unknown_ratelimit", message)
             .field(format!("ratelimits[{}].name", unknown.index))
     })?;
-    let result = match verification.code {
-        Code::Valid => VerifyResult::Valid,
-        Code::NotFound => VerifyResult::InvalidKey,
-        Code::Disabled => VerifyResult::Disabled,
-        Code::Expired => VerifyResult::Expired,
-        Code::IpNotAllowed => VerifyResult::InvalidHost,
-        Code::InsufficientPermissions => VerifyResult::InsufficientPermissions,
-        Code::RateLimited => VerifyResult::LimitExceeded,
-        Code::UsageExceeded => VerifyResult::UsageExceeded,
-        // Never an admin verification's (it has no abuse limiter in front).
-        Code::Blocked => VerifyResult::RateLimited,
-    };
+    let result = VerifyResult::from(verification.code);
     state.metrics.verification(VerifyRoute::Admin, result);
     let token = verification.token.as_ref().map(|token| {
         let mut view = VerifiedView::new(token);

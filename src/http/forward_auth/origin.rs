@@ -23,6 +23,8 @@ pub struct Origin {
     /// Lower case, without the port.
     pub host: String,
     pub client: Option<IpAddr>,
+    /// The peer is in `server.trusted_proxies`: its forwarded headers were believed.
+    pub trusted: bool,
 }
 
 /// Why the original request cannot be read (a 400 `BAD_REQUEST` naming the header).
@@ -32,6 +34,15 @@ pub enum OriginError {
     Conflicting(&'static str),
     #[error("{0} is not valid")]
     Invalid(&'static str),
+}
+
+impl OriginError {
+    /// The header at fault.
+    pub fn header(&self) -> &'static str {
+        match self {
+            Self::Conflicting(name) | Self::Invalid(name) => name,
+        }
+    }
 }
 
 /// At most this long, a forwarded URI or host.
@@ -134,6 +145,7 @@ pub fn origin(
         query,
         host,
         client,
+        trusted: peer_trusted,
     })
 }
 
@@ -187,6 +199,7 @@ mod tests {
             query: Some("q=a".into()),
             host: "api.example.com".into(),
             client: Some("203.0.113.7".parse().unwrap()),
+            trusted: true,
         };
         assert_eq!(seen, expected);
         let nginx = from("10.0.0.2")
@@ -227,6 +240,7 @@ mod tests {
             query: None,
             host: "auth.internal".into(),
             client: Some("192.0.2.50".parse().unwrap()),
+            trusted: false,
         };
         assert_eq!(seen, expected);
     }

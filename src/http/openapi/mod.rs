@@ -50,7 +50,7 @@ pub fn document(ctx: &DocContext) -> OpenApi {
                 let op = describe(Describe::new(&mut components, ctx, id, tag, summary));
                 let op = scoped(described(op, about), spec.scope);
                 let method = spec.method.map_or(HttpMethod::Get, http_method);
-                add(&mut paths, spec.path, method, op);
+                add(&mut paths, &documented_path(spec.path), method, op);
             }
             Doc::PerAction => {
                 for action in Action::ALL {
@@ -158,6 +158,24 @@ fn scoped(
         .build();
     op.extensions = Some(extension);
     op
+}
+
+/// A route's path as OpenAPI writes it: `{tail:.*}` (actix's pattern) is `{tail}`.
+pub(crate) fn documented_path(path: &str) -> String {
+    let (mut out, mut in_braces, mut in_pattern) =
+        (String::with_capacity(path.len()), false, false);
+    for c in path.chars() {
+        match c {
+            '{' => in_braces = true,
+            '}' => (in_braces, in_pattern) = (false, false),
+            ':' if in_braces => in_pattern = true,
+            _ => {}
+        }
+        if !in_pattern {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn add(paths: &mut Paths, path: &str, method: HttpMethod, op: utoipa::openapi::path::Operation) {

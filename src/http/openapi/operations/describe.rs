@@ -195,6 +195,20 @@ impl<'a> Describe<'a> {
         self
     }
 
+    /// Headers of the `status` answer, each a string with its description.
+    pub(super) fn headers(mut self, status: u16, headers: &[(&'static str, &str)]) -> Self {
+        if let Some(answer) = self.answers.get_mut(&status) {
+            for (name, description) in headers {
+                let header = HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some(*description))
+                    .build();
+                answer.headers.push((name, header));
+            }
+        }
+        self
+    }
+
     /// A link from the `status` answer to operation `to`: `parameters` are
     /// (`in.name`, runtime expression), `body` a request body of runtime expressions.
     pub(super) fn link(
