@@ -7,6 +7,7 @@
 # IAM_TEST_REDIS_CLUSTER=redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103
 # (exported at the end unless already set). A healthy cluster is left alone; a partial, broken
 # or stale one (e.g. old nodes-*.conf) is shut down, wiped and created afresh.
+# Also installs nginx and Caddy (Debian's packages) when missing, for the gateway tests.
 # Sourced by scripts/test.sh and scripts/bench.sh; safe to run again.
 set -euo pipefail
 
@@ -135,8 +136,21 @@ ensure_redis_cluster() {
   log "Redis Cluster up on 127.0.0.1:7101-7103"
 }
 
+# The gateways of the forward-auth tests (SPEC B13): Debian's nginx and Caddy, run by the tests
+# themselves with the configs in deploy/ (the system services the packages bring are not used).
+ensure_gateways() {
+  local missing=()
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
 ensure_mariadb
 ensure_redis
 ensure_redis_cluster
+ensure_gateways
 
 export IAM_TEST_REDIS_CLUSTER="${IAM_TEST_REDIS_CLUSTER:-redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103}"

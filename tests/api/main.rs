@@ -1,5 +1,6 @@
 //! The one integration test binary: every test starts its own app on its own database.
 
+mod gateway_harness;
 mod helpers;
 mod migrations;
 mod proxy;
@@ -84,3 +85,6 @@ mod webhooks;
 // The machine-readable contract (SPEC B7).
 mod metrics;
 mod openapi;
+
+// Forward-auth through real nginx and Caddy with the shipped configs (SPEC B13).
+mod gateways;
