@@ -77,8 +77,8 @@ const DELETE: Option<&str> = Some("DELETE");
 #[rustfmt::skip]
 pub(super) const TABLE: &[Entry] = &[
     entry(GET,    "/api/public/verify",                Access::Public, None, || web::to(public::verify),                  One("verifyKey", doc::verify)),
-    entry(None,   "/api/forward-auth",                 Access::Public, None, || web::to(forward_auth::check),             One("forwardAuth", doc::forward_auth)),
-    entry(None,   "/api/forward-auth/{tail:.*}",       Access::Public, None, || web::to(forward_auth::check),             One("forwardAuthTail", doc::forward_auth_tail)),
+    entry(None,   "/api/forward-auth",                 Access::Public, None, || web::to(forward_auth::check),             One("verifyForGateway", doc::forward_auth)),
+    entry(None,   "/api/forward-auth/{tail:.*}",       Access::Public, None, || web::to(forward_auth::check),             One("verifyForEnvoy", doc::forward_auth_tail)),
     entry(GET,    "/health",                           Access::Public, None, || web::to(public::health),                  One("getHealth", doc::health)),
     entry(HEAD,   "/health",                           Access::Public, None, || web::to(public::health),                  One("headHealth", doc::health_head)),
     entry(GET,    "/ready",                            Access::Public, None, || web::to(public::ready),                   One("getReadiness", doc::ready)),

@@ -88,3 +88,6 @@ mod openapi;
 
 // Forward-auth through real nginx and Caddy with the shipped configs (SPEC B13).
 mod gateways;
+
+// Forward-auth for gateways (SPEC B13).
+mod forward_auth;

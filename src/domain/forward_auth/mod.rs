@@ -3,7 +3,9 @@
 //! HTTP adapter (`http/forward_auth/`) reads the original request and applies it.
 
 mod glob;
+mod path;
 mod rule;
 
 pub use glob::{GlobError, PathGlob};
+pub use path::{canonical_path, PathError};
 pub use rule::{NoMatch, Policy, PolicyText, RouteRule, RouteRules, RuleError};

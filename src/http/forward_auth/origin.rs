@@ -10,6 +10,7 @@ use actix_web::HttpRequest;
 use ipnet::IpNet;
 
 use super::super::client_ip::client_ip;
+use crate::domain::forward_auth::canonical_path;
 use crate::domain::ip::normalize;
 
 /// The request the gateway asks about.
@@ -116,9 +117,11 @@ pub fn origin(
         return Err(OriginError::Invalid("x-forwarded-uri"));
     }
     let (path, query) = match uri.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-        None => (uri, None),
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (uri.as_str(), None),
     };
+    // The one spelling rules are matched against (`%61dmin` is `admin`); ambiguous ones refused.
+    let path = canonical_path(path).map_err(|_| OriginError::Invalid("x-forwarded-uri"))?;
     let host = match host {
         Some(host) => host.to_owned(),
         // The request's own host: actix's `connection_info` would believe `X-Forwarded-Host`

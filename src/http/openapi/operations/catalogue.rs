@@ -7,10 +7,18 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
      "Checks the key in `x-api-key` for the privilege asked, its IP restriction, expiry, an \
       optional permission query and its customer limits and credits, and counts the use. The \
       answer is riavzon's envelope, byte for byte."),
-    ("forwardAuth", "Forward-auth for a gateway",
-     "For nginx `auth_request`, Caddy `forward_auth` and Traefik `forwardAuth`: verifies the key       of the request the gateway forwards (`Authorization: Bearer`, else       `forward_auth.key_header`) under the policy of the query or of the first       `[[forward_auth.routes]]` rule covering it, and counts it as a verification. Forwarded       headers and a policy in the query are believed only from `server.trusted_proxies`.       Answers 200 with the caller's identity in headers, or a denial with `X-Auth-Code`;       `dialect=nginx` sends 400, 429 and 503 as 403 (nginx makes them 500)."),
-    ("forwardAuthTail", "Forward-auth for Envoy",
-     "Envoy `ext_authz` (HTTP service, `path_prefix: /api/forward-auth`): the original path is       the tail, the method and host are the request's own, and the query is the client's (no       parameters of ours). Otherwise as `forwardAuth`."),
+    ("verifyForGateway", "Forward-auth for a gateway",
+     "For nginx `auth_request`, Caddy `forward_auth` and Traefik `forwardAuth`: verifies the key \
+      of the request the gateway forwards (`Authorization: Bearer`, else \
+      `forward_auth.key_header`) under the policy of the query or of the first \
+      `[[forward_auth.routes]]` rule covering it, and counts it as a verification. Forwarded \
+      headers and a policy in the query are believed only from `server.trusted_proxies`. \
+      Answers 200 with the caller's identity in headers, or a denial with `X-Auth-Code`; \
+      `dialect=nginx` sends 400, 429 and 503 as 403 (nginx makes them 500)."),
+    ("verifyForEnvoy", "Forward-auth for Envoy",
+     "Envoy `ext_authz` (HTTP service, `path_prefix: /api/forward-auth`): the original path is \
+      the tail, the method and host are the request's own, and the query is the client's (no \
+      parameters of ours). Otherwise as `verifyForGateway`."),
     ("getHealth", "Liveness", "`OK` while the process serves requests; never asks a dependency."),
     ("headHealth", "Liveness, without a body", "As `GET /health`, for probes that send `HEAD`."),
     ("getReadiness", "Readiness",
