@@ -91,3 +91,6 @@ mod gateways;
 
 // Forward-auth for gateways (SPEC B13).
 mod forward_auth;
+mod forward_auth_denials;
+mod forward_auth_replays;
+mod forward_auth_rules;

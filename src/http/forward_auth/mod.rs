@@ -98,10 +98,10 @@ async fn decide(
         .map_err(|err| Denial::bad_request(err.header(), err.to_string()))?;
     // A policy in the query is the gateway's configuration: believed from a trusted peer only,
     // as its forwarded headers are (else a client calling us directly could set its own cost).
-    let from_query;
+    let owned;
     let (policy, route): (&Policy, &str) = if params.has_policy() && origin.trusted {
-        from_query = query_policy(params, state)?;
-        (&from_query, &origin.path)
+        owned = query_policy(params, state)?;
+        (&owned, &origin.path)
     } else {
         match gateway
             .rules
@@ -109,8 +109,8 @@ async fn decide(
         {
             Some(rule) => (&rule.policy, rule.path.as_str()),
             None if gateway.rules.no_match == NoMatch::Verify => {
-                from_query = Policy::default();
-                (&from_query, &origin.path)
+                owned = Policy::default();
+                (&owned, &origin.path)
             }
             None => return Err(Denial::no_route()),
         }
