@@ -406,3 +406,63 @@ async fn the_key_comes_from_authorization_bearer_first_then_the_configured_key_h
     );
     assert_eq!((uses(&app, &a).await, uses(&app, &b).await), (2, 2));
 }
+
+#[tokio::test]
+async fn the_principal_follows_a_change_of_the_token_s_access_its_role_and_its_metadata() {
+    let app = spawn_admin_app_with(|s| {
+        trust_local_proxy(s);
+        s.forward_auth.routes = vec![RouteSettings {
+            expose_metadata: true,
+            ..route("/meta/**")
+        }];
+    })
+    .await;
+    role(&app, "reader", json!(["reports.read"])).await;
+    let token = issue(
+        &app,
+        7,
+        "svc",
+        json!({"roles": ["reader"], "metadata": {"plan": "free"}}),
+    )
+    .await;
+    let seen = |answer: &Answer| principal(answer);
+    let call = |path: &'static str| {
+        let request = ask(&app, "")
+            .header("x-forwarded-uri", path)
+            .bearer_auth(&token.key);
+        app.send(request)
+    };
+    let first = seen(&call("/v1/x").await);
+    assert_eq!(first["permissions"], json!(["reports.read"]));
+    assert_eq!(
+        seen(&call("/meta/x").await)["metadata"],
+        json!({"plan": "free"})
+    );
+
+    let path = format!("/tokens/{}/access", token.id);
+    let change = json!({"addPermissions": ["billing.read"]});
+    assert_eq!(
+        app.admin_json(Method::POST, &path, &change).await.status,
+        200
+    );
+    let body = json!({"add": ["reports.export"]});
+    let answer = app.admin_json(Method::PATCH, "/roles/reader", &body).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let path = format!("/tokens/{}/metadata", token.id);
+    let patch = json!({"plan": "pro"});
+    assert_eq!(
+        app.admin_json(Method::PATCH, &path, &patch).await.status,
+        200
+    );
+
+    let now = seen(&call("/v1/x").await);
+    assert_eq!(
+        now["permissions"],
+        json!(["billing.read", "reports.export", "reports.read"])
+    );
+    assert_eq!(now.get("metadata"), None);
+    assert_eq!(
+        seen(&call("/meta/x").await)["metadata"],
+        json!({"plan": "pro"})
+    );
+}

@@ -56,27 +56,35 @@ impl PathGlob {
         &self.text
     }
 
-    /// Whether `path` (starting with `/`, without its query) matches.
+    /// Whether `path` (starting with `/`, without its query) matches. Time is bounded by
+    /// segments × parts whatever the `**`s (no backtracking: a client picks the path).
     pub fn matches(&self, path: &str) -> bool {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
         let parts: Vec<&str> = rest.split('/').collect();
-        matches_from(&self.segments, &parts)
-    }
-}
-
-/// Segments against path parts; `**` tries every split (bounded by the segment counts).
-fn matches_from(segments: &[Segment], parts: &[&str]) -> bool {
-    match segments.split_first() {
-        None => parts.is_empty(),
-        Some((Segment::Any, rest)) => {
-            (0..=parts.len()).any(|skip| matches_from(rest, &parts[skip..]))
+        // `after[j]`: the segments from `i` on match `parts[j..]`, computed from the last
+        // segment back to the first; one row of the table at a time.
+        let mut after = vec![false; parts.len() + 1];
+        after[parts.len()] = true;
+        for segment in self.segments.iter().rev() {
+            let mut row = vec![false; parts.len() + 1];
+            match segment {
+                // Nothing, or one part and again `**`.
+                Segment::Any => {
+                    for j in (0..=parts.len()).rev() {
+                        row[j] = after[j] || (j < parts.len() && row[j + 1]);
+                    }
+                }
+                Segment::Pattern(pattern) => {
+                    for j in 0..parts.len() {
+                        row[j] = after[j + 1] && wildcard(pattern, parts[j]);
+                    }
+                }
+            }
+            after = row;
         }
-        Some((Segment::Pattern(pattern), rest)) => match parts.split_first() {
-            Some((part, others)) => wildcard(pattern, part) && matches_from(rest, others),
-            None => false,
-        },
+        after[0]
     }
 }
 
@@ -132,6 +140,14 @@ mod tests {
             let parsed = PathGlob::parse(glob).unwrap();
             assert_eq!(parsed.matches(path), expected, "{glob} vs {path}");
         }
+    }
+
+    #[test]
+    fn many_any_depth_segments_against_a_long_path_answer_at_once() {
+        let glob = PathGlob::parse("/**/a/**/b/**/c/**/d/**/e/**/f/**/x").unwrap();
+        let path = "/a/b/c/d/e/f".repeat(600);
+        assert!(!glob.matches(&path));
+        assert!(glob.matches(&format!("{path}/x")));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! `/admin/**` must not be escaped by `/%61dmin/users`, `//admin/users` or
 //! `/public/../admin/users`.
 
+use std::borrow::Cow;
+
 /// Why a path is refused (a 400 naming the header it came in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -14,9 +16,12 @@ pub enum PathError {
 /// Refused: `%2F` and `%5C` (an upstream may or may not decode them into separators), `\`
 /// (some treat it as `/`), `.` and `..` segments (an upstream resolves them; clients never send
 /// them), control characters and bytes that are not UTF-8.
-pub fn canonical_path(raw: &str) -> Result<String, PathError> {
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") {
+pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    let encoded_separator = raw
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && matches!((w[1], w[2] | 0x20), (b'2', b'f') | (b'5', b'c')));
+    if encoded_separator {
         return Err(PathError::Ambiguous);
     }
     let decoded = percent_encoding::percent_decode_str(raw)
@@ -25,18 +30,23 @@ pub fn canonical_path(raw: &str) -> Result<String, PathError> {
     if decoded.contains('\\') || decoded.chars().any(char::is_control) {
         return Err(PathError::Ambiguous);
     }
+    let mut segments = decoded.split('/').skip(1);
+    if segments.any(|segment| segment == "." || segment == "..") {
+        return Err(PathError::Ambiguous);
+    }
+    // Most paths are already the one spelling: no copy.
+    if !decoded.contains("//") {
+        return Ok(decoded);
+    }
     let mut path = String::with_capacity(decoded.len());
     for segment in decoded.split('/').filter(|segment| !segment.is_empty()) {
-        if segment == "." || segment == ".." {
-            return Err(PathError::Ambiguous);
-        }
         path.push('/');
         path.push_str(segment);
     }
     if path.is_empty() || decoded.ends_with('/') {
         path.push('/');
     }
-    Ok(path)
+    Ok(Cow::Owned(path))
 }
 
 #[cfg(test)]

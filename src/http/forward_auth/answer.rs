@@ -7,7 +7,10 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use std::sync::{Arc, Weak};
+
 use chrono::{DateTime, Utc};
+use dashmap::DashMap;
 use serde::Serialize;
 
 use super::super::error::{problem, AdminFailure};
@@ -16,7 +19,7 @@ use super::super::quota_headers;
 use super::params::Dialect;
 use crate::domain::analytics::Code;
 use crate::quotas::QuotaReport;
-use crate::service::Verified;
+use crate::service::{CachedToken, Verified};
 use crate::telemetry::metrics::VerifyResult;
 
 const TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-token-id");
@@ -38,32 +41,72 @@ struct Principal<'t> {
     metadata: Option<&'t crate::domain::Metadata>,
 }
 
+/// `X-Auth-Principal` values, built once per cached token record and policy (a token that
+/// changes is a new record, so a stale value is never served); at most `CAPACITY`, cleared when
+/// full. Building one (JSON, base64) costs more than the rest of the answer.
+pub struct Principals {
+    built: DashMap<(u64, bool), (Weak<CachedToken>, HeaderValue), foldhash::fast::RandomState>,
+}
+
+impl Principals {
+    const CAPACITY: usize = 4096;
+
+    pub fn new() -> Self {
+        Self {
+            built: DashMap::default(),
+        }
+    }
+
+    fn of(&self, record: &Arc<CachedToken>, expose_metadata: bool) -> Option<HeaderValue> {
+        let key = (record.id, expose_metadata);
+        if let Some(entry) = self.built.get(&key) {
+            // The Weak keeps the record's allocation, so its address names it alone.
+            if std::ptr::eq(entry.0.as_ptr(), Arc::as_ptr(record)) {
+                return Some(entry.1.clone());
+            }
+        }
+        let principal = Principal {
+            token_id: record.id,
+            user_id: record.user_id.get(),
+            name: &record.name,
+            roles: record.roles.iter().map(|role| role.as_str()).collect(),
+            permissions: record.grants.texts(),
+            metadata: expose_metadata.then_some(&record.metadata),
+        };
+        // JSON of strings and numbers always serializes; base64url is always a header value.
+        let json = serde_json::to_vec(&principal).ok()?;
+        let value = HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(json)).ok()?;
+        if self.built.len() >= Self::CAPACITY {
+            self.built.clear();
+        }
+        self.built
+            .insert(key, (Arc::downgrade(record), value.clone()));
+        Some(value)
+    }
+}
+
+impl Default for Principals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// 200, empty: the request may pass. `remove` is what Envoy strips from the upstream request
 /// (`authorization, <forward_auth.key_header>`), prepared once.
 pub fn allow(
     verified: &Verified,
     expose_metadata: bool,
+    principals: &Principals,
     remove: &HeaderValue,
     now: DateTime<Utc>,
 ) -> HttpResponse {
     let token = &verified.record;
-    let principal = Principal {
-        token_id: token.id,
-        user_id: token.user_id.get(),
-        name: &token.name,
-        roles: token.roles.iter().map(|role| role.as_str()).collect(),
-        permissions: token.grants.texts(),
-        metadata: expose_metadata.then_some(&token.metadata),
-    };
     let mut answer = HttpResponse::Ok().finish();
     let headers = answer.headers_mut();
     headers.insert(TOKEN_ID, HeaderValue::from(token.id));
     headers.insert(USER_ID, HeaderValue::from(token.user_id.get()));
-    // JSON of strings and numbers always serializes; base64url is always a header value.
-    if let Ok(json) = serde_json::to_vec(&principal) {
-        if let Ok(value) = HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(json)) {
-            headers.insert(PRINCIPAL, value);
-        }
+    if let Some(principal) = principals.of(token, expose_metadata) {
+        headers.insert(PRINCIPAL, principal);
     }
     headers.insert(ENVOY_REMOVE, remove.clone());
     if let Some(report) = &verified.quota {

@@ -34,6 +34,7 @@ pub struct ForwardAuth {
     key_header: HeaderName,
     /// `x-envoy-auth-headers-to-remove`: the credential's headers.
     remove: HeaderValue,
+    principals: answer::Principals,
 }
 
 impl ForwardAuth {
@@ -50,6 +51,7 @@ impl ForwardAuth {
             rules: settings.rules(),
             key_header,
             remove,
+            principals: answer::Principals::new(),
         }
     }
 }
@@ -149,6 +151,7 @@ async fn decide(
             Ok(answer::allow(
                 &verified,
                 policy.expose_metadata,
+                &gateway.principals,
                 &gateway.remove,
                 now,
             ))

@@ -121,7 +121,9 @@ pub fn origin(
         None => (uri.as_str(), None),
     };
     // The one spelling rules are matched against (`%61dmin` is `admin`); ambiguous ones refused.
-    let path = canonical_path(path).map_err(|_| OriginError::Invalid("x-forwarded-uri"))?;
+    let path = canonical_path(path)
+        .map_err(|_| OriginError::Invalid("x-forwarded-uri"))?
+        .into_owned();
     let host = match host {
         Some(host) => host.to_owned(),
         // The request's own host: actix's `connection_info` would believe `X-Forwarded-Host`
