@@ -88,7 +88,8 @@ async fn every_route_that_is_not_public_refuses_a_missing_or_wrong_credential() 
 /// Making a route public is a decision this test records. The contract and the metrics are
 /// public: neither holds a secret (`/metrics` can move to `metrics.address`).
 #[tokio::test]
-async fn the_public_routes_are_health_readiness_verification_the_contract_and_metrics() {
+async fn the_public_routes_are_health_readiness_verification_forward_auth_the_contract_and_metrics()
+{
     let public: Vec<(Option<&str>, &str)> = route_table()
         .into_iter()
         .filter(|route| route.access == Access::Public)
@@ -98,6 +99,8 @@ async fn the_public_routes_are_health_readiness_verification_the_contract_and_me
         public,
         [
             (Some("GET"), "/api/public/verify"),
+            (None, "/api/forward-auth"),
+            (None, "/api/forward-auth/{tail:.*}"),
             (Some("GET"), "/health"),
             (Some("HEAD"), "/health"),
             (Some("GET"), "/ready"),
