@@ -41,6 +41,8 @@ pub struct Application {
     admins: Arc<Admins>,
     /// How often the last uses of admin credentials are written.
     admin_uses_every: std::time::Duration,
+    /// Console session limits, when the console is on: expired sessions are pruned.
+    console_sessions: Option<crate::domain::session::SessionLimits>,
     ban_refresh: std::time::Duration,
     prune_interval: std::time::Duration,
     /// How often analytics rollups past their retention are deleted (`None`: analytics off).
@@ -163,6 +165,11 @@ impl Application {
             metrics_here: settings.metrics.address.is_empty(),
             queries: http::QueryCache::new(),
             forward_auth: http::forward_auth::ForwardAuth::new(&settings.forward_auth),
+            console_limits: settings.console.limits(),
+            store_kind: match settings.database.url.expose().starts_with("sqlite:") {
+                true => "SQLite (embedded)",
+                false => "MySQL",
+            },
         });
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).map_err(|source| StartupError::Bind {
@@ -174,11 +181,17 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?
             .port();
         let metrics_state = state.clone();
+        let console_enabled = settings.console.enabled;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(http::common_headers())
                 .wrap(from_fn(http::request_id))
+                .configure(|cfg| {
+                    if console_enabled {
+                        crate::console::routes(cfg)
+                    }
+                })
                 .configure(http::routes)
         })
         .client_request_timeout(settings.server.request_timeout)
@@ -202,6 +215,7 @@ impl Application {
             limits,
             admins,
             admin_uses_every: settings.usage.flush_interval.max(ADMIN_USES_EVERY),
+            console_sessions: settings.console.enabled.then(|| settings.console.limits()),
             ban_refresh: settings.rate_limiters.ban_refresh,
             prune_interval: settings.rate_limiters.prune_interval,
             analytics_prune: settings
@@ -286,6 +300,17 @@ impl Application {
                 }
             }
         }));
+        if let Some(limits) = self.console_sessions {
+            let admins = self.admins.clone();
+            background.spawn(every(CONSOLE_PRUNE, move || {
+                let admins = admins.clone();
+                async move {
+                    if let Err(err) = admins.prune_sessions(limits).await {
+                        tracing::warn!(error = %err, "could not prune console sessions; retrying");
+                    }
+                }
+            }));
+        }
         let metrics = self.metrics.clone();
         background.spawn(every(METRICS_UPKEEP, move || {
             metrics.upkeep();
@@ -336,6 +361,8 @@ const ADMIN_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often recorded histogram samples are folded into buckets (bounded memory between
 /// scrapes).
 const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often ended console sessions are deleted (a request for one deletes it anyway).
+const CONSOLE_PRUNE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `/metrics` alone on `address`, one worker.
 fn metrics_server(address: &str, state: Data<AppState>) -> Result<(Server, u16), StartupError> {

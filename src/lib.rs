@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod app;
 pub mod clock;
 pub mod config;
+mod console;
 pub mod domain;
 pub mod envelope;
 pub mod events;

@@ -35,21 +35,49 @@ impl Admins {
             return Err(Refusal::Unauthorized);
         }
         let presented = Digest::bytes_of(secret);
+        if let Some(caller) = self.configured_caller(&presented) {
+            return Ok(caller);
+        }
+        if !AdminSecret::is_well_formed(secret) {
+            return Err(Refusal::Unauthorized);
+        }
+        self.stored_caller(presented, ip).await
+    }
+
+    /// Who the secret with this SHA-256 authenticates (the console's sessions keep the digest,
+    /// never the secret, and authenticate it again on every request): a configured credential,
+    /// else an active stored one.
+    pub async fn authenticate_digest(
+        &self,
+        presented: [u8; 32],
+        ip: Option<IpAddr>,
+    ) -> Result<Caller, Refusal> {
+        match self.configured_caller(&presented) {
+            Some(caller) => Ok(caller),
+            None => self.stored_caller(presented, ip).await,
+        }
+    }
+
+    /// The configured credential with this digest (every one compared in constant time).
+    fn configured_caller(&self, presented: &[u8; 32]) -> Option<Caller> {
         let mut configured = None;
         for (name, digest) in &self.configured {
             if bool::from(presented.ct_eq(digest)) {
                 configured = Some(name);
             }
         }
-        if let Some(name) = configured {
-            return Ok(Caller {
-                actor: Actor::config(name),
-                scopes: self.everything.clone(),
-            });
-        }
-        if !AdminSecret::is_well_formed(secret) {
-            return Err(Refusal::Unauthorized);
-        }
+        configured.map(|name| Caller {
+            actor: Actor::config(name),
+            scopes: self.everything.clone(),
+        })
+    }
+
+    /// The active stored credential with this digest, its use recorded.
+    async fn stored_caller(
+        &self,
+        presented: [u8; 32],
+        ip: Option<IpAddr>,
+    ) -> Result<Caller, Refusal> {
         let known = self.lookup(presented).await?;
         let now = self.clock.now();
         match known {

@@ -8,10 +8,12 @@
 
 mod authenticate;
 mod manage;
+mod sessions;
 mod uses;
 
 pub use authenticate::Refusal;
 pub use manage::{CreateCredential, ManageError};
+pub use sessions::{SessionRefusal, Signed};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

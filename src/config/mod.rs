@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 pub mod analytics;
+pub mod console;
 pub mod forward_auth;
 mod redis;
 pub mod webhooks;
 pub use analytics::{AnalyticsSettings, RetentionSettings};
+pub use console::ConsoleSettings;
 pub use forward_auth::{ForwardAuthSettings, RouteSettings};
 pub use redis::RedisSettings;
 pub use webhooks::WebhookSettings;
@@ -47,6 +49,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     #[serde(default)]
     pub forward_auth: ForwardAuthSettings,
+    #[serde(default)]
+    pub console: ConsoleSettings,
 }
 
 /// `GET /metrics` (SPEC B7).
@@ -364,6 +368,7 @@ impl Settings {
         self.analytics.validate()?;
         self.webhooks.validate()?;
         self.forward_auth.validate()?;
+        self.console.validate()?;
         if crate::store::Location::parse(self.database.url.expose()).is_err() {
             return invalid(
                 "database.url",

@@ -17,6 +17,7 @@ mod public_id;
 pub mod quota;
 pub mod record;
 pub mod rollup;
+pub mod session;
 pub mod state;
 mod user_id;
 pub mod webhook;

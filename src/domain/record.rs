@@ -338,10 +338,14 @@ pub enum TokenStatus {
     All,
 }
 
-/// An admin listing: one user's tokens, newest first, a page at a time.
+/// An admin listing: tokens (one owner's, or everyone's for the console), newest first, a page
+/// at a time.
 #[derive(Debug, Clone)]
 pub struct TokenQuery {
-    pub user_id: UserId,
+    /// `None`: every owner's.
+    pub user_id: Option<UserId>,
+    /// Only tokens with exactly this name (byte for byte).
+    pub name: Option<String>,
     pub status: TokenStatus,
     /// Only tokens whose metadata has this key with this value, compared as text: `42`
     /// matches the string "42" and the number 42, `true` the boolean and the string.

@@ -58,8 +58,13 @@ pub struct AppState {
     pub queries: QueryCache,
     /// `[forward_auth]` (SPEC B13).
     pub forward_auth: forward_auth::ForwardAuth,
+    /// How long a console session lives (SPEC B14).
+    pub console_limits: crate::domain::session::SessionLimits,
+    /// The store's kind, as the console's status page names it.
+    pub store_kind: &'static str,
 }
 
+pub(crate) use admin::TokenView;
 pub use query_params::QueryCache;
 pub use routes::request_series;
 pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "webhooks",
         include_str!("../../sql/mysql/0011_webhooks.sql"),
     ),
+    (
+        12,
+        "console_sessions",
+        include_str!("../../sql/mysql/0012_console_sessions.sql"),
+    ),
 ];
 
 const LOCK_NAME: &str = "iam_tokens_migrations";

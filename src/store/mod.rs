@@ -31,6 +31,7 @@ use crate::domain::analytics::Granularity;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
 use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
 use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
+use crate::domain::session::ConsoleSession;
 use crate::domain::webhook::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DisabledReason, EndpointChange,
     EndpointRecord, EndpointSecret, NewEndpoint, OutboxEvent,
@@ -460,6 +461,27 @@ pub trait CredentialStore: Send + Sync + 'static {
         &self,
         uses: &[(u64, DateTime<Utc>, Option<String>)],
     ) -> Result<(), StoreError>;
+}
+
+/// Admin console sessions (SPEC B14). Not copied by `iam-tokens copy`: a session belongs to
+/// the deployment it was opened on.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create_session(&self, session: &ConsoleSession) -> Result<(), StoreError>;
+    /// By the digest of its cookie.
+    async fn session(&self, id: &Digest) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Records a request at `at` (never moves the time back).
+    async fn touch_session(&self, id: &Digest, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Sign-out.
+    async fn end_session(&self, id: &Digest) -> Result<(), StoreError>;
+    /// Every session opened with the credential whose secret has this digest; how many.
+    async fn end_sessions_of(&self, credential: &Digest) -> Result<u64, StoreError>;
+    /// Deletes sessions begun before `created_before` or idle since before `seen_before`.
+    async fn prune_sessions(
+        &self,
+        created_before: DateTime<Utc>,
+        seen_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Everything a store holds, for moving it to another store (`iam-tokens copy`).

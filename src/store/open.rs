@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    BanStore, CopyStore, CredentialStore, MySqlStore, SqliteStore, StoreError, StoreOps, TokenStore,
+    BanStore, CopyStore, CredentialStore, MySqlStore, SessionStore, SqliteStore, StoreError,
+    StoreOps, TokenStore,
 };
 
 /// Everything the service and the CLI need of a store.
-pub trait Store: TokenStore + BanStore + CopyStore + CredentialStore {}
+pub trait Store: TokenStore + BanStore + CopyStore + CredentialStore + SessionStore {}
 
-impl<T: TokenStore + BanStore + CopyStore + CredentialStore> Store for T {}
+impl<T: TokenStore + BanStore + CopyStore + CredentialStore + SessionStore> Store for T {}
 
 /// A parsed `database.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,3 +94,6 @@ mod forward_auth;
 mod forward_auth_denials;
 mod forward_auth_replays;
 mod forward_auth_rules;
+
+// The admin console (SPEC B14).
+mod console;

@@ -420,7 +420,8 @@ async fn listing_filters_and_pages(backend: Backend) {
             .unwrap();
     }
     let query = |metadata: Option<(&str, &str)>, status, before_id| TokenQuery {
-        user_id: uid(8),
+        user_id: Some(uid(8)),
+        name: None,
         status,
         metadata: metadata.map(|(k, v)| (k.to_owned(), v.to_owned())),
         limit: 2,

@@ -17,6 +17,8 @@ pub(super) mod state;
 pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
+
+pub(crate) use views::TokenView;
 pub(super) mod webhook_views;
 pub(super) mod webhooks;
 

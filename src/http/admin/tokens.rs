@@ -325,7 +325,8 @@ fn list_query(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TokenQuery, AdminFailure> {
     let mut query = TokenQuery {
-        user_id,
+        user_id: Some(user_id),
+        name: None,
         status: TokenStatus::All,
         metadata: None,
         limit: DEFAULT_PAGE,

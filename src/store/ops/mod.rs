@@ -8,6 +8,7 @@ mod copy;
 mod credentials;
 mod quota;
 mod rotation;
+mod sessions;
 mod state;
 mod tokens;
 mod usage;

@@ -1,6 +1,6 @@
 //! Every statement of the store, written once (DESIGN: "statements once"): its SQL text, its
 //! parameters as [`Value`]s and one mapping from a generic [`Row`] to the record. The families
-//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `state`, `rotation`, `copy`, `webhooks`, `deliveries`) are each one file: a trait of the
+//! (`tokens`, `usage`, `analytics`, `audit`, `access`, `quota`, `credentials`, `sessions`, `state`, `rotation`, `copy`, `webhooks`, `deliveries`) are each one file: a trait of the
 //! statements `ops/` calls, implemented once for every [`Tx`]. A backend only executes them.
 //!
 //! The texts are the same on both stores (`?` placeholders, explicit columns); the few real
@@ -15,6 +15,7 @@ pub mod deliveries;
 pub mod quota;
 pub mod record;
 pub mod rotation;
+pub mod sessions;
 pub mod state;
 pub mod tokens;
 pub mod usage;
@@ -36,6 +37,7 @@ pub mod families {
     pub use super::quota::QuotaSql;
     pub use super::record::RecordSql;
     pub use super::rotation::RotationSql;
+    pub use super::sessions::SessionSql;
     pub use super::state::StateSql;
     pub use super::tokens::TokenSql;
     pub use super::usage::UsageSql;

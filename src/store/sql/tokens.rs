@@ -303,8 +303,16 @@ impl<T: Tx + ?Sized> TokenSql for T {
     }
 
     async fn list_tokens(&mut self, query: &TokenQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut sql = String::from(select_tokens!("WHERE t.user_id = ?"));
-        let mut args = vec![Value::from(query.user_id)];
+        let mut sql = String::from(select_tokens!("WHERE 1 = 1"));
+        let mut args = Vec::new();
+        if let Some(user_id) = query.user_id {
+            sql.push_str(" AND t.user_id = ?");
+            args.push(Value::from(user_id));
+        }
+        if let Some(name) = &query.name {
+            sql.push_str(" AND t.name = ?");
+            args.push(name.as_str().into());
+        }
         match query.status {
             TokenStatus::All => {}
             TokenStatus::Valid => sql.push_str(&format!(" AND {IS_VALID}")),
@@ -317,10 +325,10 @@ impl<T: Tx + ?Sized> TokenSql for T {
             sql.push_str(metadata_equals(self.dialect(), key, value, &mut args));
         }
         if let Some(before) = query.before_id {
-            sql.push_str(" AND id < ?");
+            sql.push_str(" AND t.id < ?");
             args.push(id(before));
         }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        sql.push_str(" ORDER BY t.id DESC LIMIT ?");
         args.push(count(u64::from(query.limit)));
         records(self, Statement::new(sql, args)).await
     }

@@ -59,6 +59,11 @@ pub const SQLITE_MIGRATIONS: &[(u32, &str, &str)] = &[
         "webhooks",
         include_str!("../../../sql/sqlite/0008_webhooks.sql"),
     ),
+    (
+        9,
+        "console_sessions",
+        include_str!("../../../sql/sqlite/0009_console_sessions.sql"),
+    ),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,45 @@
+//! The admin console (SPEC B14): pages rendered by the server from compile-checked templates
+//! (`templates/console/`), their stylesheet and script compiled in (`assets/console/`). It is
+//! an adapter like `http/`: every page calls the same service methods as the admin API, checks
+//! the same scopes, and adds no rule of its own.
+//!
+//! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
+//! the layout and the page types; `tokens.rs` and `status.rs` are the pages; `assets.rs` serves
+//! the compiled-in files.
+
+mod assets;
+mod pages;
+mod session;
+mod status;
+mod tokens;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::web;
+
+/// What the console's answers carry besides the service's common headers: no inline script,
+/// nothing from elsewhere, no framing, forms only to ourselves.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// `/console` and everything under it (registered only when `console.enabled`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/console")
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CSP))
+                    .add(("Referrer-Policy", "same-origin"))
+                    .add(("X-Content-Type-Options", "nosniff")),
+            )
+            .route("", web::get().to(session::home))
+            .route("/", web::get().to(session::home))
+            .route("/sign-in", web::get().to(session::sign_in_page))
+            .route("/sign-in", web::post().to(session::sign_in))
+            .route("/sign-out", web::post().to(session::sign_out))
+            .route("/tokens", web::get().to(tokens::list))
+            .route("/tokens/{id}", web::get().to(tokens::show))
+            .route("/status", web::get().to(status::show))
+            .route("/assets/{file}", web::get().to(assets::serve))
+            .default_service(web::to(session::not_found)),
+    );
+}

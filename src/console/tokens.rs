@@ -1,0 +1,333 @@
+//! The tokens page (search, filters, keyset pages, each token's last 24 hours) and a token's
+//! page, through the admin API's service calls and under its scopes (`tokens.read`).
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use super::pages::{html, when_or, Layout, NotFoundPage};
+use super::session::{forbidden, signed, unavailable};
+use crate::domain::record::{TokenQuery, TokenRecord, TokenStatus};
+use crate::domain::UserId;
+use crate::http::AppState;
+
+/// Tokens a page shows.
+const PAGE: u32 = 50;
+
+/// The search form as sent (shown back as typed).
+#[derive(Default)]
+pub struct TokenForm {
+    pub q: String,
+    pub status: String,
+    pub meta: String,
+}
+
+impl TokenForm {
+    pub fn is_default(&self) -> bool {
+        self.q.is_empty() && self.meta.is_empty() && matches!(self.status.as_str(), "" | "all")
+    }
+}
+
+/// Mistakes of the form, by field.
+#[derive(Default)]
+pub struct FormErrors(Vec<(&'static str, String)>);
+
+impl FormErrors {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, error)| error.as_str())
+    }
+}
+
+/// One token as a row of the list.
+pub struct TokenRow {
+    pub id: u64,
+    pub name: String,
+    pub owner: u64,
+    pub status: &'static str,
+    pub usage: String,
+    pub last_used: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/tokens.html")]
+pub struct TokensPage {
+    pub layout: Layout,
+    pub form: TokenForm,
+    pub errors: FormErrors,
+    pub statuses: [(&'static str, &'static str); 3],
+    pub rows: Vec<TokenRow>,
+    /// The next page's link.
+    pub next: Option<String>,
+}
+
+/// What a token is now, in one word.
+fn status_of(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
+    let expired = record.expires_at.is_some_and(|at| at <= now);
+    match (record.valid, expired, record.state.enabled()) {
+        (false, _, _) => "revoked",
+        (true, true, _) => "expired",
+        (true, false, false) => "disabled",
+        (true, false, true) => "valid",
+    }
+}
+
+/// The query of the form; mistakes are named by field (and the query is not run).
+fn query_of(
+    params: &HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> (TokenForm, Result<(TokenQuery, Option<u64>), FormErrors>) {
+    let text = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let form = TokenForm {
+        q: text("q"),
+        status: text("status"),
+        meta: text("meta"),
+    };
+    let mut errors = FormErrors::default();
+    let mut query = TokenQuery {
+        user_id: None,
+        name: None,
+        status: TokenStatus::All,
+        metadata: None,
+        limit: PAGE + 1,
+        before_id: None,
+        now,
+    };
+    let mut token_id = None;
+    match form.q.as_str() {
+        "" => {}
+        q if q.bytes().all(|b| b.is_ascii_digit()) => match q.parse() {
+            Ok(id) => token_id = Some(id),
+            Err(_) => errors.0.push(("q", "That id is too large.".to_owned())),
+        },
+        q => match q.strip_prefix("user:") {
+            Some(owner) => match owner.trim().parse::<UserId>() {
+                Ok(owner) => query.user_id = Some(owner),
+                Err(err) => errors.0.push(("q", err.to_string())),
+            },
+            None => query.name = Some(q.to_owned()),
+        },
+    }
+    query.status = match form.status.as_str() {
+        "" | "all" => TokenStatus::All,
+        "valid" => TokenStatus::Valid,
+        "invalid" => TokenStatus::Invalid,
+        _ => TokenStatus::All,
+    };
+    if !form.meta.is_empty() {
+        match form.meta.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                query.metadata = Some((key.trim().to_owned(), value.trim().to_owned()));
+            }
+            _ => errors.0.push(("meta", "Write it as key=value.".to_owned())),
+        }
+    }
+    if let Some(cursor) = params.get("cursor").and_then(|c| c.parse::<u64>().ok()) {
+        query.before_id = Some(cursor.min(i64::MAX as u64));
+    }
+    let result = match errors.0.is_empty() {
+        true => Ok((query, token_id)),
+        false => Err(errors),
+    };
+    (form, result)
+}
+
+/// The link to the page after the one shown.
+fn next_link(form: &TokenForm, cursor: u64) -> String {
+    let base = "/console/tokens?";
+    let mut link = form_urlencoded::Serializer::for_suffix(String::from(base), base.len());
+    for (name, value) in [
+        ("q", &form.q),
+        ("status", &form.status),
+        ("meta", &form.meta),
+    ] {
+        if !value.is_empty() {
+            link.append_pair(name, value);
+        }
+    }
+    link.append_pair("cursor", &cursor.to_string());
+    link.finish()
+}
+
+pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
+    let signed = match signed(&req, &state).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("tokens.read") {
+        return forbidden(&signed, "tokens.read");
+    }
+    let params: HashMap<String, String> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let now = state.clock.now();
+    let (form, query) = query_of(&params, now);
+    let layout = Layout::signed("Tokens", &signed, "/console/tokens");
+    let statuses = [
+        ("all", "All"),
+        ("valid", "Valid"),
+        ("invalid", "Revoked or expired"),
+    ];
+    let (query, token_id) = match query {
+        Ok(query) => query,
+        Err(errors) => {
+            let page = TokensPage {
+                layout,
+                form,
+                errors,
+                statuses,
+                rows: Vec::new(),
+                next: None,
+            };
+            return html(StatusCode::BAD_REQUEST, &page);
+        }
+    };
+    if let Some(id) = token_id {
+        return HttpResponse::SeeOther()
+            .insert_header(("location", format!("/console/tokens/{id}")))
+            .finish();
+    }
+    let records = match state.tokens.list_tokens(&query).await {
+        Ok(records) => records,
+        Err(err) => {
+            tracing::error!(error = %err, "console: the tokens could not be listed");
+            return unavailable(layout);
+        }
+    };
+    let more = records.len() > PAGE as usize;
+    let records: Vec<TokenRecord> = records.into_iter().take(PAGE as usize).collect();
+    let next = more
+        .then(|| records.last().map(|r| next_link(&form, r.id)))
+        .flatten();
+    let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+    let usage = state.tokens.usage_24h(&ids).await.ok().flatten();
+    let rows = records
+        .iter()
+        .map(|record| TokenRow {
+            id: record.id,
+            name: record.name.clone(),
+            owner: record.user_id.get(),
+            status: status_of(record, now),
+            usage: match &usage {
+                Some(usage) => usage.get(&record.id).copied().unwrap_or(0).to_string(),
+                None => "—".to_owned(),
+            },
+            last_used: when_or(record.last_used, now, "never"),
+            expires: when_or(record.expires_at, now, "never"),
+        })
+        .collect();
+    let page = TokensPage {
+        layout,
+        form,
+        errors: FormErrors::default(),
+        statuses,
+        rows,
+        next,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// One token, as its page shows it.
+pub struct TokenFacts {
+    pub id: u64,
+    pub name: String,
+    pub owner: u64,
+    pub status: &'static str,
+    pub privilege: &'static str,
+    pub public_id: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub uses: u64,
+    pub usage_24h: Option<u64>,
+    pub ips: Vec<String>,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub metadata: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/token.html")]
+pub struct TokenPage {
+    pub layout: Layout,
+    pub token: TokenFacts,
+}
+
+pub async fn show(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> HttpResponse {
+    let signed = match signed(&req, &state).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("tokens.read") {
+        return forbidden(&signed, "tokens.read");
+    }
+    let not_found = |signed| {
+        let page = NotFoundPage {
+            layout: Layout::signed("Not found", signed, "/console/tokens"),
+            what: format!("There is no token with id {}.", id.as_str()),
+        };
+        html(StatusCode::NOT_FOUND, &page)
+    };
+    let Ok(token_id) = id.parse::<u64>() else {
+        return not_found(&signed);
+    };
+    let record = match state.tokens.token_by_id(token_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found(&signed),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the token could not be read");
+            return unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"));
+        }
+    };
+    let now = state.clock.now();
+    let usage_24h = state
+        .tokens
+        .usage_24h(&[token_id])
+        .await
+        .ok()
+        .flatten()
+        .map(|usage| usage.get(&token_id).copied().unwrap_or(0));
+    let view = crate::http::TokenView::new(record.clone(), now);
+    let token = TokenFacts {
+        id: record.id,
+        name: record.name.clone(),
+        owner: record.user_id.get(),
+        status: status_of(&record, now),
+        privilege: record.privilege.as_str(),
+        public_id: view.public_identifier,
+        created: when_or(Some(record.created_at), now, ""),
+        expires: when_or(record.expires_at, now, "never"),
+        last_used: when_or(record.last_used, now, "never"),
+        uses: record.usage_count,
+        usage_24h,
+        ips: view.ip_restriction.unwrap_or_default(),
+        roles: view.roles,
+        permissions: view.effective_permissions,
+        metadata: view
+            .metadata
+            .keys()
+            .into_iter()
+            .filter_map(|key| {
+                let value = view.metadata.get(&key)?.to_string();
+                Some((key, value))
+            })
+            .collect(),
+    };
+    let page = TokenPage {
+        layout: Layout::signed(record.name.clone(), &signed, "/console/tokens"),
+        token,
+    };
+    html(StatusCode::OK, &page)
+}

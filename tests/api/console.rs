@@ -1,0 +1,472 @@
+//! The admin console over HTTP (SPEC B14), as a browser without script would use it: sign-in,
+//! the session cookie and its limits, CSRF and origin checks on every form, scopes, the tokens
+//! pages, and the pages' security headers. (The real-browser suite comes with the console's
+//! actions.)
+
+use std::time::Duration;
+
+use mysql_async::Params;
+use reqwest::header::HeaderMap;
+use reqwest::redirect::Policy;
+use reqwest::{Client, Method};
+use serde_json::json;
+
+use crate::admin_credentials::stored;
+use crate::helpers::{spawn_admin_app, spawn_admin_app_with, TestApp, ADMIN_SECRET};
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What a browser got: status, headers, the page.
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The value of cookie `name` set by this answer (`Some("")` when it is cleared).
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(|v| {
+                v[name.len() + 1..]
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+    }
+
+    fn set_cookie_line(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    /// The value of the hidden `csrf` field of the page's (first) form with one.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').expect("end of value")].to_owned()
+    }
+}
+
+/// A browser: no redirects followed, cookies kept by hand.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: Client,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let client = Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            app,
+            client,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match self.cookies.is_empty() {
+            true => request,
+            false => request.header("cookie", self.cookie_header()),
+        };
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        let page = Page {
+            status,
+            headers,
+            body,
+        };
+        for name in ["iam_console", "iam_console_sign_in"] {
+            if let Some(value) = page.set_cookie(name) {
+                self.cookies.retain(|(known, _)| known != name);
+                if !value.is_empty() {
+                    self.cookies.push((name.to_owned(), value));
+                }
+            }
+        }
+        page
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(self.app.url(path));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.client.post(self.app.url(path)).form(form);
+        self.send(request).await
+    }
+
+    /// Signs in with `secret` through the form; the answer to the POST.
+    async fn sign_in(&mut self, secret: &str) -> Page {
+        let form = self.get("/console/sign-in").await;
+        assert_eq!(form.status, 200, "{form:?}");
+        let csrf = form.csrf();
+        self.post("/console/sign-in", &[("csrf", &csrf), ("secret", secret)])
+            .await
+    }
+
+    /// Signed in as `secret`, on the tokens page or where the console sent it.
+    async fn signed_in(app: &'a TestApp, secret: &str) -> Self {
+        let mut browser = Self::new(app);
+        let answer = browser.sign_in(secret).await;
+        assert_eq!(answer.status, 303, "{answer:?}");
+        assert_eq!(answer.location(), Some("/console/tokens"));
+        browser
+    }
+}
+
+async fn session_rows(app: &TestApp) -> u64 {
+    let counts: Vec<u64> = app
+        .db
+        .query("SELECT COUNT(*) FROM console_sessions", Params::Empty)
+        .await;
+    counts[0]
+}
+
+#[tokio::test]
+async fn the_console_sends_a_stranger_to_sign_in_with_strict_headers_and_a_csrf_cookie() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::new(&app);
+    for path in ["/console", "/console/tokens", "/console/status"] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status, 303, "{path}: {answer:?}");
+        assert_eq!(answer.location(), Some("/console/sign-in"), "{path}");
+    }
+    let page = browser.get("/console/sign-in").await;
+    assert_eq!(page.status, 200);
+    let header = |name: &str| page.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(header("content-security-policy"), Some(CSP));
+    assert_eq!(header("x-frame-options"), Some("DENY"));
+    assert_eq!(header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(header("referrer-policy"), Some("same-origin"));
+    let line = page
+        .set_cookie_line("iam_console_sign_in")
+        .expect("csrf cookie");
+    assert!(
+        line.ends_with("; Path=/console; HttpOnly; SameSite=Strict"),
+        "{line}"
+    );
+    assert_eq!(page.set_cookie("iam_console_sign_in").unwrap(), page.csrf());
+    assert!(page
+        .body
+        .contains("<label for=\"secret\">Admin secret</label>"));
+    assert!(!page.body.contains("<script>"), "no inline script");
+    assert_eq!(session_rows(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_or_empty_secret_is_said_next_to_the_field_and_opens_no_session() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::new(&app);
+    let cases = [
+        (
+            "iam_admin_nope",
+            401,
+            "This secret is not a valid admin credential.",
+        ),
+        ("", 400, "Enter an admin secret."),
+    ];
+    for (secret, status, message) in cases {
+        let answer = browser.sign_in(secret).await;
+        assert_eq!(answer.status, status, "{secret:?}: {answer:?}");
+        assert!(
+            answer.body.contains(&format!(
+                "<p class=\"error\" id=\"secret-error\">{message}</p>"
+            )),
+            "{secret:?}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("aria-invalid=\"true\""));
+        assert_eq!(answer.set_cookie("iam_console"), None);
+    }
+    assert_eq!(session_rows(&app).await, 0);
+}
+
+#[tokio::test]
+async fn signing_in_opens_a_session_the_pages_use_and_signing_out_ends_it() {
+    let app = spawn_admin_app().await;
+    app.admin_create(&json!({"userId": 7, "name": "billing", "privilege": "full"}))
+        .await;
+    let mut browser = Browser::new(&app);
+    let answer = browser.sign_in(ADMIN_SECRET).await;
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert_eq!(answer.location(), Some("/console/tokens"));
+    let line = answer
+        .set_cookie_line("iam_console")
+        .expect("session cookie");
+    assert!(
+        line.ends_with("; Path=/console; HttpOnly; SameSite=Strict"),
+        "{line}"
+    );
+    let value = answer.set_cookie("iam_console").unwrap();
+    assert_eq!(value.len(), 64, "{value}");
+    // Only the cookie's digest is stored.
+    let digest = iam_tokens::domain::Digest::of(&value).as_str().to_owned();
+    let stored: Vec<u64> = app
+        .db
+        .query(
+            "SELECT COUNT(*) FROM console_sessions WHERE id = ?",
+            Params::Positional(vec![digest.into()]),
+        )
+        .await;
+    assert_eq!(stored, [1]);
+
+    let tokens = browser.get("/console/tokens").await;
+    assert_eq!(tokens.status, 200, "{tokens:?}");
+    assert!(tokens
+        .body
+        .contains("Signed in as <strong>config:ops</strong>"));
+    assert!(tokens.body.contains(">billing</td>"), "{}", tokens.body);
+
+    let csrf = tokens.csrf();
+    let out = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303, "{out:?}");
+    assert_eq!(out.location(), Some("/console/sign-in"));
+    assert_eq!(session_rows(&app).await, 0);
+    // The old cookie names nothing any more.
+    let mut replay = Browser::new(&app);
+    replay.cookies.push(("iam_console".into(), value));
+    let again = replay.get("/console/tokens").await;
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location(), Some("/console/sign-in"));
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_nothing() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let csrf = browser.get("/console/tokens").await.csrf();
+    let forged = [
+        (vec![], None, None),
+        (vec![("csrf", "0".repeat(64))], None, None),
+        (
+            vec![("csrf", csrf.clone())],
+            Some("http://evil.example"),
+            None,
+        ),
+        (vec![("csrf", csrf.clone())], None, Some("cross-site")),
+    ];
+    for (form, origin, fetch_site) in forged {
+        let mut request = browser
+            .client
+            .post(app.url("/console/sign-out"))
+            .form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let answer = browser.send(request).await;
+        assert_eq!(
+            answer.status, 403,
+            "{form:?} {origin:?} {fetch_site:?}: {answer:?}"
+        );
+        assert!(answer.body.contains("Request refused"));
+    }
+    assert_eq!(session_rows(&app).await, 1, "still signed in");
+    assert_eq!(browser.get("/console/tokens").await.status, 200);
+    // The sign-in form is checked the same way.
+    let mut stranger = Browser::new(&app);
+    let answer = stranger
+        .post("/console/sign-in", &[("secret", ADMIN_SECRET)])
+        .await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(session_rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn revoking_the_credential_ends_its_sessions() {
+    let app = spawn_admin_app().await;
+    let credential = stored(&app, "support", &["tokens.read"]).await;
+    let mut browser = Browser::signed_in(&app, &credential.secret).await;
+    let page = browser.get("/console/tokens").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let path = format!("/credentials/{}", credential.id);
+    let revoked = app.admin_json(Method::DELETE, &path, &json!({})).await;
+    assert!(revoked.status < 300, "{revoked:?}");
+    let after = browser.get("/console/tokens").await;
+    assert_eq!(after.status, 303, "{after:?}");
+    assert_eq!(after.location(), Some("/console/sign-in"));
+    assert_eq!(session_rows(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_its_idle_time_and_after_its_lifetime() {
+    let app = spawn_admin_app().await;
+    let mut idle = Browser::signed_in(&app, ADMIN_SECRET).await;
+    app.clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(idle.get("/console/status").await.status, 200);
+    app.clock.advance(Duration::from_secs(30 * 60));
+    let answer = idle.get("/console/status").await;
+    assert_eq!(answer.status, 303, "idle past 30 min: {answer:?}");
+
+    let mut busy = Browser::signed_in(&app, ADMIN_SECRET).await;
+    for _ in 0..23 {
+        app.clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(busy.get("/console/status").await.status, 200);
+    }
+    app.clock.advance(Duration::from_secs(20 * 60));
+    let answer = busy.get("/console/status").await;
+    assert_eq!(answer.status, 303, "8 h after sign-in: {answer:?}");
+}
+
+#[tokio::test]
+async fn what_a_credential_s_scopes_forbid_is_neither_shown_nor_served() {
+    let app = spawn_admin_app().await;
+    let credential = stored(&app, "auditor", &["audit.read"]).await;
+    let mut browser = Browser::new(&app);
+    let answer = browser.sign_in(&credential.secret).await;
+    assert_eq!(answer.status, 303);
+    let status = browser.get("/console/status").await;
+    assert_eq!(status.status, 200);
+    assert!(
+        !status.body.contains("href=\"/console/tokens\""),
+        "{}",
+        status.body
+    );
+    for path in ["/console/tokens", "/console/tokens/1"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 403, "{path}: {page:?}");
+        assert!(page.body.contains("does not hold the scope tokens.read"));
+    }
+}
+
+#[tokio::test]
+async fn the_tokens_page_searches_filters_and_pages_and_escapes_what_it_shows() {
+    let app = spawn_admin_app().await;
+    let mut ids = Vec::new();
+    for n in 0..55 {
+        // At most 20 valid tokens an owner: spread over owners 100–105.
+        let body = json!({"userId": 100 + n / 10, "name": format!("key-{n}"), "privilege": "full",
+            "metadata": {"plan": if n % 2 == 0 { "pro" } else { "free" }}});
+        ids.push(app.admin_create(&body).await.id);
+    }
+    let hostile = app
+        .admin_create(&json!({"userId": 8, "name": "<script>alert(1)</script>",
+            "privilege": "full", "metadata": {"note": "<b>bold</b>"}}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+
+    let first = browser.get("/console/tokens").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.body.matches("<tr>").count(),
+        51,
+        "a header row and 50 tokens"
+    );
+    assert!(first
+        .body
+        .contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(!first.body.contains("<script>alert(1)"));
+    let next = {
+        let at = first.body.find("rel=\"next\"").expect("a next page");
+        let start = first.body[..at].rfind("href=\"").unwrap() + 6;
+        first.body[start..at - 2].replace("&#38;", "&")
+    };
+    let second = browser.get(&next).await;
+    assert_eq!(second.status, 200, "{next}");
+    assert_eq!(
+        second.body.matches("<tr>").count(),
+        7,
+        "the 6 oldest: {next}"
+    );
+    assert!(second.body.contains(&format!(">{}</a>", ids[0])));
+
+    let owner = browser.get("/console/tokens?q=user%3A8").await;
+    assert_eq!(owner.body.matches("<tr>").count(), 2);
+    let name = browser.get("/console/tokens?q=key-3").await;
+    assert_eq!(name.body.matches("<tr>").count(), 2);
+    assert!(name.body.contains(">key-3</td>"));
+    let pro = browser.get("/console/tokens?meta=plan%3Dpro").await;
+    assert_eq!(pro.body.matches("<tr>").count(), 29, "28 pro tokens");
+    let by_id = browser
+        .get(&format!("/console/tokens?q={}", hostile.id))
+        .await;
+    assert_eq!(by_id.status, 303);
+    assert_eq!(
+        by_id.location(),
+        Some(format!("/console/tokens/{}", hostile.id).as_str())
+    );
+
+    let bad = browser.get("/console/tokens?meta=nokey&q=user%3Ax").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Write it as key=value."));
+    let empty = browser.get("/console/tokens?q=nobody").await;
+    assert!(empty.body.contains("No tokens match."));
+
+    let token = browser
+        .get(&format!("/console/tokens/{}", hostile.id))
+        .await;
+    assert_eq!(token.status, 200);
+    assert!(
+        token.body.contains("&#60;b&#62;bold&#60;/b&#62;"),
+        "{}",
+        token.body
+    );
+    assert!(!token.body.contains("<b>bold</b>"));
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404_in_the_layout_and_a_disabled_console_is_404() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    for path in [
+        "/console/nowhere",
+        "/console/tokens/999999",
+        "/console/tokens/abc",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 404, "{path}: {page:?}");
+        assert!(page.body.contains("<h1>Not found</h1>"), "{path}");
+        assert!(page.body.contains("Signed in as"), "{path}: in the layout");
+    }
+    let off = spawn_admin_app_with(|s| s.console.enabled = false).await;
+    let mut browser = Browser::new(&off);
+    for path in [
+        "/console",
+        "/console/sign-in",
+        "/console/assets/console.css",
+    ] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status, 404, "{path}");
+        assert_eq!(
+            answer.body,
+            r#"{"error":"The page you are looking for doesn't exists"}"#
+        );
+    }
+}
