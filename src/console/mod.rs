@@ -4,13 +4,17 @@
 //! the same scopes, and adds no rule of its own.
 //!
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
-//! the layout and the page types; `tokens.rs` and `status.rs` are the pages; `assets.rs` serves
-//! the compiled-in files.
+//! the layout and the shared page types; `tokens.rs` (the list), `token.rs` (one token and its
+//! actions) and `status.rs` are the pages, `chart.rs` draws a token's verifications; `assets.rs`
+//! serves the compiled-in files.
 
 mod assets;
+mod chart;
+mod create;
 mod pages;
 mod session;
 mod status;
+mod token;
 mod tokens;
 
 use actix_web::middleware::DefaultHeaders;
@@ -37,7 +41,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sign-in", web::post().to(session::sign_in))
             .route("/sign-out", web::post().to(session::sign_out))
             .route("/tokens", web::get().to(tokens::list))
-            .route("/tokens/{id}", web::get().to(tokens::show))
+            .route("/tokens/new", web::get().to(create::new))
+            .route("/tokens/new", web::post().to(create::create))
+            .route("/tokens/{id}", web::get().to(token::show))
+            .route("/tokens/{id}/state", web::post().to(token::set_state))
+            .route("/tokens/{id}/rotate", web::post().to(token::rotate))
+            .route("/tokens/{id}/revoke", web::post().to(token::revoke))
             .route("/status", web::get().to(status::show))
             .route("/assets/{file}", web::get().to(assets::serve))
             .default_service(web::to(session::not_found)),

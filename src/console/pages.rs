@@ -57,6 +57,13 @@ impl Layout {
         }
     }
 
+    /// The CSRF token of the page's forms (empty when nobody is signed in).
+    pub fn csrf(&self) -> &str {
+        self.signed
+            .as_ref()
+            .map_or("", |signed| signed.csrf.as_str())
+    }
+
     /// A page for someone not signed in.
     pub fn anonymous(title: impl Into<String>) -> Self {
         Self {

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Path};
+use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use super::pages::{html, when_or, Layout, NotFoundPage};
+use super::pages::{html, when_or, Layout};
 use super::session::{forbidden, signed, unavailable};
 use crate::domain::record::{TokenQuery, TokenRecord, TokenStatus};
 use crate::domain::UserId;
@@ -34,7 +34,7 @@ impl TokenForm {
 
 /// Mistakes of the form, by field.
 #[derive(Default)]
-pub struct FormErrors(Vec<(&'static str, String)>);
+pub struct FormErrors(pub Vec<(&'static str, String)>);
 
 impl FormErrors {
     pub fn field(&self, name: &str) -> Option<&str> {
@@ -66,10 +66,12 @@ pub struct TokensPage {
     pub rows: Vec<TokenRow>,
     /// The next page's link.
     pub next: Option<String>,
+    /// Whether the credential may create tokens (`tokens.create`).
+    pub can_create: bool,
 }
 
 /// What a token is now, in one word.
-fn status_of(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
+pub(super) fn status_of(record: &TokenRecord, now: DateTime<Utc>) -> &'static str {
     let expired = record.expires_at.is_some_and(|at| at <= now);
     match (record.valid, expired, record.state.enabled()) {
         (false, _, _) => "revoked",
@@ -190,6 +192,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
                 statuses,
                 rows: Vec::new(),
                 next: None,
+                can_create: signed.caller.scopes.allows("tokens.create"),
             };
             return html(StatusCode::BAD_REQUEST, &page);
         }
@@ -235,99 +238,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
         statuses,
         rows,
         next,
-    };
-    html(StatusCode::OK, &page)
-}
-
-/// One token, as its page shows it.
-pub struct TokenFacts {
-    pub id: u64,
-    pub name: String,
-    pub owner: u64,
-    pub status: &'static str,
-    pub privilege: &'static str,
-    pub public_id: String,
-    pub created: String,
-    pub expires: String,
-    pub last_used: String,
-    pub uses: u64,
-    pub usage_24h: Option<u64>,
-    pub ips: Vec<String>,
-    pub roles: Vec<String>,
-    pub permissions: Vec<String>,
-    pub metadata: Vec<(String, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "console/token.html")]
-pub struct TokenPage {
-    pub layout: Layout,
-    pub token: TokenFacts,
-}
-
-pub async fn show(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> HttpResponse {
-    let signed = match signed(&req, &state).await {
-        Ok(signed) => signed,
-        Err(answer) => return answer,
-    };
-    if !signed.caller.scopes.allows("tokens.read") {
-        return forbidden(&signed, "tokens.read");
-    }
-    let not_found = |signed| {
-        let page = NotFoundPage {
-            layout: Layout::signed("Not found", signed, "/console/tokens"),
-            what: format!("There is no token with id {}.", id.as_str()),
-        };
-        html(StatusCode::NOT_FOUND, &page)
-    };
-    let Ok(token_id) = id.parse::<u64>() else {
-        return not_found(&signed);
-    };
-    let record = match state.tokens.token_by_id(token_id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return not_found(&signed),
-        Err(err) => {
-            tracing::error!(error = %err, "console: the token could not be read");
-            return unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"));
-        }
-    };
-    let now = state.clock.now();
-    let usage_24h = state
-        .tokens
-        .usage_24h(&[token_id])
-        .await
-        .ok()
-        .flatten()
-        .map(|usage| usage.get(&token_id).copied().unwrap_or(0));
-    let view = crate::http::TokenView::new(record.clone(), now);
-    let token = TokenFacts {
-        id: record.id,
-        name: record.name.clone(),
-        owner: record.user_id.get(),
-        status: status_of(&record, now),
-        privilege: record.privilege.as_str(),
-        public_id: view.public_identifier,
-        created: when_or(Some(record.created_at), now, ""),
-        expires: when_or(record.expires_at, now, "never"),
-        last_used: when_or(record.last_used, now, "never"),
-        uses: record.usage_count,
-        usage_24h,
-        ips: view.ip_restriction.unwrap_or_default(),
-        roles: view.roles,
-        permissions: view.effective_permissions,
-        metadata: view
-            .metadata
-            .keys()
-            .into_iter()
-            .filter_map(|key| {
-                let value = view.metadata.get(&key)?.to_string();
-                Some((key, value))
-            })
-            .collect(),
-    };
-    let page = TokenPage {
-        layout: Layout::signed(record.name.clone(), &signed, "/console/tokens"),
-        token,
+        can_create: signed.caller.scopes.allows("tokens.create"),
     };
     html(StatusCode::OK, &page)
 }

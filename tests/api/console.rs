@@ -470,3 +470,318 @@ async fn unknown_pages_are_404_in_the_layout_and_a_disabled_console_is_404() {
         );
     }
 }
+
+/// The public verify route's status for `key`.
+async fn verify_status(app: &TestApp, key: &str) -> u16 {
+    app.verify(key, "full").await.status
+}
+
+#[tokio::test]
+async fn disable_enable_rotate_and_revoke_from_a_token_s_page_act_as_the_signed_in_credential() {
+    let app = spawn_admin_app_with(|s| s.usage.flush_interval = Duration::from_secs(3600)).await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full"}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200);
+    for button in ["id=\"disable\"", "id=\"rotate\"", "id=\"revoke\""] {
+        assert!(page.body.contains(button), "{button}");
+    }
+    let csrf = page.csrf();
+
+    let disabled = browser
+        .post(
+            &format!("{path}/state"),
+            &[
+                ("csrf", &csrf),
+                ("enabled", "false"),
+                ("reason", "chargeback"),
+            ],
+        )
+        .await;
+    assert_eq!(disabled.status, 303, "{disabled:?}");
+    assert_eq!(
+        disabled.location(),
+        Some(format!("{path}?done=disabled").as_str())
+    );
+    assert_eq!(
+        verify_status(&app, &token.key).await,
+        401,
+        "refused while disabled"
+    );
+    let page = browser.get(&format!("{path}?done=disabled")).await;
+    assert!(page
+        .body
+        .contains("The token is disabled: it no longer verifies."));
+    assert!(page.body.contains("id=\"enable\""));
+    let enabled = browser
+        .post(
+            &format!("{path}/state"),
+            &[("csrf", &csrf), ("enabled", "true")],
+        )
+        .await;
+    assert_eq!(enabled.status, 303);
+    assert_eq!(verify_status(&app, &token.key).await, 200);
+
+    let long = "x".repeat(201);
+    let refused = browser
+        .post(
+            &format!("{path}/state"),
+            &[("csrf", &csrf), ("enabled", "false"), ("reason", &long)],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(refused
+        .body
+        .contains("<p class=\"error\">a reason is 1 to 200 characters"));
+    assert_eq!(
+        verify_status(&app, &token.key).await,
+        200,
+        "nothing changed"
+    );
+
+    let rotated = browser
+        .post(
+            &format!("{path}/rotate"),
+            &[("csrf", &csrf), ("grace", "24h")],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{rotated:?}");
+    assert_eq!(
+        rotated
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let at = rotated
+        .body
+        .find("class=\"secret\" value=\"")
+        .expect("the new key");
+    let rest = &rotated.body[at + "class=\"secret\" value=\"".len()..];
+    let new_key = rest[..rest.find('"').unwrap()].to_owned();
+    assert!(new_key.starts_with("api_"), "{new_key}");
+    assert_eq!(verify_status(&app, &new_key).await, 200, "the new key");
+    assert_eq!(
+        verify_status(&app, &token.key).await,
+        200,
+        "the old key, in its grace"
+    );
+    let again = browser.get(&path).await;
+    assert!(!again.body.contains(&new_key), "the key is shown once");
+
+    let unconfirmed = browser
+        .post(&format!("{path}/revoke"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(unconfirmed.status, 422);
+    assert!(unconfirmed.body.contains("Tick the box to confirm"));
+    assert_eq!(
+        verify_status(&app, &token.key).await,
+        200,
+        "nothing changed"
+    );
+    let revoked = browser
+        .post(
+            &format!("{path}/revoke"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(verify_status(&app, &token.key).await, 401);
+
+    let trail = browser.get(&path).await;
+    for event in ["disabled", "enabled", "rotated", "revoked"] {
+        assert!(
+            trail
+                .body
+                .contains(&format!("<td>{event}</td><td>config:ops</td>")),
+            "{event}: {}",
+            trail.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_credential_sees_no_action_and_a_forged_post_with_its_session_is_refused() {
+    let app = spawn_admin_app().await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full"}))
+        .await;
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut browser = Browser::signed_in(&app, &reader.secret).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200);
+    for hidden in [
+        "id=\"disable\"",
+        "id=\"rotate\"",
+        "id=\"revoke\"",
+        "<h2>Actions</h2>",
+    ] {
+        assert!(!page.body.contains(hidden), "{hidden} shown");
+    }
+    let csrf = page.csrf();
+    for (action, form) in [
+        ("state", vec![("csrf", csrf.as_str()), ("enabled", "false")]),
+        ("rotate", vec![("csrf", csrf.as_str()), ("grace", "0")]),
+        ("revoke", vec![("csrf", csrf.as_str()), ("confirm", "yes")]),
+    ] {
+        let answer = browser.post(&format!("{path}/{action}"), &form).await;
+        assert_eq!(answer.status, 403, "{action}: {answer:?}");
+        assert!(answer.body.contains("does not hold the scope"), "{action}");
+    }
+    assert_eq!(
+        verify_status(&app, &token.key).await,
+        200,
+        "nothing changed"
+    );
+    assert_eq!(
+        app.audit_rows(Some(token.id)).await.len(),
+        1,
+        "only its creation"
+    );
+}
+
+#[tokio::test]
+async fn the_chart_counts_a_token_s_verifications_by_outcome() {
+    let app = spawn_admin_app_with(|s| s.usage.flush_interval = Duration::from_secs(3600)).await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
+            "ratelimits": [{"name": "requests", "limit": 3, "duration": 60000}]}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let before = browser.get(&path).await;
+    assert!(
+        before.body.contains("<span id=\"valid-count\">0</span>"),
+        "{}",
+        before.body
+    );
+    for _ in 0..5 {
+        app.verify(&token.key, "full").await;
+    }
+    app.tokens.flush_usage().await.expect("flush");
+    for range in ["24h", "7d", "30d"] {
+        let page = browser.get(&format!("{path}?range={range}")).await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("<svg class=\"chart\""), "{range}");
+        assert!(
+            page.body.contains("<span id=\"valid-count\">3</span> valid, <span id=\"refused-count\">2</span> refused"),
+            "{range}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_created_in_the_console_shows_its_key_once_and_bad_values_are_named() {
+    let app = spawn_admin_app().await;
+    let role = app
+        .admin_json(
+            Method::POST,
+            "/roles",
+            &json!({"name": "reader", "permissions": ["reports.read"]}),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{role:?}");
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let list = browser.get("/console/tokens").await;
+    assert!(list.body.contains("id=\"new-token\""));
+    let form = browser.get("/console/tokens/new").await;
+    assert_eq!(form.status, 200);
+    let csrf = form.csrf();
+    let bad = [
+        (
+            vec![("userId", "0"), ("name", "x"), ("privilege", "full")],
+            400,
+            "userId must be an integer from 1 to 9223372036854775807",
+        ),
+        (
+            vec![("userId", "7"), ("name", ""), ("privilege", "full")],
+            400,
+            "name",
+        ),
+        (
+            vec![("userId", "7"), ("name", "x"), ("privilege", "root")],
+            400,
+            "privilege is demo, restricted, protected, full or custom",
+        ),
+        (
+            vec![
+                ("userId", "7"),
+                ("name", "x"),
+                ("privilege", "full"),
+                ("roles", "nope"),
+            ],
+            422,
+            "nope",
+        ),
+        (
+            vec![
+                ("userId", "7"),
+                ("name", "x"),
+                ("privilege", "full"),
+                ("metadata", "[1"),
+            ],
+            400,
+            "metadata is a JSON object",
+        ),
+    ];
+    for (fields, status, message) in bad {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields.iter().copied());
+        let answer = browser.post("/console/tokens/new", &form).await;
+        assert_eq!(answer.status, status, "{fields:?}: {answer:?}");
+        assert!(answer.body.contains("<p class=\"error\">"), "{fields:?}");
+        assert!(
+            answer.body.contains(message),
+            "{fields:?}: {message}: {}",
+            answer.body
+        );
+    }
+    assert!(app.admin_get("/users/7/tokens").await.body["tokens"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let created = browser
+        .post(
+            "/console/tokens/new",
+            &[
+                ("csrf", csrf.as_str()),
+                ("userId", "7"),
+                ("name", "billing"),
+                ("privilege", "full"),
+                ("roles", "reader"),
+                ("metadata", "{\"plan\": \"pro\"}"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(
+        created
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let at = created
+        .body
+        .find("class=\"secret\" value=\"")
+        .expect("the key");
+    let rest = &created.body[at + "class=\"secret\" value=\"".len()..];
+    let key = rest[..rest.find('"').unwrap()].to_owned();
+    assert_eq!(verify_status(&app, &key).await, 200);
+    let listed = app.admin_get("/users/7/tokens").await;
+    let token = &listed.body["tokens"][0];
+    assert_eq!(token["roles"], json!(["reader"]));
+    assert_eq!(token["metadata"], json!({"plan": "pro"}));
+    let page = browser
+        .get(&format!("/console/tokens/{}", token["id"]))
+        .await;
+    assert!(!page.body.contains(&key), "shown once");
+    let trail = app.audit_rows(token["id"].as_u64()).await;
+    assert_eq!(trail[0].1, "config:ops", "{trail:?}");
+}

@@ -18,6 +18,7 @@ pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
 
+pub(crate) use tokens::{create_as as create_token_as, CreateTokenRequest};
 pub(crate) use views::TokenView;
 pub(super) mod webhook_views;
 pub(super) mod webhooks;
@@ -29,7 +30,7 @@ pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use rotate::RotateRequest;
 pub(super) use state::StateRequest;
-pub(super) use tokens::{CreateTokenRequest, MAX_PAGE};
+pub(super) use tokens::MAX_PAGE;
 pub(super) use verify::VerifyRequest;
 pub(super) use webhooks::{CreateWebhookRequest, UpdateWebhookRequest};
 

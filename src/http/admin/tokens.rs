@@ -77,6 +77,17 @@ pub async fn create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateTokenRequest = body(&req, payload).await?;
+    let body = create_as(&state, admin, &request).await?;
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+/// A creation by `admin` (the admin API's and the console's): the raw key, shown once, and the
+/// token; a refusal names the field at fault.
+pub(crate) async fn create_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    request: &CreateTokenRequest,
+) -> Result<CreatedView, AdminFailure> {
     let user_id = request
         .user_id
         .as_u64()
@@ -146,13 +157,12 @@ pub async fn create(
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-create", &err))?
         .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
     let token = with_quota(&state, record).await?;
-    let body = CreatedView {
+    Ok(CreatedView {
         raw_api_key: created.raw_api_key,
         raw_public_id: created.raw_public_id,
         expires_at: created.expires_at,
         token,
-    };
-    Ok(json(StatusCode::CREATED, &body))
+    })
 }
 
 /// `GET /api/admin/tokens/{id}`.

@@ -1,0 +1,418 @@
+//! A token's page: what it is, its verifications over 24 h / 7 d / 30 d, its audit trail, and
+//! the actions its scopes allow (disable or enable, rotate with a grace, revoke), each a form
+//! through the admin API's service calls. A new key is shown once, on the answer to the form
+//! that made it, and never again.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::chart::{chart, Chart, RANGES};
+use super::pages::{html, when, when_or, Layout, NotFoundPage};
+use super::session::{forbidden, signed, signed_form, unavailable};
+use super::tokens::{status_of, FormErrors};
+use crate::admins::Signed;
+use crate::analytics::VerificationQuery;
+use crate::domain::analytics::Granularity;
+use crate::domain::state::StateReason;
+use crate::http::AppState;
+use crate::service::GraceDecision;
+use crate::store::StateChange;
+
+/// One token, as its page shows it.
+pub struct TokenFacts {
+    pub id: u64,
+    pub name: String,
+    pub owner: u64,
+    pub status: &'static str,
+    pub enabled: bool,
+    pub privilege: &'static str,
+    pub public_id: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub uses: u64,
+    pub ips: Vec<String>,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub metadata: Vec<(String, String)>,
+}
+
+/// One audit event as the trail shows it.
+pub struct EventRow {
+    pub at: String,
+    pub event: String,
+    pub actor: String,
+}
+
+/// What the credential may do here (each action shown only when allowed).
+pub struct Allowed {
+    pub disable: bool,
+    pub rotate: bool,
+    pub revoke: bool,
+    pub audit: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/token.html")]
+pub struct TokenPage {
+    pub layout: Layout,
+    pub token: TokenFacts,
+    pub allowed: Allowed,
+    pub range: &'static str,
+    pub ranges: [&'static str; 3],
+    /// `None` without analytics.
+    pub chart: Option<Chart>,
+    pub events: Vec<EventRow>,
+    pub errors: FormErrors,
+    /// What the last action did, from a fixed set (never text from the request).
+    pub notice: Option<&'static str>,
+}
+
+/// A new key, shown once.
+#[derive(Template)]
+#[template(path = "console/secret.html")]
+pub struct SecretPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub token_id: u64,
+    pub secret: String,
+    pub detail: String,
+}
+
+/// The answer of a form that made a key: the key, never cached.
+pub fn secret_page(page: &SecretPage) -> HttpResponse {
+    let mut answer = html(StatusCode::OK, page);
+    answer.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    answer
+}
+
+fn not_found(signed: &Signed, id: &str) -> HttpResponse {
+    let page = NotFoundPage {
+        layout: Layout::signed("Not found", signed, "/console/tokens"),
+        what: format!("There is no token with id {id}."),
+    };
+    html(StatusCode::NOT_FOUND, &page)
+}
+
+/// The page of token `id`, with `errors` next to the fields of a form that failed.
+async fn page(
+    state: &AppState,
+    signed: &Signed,
+    id: u64,
+    range: &str,
+    errors: FormErrors,
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> HttpResponse {
+    let record = match state.tokens.token_by_id(id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found(signed, &id.to_string()),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the token could not be read");
+            return unavailable(Layout::signed("Unavailable", signed, "/console/tokens"));
+        }
+    };
+    let scopes = &signed.caller.scopes;
+    let allowed = Allowed {
+        disable: scopes.allows("tokens.disable"),
+        rotate: scopes.allows("tokens.rotate"),
+        revoke: scopes.allows("tokens.revoke"),
+        audit: scopes.allows("audit.read"),
+    };
+    let now = state.clock.now();
+    let (range, length, bucket) = RANGES
+        .into_iter()
+        .find(|(name, _, _)| *name == range)
+        .unwrap_or(RANGES[0]);
+    let end = (now.timestamp() / bucket + 1) * bucket;
+    let start = end - length;
+    let query = VerificationQuery {
+        start: Some(start),
+        end: Some(end),
+        granularity: Some(match bucket >= 86_400 {
+            true => Granularity::Day,
+            false => Granularity::Hour,
+        }),
+        group_by: None,
+        token_id: Some(id),
+        user_id: None,
+        codes: Vec::new(),
+        tags: Vec::new(),
+        top: None,
+    };
+    let chart = match scopes.allows("analytics.read") {
+        true => state
+            .tokens
+            .verification_analytics(query)
+            .await
+            .ok()
+            .map(|report| chart(&report, start, end, bucket)),
+        false => None,
+    };
+    let events = match allowed.audit {
+        true => state.tokens.token_events(id).await.unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let events = events
+        .into_iter()
+        .rev()
+        .take(50)
+        .map(|event| EventRow {
+            at: when(event.created_at, now),
+            event: event.event,
+            actor: event.actor.to_string(),
+        })
+        .collect();
+    let view = crate::http::TokenView::new(record.clone(), now);
+    let token = TokenFacts {
+        id: record.id,
+        name: record.name.clone(),
+        owner: record.user_id.get(),
+        status: status_of(&record, now),
+        enabled: record.state.enabled(),
+        privilege: record.privilege.as_str(),
+        public_id: view.public_identifier,
+        created: when(record.created_at, now),
+        expires: when_or(record.expires_at, now, "never"),
+        last_used: when_or(record.last_used, now, "never"),
+        uses: record.usage_count,
+        ips: view.ip_restriction.unwrap_or_default(),
+        roles: view.roles,
+        permissions: view.effective_permissions,
+        metadata: view
+            .metadata
+            .keys()
+            .into_iter()
+            .filter_map(|key| {
+                let value = view.metadata.get(&key)?.to_string();
+                Some((key, value))
+            })
+            .collect(),
+    };
+    let page = TokenPage {
+        layout: Layout::signed(record.name.clone(), signed, "/console/tokens"),
+        token,
+        allowed,
+        range,
+        ranges: RANGES.map(|(name, _, _)| name),
+        chart,
+        events,
+        errors,
+        notice,
+    };
+    html(status, &page)
+}
+
+/// What a finished action says on the page it returns to.
+fn notice_of(done: Option<&String>) -> Option<&'static str> {
+    match done.map(String::as_str) {
+        Some("disabled") => Some("The token is disabled: it no longer verifies."),
+        Some("enabled") => Some("The token is enabled again."),
+        Some("revoked") => Some("The token is revoked."),
+        _ => None,
+    }
+}
+
+pub async fn show(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> HttpResponse {
+    let signed = match signed(&req, &state).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("tokens.read") {
+        return forbidden(&signed, "tokens.read");
+    }
+    let Ok(token_id) = id.parse::<u64>() else {
+        return not_found(&signed, &id);
+    };
+    let params: HashMap<String, String> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let range = params.get("range").map_or("24h", String::as_str);
+    let notice = notice_of(params.get("done"));
+    page(
+        &state,
+        &signed,
+        token_id,
+        range,
+        FormErrors::default(),
+        notice,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Back to the token's page, saying what was done.
+fn done(id: u64, what: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", format!("/console/tokens/{id}?done={what}")))
+        .finish()
+}
+
+/// A signed-in form about token `id` that needs `scope`: the session and the form, or the
+/// answer to give instead.
+async fn action(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &Bytes,
+    scope: &'static str,
+) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
+    let (signed, form) = signed_form(req, state, body).await?;
+    if !signed.caller.scopes.allows(scope) {
+        return Err(forbidden(&signed, scope));
+    }
+    Ok((signed, form))
+}
+
+/// `POST /console/tokens/{id}/state`: `enabled=false` (with a `reason`) disables, `true`
+/// enables.
+pub async fn set_state(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match action(&req, &state, &body, "tokens.disable").await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let id = id.into_inner();
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    let reason = form
+        .get("reason")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty());
+    let reason = match reason.map(StateReason::parse).transpose() {
+        Ok(reason) => reason,
+        Err(err) => {
+            let errors = FormErrors(vec![("reason", err.to_string())]);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return page(&state, &signed, id, "24h", errors, None, status).await;
+        }
+    };
+    let change = StateChange { enabled, reason };
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    match tokens.set_token_state(id, &change).await {
+        Ok(Some(_)) => done(id, if enabled { "enabled" } else { "disabled" }),
+        Ok(None) => not_found(&signed, &id.to_string()),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the state could not be changed");
+            unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+        }
+    }
+}
+
+/// `POST /console/tokens/{id}/revoke`: only with `confirm=yes` (the checkbox of the form).
+pub async fn revoke(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match action(&req, &state, &body, "tokens.revoke").await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let id = id.into_inner();
+    if form.get("confirm").map(String::as_str) != Some("yes") {
+        let errors = FormErrors(vec![(
+            "confirm",
+            "Tick the box to confirm: a revoked token never verifies again.".to_owned(),
+        )]);
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return page(&state, &signed, id, "24h", errors, None, status).await;
+    }
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    match tokens.revoke_by_id(id).await {
+        Ok(Some(_)) => done(id, "revoked"),
+        Ok(None) => not_found(&signed, &id.to_string()),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the token could not be revoked");
+            unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+        }
+    }
+}
+
+/// The grace presets of the rotate form, in ms.
+const GRACES: [(&str, u64); 4] = [
+    ("0", 0),
+    ("1h", 3_600_000),
+    ("24h", 86_400_000),
+    ("7d", 604_800_000),
+];
+
+/// `POST /console/tokens/{id}/rotate`: a new key, shown once; the old one keeps verifying for
+/// the grace chosen.
+pub async fn rotate(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match action(&req, &state, &body, "tokens.rotate").await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let id = id.into_inner();
+    let refuse = |field: &'static str, message: String| FormErrors(vec![(field, message)]);
+    let grace = form.get("grace").map_or("0", String::as_str);
+    let Some((_, grace_ms)) = GRACES.iter().find(|(name, _)| *name == grace) else {
+        let errors = refuse("grace", "Choose one of the graces offered.".to_owned());
+        return page(
+            &state,
+            &signed,
+            id,
+            "24h",
+            errors,
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    let message = match tokens.rotate_with_grace(id, *grace_ms, false, None).await {
+        Ok(GraceDecision::Rotated(rotated)) => {
+            let now = state.clock.now();
+            let page = SecretPage {
+                layout: Layout::signed("New key", &signed, "/console/tokens"),
+                heading: format!("Token {id} rotated"),
+                token_id: rotated.new.id,
+                secret: rotated.raw_api_key,
+                detail: format!(
+                    "The old key verifies until {}.",
+                    when(rotated.grace_ends_at, now)
+                ),
+            };
+            return secret_page(&page);
+        }
+        Ok(GraceDecision::NotFound) => return not_found(&signed, &id.to_string()),
+        Ok(GraceDecision::Revoked) => "This token is revoked.".to_owned(),
+        Ok(GraceDecision::Expired) => "This token has expired.".to_owned(),
+        Ok(GraceDecision::InProgress { .. }) => {
+            "A rotation of this token is still in its grace: rotate its replacement.".to_owned()
+        }
+        Ok(GraceDecision::LimitReached { limit }) => {
+            format!("Its owner holds the most valid tokens allowed ({limit}).")
+        }
+        Ok(GraceDecision::CreateFailed) | Err(_) => {
+            return unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+        }
+    };
+    let errors = refuse("grace", message);
+    page(
+        &state,
+        &signed,
+        id,
+        "24h",
+        errors,
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await
+}
