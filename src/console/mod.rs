@@ -9,6 +9,7 @@
 //! serves the compiled-in files.
 
 mod assets;
+mod audit;
 mod chart;
 mod create;
 mod pages;
@@ -47,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/{id}/state", web::post().to(token::set_state))
             .route("/tokens/{id}/rotate", web::post().to(token::rotate))
             .route("/tokens/{id}/revoke", web::post().to(token::revoke))
+            .route("/audit", web::get().to(audit::list))
             .route("/status", web::get().to(status::show))
             .route("/assets/{file}", web::get().to(assets::serve))
             .default_service(web::to(session::not_found)),

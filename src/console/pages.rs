@@ -17,8 +17,9 @@ pub struct NavItem {
 }
 
 /// The pages of the navigation, with the scope each needs (`None`: any credential).
-const NAV: [(&str, &str, Option<&str>); 2] = [
+const NAV: [(&str, &str, Option<&str>); 3] = [
     ("/console/tokens", "Tokens", Some("tokens.read")),
+    ("/console/audit", "Audit log", Some("audit.read")),
     ("/console/status", "Status", None),
 ];
 

@@ -785,3 +785,47 @@ async fn a_token_created_in_the_console_shows_its_key_once_and_bad_values_are_na
     let trail = app.audit_rows(token["id"].as_u64()).await;
     assert_eq!(trail[0].1, "config:ops", "{trail:?}");
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_as_the_admin_api_does_and_names_a_bad_filter_next_to_it() {
+    let app = spawn_admin_app().await;
+    let first = app
+        .admin_create(&json!({"userId": 7, "name": "one", "privilege": "full"}))
+        .await;
+    app.admin_create(&json!({"userId": 8, "name": "two", "privilege": "full"}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let all = browser.get("/console/audit").await;
+    assert_eq!(all.status, 200, "{all:?}");
+    assert!(all
+        .body
+        .contains("href=\"/console/audit\" aria-current=\"page\""));
+    assert_eq!(
+        all.body
+            .matches("<td>created</td><td>config:ops</td>")
+            .count(),
+        2
+    );
+    let one = browser
+        .get(&format!("/console/audit?tokenId={}&actor=&kind=", first.id))
+        .await;
+    assert_eq!(
+        one.body.matches("<td>created</td>").count(),
+        1,
+        "{}",
+        one.body
+    );
+    let bad = browser.get("/console/audit?actor=root%3A1").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body
+            .contains("<p class=\"error\">actor is &#60;type&#62; or &#60;type&#62;:&#60;id&#62;"),
+        "{}",
+        bad.body
+    );
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let tokens = other.get("/console/tokens").await;
+    assert!(!tokens.body.contains("href=\"/console/audit\""));
+    assert_eq!(other.get("/console/audit").await.status, 403);
+}

@@ -40,7 +40,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
     ))
 }
 
-fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFailure> {
+pub(crate) fn audit_query(params: &HashMap<String, String>) -> Result<AuditQuery, AdminFailure> {
     let mut query = AuditQuery {
         limit: DEFAULT_PAGE,
         ..AuditQuery::default()

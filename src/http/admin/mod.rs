@@ -18,6 +18,7 @@ pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
 
+pub(crate) use audit::audit_query;
 pub(crate) use tokens::{create_as as create_token_as, CreateTokenRequest};
 pub(crate) use views::TokenView;
 pub(super) mod webhook_views;
