@@ -60,7 +60,9 @@ fn cookie(response: &reqwest::Response, name: &str) -> String {
 }
 
 async fn run(name: &str, url: &str) {
-    let app = Application::build(settings(url)).await.expect("application");
+    let app = Application::build(settings(url))
+        .await
+        .expect("application");
     let base = format!("http://127.0.0.1:{}", app.port());
     let tokens = app.tokens().clone();
     tokio::spawn(app.run_until_stopped());
@@ -109,7 +111,10 @@ async fn run(name: &str, url: &str) {
 
     let middle = wanted / 2;
     let pages = [
-        ("tokens, first page".to_owned(), "/console/tokens".to_owned()),
+        (
+            "tokens, first page".to_owned(),
+            "/console/tokens".to_owned(),
+        ),
         (
             "tokens, a page deep in the list".to_owned(),
             format!("/console/tokens?cursor={middle}"),
@@ -152,9 +157,13 @@ fn main() {
                 "mysql" => {
                     let admin = mysql_async::Pool::new(SERVER);
                     let mut conn = admin.get_conn().await.expect("MariaDB");
-                    conn.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+                    conn.query_drop(format!("CREATE DATABASE `{db}`"))
+                        .await
+                        .unwrap();
                     run("MySQL (MariaDB)", &format!("{SERVER}/{db}")).await;
-                    conn.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+                    conn.query_drop(format!("DROP DATABASE `{db}`"))
+                        .await
+                        .unwrap();
                 }
                 _ => {
                     let dir = std::env::temp_dir().join(&db);

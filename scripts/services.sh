@@ -8,12 +8,24 @@
 # (exported at the end unless already set). A healthy cluster is left alone; a partial, broken
 # or stale one (e.g. old nodes-*.conf) is shut down, wiped and created afresh.
 # Also installs nginx and Caddy (Debian's packages) when missing, for the gateway tests.
+# Also installs Debian's chromium and chromium-driver when missing, for the console's browser tests.
 # Sourced by scripts/test.sh and scripts/bench.sh; safe to run again.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
+# Waits (up to 10 min) while another apt-get or dpkg runs: it holds dpkg's lock.
+wait_for_apt() {
+  local i
+  for i in $(seq 1 600); do
+    pgrep -x 'apt-get|apt|dpkg|unattended-upgr' >/dev/null 2>&1 || return 0
+    [ "$i" -eq 1 ] && log "waiting for another apt-get or dpkg to finish"
+    sleep 1
+  done
+}
+
 apt_install() {
+  wait_for_apt
   if [ -z "${APT_UPDATED:-}" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     APT_UPDATED=1
@@ -148,9 +160,18 @@ ensure_gateways() {
   fi
 }
 
+# The console's browser tests (SPEC B14): Debian's Chromium, driven through its chromedriver,
+# both started by the tests themselves.
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return 0; fi
+  log "installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+}
+
 ensure_mariadb
 ensure_redis
 ensure_redis_cluster
 ensure_gateways
+ensure_browser
 
 export IAM_TEST_REDIS_CLUSTER="${IAM_TEST_REDIS_CLUSTER:-redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103}"

@@ -7,3 +7,12 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// A page brought back from the back/forward cache (after sign-out, say) is asked for again, so
+// that the server decides what it shows (pages are sent no-store; this covers browsers that
+// keep such pages anyway).
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) {
+    window.location.reload();
+  }
+});

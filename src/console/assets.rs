@@ -6,11 +6,13 @@ use actix_web::HttpResponse;
 
 const CSS: &str = include_str!("../../assets/console/console.css");
 const JS: &str = include_str!("../../assets/console/console.js");
+const ICON: &str = include_str!("../../assets/console/icon.svg");
 
 pub async fn serve(file: Path<String>) -> HttpResponse {
     let (body, kind) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
+        "icon.svg" => (ICON, "image/svg+xml"),
         _ => return HttpResponse::NotFound().finish(),
     };
     HttpResponse::Ok()

@@ -1,7 +1,7 @@
 //! The layout every page shares, the pages' own types (each a struct rendered by its template,
 //! escaping by default), and how an answer is made of one.
 
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use askama::Template;
@@ -98,11 +98,13 @@ pub struct ProblemPage {
     pub detail: String,
 }
 
-/// The answer of a page: HTML, with `status`.
+/// The answer of a page: HTML, with `status`, never stored (a page shown after sign-out, by the
+/// back button, would show what only a session may see).
 pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(body) => HttpResponse::build(status)
             .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store"))
             .body(body),
         Err(err) => {
             tracing::error!(error = %err, "console page did not render");

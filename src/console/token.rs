@@ -83,14 +83,9 @@ pub struct SecretPage {
     pub detail: String,
 }
 
-/// The answer of a form that made a key: the key, never cached.
+/// The answer of a form that made a key: the key (never stored, as no page is).
 pub fn secret_page(page: &SecretPage) -> HttpResponse {
-    let mut answer = html(StatusCode::OK, page);
-    answer.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    answer
+    html(StatusCode::OK, page)
 }
 
 fn not_found(signed: &Signed, id: &str) -> HttpResponse {
@@ -191,7 +186,10 @@ async fn page(
             .keys()
             .into_iter()
             .filter_map(|key| {
-                let value = view.metadata.get(&key)?.to_string();
+                let value = match view.metadata.get(&key)? {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
                 Some((key, value))
             })
             .collect(),

@@ -97,3 +97,7 @@ mod forward_auth_rules;
 
 // The admin console (SPEC B14).
 mod console;
+
+// The admin console in a real browser (SPEC B14).
+mod browser_harness;
+mod console_browser;

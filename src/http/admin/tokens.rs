@@ -141,14 +141,18 @@ pub(crate) async fn create_as(
         Ok(Creation::Created(created)) => created,
         Ok(Creation::LimitReached { limit }) => {
             let message = Reason::TooManyTokens { limit }.as_str().into_owned();
-            return Err(AdminFailure::token_limit(message).into());
+            return Err(AdminFailure::token_limit(message));
         }
         Ok(Creation::UnknownRole(role)) => {
-            return Err(unknown_role(&role, "roles", &request.roles).into())
+            return Err(unknown_role(&role, "roles", &request.roles))
         }
-        Ok(Creation::TooMuchAccess(over)) => return Err(limit(over, "roles").into()),
+        Ok(Creation::TooMuchAccess(over)) => return Err(limit(over, "roles")),
         Err(err) => {
-            return Err(AdminFailure::unavailable(&state.metrics, "admin-create", &err).into())
+            return Err(AdminFailure::unavailable(
+                &state.metrics,
+                "admin-create",
+                &err,
+            ))
         }
     };
     let record = tokens
@@ -156,7 +160,7 @@ pub(crate) async fn create_as(
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-create", &err))?
         .ok_or_else(|| AdminFailure::not_found("the new token vanished"))?;
-    let token = with_quota(&state, record).await?;
+    let token = with_quota(state, record).await?;
     Ok(CreatedView {
         raw_api_key: created.raw_api_key,
         raw_public_id: created.raw_public_id,
