@@ -29,9 +29,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-/// Where screenshots go: `docs/console/` of the repository (committed).
+/// Where screenshots go.
 fn screenshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console")
+    // Every run writes them under target/; `IAM_UPDATE_SCREENSHOTS=1` writes the committed ones
+    // in docs/console/ (so that a test run leaves the work tree as it was).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("IAM_UPDATE_SCREENSHOTS") {
+        Some(_) => root.join("docs").join("console"),
+        None => root.join("target").join("console-screenshots"),
+    }
 }
 
 /// Headless Chromium, as the console's tests run it.
@@ -292,7 +298,7 @@ impl Browser {
             .collect()
     }
 
-    /// Saves the window as `docs/console/<name>.png`.
+    /// Saves the window as `<name>.png` (see `screenshots`).
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = screenshots();
