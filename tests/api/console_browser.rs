@@ -311,3 +311,185 @@ async fn a_form_posted_from_another_origin_does_not_sign_the_user_out() {
     assert!(lists(&browser, "billing").await, "still signed in");
     browser.close().await;
 }
+
+/// Waits until the page's path (without its query) is `path` (a navigation the browser
+/// finishes on its own).
+async fn lands_on(browser: &Browser, path: &str) {
+    for _ in 0..200 {
+        if browser.current_url().await.path() == path {
+            browser.wait_ready().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("never reached {path}: {}", browser.describe().await);
+}
+
+/// Clicks a button whose form asks for confirmation (the script's `confirm`), and says yes.
+async fn click_confirmed(browser: &Browser, css: &str) {
+    browser.click(css).await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("the confirmation");
+}
+
+/// The key a "new key" page shows, once.
+async fn shown_key(browser: &Browser) -> String {
+    let key = browser.attr("#secret", "value").await.expect("the new key");
+    assert!(key.starts_with("api_"), "{key}");
+    key
+}
+
+#[tokio::test]
+async fn a_token_s_life_in_the_console_moves_its_chart_and_is_audited_as_the_signed_in_credential()
+{
+    let app = crate::helpers::spawn_admin_app_with(|s| {
+        s.usage.flush_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let role = json!({"name": "reader", "permissions": ["reports.read"]});
+    let answer = app.admin_json(reqwest::Method::POST, "/roles", &role).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let scopes = [
+        "tokens.read",
+        "tokens.create",
+        "tokens.disable",
+        "tokens.rotate",
+        "tokens.revoke",
+        "audit.read",
+        "analytics.read",
+    ];
+    let operator = crate::admin_credentials::stored(&app, "operator", &scopes).await;
+    let actor = format!("credential:{}", operator.id);
+
+    let browser = at_sign_in(&app, &operator.secret).await;
+    browser.click_and_wait(SIGN_IN).await;
+    assert_eq!(browser.path().await, "/console/tokens");
+    browser.click_and_wait("#new-token").await;
+    browser.fill("userId", "7").await;
+    browser.fill("name", "billing-service").await;
+    browser.fill("roles", "reader").await;
+    browser.fill("metadata", r#"{"plan": "pro"}"#).await;
+    browser.click_and_wait("#create").await;
+    let key = shown_key(&browser).await;
+    browser
+        .click_and_wait("main a[href^='/console/tokens/']")
+        .await;
+    let token_path = browser.current_url().await.path().to_owned();
+    let id: u64 = token_path.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(
+        !browser.describe().await.contains(&key),
+        "the key is shown once"
+    );
+    assert_eq!(browser.text("#valid-count").await, "0");
+
+    for _ in 0..3 {
+        assert_eq!(app.verify(&key, "full").await.status, 200);
+    }
+    app.tokens.flush_usage().await.expect("flush");
+    browser.goto(&app.url(&token_path)).await;
+    assert_eq!(browser.text("#valid-count").await, "3", "the chart moved");
+    assert_eq!(browser.text("#uses").await, "3");
+    browser
+        .execute("document.querySelector('figure').scrollIntoView(); return true;")
+        .await;
+    browser.screenshot("token-chart").await;
+
+    browser.fill("reason", "chargeback").await;
+    click_confirmed(&browser, "#disable").await;
+    lands_on(&browser, &token_path).await;
+    assert!(browser.has("#enable").await, "{}", browser.describe().await);
+    assert_eq!(
+        app.verify(&key, "full").await.status,
+        401,
+        "refused while disabled"
+    );
+    browser.click_and_wait("#enable").await;
+    assert_eq!(app.verify(&key, "full").await.status, 200);
+
+    browser.click_and_wait("#rotate").await;
+    let new_key = shown_key(&browser).await;
+    assert_eq!(
+        app.verify(&new_key, "full").await.status,
+        200,
+        "the new key"
+    );
+    assert_eq!(
+        app.verify(&key, "full").await.status,
+        200,
+        "the old one, in its grace"
+    );
+
+    browser.goto(&app.url(&token_path)).await;
+    browser.click("#confirm").await;
+    click_confirmed(&browser, "#revoke").await;
+    lands_on(&browser, &token_path).await;
+    assert_eq!(app.verify(&key, "full").await.status, 401, "revoked");
+
+    browser
+        .goto(&app.url(&format!("/console/audit?tokenId={id}")))
+        .await;
+    let rows = browser
+        .execute(
+            "return [...document.querySelectorAll('#audit tbody tr')] \
+                 .map(row => [...row.cells].slice(1, 3).map(cell => cell.textContent.trim()));",
+        )
+        .await;
+    let rows: Vec<(String, String)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            let cell = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
+            (cell(0), cell(1))
+        })
+        .collect();
+    for event in ["created", "disabled", "enabled", "rotated", "revoked"] {
+        assert!(
+            rows.contains(&(event.to_owned(), actor.clone())),
+            "{event} by {actor}: {rows:?}"
+        );
+    }
+    browser.screenshot("audit").await;
+    assert!(problems(&browser).await.is_empty());
+    browser.close().await;
+
+    // A credential that may only read: no action is shown, and a POST it forges from a page of
+    // the console (its own session, its real CSRF token) is refused.
+    let reader = crate::admin_credentials::stored(&app, "reader", &["tokens.read"]).await;
+    let browser = at_sign_in(&app, &reader.secret).await;
+    browser.click_and_wait(SIGN_IN).await;
+    let fresh = format!("/console/tokens/{}", id + 1);
+    browser.goto(&app.url(&fresh)).await;
+    for action in ["#disable", "#rotate", "#revoke", "#enable"] {
+        assert!(!browser.has(action).await, "{action} shown to a reader");
+    }
+    // (The page's CSP forbids `fetch` to a page of ours too: the forgery is a form, as a
+    // browser would send it.)
+    browser
+        .execute(&format!(
+            "const csrf = document.querySelector('input[name=csrf]').value; \
+             const form = document.createElement('form'); \
+             form.method = 'post'; form.action = '{fresh}/state'; \
+             for (const [name, value] of [['enabled', 'false'], ['csrf', csrf]]) {{ \
+               const input = document.createElement('input'); \
+               input.type = 'hidden'; input.name = name; input.value = value; \
+               form.appendChild(input); }} \
+             document.body.appendChild(form); form.submit(); return true;"
+        ))
+        .await;
+    lands_on(&browser, &format!("{fresh}/state")).await;
+    assert_eq!(browser.text("main h1").await, "Not allowed");
+    assert!(browser
+        .text("main")
+        .await
+        .contains("does not hold the scope tokens.disable"));
+    assert_eq!(
+        app.verify(&new_key, "full").await.status,
+        200,
+        "nothing changed"
+    );
+    browser.close().await;
+}
