@@ -4,15 +4,17 @@
 //! the same scopes, and adds no rule of its own.
 //!
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
-//! the layout and the shared page types; `tokens.rs` (the list), `token.rs` (one token and its
-//! actions) and `status.rs` are the pages, `chart.rs` draws a token's verifications; `assets.rs`
-//! serves the compiled-in files.
+//! the layout and the shared page types. The pages: `tokens.rs` (the list), `token.rs` (one
+//! token and its actions; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
+//! `roles.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
 
 mod assets;
 mod audit;
 mod chart;
 mod create;
+mod credentials;
 mod pages;
+mod roles;
 mod session;
 mod status;
 mod token;
@@ -49,6 +51,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/{id}/rotate", web::post().to(token::rotate))
             .route("/tokens/{id}/revoke", web::post().to(token::revoke))
             .route("/audit", web::get().to(audit::list))
+            .route("/roles", web::get().to(roles::list))
+            .route("/credentials", web::get().to(credentials::list))
+            .route("/credentials", web::post().to(credentials::create))
+            .route(
+                "/credentials/{id}/revoke",
+                web::post().to(credentials::revoke),
+            )
             .route("/status", web::get().to(status::show))
             .route("/assets/{file}", web::get().to(assets::serve))
             .default_service(web::to(session::not_found)),

@@ -17,9 +17,15 @@ pub struct NavItem {
 }
 
 /// The pages of the navigation, with the scope each needs (`None`: any credential).
-const NAV: [(&str, &str, Option<&str>); 3] = [
+const NAV: [(&str, &str, Option<&str>); 5] = [
     ("/console/tokens", "Tokens", Some("tokens.read")),
+    ("/console/roles", "Roles", Some("roles.read")),
     ("/console/audit", "Audit log", Some("audit.read")),
+    (
+        "/console/credentials",
+        "Credentials",
+        Some("credentials.read"),
+    ),
     ("/console/status", "Status", None),
 ];
 

@@ -64,7 +64,10 @@ pub struct AppState {
     pub store_kind: &'static str,
 }
 
-pub(crate) use admin::{audit_query, create_token_as, CreateTokenRequest, TokenView};
+pub(crate) use admin::{
+    audit_query, create_credential_as, create_token_as, CreateCredentialRequest,
+    CreateTokenRequest, TokenView,
+};
 pub use query_params::QueryCache;
 pub use routes::request_series;
 pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};

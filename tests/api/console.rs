@@ -829,3 +829,97 @@ async fn the_audit_log_filters_as_the_admin_api_does_and_names_a_bad_filter_next
     assert!(!tokens.body.contains("href=\"/console/audit\""));
     assert_eq!(other.get("/console/audit").await.status, 403);
 }
+
+#[tokio::test]
+async fn credentials_are_created_with_their_secret_shown_once_and_revoked_from_the_console() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get("/console/credentials").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No stored credentials yet"));
+    let csrf = page.csrf();
+    let bad = browser
+        .post(
+            "/console/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "support"),
+                ("scopes", "tokens.fly"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{bad:?}");
+    assert!(bad.body.contains("<p class=\"error\">"), "{}", bad.body);
+    assert!(bad.body.contains("tokens.fly"));
+    let created = browser
+        .post(
+            "/console/credentials",
+            &[
+                ("csrf", &csrf),
+                ("name", "support"),
+                ("scopes", "tokens.read, audit.read"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    let at = created
+        .body
+        .find("class=\"secret\" value=\"")
+        .expect("the secret");
+    let rest = &created.body[at + "class=\"secret\" value=\"".len()..];
+    let secret = rest[..rest.find('"').unwrap()].to_owned();
+    assert!(secret.starts_with("iam_admin_"), "{secret}");
+    assert!(
+        created.body.contains("<td>audit.read, tokens.read</td>"),
+        "{}",
+        created.body
+    );
+    let again = browser.get("/console/credentials").await;
+    assert!(!again.body.contains(&secret), "shown once");
+
+    // The new credential signs in; it may not manage credentials.
+    let mut support = Browser::signed_in(&app, &secret).await;
+    assert_eq!(support.get("/console/credentials").await.status, 403);
+    let id = app.admin_get("/credentials").await.body["credentials"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let revoked = browser
+        .post(
+            &format!("/console/credentials/{id}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.status, 303, "{revoked:?}");
+    let ended = support.get("/console/tokens").await;
+    assert_eq!(ended.status, 303, "its session ended");
+    assert_eq!(ended.location(), Some("/console/sign-in"));
+    let list = browser.get("/console/credentials").await;
+    assert!(list.body.contains("inactive"));
+}
+
+#[tokio::test]
+async fn the_roles_page_lists_each_role_with_its_permissions_and_holders() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let empty = browser.get("/console/roles").await;
+    assert_eq!(empty.status, 200);
+    assert!(empty.body.contains("No roles yet."));
+    let role = json!({"name": "pro", "description": "<paid>", "permissions": ["projects.*", "billing.read"]});
+    assert_eq!(
+        app.admin_json(Method::POST, "/roles", &role).await.status,
+        201
+    );
+    app.admin_create(&json!({"userId": 7, "name": "a", "privilege": "full", "roles": ["pro"]}))
+        .await;
+    let page = browser.get("/console/roles").await;
+    assert!(
+        page.body.contains(
+            "<tr><td>pro</td><td>&#60;paid&#62;</td><td>billing.read, projects.*</td><td>1</td>"
+        ),
+        "{}",
+        page.body
+    );
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    assert_eq!(other.get("/console/roles").await.status, 403);
+}

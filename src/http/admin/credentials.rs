@@ -107,13 +107,27 @@ pub async fn create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateCredentialRequest = body(&req, payload).await?;
+    let caller = Caller {
+        actor,
+        scopes: held,
+    };
+    let view = create_as(&state, &caller, &request).await?;
+    Ok(json(StatusCode::CREATED, &view))
+}
+
+/// A creation by `caller` (the admin API's and the console's): the secret, shown once, and the
+/// credential; a refusal names the field at fault.
+pub(crate) async fn create_as(
+    state: &AppState,
+    caller: &Caller,
+    request: &CreateCredentialRequest,
+) -> Result<CredentialCreatedView, AdminFailure> {
     let name = name(&request.name)?;
     let scopes = match (&request.scopes, &request.preset) {
         (Some(_), Some(_)) => {
             return Err(
                 AdminFailure::invalid("invalid_scope", "give scopes or preset, not both")
-                    .field("preset")
-                    .into(),
+                    .field("preset"),
             )
         }
         (Some(scopes), None) => ScopeList::parse(scopes),
@@ -123,10 +137,6 @@ pub async fn create(
     .map_err(|err| scope_failure(&err))?;
     let now = state.clock.now();
     let expires_at = request.expires.map(|ms| expiry(ms, now)).transpose()?;
-    let caller = Caller {
-        actor,
-        scopes: held,
-    };
     let request = CreateCredential {
         name,
         scopes,
@@ -134,14 +144,13 @@ pub async fn create(
     };
     let (record, secret) = state
         .admins
-        .create(&caller, request)
+        .create(caller, request)
         .await
-        .map_err(|err| failure(&state, err, None))?;
-    let view = CredentialCreatedView {
+        .map_err(|err| failure(state, err, None))?;
+    Ok(CredentialCreatedView {
         secret: secret.expose().to_owned(),
         credential: CredentialView::new(record, now),
-    };
-    Ok(json(StatusCode::CREATED, &view))
+    })
 }
 
 /// `GET /api/admin/credentials`: every credential, revoked ones included, oldest first.

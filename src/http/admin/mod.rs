@@ -19,6 +19,7 @@ pub(super) mod verify;
 pub(super) mod views;
 
 pub(crate) use audit::audit_query;
+pub(crate) use credentials::{create_as as create_credential_as, CreateCredentialRequest};
 pub(crate) use tokens::{create_as as create_token_as, CreateTokenRequest};
 pub(crate) use views::TokenView;
 pub(super) mod webhook_views;
@@ -26,7 +27,7 @@ pub(super) mod webhooks;
 
 pub(super) use access::AccessRequest;
 pub(super) use bulk::BulkRequest;
-pub(super) use credentials::{CreateCredentialRequest, UpdateCredentialRequest};
+pub(super) use credentials::UpdateCredentialRequest;
 pub(super) use quota::{CreditsPatch, RateLimitsRequest};
 pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use rotate::RotateRequest;
