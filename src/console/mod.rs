@@ -6,13 +6,14 @@
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
 //! the layout and the shared page types. The pages: `tokens.rs` (the list), `token.rs` (one
 //! token and its actions; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
-//! `roles.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
+//! `owners.rs`, `roles.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
 
 mod assets;
 mod audit;
 mod chart;
 mod create;
 mod credentials;
+mod owners;
 mod pages;
 mod roles;
 mod session;
@@ -52,6 +53,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/{id}/revoke", web::post().to(token::revoke))
             .route("/audit", web::get().to(audit::list))
             .route("/roles", web::get().to(roles::list))
+            .route("/owners/{id}", web::get().to(owners::show))
+            .route("/owners/{id}/state", web::post().to(owners::set_state))
             .route("/credentials", web::get().to(credentials::list))
             .route("/credentials", web::post().to(credentials::create))
             .route(

@@ -923,3 +923,85 @@ async fn the_roles_page_lists_each_role_with_its_permissions_and_holders() {
     let mut other = Browser::signed_in(&app, &reader.secret).await;
     assert_eq!(other.get("/console/roles").await.status, 403);
 }
+
+#[tokio::test]
+async fn an_owner_s_page_shows_its_limits_and_credits_and_disables_all_its_tokens() {
+    let app = spawn_admin_app().await;
+    let first = app
+        .admin_create(&json!({"userId": 7, "name": "a", "privilege": "full"}))
+        .await;
+    let second = app
+        .admin_create(&json!({"userId": 7, "name": "b", "privilege": "full"}))
+        .await;
+    let limits = json!({"ratelimits": [{"name": "requests", "limit": 100, "duration": 60000}]});
+    let answer = app
+        .admin_json(Method::PUT, "/users/7/ratelimits", &limits)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let credits = json!({"remaining": 500});
+    let answer = app
+        .admin_json(Method::PATCH, "/users/7/credits", &credits)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get("/console/owners/7").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("<dd id=\"owner-state\">enabled</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("<td>requests</td><td>100</td><td>60 s</td><td>100</td>"));
+    assert!(page.body.contains("500 left (next refill: no refill)"));
+    let csrf = page.csrf();
+    let disabled = browser
+        .post(
+            "/console/owners/7/state",
+            &[("csrf", &csrf), ("enabled", "false"), ("reason", "unpaid")],
+        )
+        .await;
+    assert_eq!(disabled.status, 303, "{disabled:?}");
+    for token in [&first, &second] {
+        assert_eq!(
+            verify_status(&app, &token.key).await,
+            401,
+            "disabled with its owner"
+        );
+    }
+    let page = browser.get("/console/owners/7?done=disabled").await;
+    assert!(page.body.contains("disabled "), "{}", page.body);
+    assert!(page.body.contains("by config:ops: unpaid"));
+    browser
+        .post(
+            "/console/owners/7/state",
+            &[("csrf", &csrf), ("enabled", "true")],
+        )
+        .await;
+    assert_eq!(verify_status(&app, &first.key).await, 200);
+
+    for path in ["/console/owners/0", "/console/owners/x"] {
+        assert_eq!(browser.get(path).await.status, 404, "{path}");
+    }
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get("/console/owners/7").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Rate limits"), "no quotas.read");
+    assert!(!page.body.contains("id=\"disable-owner\""));
+    let csrf = page.csrf();
+    let forged = other
+        .post(
+            "/console/owners/7/state",
+            &[("csrf", &csrf), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        verify_status(&app, &first.key).await,
+        200,
+        "nothing changed"
+    );
+}

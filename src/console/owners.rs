@@ -1,0 +1,207 @@
+//! An owner's page (`tokens.read`; its limits and credits with `quotas.read`): its limits and
+//! credits as they stand, its tokens, and disabling or enabling all of them, present and future
+//! (`tokens.disable`), as the admin API does.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::pages::{html, when, when_or, Layout, NotFoundPage};
+use super::session::{forbidden, signed, signed_form, unavailable};
+use super::tokens::FormErrors;
+use crate::admins::Signed;
+use crate::domain::quota::Subject;
+use crate::domain::record::{TokenQuery, TokenStatus};
+use crate::domain::state::StateReason;
+use crate::domain::UserId;
+use crate::http::AppState;
+use crate::store::StateChange;
+
+pub struct LimitRow {
+    pub name: String,
+    pub limit: u64,
+    pub window: String,
+    pub remaining: u64,
+    pub reset: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/owner.html")]
+pub struct OwnerPage {
+    pub layout: Layout,
+    pub owner: u64,
+    /// `None`: the owner's state is not known (no token to read it with).
+    pub disabled: Option<Option<String>>,
+    /// `None` without `quotas.read`.
+    pub limits: Option<Vec<LimitRow>>,
+    pub credits: Option<String>,
+    pub can_disable: bool,
+    pub errors: FormErrors,
+    pub notice: Option<&'static str>,
+}
+
+fn not_found(signed: &Signed, raw: &str) -> HttpResponse {
+    let page = NotFoundPage {
+        layout: Layout::signed("Not found", signed, "/console/tokens"),
+        what: format!("{raw:?} is not an owner id (1 to 9223372036854775807)."),
+    };
+    html(StatusCode::NOT_FOUND, &page)
+}
+
+async fn page(
+    state: &AppState,
+    signed: &Signed,
+    owner: UserId,
+    errors: FormErrors,
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> HttpResponse {
+    let layout = Layout::signed(format!("Owner {}", owner.get()), signed, "/console/tokens");
+    let now = state.clock.now();
+    // The owner's state is read with its tokens (any one says it).
+    let query = TokenQuery {
+        user_id: Some(owner),
+        name: None,
+        status: TokenStatus::All,
+        metadata: None,
+        limit: 1,
+        before_id: None,
+        now,
+    };
+    let newest = match state.tokens.list_tokens(&query).await {
+        Ok(tokens) => tokens.into_iter().next(),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the owner's tokens could not be read");
+            return unavailable(layout);
+        }
+    };
+    let disabled = newest.map(|token| {
+        token.state.owner.map(|disabled| {
+            let why = disabled
+                .reason
+                .map(|r| format!(": {}", r.as_str()))
+                .unwrap_or_default();
+            format!("{} by {}{why}", when(disabled.at, now), disabled.by)
+        })
+    });
+    let scopes = &signed.caller.scopes;
+    let (limits, credits) = match scopes.allows("quotas.read") {
+        false => (None, None),
+        true => match state.tokens.quota_view(Subject::Owner(owner)).await {
+            Ok(view) => {
+                let view = view.unwrap_or_default();
+                let limits = view
+                    .limits
+                    .iter()
+                    .map(|limit| LimitRow {
+                        name: limit.name.as_str().to_owned(),
+                        limit: limit.limit,
+                        window: format!("{} s", limit.duration_ms / 1000),
+                        remaining: limit.remaining,
+                        reset: when(limit.reset, now),
+                    })
+                    .collect();
+                let credits = view.credits.map(|credits| {
+                    let next = when_or(credits.next_refill, now, "no refill");
+                    format!("{} left (next refill: {next})", credits.remaining)
+                });
+                (Some(limits), credits)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "console: the owner's quota could not be read");
+                return unavailable(layout);
+            }
+        },
+    };
+    let page = OwnerPage {
+        layout,
+        owner: owner.get(),
+        disabled,
+        limits,
+        credits,
+        can_disable: scopes.allows("tokens.disable"),
+        errors,
+        notice,
+    };
+    html(status, &page)
+}
+
+pub async fn show(req: HttpRequest, state: Data<AppState>, owner: Path<String>) -> HttpResponse {
+    let signed = match signed(&req, &state).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("tokens.read") {
+        return forbidden(&signed, "tokens.read");
+    }
+    let Ok(user) = owner.parse::<UserId>() else {
+        return not_found(&signed, &owner);
+    };
+    let notice = match req.query_string() {
+        "done=disabled" => Some("Every token of this owner is disabled, and so will new ones be."),
+        "done=enabled" => Some("This owner's tokens are enabled again."),
+        _ => None,
+    };
+    page(
+        &state,
+        &signed,
+        user,
+        FormErrors::default(),
+        notice,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /console/owners/{id}/state`: `enabled=false` (with a `reason`) or `true`.
+pub async fn set_state(
+    req: HttpRequest,
+    state: Data<AppState>,
+    owner: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match signed_form(&req, &state, &body).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("tokens.disable") {
+        return forbidden(&signed, "tokens.disable");
+    }
+    let Ok(user) = owner.parse::<UserId>() else {
+        return not_found(&signed, &owner);
+    };
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    let reason = form
+        .get("reason")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty());
+    let reason = match reason.map(StateReason::parse).transpose() {
+        Ok(reason) => reason,
+        Err(err) => {
+            let errors = FormErrors(vec![("reason", err.to_string())]);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return page(&state, &signed, user, errors, None, status).await;
+        }
+    };
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    match tokens
+        .set_owner_state(user, &StateChange { enabled, reason })
+        .await
+    {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((
+                "location",
+                format!(
+                    "/console/owners/{}?done={}",
+                    user.get(),
+                    if enabled { "enabled" } else { "disabled" }
+                ),
+            ))
+            .finish(),
+        Err(err) => {
+            tracing::error!(error = %err, "console: the owner's state could not be changed");
+            unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+        }
+    }
+}
