@@ -6,7 +6,7 @@
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
 //! the layout and the shared page types. The pages: `tokens.rs` (the list), `token.rs` (one
 //! token and its actions; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
-//! `owners.rs`, `roles.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
+//! `owners.rs`, `roles.rs`, `webhooks.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
 
 mod assets;
 mod audit;
@@ -20,6 +20,7 @@ mod session;
 mod status;
 mod token;
 mod tokens;
+mod webhooks;
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
@@ -53,6 +54,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/{id}/revoke", web::post().to(token::revoke))
             .route("/audit", web::get().to(audit::list))
             .route("/roles", web::get().to(roles::list))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks/{id}/test", web::post().to(webhooks::test))
+            .route(
+                "/webhooks/deliveries/{id}/retry",
+                web::post().to(webhooks::retry),
+            )
             .route("/owners/{id}", web::get().to(owners::show))
             .route("/owners/{id}/state", web::post().to(owners::set_state))
             .route("/credentials", web::get().to(credentials::list))

@@ -17,9 +17,10 @@ pub struct NavItem {
 }
 
 /// The pages of the navigation, with the scope each needs (`None`: any credential).
-const NAV: [(&str, &str, Option<&str>); 5] = [
+const NAV: [(&str, &str, Option<&str>); 6] = [
     ("/console/tokens", "Tokens", Some("tokens.read")),
     ("/console/roles", "Roles", Some("roles.read")),
+    ("/console/webhooks", "Webhooks", Some("webhooks.read")),
     ("/console/audit", "Audit log", Some("audit.read")),
     (
         "/console/credentials",

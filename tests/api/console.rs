@@ -1005,3 +1005,68 @@ async fn an_owner_s_page_shows_its_limits_and_credits_and_disables_all_its_token
         "nothing changed"
     );
 }
+
+#[tokio::test]
+async fn the_webhooks_page_lists_endpoints_without_secrets_and_queues_a_test_and_a_retry() {
+    let app = crate::webhooks::spawn_driven().await;
+    let endpoint = crate::webhooks::add_endpoint(
+        &app,
+        &json!({"url": "http://127.0.0.1:9/hook", "events": ["token.*"]}),
+    )
+    .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get("/console/webhooks").await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("http://127.0.0.1:9/hook"));
+    assert!(
+        page.body.contains("<td>token.*</td><td>enabled</td>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&endpoint.secret), "no secret");
+    assert!(!page.body.contains("whsec_"), "no secret");
+    assert!(page.body.contains("Nothing delivered yet."));
+    let csrf = page.csrf();
+    let queued = browser
+        .post(
+            &format!("/console/webhooks/{}/test", endpoint.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(queued.status, 303, "{queued:?}");
+    let page = browser.get("/console/webhooks?done=test").await;
+    assert!(page.body.contains("A webhook.test event is queued"));
+    assert!(
+        page.body.contains("<td>webhook.test</td><td>pending</td>"),
+        "{}",
+        page.body
+    );
+    let delivery = app.admin_get("/webhooks/deliveries").await.body["deliveries"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let pending = browser
+        .post(
+            &format!("/console/webhooks/deliveries/{delivery}/retry"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(pending.status, 409);
+    assert!(pending.body.contains("That delivery is pending"));
+
+    let watcher = stored(&app, "watcher", &["webhooks.read"]).await;
+    let mut other = Browser::signed_in(&app, &watcher.secret).await;
+    let page = other.get("/console/webhooks").await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Send a test event"));
+    let csrf = page.csrf();
+    let forged = other
+        .post(
+            &format!("/console/webhooks/{}/test", endpoint.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut third = Browser::signed_in(&app, &reader.secret).await;
+    assert_eq!(third.get("/console/webhooks").await.status, 403);
+}
