@@ -83,7 +83,7 @@ fn request_of(form: &NewTokenForm) -> Result<CreateTokenRequest, FormErrors> {
     body.insert("roles".into(), json!(roles));
     if !form.metadata.trim().is_empty() {
         let metadata: Value = serde_json::from_str(&form.metadata)
-            .map_err(|_| refuse("metadata", "metadata is a JSON object: {\"plan\": \"pro\"}"))?;
+            .map_err(|_| refuse("metadata", "metadata must be a JSON object"))?;
         body.insert("metadata".into(), metadata);
     }
     serde_json::from_value(Value::Object(body)).map_err(|_| {

@@ -50,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/new", web::post().to(create::create))
             .route("/tokens/{id}", web::get().to(token::show))
             .route("/tokens/{id}/state", web::post().to(token::set_state))
+            .route("/tokens/{id}/metadata", web::post().to(token::set_metadata))
             .route("/tokens/{id}/rotate", web::post().to(token::rotate))
             .route("/tokens/{id}/revoke", web::post().to(token::revoke))
             .route("/audit", web::get().to(audit::list))

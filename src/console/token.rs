@@ -50,6 +50,8 @@ pub struct EventRow {
 
 /// What the credential may do here (each action shown only when allowed).
 pub struct Allowed {
+    /// `tokens.update`: the metadata editor.
+    pub update: bool,
     pub disable: bool,
     pub rotate: bool,
     pub revoke: bool,
@@ -70,6 +72,8 @@ pub struct TokenPage {
     pub errors: FormErrors,
     /// What the last action did, from a fixed set (never text from the request).
     pub notice: Option<&'static str>,
+    /// The metadata editor's text: the stored metadata as JSON, or what was sent and refused.
+    pub metadata_text: String,
 }
 
 /// A new key, shown once.
@@ -106,6 +110,19 @@ async fn page(
     notice: Option<&'static str>,
     status: StatusCode,
 ) -> HttpResponse {
+    page_with(state, signed, id, range, (errors, None), notice, status).await
+}
+
+/// `page`, with the metadata editor showing `sent` (a refused edit) instead of the stored.
+async fn page_with(
+    state: &AppState,
+    signed: &Signed,
+    id: u64,
+    range: &str,
+    (errors, sent): (FormErrors, Option<String>),
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> HttpResponse {
     let record = match state.tokens.token_by_id(id).await {
         Ok(Some(record)) => record,
         Ok(None) => return not_found(signed, &id.to_string()),
@@ -116,6 +133,7 @@ async fn page(
     };
     let scopes = &signed.caller.scopes;
     let allowed = Allowed {
+        update: scopes.allows("tokens.update"),
         disable: scopes.allows("tokens.disable"),
         rotate: scopes.allows("tokens.rotate"),
         revoke: scopes.allows("tokens.revoke"),
@@ -166,6 +184,9 @@ async fn page(
         })
         .collect();
     let view = crate::http::TokenView::new(record.clone(), now);
+    let metadata_text = sent.unwrap_or_else(|| {
+        serde_json::to_string_pretty(&view.metadata).unwrap_or_else(|_| "{}".to_owned())
+    });
     let token = TokenFacts {
         id: record.id,
         name: record.name.clone(),
@@ -204,6 +225,7 @@ async fn page(
         events,
         errors,
         notice,
+        metadata_text,
     };
     html(status, &page)
 }
@@ -214,6 +236,7 @@ fn notice_of(done: Option<&String>) -> Option<&'static str> {
         Some("disabled") => Some("The token is disabled: it no longer verifies."),
         Some("enabled") => Some("The token is enabled again."),
         Some("revoked") => Some("The token is revoked."),
+        Some("metadata") => Some("The metadata is saved."),
         _ => None,
     }
 }
@@ -413,4 +436,50 @@ pub async fn rotate(
         StatusCode::CONFLICT,
     )
     .await
+}
+
+/// `POST /console/tokens/{id}/metadata`: replaces the metadata with the JSON object sent
+/// (`tokens.update`); the admin API's rules and messages, the refused text kept in the editor.
+pub async fn set_metadata(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match action(&req, &state, &body, "tokens.update").await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let id = id.into_inner();
+    let text = form.get("metadata").cloned().unwrap_or_default();
+    let refuse = |message: String| (FormErrors(vec![("metadata", message)]), Some(text.clone()));
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(value) => value,
+        Err(_) => {
+            let refused = refuse("metadata must be a JSON object".to_owned());
+            return page_with(&state, &signed, id, "24h", refused, None, status).await;
+        }
+    };
+    let metadata = match crate::domain::Metadata::parse(&value) {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            let refused = refuse(crate::http::invalid_metadata(&err).message);
+            return page_with(&state, &signed, id, "24h", refused, None, status).await;
+        }
+    };
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    let change = crate::store::MetadataChange::Replace(metadata);
+    match tokens.change_metadata(id, change).await {
+        Ok(crate::store::MetadataOutcome::Updated(_)) => done(id, "metadata"),
+        Ok(crate::store::MetadataOutcome::NotFound) => not_found(&signed, &id.to_string()),
+        Ok(crate::store::MetadataOutcome::Invalid(err)) => {
+            let refused = refuse(crate::http::invalid_metadata(&err).message);
+            page_with(&state, &signed, id, "24h", refused, None, status).await
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "console: the metadata could not be saved");
+            unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+        }
+    }
 }

@@ -65,7 +65,7 @@ pub struct AppState {
 }
 
 pub(crate) use admin::{
-    audit_query, create_credential_as, create_token_as, CreateCredentialRequest,
+    audit_query, create_credential_as, create_token_as, invalid_metadata, CreateCredentialRequest,
     CreateTokenRequest, TokenView,
 };
 pub use query_params::QueryCache;

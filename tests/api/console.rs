@@ -726,7 +726,7 @@ async fn a_token_created_in_the_console_shows_its_key_once_and_bad_values_are_na
                 ("metadata", "[1"),
             ],
             400,
-            "metadata is a JSON object",
+            "metadata must be a JSON object",
         ),
     ];
     for (fields, status, message) in bad {
@@ -1069,4 +1069,73 @@ async fn the_webhooks_page_lists_endpoints_without_secrets_and_queues_a_test_and
     let reader = stored(&app, "reader", &["tokens.read"]).await;
     let mut third = Browser::signed_in(&app, &reader.secret).await;
     assert_eq!(third.get("/console/webhooks").await.status, 403);
+}
+
+#[tokio::test]
+async fn the_metadata_editor_saves_a_json_object_and_shows_the_server_s_message_next_to_it() {
+    let app = spawn_admin_app().await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
+            "metadata": {"plan": "free"}}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let page = browser.get(&path).await;
+    assert!(page.body.contains("id=\"save-metadata\""));
+    let csrf = page.csrf();
+    let cases = [
+        ("[1, 2]", "metadata must be a JSON object"),
+        ("{\"plan\": {\"nested\": 1}}", "plan: "),
+        ("{\"plan\": ", "metadata must be a JSON object"),
+    ];
+    for (text, message) in cases {
+        let answer = browser
+            .post(
+                &format!("{path}/metadata"),
+                &[("csrf", &csrf), ("metadata", text)],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{text}: {answer:?}");
+        assert!(answer.body.contains("<p class=\"error\">"), "{text}");
+        assert!(answer.body.contains(message), "{text}: {}", answer.body);
+        assert_eq!(
+            app.stored_metadata(token.id).await,
+            json!({"plan": "free"}),
+            "{text}"
+        );
+    }
+    let saved = browser
+        .post(
+            &format!("{path}/metadata"),
+            &[
+                ("csrf", &csrf),
+                ("metadata", "{\"plan\": \"pro\", \"seats\": 5}"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(
+        app.stored_metadata(token.id).await,
+        json!({"plan": "pro", "seats": 5})
+    );
+    let page = browser.get(&format!("{path}?done=metadata")).await;
+    assert!(page.body.contains("The metadata is saved."));
+    assert!(page.body.contains("<td>seats</td>"));
+
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get(&path).await;
+    assert!(!page.body.contains("id=\"save-metadata\""));
+    let csrf = page.csrf();
+    let forged = other
+        .post(
+            &format!("{path}/metadata"),
+            &[("csrf", &csrf), ("metadata", "{}")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        app.stored_metadata(token.id).await,
+        json!({"plan": "pro", "seats": 5})
+    );
 }

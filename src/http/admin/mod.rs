@@ -102,7 +102,7 @@ fn user_id(raw: &str) -> Result<crate::domain::UserId, AdminFailure> {
 }
 
 /// 422 naming the key and the rule it broke.
-fn invalid_metadata(err: &MetadataError) -> AdminFailure {
+pub(crate) fn invalid_metadata(err: &MetadataError) -> AdminFailure {
     let (message, field) = if err.key.is_empty() {
         (err.rule.to_owned(), "metadata".to_owned())
     } else {
