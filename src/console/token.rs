@@ -74,6 +74,9 @@ pub struct TokenPage {
     pub notice: Option<&'static str>,
     /// The metadata editor's text: the stored metadata as JSON, or what was sent and refused.
     pub metadata_text: String,
+    /// The permission query tried (`?query=`), and what it said of this token.
+    pub query: String,
+    pub query_result: Option<Result<bool, String>>,
 }
 
 /// A new key, shown once.
@@ -110,7 +113,20 @@ async fn page(
     notice: Option<&'static str>,
     status: StatusCode,
 ) -> HttpResponse {
-    page_with(state, signed, id, range, (errors, None), notice, status).await
+    let view = View {
+        range,
+        notice,
+        query: "",
+    };
+    page_with(state, signed, id, view, (errors, None), status).await
+}
+
+/// What a page is asked to show besides the token.
+struct View<'a> {
+    range: &'a str,
+    notice: Option<&'static str>,
+    /// A permission query to try against the token (SPEC B4).
+    query: &'a str,
 }
 
 /// `page`, with the metadata editor showing `sent` (a refused edit) instead of the stored.
@@ -118,11 +134,15 @@ async fn page_with(
     state: &AppState,
     signed: &Signed,
     id: u64,
-    range: &str,
+    view: View<'_>,
     (errors, sent): (FormErrors, Option<String>),
-    notice: Option<&'static str>,
     status: StatusCode,
 ) -> HttpResponse {
+    let View {
+        range,
+        notice,
+        query,
+    } = view;
     let record = match state.tokens.token_by_id(id).await {
         Ok(Some(record)) => record,
         Ok(None) => return not_found(signed, &id.to_string()),
@@ -146,7 +166,7 @@ async fn page_with(
         .unwrap_or(RANGES[0]);
     let end = (now.timestamp() / bucket + 1) * bucket;
     let start = end - length;
-    let query = VerificationQuery {
+    let usage_query = VerificationQuery {
         start: Some(start),
         end: Some(end),
         granularity: Some(match bucket >= 86_400 {
@@ -163,7 +183,7 @@ async fn page_with(
     let chart = match scopes.allows("analytics.read") {
         true => state
             .tokens
-            .verification_analytics(query)
+            .verification_analytics(usage_query)
             .await
             .ok()
             .map(|report| chart(&report, start, end, bucket)),
@@ -183,6 +203,11 @@ async fn page_with(
             actor: event.actor.to_string(),
         })
         .collect();
+    // The query tester: the query language of verification, against the effective grants.
+    let query_result = (!query.trim().is_empty()).then(|| {
+        crate::domain::access::Query::check(query, &record.access.effective())
+            .map_err(|err| err.to_string())
+    });
     let view = crate::http::TokenView::new(record.clone(), now);
     let metadata_text = sent.unwrap_or_else(|| {
         serde_json::to_string_pretty(&view.metadata).unwrap_or_else(|_| "{}".to_owned())
@@ -226,6 +251,8 @@ async fn page_with(
         errors,
         notice,
         metadata_text,
+        query: query.to_owned(),
+        query_result,
     };
     html(status, &page)
 }
@@ -255,18 +282,20 @@ pub async fn show(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> 
     let params: HashMap<String, String> = form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect();
-    let range = params.get("range").map_or("24h", String::as_str);
-    let notice = notice_of(params.get("done"));
-    page(
-        &state,
-        &signed,
-        token_id,
-        range,
-        FormErrors::default(),
-        notice,
-        StatusCode::OK,
-    )
-    .await
+    let view = View {
+        range: params.get("range").map_or("24h", String::as_str),
+        notice: notice_of(params.get("done")),
+        query: params.get("query").map_or("", String::as_str),
+    };
+    let status = match view.query.trim().is_empty() {
+        true => StatusCode::OK,
+        false => match crate::domain::access::Query::parse(view.query) {
+            Ok(_) => StatusCode::OK,
+            Err(_) => StatusCode::BAD_REQUEST,
+        },
+    };
+    let nothing_refused = (FormErrors::default(), None);
+    page_with(&state, &signed, token_id, view, nothing_refused, status).await
 }
 
 /// Back to the token's page, saying what was done.
@@ -458,14 +487,14 @@ pub async fn set_metadata(
         Ok(value) => value,
         Err(_) => {
             let refused = refuse("metadata must be a JSON object".to_owned());
-            return page_with(&state, &signed, id, "24h", refused, None, status).await;
+            return page_with(&state, &signed, id, plain(), refused, status).await;
         }
     };
     let metadata = match crate::domain::Metadata::parse(&value) {
         Ok(metadata) => metadata,
         Err(err) => {
             let refused = refuse(crate::http::invalid_metadata(&err).message);
-            return page_with(&state, &signed, id, "24h", refused, None, status).await;
+            return page_with(&state, &signed, id, plain(), refused, status).await;
         }
     };
     let tokens = state.tokens.acting_as(signed.caller.actor.clone());
@@ -475,11 +504,20 @@ pub async fn set_metadata(
         Ok(crate::store::MetadataOutcome::NotFound) => not_found(&signed, &id.to_string()),
         Ok(crate::store::MetadataOutcome::Invalid(err)) => {
             let refused = refuse(crate::http::invalid_metadata(&err).message);
-            page_with(&state, &signed, id, "24h", refused, None, status).await
+            page_with(&state, &signed, id, plain(), refused, status).await
         }
         Err(err) => {
             tracing::error!(error = %err, "console: the metadata could not be saved");
             unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
         }
+    }
+}
+
+/// The page as first shown: the last 24 hours, nothing done, no query.
+fn plain() -> View<'static> {
+    View {
+        range: "24h",
+        notice: None,
+        query: "",
     }
 }

@@ -1139,3 +1139,38 @@ async fn the_metadata_editor_saves_a_json_object_and_shows_the_server_s_message_
         json!({"plan": "pro", "seats": 5})
     );
 }
+
+#[tokio::test]
+async fn the_query_tester_says_whether_a_token_satisfies_a_permission_query() {
+    let app = spawn_admin_app().await;
+    let role = json!({"name": "reader", "permissions": ["reports.read", "projects.*"]});
+    assert_eq!(
+        app.admin_json(Method::POST, "/roles", &role).await.status,
+        201
+    );
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
+            "roles": ["reader"], "permissions": ["billing.read"]}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let cases = [
+        (
+            "reports.read%20AND%20projects.write",
+            200,
+            "This token satisfies the query",
+        ),
+        (
+            "billing.read%20AND%20NOT%20projects.a",
+            200,
+            "does not satisfy the query",
+        ),
+        ("admin.%2A", 200, "does not satisfy the query"),
+        ("reports.read%20AND%20(", 400, "<p class=\"error\">"),
+    ];
+    for (query, status, says) in cases {
+        let page = browser.get(&format!("{path}?query={query}")).await;
+        assert_eq!(page.status, status, "{query}");
+        assert!(page.body.contains(says), "{query}: {}", page.body);
+    }
+}
