@@ -74,6 +74,8 @@ pub struct TokenPage {
     pub notice: Option<&'static str>,
     /// The metadata editor's text: the stored metadata as JSON, or what was sent and refused.
     pub metadata_text: String,
+    /// Its own limits (`name: left/limit per window`) and credits; `None` without `quotas.read`.
+    pub quota: Option<(Vec<String>, Option<String>)>,
     /// The permission query tried (`?query=`), and what it said of this token.
     pub query: String,
     pub query_result: Option<Result<bool, String>>,
@@ -203,6 +205,41 @@ async fn page_with(
             actor: event.actor.to_string(),
         })
         .collect();
+    let quota = match scopes.allows("quotas.read") {
+        false => None,
+        true => match state
+            .tokens
+            .quota_view(crate::domain::quota::Subject::Token(id))
+            .await
+        {
+            Ok(view) => {
+                let view = view.unwrap_or_default();
+                let limits = view
+                    .limits
+                    .iter()
+                    .map(|limit| {
+                        format!(
+                            "{}: {} of {} left per {} s (the window ends {})",
+                            limit.name.as_str(),
+                            limit.remaining,
+                            limit.limit,
+                            limit.duration_ms / 1000,
+                            when(limit.reset, now)
+                        )
+                    })
+                    .collect();
+                let credits = view.credits.map(|credits| {
+                    let next = when_or(credits.next_refill, now, "no refill");
+                    format!("{} left (next refill: {next})", credits.remaining)
+                });
+                Some((limits, credits))
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "console: the token's quota could not be read");
+                None
+            }
+        },
+    };
     // The query tester: the query language of verification, against the effective grants.
     let query_result = (!query.trim().is_empty()).then(|| {
         crate::domain::access::Query::check(query, &record.access.effective())
@@ -251,6 +288,7 @@ async fn page_with(
         errors,
         notice,
         metadata_text,
+        quota,
         query: query.to_owned(),
         query_result,
     };

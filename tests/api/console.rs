@@ -1174,3 +1174,39 @@ async fn the_query_tester_says_whether_a_token_satisfies_a_permission_query() {
         assert!(page.body.contains(says), "{query}: {}", page.body);
     }
 }
+
+#[tokio::test]
+async fn a_token_s_page_shows_its_own_limits_and_credits_as_they_stand() {
+    let app = spawn_admin_app().await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
+            "ratelimits": [{"name": "requests", "limit": 10, "duration": 60000}],
+            "credits": {"remaining": 100}}))
+        .await;
+    let plain = app
+        .admin_create(&json!({"userId": 7, "name": "plain", "privilege": "full"}))
+        .await;
+    for _ in 0..2 {
+        assert_eq!(verify_status(&app, &token.key).await, 200);
+    }
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get(&format!("/console/tokens/{}", token.id)).await;
+    assert!(
+        page.body
+            .contains("<dd id=\"limits\">requests: 8 of 10 left per 60 s"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("<dd id=\"credits\">98 left (next refill: no refill)</dd>"));
+    let page = browser.get(&format!("/console/tokens/{}", plain.id)).await;
+    assert!(page.body.contains("<dd id=\"limits\">none of its own</dd>"));
+    assert!(page
+        .body
+        .contains("<dd id=\"credits\">none of its own (unlimited)</dd>"));
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get(&format!("/console/tokens/{}", token.id)).await;
+    assert!(!page.body.contains("id=\"limits\""), "no quotas.read");
+}
