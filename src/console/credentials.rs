@@ -9,7 +9,7 @@ use askama::Template;
 use serde_json::{json, Map, Value};
 
 use super::pages::{html, when, when_or, Layout};
-use super::session::{forbidden, signed, signed_form, unavailable};
+use super::session::{forbidden, signed, signed_form, store_down, unavailable};
 use super::tokens::FormErrors;
 use crate::admins::{ManageError, Signed};
 use crate::http::{create_credential_as, AppState, CreateCredentialRequest};
@@ -180,11 +180,7 @@ pub async fn revoke(
         Err(ManageError::Revoked) => "It is revoked already.".to_owned(),
         Err(ManageError::Store(err)) => {
             tracing::error!(error = %err, "console: the credential could not be revoked");
-            return unavailable(Layout::signed(
-                "Unavailable",
-                &signed,
-                "/console/credentials",
-            ));
+            return store_down(&signed, "/console/credentials");
         }
     };
     let errors = FormErrors(vec![("revoke", message)]);

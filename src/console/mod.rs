@@ -5,7 +5,7 @@
 //!
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
 //! the layout and the shared page types. The pages: `tokens.rs` (the list), `token.rs` (one
-//! token and its actions; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
+//! token; `token_actions.rs` its forms; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
 //! `owners.rs`, `roles.rs`, `webhooks.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
 
 mod assets;
@@ -19,6 +19,7 @@ mod roles;
 mod session;
 mod status;
 mod token;
+mod token_actions;
 mod tokens;
 mod webhooks;
 
@@ -49,10 +50,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/tokens/new", web::get().to(create::new))
             .route("/tokens/new", web::post().to(create::create))
             .route("/tokens/{id}", web::get().to(token::show))
-            .route("/tokens/{id}/state", web::post().to(token::set_state))
-            .route("/tokens/{id}/metadata", web::post().to(token::set_metadata))
-            .route("/tokens/{id}/rotate", web::post().to(token::rotate))
-            .route("/tokens/{id}/revoke", web::post().to(token::revoke))
+            .route(
+                "/tokens/{id}/state",
+                web::post().to(token_actions::set_state),
+            )
+            .route(
+                "/tokens/{id}/metadata",
+                web::post().to(token_actions::set_metadata),
+            )
+            .route("/tokens/{id}/rotate", web::post().to(token_actions::rotate))
+            .route("/tokens/{id}/revoke", web::post().to(token_actions::revoke))
             .route("/audit", web::get().to(audit::list))
             .route("/roles", web::get().to(roles::list))
             .route("/webhooks", web::get().to(webhooks::list))

@@ -7,8 +7,8 @@ use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::pages::{html, when, when_or, Layout, NotFoundPage};
-use super::session::{forbidden, signed, signed_form, unavailable};
+use super::pages::{credits_text, html, not_found_in, when, Layout};
+use super::session::{forbidden, signed, signed_form, store_down, unavailable};
 use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
@@ -42,11 +42,11 @@ pub struct OwnerPage {
 }
 
 fn not_found(signed: &Signed, raw: &str) -> HttpResponse {
-    let page = NotFoundPage {
-        layout: Layout::signed("Not found", signed, "/console/tokens"),
-        what: format!("{raw:?} is not an owner id (1 to 9223372036854775807)."),
-    };
-    html(StatusCode::NOT_FOUND, &page)
+    let layout = Layout::signed("Not found", signed, "/console/tokens");
+    not_found_in(
+        layout,
+        format!("{raw:?} is not an owner id (1 to 9223372036854775807)."),
+    )
 }
 
 async fn page(
@@ -102,10 +102,7 @@ async fn page(
                         reset: when(limit.reset, now),
                     })
                     .collect();
-                let credits = view.credits.map(|credits| {
-                    let next = when_or(credits.next_refill, now, "no refill");
-                    format!("{} left (next refill: {next})", credits.remaining)
-                });
+                let credits = view.credits.map(|credits| credits_text(&credits, now));
                 (Some(limits), credits)
             }
             Err(err) => {
@@ -201,7 +198,7 @@ pub async fn set_state(
             .finish(),
         Err(err) => {
             tracing::error!(error = %err, "console: the owner's state could not be changed");
-            unavailable(Layout::signed("Unavailable", &signed, "/console/tokens"))
+            store_down(&signed, "/console/tokens")
         }
     }
 }

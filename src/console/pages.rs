@@ -96,6 +96,11 @@ pub struct NotFoundPage {
     pub what: String,
 }
 
+/// 404 in the layout: `what` is not there.
+pub fn not_found_in(layout: Layout, what: String) -> HttpResponse {
+    html(StatusCode::NOT_FOUND, &NotFoundPage { layout, what })
+}
+
 /// A refusal or a failure, said plainly (403 for a scope, 503 for the store).
 #[derive(Template)]
 #[template(path = "console/problem.html")]
@@ -134,6 +139,12 @@ pub fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         false => format!("in {amount} {unit}"),
     };
     format!("{} ({hint})", at.format("%Y-%m-%d %H:%M UTC"))
+}
+
+/// A pool of credits as the console shows it: `98 left (next refill: …)`.
+pub fn credits_text(credits: &crate::quotas::CreditsView, now: DateTime<Utc>) -> String {
+    let next = when_or(credits.next_refill, now, "no refill");
+    format!("{} left (next refill: {next})", credits.remaining)
 }
 
 /// `when`, or what its absence means.

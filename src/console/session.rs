@@ -10,7 +10,7 @@ use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use subtle::ConstantTimeEq;
 
-use super::pages::{html, Layout, NotFoundPage, ProblemPage, SignInPage};
+use super::pages::{html, not_found_in, Layout, ProblemPage, SignInPage};
 use crate::admins::{Refusal, SessionRefusal, Signed};
 use crate::domain::random_secret_hex;
 use crate::http::{client_ip, AppState};
@@ -84,6 +84,11 @@ pub fn unavailable(layout: Layout) -> HttpResponse {
         detail: "The token store did not answer. Try again in a moment.".into(),
     };
     html(StatusCode::SERVICE_UNAVAILABLE, &page)
+}
+
+/// 503 for someone signed in, in the layout of the page they were on (`current`).
+pub fn store_down(signed: &Signed, current: &str) -> HttpResponse {
+    unavailable(Layout::signed("Unavailable", signed, current))
 }
 
 /// The signed-in session of a page request, or the answer to give instead (to the sign-in
@@ -261,9 +266,8 @@ pub async fn not_found(req: HttpRequest, state: Data<AppState>) -> HttpResponse 
         Ok(signed) => Layout::signed("Not found", &signed, ""),
         Err(_) => Layout::anonymous("Not found"),
     };
-    let page = NotFoundPage {
+    not_found_in(
         layout,
-        what: format!("There is no console page at {}.", req.path()),
-    };
-    html(StatusCode::NOT_FOUND, &page)
+        format!("There is no console page at {}.", req.path()),
+    )
 }

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::pages::{html, when, when_or, Layout};
-use super::session::{forbidden, signed, signed_form, unavailable};
+use super::session::{forbidden, signed, signed_form, store_down, unavailable};
 use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::domain::webhook::DeliveryQuery;
@@ -169,7 +169,7 @@ pub async fn test(
         }
         Err(err) => {
             tracing::error!(error = %err, "console: the test event could not be queued");
-            unavailable(Layout::signed("Unavailable", &signed, "/console/webhooks"))
+            store_down(&signed, "/console/webhooks")
         }
     }
 }
@@ -190,7 +190,7 @@ pub async fn retry(
         Ok(RetryOutcome::NotFound) => "There is no such delivery.",
         Err(err) => {
             tracing::error!(error = %err, "console: the delivery could not be retried");
-            return unavailable(Layout::signed("Unavailable", &signed, "/console/webhooks"));
+            return store_down(&signed, "/console/webhooks");
         }
     };
     let errors = FormErrors(vec![("form", message.to_owned())]);
