@@ -9,9 +9,9 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::form::FormErrors;
 use super::pages::{html, when, Layout};
 use super::session::{forbidden, signed, unavailable};
-use super::tokens::FormErrors;
 use crate::http::{audit_query, AppState};
 
 /// The filters, named as the admin API names its parameters.

@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{json, Map, Value};
 
+use super::form::FormErrors;
 use super::pages::{html, Layout};
 use super::session::{forbidden, signed, signed_form};
 use super::token::{secret_page, SecretPage};
-use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::http::{create_token_as, AppState, CreateTokenRequest};
 

@@ -8,9 +8,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{json, Map, Value};
 
+use super::form::FormErrors;
 use super::pages::{html, when, when_or, Layout};
 use super::session::{forbidden, signed, signed_form, store_down, unavailable};
-use super::tokens::FormErrors;
 use crate::admins::{ManageError, Signed};
 use crate::http::{create_credential_as, AppState, CreateCredentialRequest};
 

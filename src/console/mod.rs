@@ -4,8 +4,9 @@
 //! the same scopes, and adds no rule of its own.
 //!
 //! `session.rs` signs in and out and guards every page (cookie, CSRF, origin); `pages.rs` holds
-//! the layout and the shared page types. The pages: `tokens.rs` (the list), `token.rs` (one
-//! token; `token_actions.rs` its forms; `chart.rs` draws its verifications), `create.rs`, `audit.rs`,
+//! the layout and the shared page types; `form.rs` what the forms share. The pages: `tokens.rs` (the list), `token.rs` (one
+//! token; `token_actions.rs` its forms; `chart.rs` draws its verifications), `quotas.rs` (the limits
+//! and credits forms of a token and an owner), `create.rs`, `audit.rs`,
 //! `owners.rs`, `roles.rs`, `webhooks.rs`, `credentials.rs`, `status.rs`. `assets.rs` serves the compiled-in files.
 
 mod assets;
@@ -13,8 +14,10 @@ mod audit;
 mod chart;
 mod create;
 mod credentials;
+mod form;
 mod owners;
 mod pages;
+mod quotas;
 mod roles;
 mod session;
 mod status;
@@ -58,18 +61,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/tokens/{id}/metadata",
                 web::post().to(token_actions::set_metadata),
             )
+            .route(
+                "/tokens/{id}/access",
+                web::post().to(token_actions::set_access),
+            )
+            .route(
+                "/tokens/{id}/ratelimits",
+                web::post().to(quotas::token_limits),
+            )
+            .route(
+                "/tokens/{id}/credits",
+                web::post().to(quotas::token_credits),
+            )
             .route("/tokens/{id}/rotate", web::post().to(token_actions::rotate))
             .route("/tokens/{id}/revoke", web::post().to(token_actions::revoke))
             .route("/audit", web::get().to(audit::list))
             .route("/roles", web::get().to(roles::list))
+            .route("/roles", web::post().to(roles::create))
+            .route("/roles/{name}/change", web::post().to(roles::change))
+            .route("/roles/{name}/delete", web::post().to(roles::delete))
             .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks", web::post().to(webhooks::create))
             .route("/webhooks/{id}/test", web::post().to(webhooks::test))
+            .route("/webhooks/{id}/state", web::post().to(webhooks::set_state))
+            .route("/webhooks/{id}/delete", web::post().to(webhooks::delete))
             .route(
                 "/webhooks/deliveries/{id}/retry",
                 web::post().to(webhooks::retry),
             )
             .route("/owners/{id}", web::get().to(owners::show))
             .route("/owners/{id}/state", web::post().to(owners::set_state))
+            .route(
+                "/owners/{id}/ratelimits",
+                web::post().to(quotas::owner_limits),
+            )
+            .route(
+                "/owners/{id}/credits",
+                web::post().to(quotas::owner_credits),
+            )
             .route("/credentials", web::get().to(credentials::list))
             .route("/credentials", web::post().to(credentials::create))
             .route(

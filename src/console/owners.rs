@@ -7,9 +7,9 @@ use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::form::{FormErrors, Kept};
 use super::pages::{credits_text, html, not_found_in, when, Layout};
 use super::session::{forbidden, signed, signed_form, store_down, unavailable};
-use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
 use crate::domain::record::{TokenQuery, TokenStatus};
@@ -37,6 +37,10 @@ pub struct OwnerPage {
     pub limits: Option<Vec<LimitRow>>,
     pub credits: Option<String>,
     pub can_disable: bool,
+    /// Where the limits and credits forms post (`quotas.write`), else `None`.
+    pub quota_form: Option<String>,
+    /// The limits editor's text: the stored limits as the API's JSON, or what was refused.
+    pub limits_text: String,
     pub errors: FormErrors,
     pub notice: Option<&'static str>,
 }
@@ -49,11 +53,12 @@ fn not_found(signed: &Signed, raw: &str) -> HttpResponse {
     )
 }
 
-async fn page(
+/// The page of `owner`, with the mistakes of a refused form and what it sent (`kept`).
+pub(super) async fn page(
     state: &AppState,
     signed: &Signed,
     owner: UserId,
-    errors: FormErrors,
+    (errors, kept): (FormErrors, Kept),
     notice: Option<&'static str>,
     status: StatusCode,
 ) -> HttpResponse {
@@ -86,11 +91,13 @@ async fn page(
         })
     });
     let scopes = &signed.caller.scopes;
+    let mut limits_text = "[]".to_owned();
     let (limits, credits) = match scopes.allows("quotas.read") {
         false => (None, None),
         true => match state.tokens.quota_view(Subject::Owner(owner)).await {
             Ok(view) => {
                 let view = view.unwrap_or_default();
+                limits_text = super::quotas::limits_text(&view);
                 let limits = view
                     .limits
                     .iter()
@@ -118,6 +125,12 @@ async fn page(
         limits,
         credits,
         can_disable: scopes.allows("tokens.disable"),
+        quota_form: scopes
+            .allows("quotas.write")
+            .then_some(())
+            .filter(|()| scopes.allows("quotas.read"))
+            .map(|()| format!("/console/owners/{}", owner.get())),
+        limits_text: kept.field("ratelimits").map_or(limits_text, str::to_owned),
         errors,
         notice,
     };
@@ -138,13 +151,15 @@ pub async fn show(req: HttpRequest, state: Data<AppState>, owner: Path<String>) 
     let notice = match req.query_string() {
         "done=disabled" => Some("Every token of this owner is disabled, and so will new ones be."),
         "done=enabled" => Some("This owner's tokens are enabled again."),
+        "done=limits" => Some("Its rate limits are saved."),
+        "done=credits" => Some("Its credits are saved."),
         _ => None,
     };
     page(
         &state,
         &signed,
         user,
-        FormErrors::default(),
+        (FormErrors::default(), Kept::default()),
         notice,
         StatusCode::OK,
     )
@@ -176,9 +191,17 @@ pub async fn set_state(
     let reason = match reason.map(StateReason::parse).transpose() {
         Ok(reason) => reason,
         Err(err) => {
-            let errors = FormErrors(vec![("reason", err.to_string())]);
+            let errors = FormErrors::one("reason", err.to_string());
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return page(&state, &signed, user, errors, None, status).await;
+            return page(
+                &state,
+                &signed,
+                user,
+                (errors, Kept::default()),
+                None,
+                status,
+            )
+            .await;
         }
     };
     let tokens = state.tokens.acting_as(signed.caller.actor.clone());

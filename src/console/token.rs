@@ -11,9 +11,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::chart::{chart, Chart, RANGES};
+use super::form::{FormErrors, Kept};
 use super::pages::{credits_text, html, not_found_in, when, when_or, Layout};
 use super::session::{forbidden, signed, store_down};
-use super::tokens::{status_of, FormErrors};
+use super::tokens::status_of;
 use crate::admins::Signed;
 use crate::analytics::VerificationQuery;
 use crate::domain::analytics::Granularity;
@@ -73,6 +74,12 @@ pub struct TokenPage {
     pub metadata_text: String,
     /// Its own limits (`name: left/limit per window`) and credits; `None` without `quotas.read`.
     pub quota: Option<(Vec<String>, Option<String>)>,
+    /// Where the limits and credits forms post (`quotas.write`), else `None`.
+    pub quota_form: Option<String>,
+    /// The limits editor's text: the stored limits as the API's JSON, or what was refused.
+    pub limits_text: String,
+    /// The roles and grants form as typed, when refused (`addRoles`, … by field).
+    pub kept: Kept,
     /// The permission query tried (`?query=`), and what it said of this token.
     pub query: String,
     pub query_result: Option<Result<bool, String>>,
@@ -114,7 +121,7 @@ pub(super) async fn page(
         notice,
         query: "",
     };
-    page_with(state, signed, id, view, (errors, None), status).await
+    page_with(state, signed, id, view, (errors, Kept::default()), status).await
 }
 
 /// What a page is asked to show besides the token.
@@ -125,13 +132,14 @@ pub(super) struct View<'a> {
     query: &'a str,
 }
 
-/// `page`, with the metadata editor showing `sent` (a refused edit) instead of the stored.
+/// `page`, with the fields of a refused form showing what was sent (`kept`) instead of what is
+/// stored.
 pub(super) async fn page_with(
     state: &AppState,
     signed: &Signed,
     id: u64,
     view: View<'_>,
-    (errors, sent): (FormErrors, Option<String>),
+    (errors, kept): (FormErrors, Kept),
     status: StatusCode,
 ) -> HttpResponse {
     let View {
@@ -199,6 +207,7 @@ pub(super) async fn page_with(
             actor: event.actor.to_string(),
         })
         .collect();
+    let mut limits_text = "[]".to_owned();
     let quota = match scopes.allows("quotas.read") {
         false => None,
         true => match state
@@ -208,6 +217,7 @@ pub(super) async fn page_with(
         {
             Ok(view) => {
                 let view = view.unwrap_or_default();
+                limits_text = super::quotas::limits_text(&view);
                 let limits = view
                     .limits
                     .iter()
@@ -237,9 +247,11 @@ pub(super) async fn page_with(
             .map_err(|err| err.to_string())
     });
     let view = crate::http::TokenView::new(record.clone(), now);
-    let metadata_text = sent.unwrap_or_else(|| {
-        serde_json::to_string_pretty(&view.metadata).unwrap_or_else(|_| "{}".to_owned())
-    });
+    let metadata_text = kept.field("metadata").map_or_else(
+        || serde_json::to_string_pretty(&view.metadata).unwrap_or_else(|_| "{}".to_owned()),
+        str::to_owned,
+    );
+    let limits_text = kept.field("ratelimits").map_or(limits_text, str::to_owned);
     let token = TokenFacts {
         id: record.id,
         name: record.name.clone(),
@@ -280,6 +292,13 @@ pub(super) async fn page_with(
         notice,
         metadata_text,
         quota,
+        quota_form: scopes
+            .allows("quotas.write")
+            .then_some(())
+            .filter(|()| scopes.allows("quotas.read"))
+            .map(|()| format!("/console/tokens/{id}")),
+        limits_text,
+        kept,
         query: query.to_owned(),
         query_result,
     };
@@ -293,6 +312,9 @@ fn notice_of(done: Option<&String>) -> Option<&'static str> {
         Some("enabled") => Some("The token is enabled again."),
         Some("revoked") => Some("The token is revoked."),
         Some("metadata") => Some("The metadata is saved."),
+        Some("access") => Some("Its roles and permissions are saved."),
+        Some("limits") => Some("Its rate limits are saved."),
+        Some("credits") => Some("Its credits are saved."),
         _ => None,
     }
 }
@@ -323,7 +345,7 @@ pub async fn show(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> 
             Err(_) => StatusCode::BAD_REQUEST,
         },
     };
-    let nothing_refused = (FormErrors::default(), None);
+    let nothing_refused = (FormErrors::default(), Kept::default());
     page_with(&state, &signed, token_id, view, nothing_refused, status).await
 }
 

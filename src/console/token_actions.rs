@@ -8,10 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 
+use super::form::{list, FormErrors, Kept};
 use super::pages::{when, Layout};
 use super::session::{forbidden, signed_form, store_down};
 use super::token::{not_found, page, page_with, plain, secret_page, SecretPage};
-use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::domain::state::StateReason;
 use crate::http::AppState;
@@ -199,7 +199,12 @@ pub async fn set_metadata(
     };
     let id = id.into_inner();
     let text = form.get("metadata").cloned().unwrap_or_default();
-    let refuse = |message: String| (FormErrors(vec![("metadata", message)]), Some(text.clone()));
+    let refuse = |message: String| {
+        (
+            FormErrors::one("metadata", message),
+            Kept::one("metadata", text.clone()),
+        )
+    };
     let status = StatusCode::UNPROCESSABLE_ENTITY;
     let value: serde_json::Value = match serde_json::from_str(&text) {
         Ok(value) => value,
@@ -227,6 +232,65 @@ pub async fn set_metadata(
         Err(err) => {
             tracing::error!(error = %err, "console: the metadata could not be saved");
             store_down(&signed, "/console/tokens")
+        }
+    }
+}
+
+/// The fields of the roles and permissions form, as the API's (`addRoles`, …) and the form's.
+const ACCESS_FIELDS: [(&str, &str); 4] = [
+    ("addRoles", "addRoles"),
+    ("removeRoles", "removeRoles"),
+    ("addPermissions", "addPermissions"),
+    ("removePermissions", "removePermissions"),
+];
+
+/// `POST /console/tokens/{id}/access`: roles and direct grants to give and take, each field a
+/// comma-separated list (`tokens.update`), through the admin API's `POST …/access`.
+pub async fn set_access(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match action(&req, &state, &body, "tokens.update").await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let id = id.into_inner();
+    let text = |field: &str| form.get(field).map_or("", String::as_str);
+    let mut request = serde_json::Map::new();
+    for (field, _) in ACCESS_FIELDS {
+        request.insert(field.into(), serde_json::json!(list(text(field))));
+    }
+    let refused = |errors: FormErrors| {
+        let kept = ACCESS_FIELDS
+            .iter()
+            .map(|(field, _)| (*field, text(field).to_owned()))
+            .collect();
+        (errors, Kept(kept))
+    };
+    let request: crate::http::AccessRequest =
+        match serde_json::from_value(serde_json::Value::Object(request)) {
+            Ok(request) => request,
+            Err(err) => {
+                let errors = refused(FormErrors::one("form", err.to_string()));
+                let status = StatusCode::BAD_REQUEST;
+                return page_with(&state, &signed, id, plain(), errors, status).await;
+            }
+        };
+    let actor = signed.caller.actor.clone();
+    match crate::http::change_access_as(&state, actor, id, &request).await {
+        Ok(_) => done(id, "access"),
+        Err(failure) if failure.status == StatusCode::NOT_FOUND => {
+            not_found(&signed, &id.to_string())
+        }
+        Err(failure) if failure.status == StatusCode::SERVICE_UNAVAILABLE => {
+            store_down(&signed, "/console/tokens")
+        }
+        Err(failure) => {
+            let status = failure.status;
+            let errors = refused(FormErrors::refused(failure, &ACCESS_FIELDS));
+            page_with(&state, &signed, id, plain(), errors, status).await
         }
     }
 }

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
+use super::form::FormErrors;
 use super::pages::{html, when_or, Layout};
 use super::session::{forbidden, signed, unavailable};
 use crate::domain::record::{TokenQuery, TokenRecord, TokenStatus};
@@ -29,19 +30,6 @@ pub struct TokenForm {
 impl TokenForm {
     pub fn is_default(&self) -> bool {
         self.q.is_empty() && self.meta.is_empty() && matches!(self.status.as_str(), "" | "all")
-    }
-}
-
-/// Mistakes of the form, by field.
-#[derive(Default)]
-pub struct FormErrors(pub Vec<(&'static str, String)>);
-
-impl FormErrors {
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(field, _)| *field == name)
-            .map(|(_, error)| error.as_str())
     }
 }
 

@@ -1,15 +1,18 @@
 //! Webhooks (`webhooks.read`): the endpoints (never their secrets) and the delivery log, newest
-//! first; with `webhooks.write`, a test event to an endpoint and a delivery sent again, through
-//! the admin API's service calls.
+//! first; with `webhooks.write`, a new endpoint (its signing secret shown once), an endpoint
+//! disabled, enabled or deleted, a test event to it and a delivery sent again, through the
+//! admin API's own calls.
+
+use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::form::{self, FormErrors, Kept};
 use super::pages::{html, when, when_or, Layout};
 use super::session::{forbidden, signed, signed_form, store_down, unavailable};
-use super::tokens::FormErrors;
 use crate::admins::Signed;
 use crate::domain::webhook::DeliveryQuery;
 use crate::http::AppState;
@@ -45,15 +48,22 @@ pub struct WebhooksPage {
     pub can_write: bool,
     pub errors: FormErrors,
     pub notice: Option<&'static str>,
+    /// The new endpoint form as typed, when refused.
+    pub kept: Kept,
+    /// The endpoint just created and its signing secret: shown once, on the answer to the form.
+    pub created: Option<(u64, String)>,
 }
 
-async fn page(
-    state: &AppState,
-    signed: &Signed,
+/// What the page shows besides the endpoints and deliveries.
+#[derive(Default)]
+struct Shown {
     errors: FormErrors,
     notice: Option<&'static str>,
-    status: StatusCode,
-) -> HttpResponse {
+    kept: Kept,
+    created: Option<(u64, String)>,
+}
+
+async fn page(state: &AppState, signed: &Signed, shown: Shown, status: StatusCode) -> HttpResponse {
     let layout = Layout::signed("Webhooks", signed, "/console/webhooks");
     let query = DeliveryQuery {
         limit: DELIVERIES,
@@ -106,8 +116,10 @@ async fn page(
         endpoints,
         deliveries,
         can_write: signed.caller.scopes.allows("webhooks.write"),
-        errors,
-        notice,
+        errors: shown.errors,
+        notice: shown.notice,
+        kept: shown.kept,
+        created: shown.created,
     };
     html(status, &page)
 }
@@ -123,26 +135,161 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     let notice = match req.query_string() {
         "done=test" => Some("A webhook.test event is queued for that endpoint."),
         "done=retry" => Some("The delivery is pending again and goes out now."),
+        "done=enabled" => Some("The endpoint is enabled: its pending deliveries resume."),
+        "done=disabled" => Some("The endpoint is disabled: nothing is sent to it."),
+        "done=deleted" => Some("The endpoint and its delivery log are deleted."),
         _ => None,
     };
-    page(
-        &state,
-        &signed,
-        FormErrors::default(),
+    let shown = Shown {
         notice,
-        StatusCode::OK,
-    )
-    .await
+        ..Shown::default()
+    };
+    page(&state, &signed, shown, StatusCode::OK).await
 }
 
-/// A `webhooks.write` form: the session, or the answer to give instead.
-async fn writer(req: &HttpRequest, state: &AppState, body: &Bytes) -> Result<Signed, HttpResponse> {
-    let (signed, _) = signed_form(req, state, body).await?;
+/// A `webhooks.write` form: the session and the form, or the answer to give instead.
+async fn writer(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &Bytes,
+) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
+    let (signed, form) = signed_form(req, state, body).await?;
     match signed.caller.scopes.allows("webhooks.write") {
-        true => Ok(signed),
+        true => Ok((signed, form)),
         false => Err(forbidden(&signed, "webhooks.write")),
     }
 }
+
+/// The page with one mistake of the form as a whole.
+async fn refused(
+    state: &AppState,
+    signed: &Signed,
+    message: &str,
+    status: StatusCode,
+) -> HttpResponse {
+    let shown = Shown {
+        errors: FormErrors::one("form", message),
+        ..Shown::default()
+    };
+    page(state, signed, shown, status).await
+}
+
+/// The new endpoint form's fields, the API's and the form's.
+const ENDPOINT_FIELDS: [(&str, &str); 3] = [
+    ("url", "url"),
+    ("events", "events"),
+    ("description", "description"),
+];
+
+/// `POST /console/webhooks`: `url`, `events` (comma-separated), `description`,
+/// `includeMetadata`; the answer shows its signing secret, once.
+pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> HttpResponse {
+    let (signed, form) = match writer(&req, &state, &body).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let text = |field: &str| form.get(field).map_or("", |value| value.trim());
+    let mut request = serde_json::Map::new();
+    request.insert("url".into(), serde_json::json!(text("url")));
+    request.insert(
+        "events".into(),
+        serde_json::json!(form::list(text("events"))),
+    );
+    if !text("description").is_empty() {
+        request.insert("description".into(), serde_json::json!(text("description")));
+    }
+    let include = text("includeMetadata") == "yes";
+    request.insert("includeMetadata".into(), serde_json::json!(include));
+    let kept = || {
+        let kept = ENDPOINT_FIELDS
+            .iter()
+            .map(|(field, _)| (*field, text(field).to_owned()))
+            .collect();
+        Kept(kept)
+    };
+    let created = match serde_json::from_value(serde_json::Value::Object(request)) {
+        Ok(request) => {
+            let actor = signed.caller.actor.clone();
+            crate::http::create_webhook_as(&state, actor, &request).await
+        }
+        Err(err) => Err(crate::http::AdminFailure::bad_request(err.to_string())),
+    };
+    match created {
+        Ok(endpoint) => {
+            let shown = Shown {
+                created: Some((endpoint.id, endpoint.secret.expose().to_owned())),
+                ..Shown::default()
+            };
+            page(&state, &signed, shown, StatusCode::CREATED).await
+        }
+        Err(failure) if failure.status == StatusCode::SERVICE_UNAVAILABLE => {
+            store_down(&signed, "/console/webhooks")
+        }
+        Err(failure) => {
+            let status = failure.status;
+            let shown = Shown {
+                errors: FormErrors::refused(failure, &ENDPOINT_FIELDS),
+                kept: kept(),
+                ..Shown::default()
+            };
+            page(&state, &signed, shown, status).await
+        }
+    }
+}
+
+/// `POST /console/webhooks/{id}/state`: `enabled=true` or `false`.
+pub async fn set_state(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, form) = match writer(&req, &state, &body).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    let request = serde_json::json!({ "enabled": enabled });
+    let Ok(request) = serde_json::from_value(request) else {
+        return refused(
+            &state,
+            &signed,
+            "enabled is true or false",
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    let actor = signed.caller.actor.clone();
+    match crate::http::update_webhook_as(&state, actor, id.into_inner(), &request).await {
+        Ok(Some(_)) => done(if enabled { "enabled" } else { "disabled" }),
+        Ok(None) => refused(&state, &signed, NO_ENDPOINT, StatusCode::NOT_FOUND).await,
+        Err(_) => store_down(&signed, "/console/webhooks"),
+    }
+}
+
+/// `POST /console/webhooks/{id}/delete`: the endpoint and its delivery log.
+pub async fn delete(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<u64>,
+    body: Bytes,
+) -> HttpResponse {
+    let (signed, _) = match writer(&req, &state, &body).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let tokens = state.tokens.acting_as(signed.caller.actor.clone());
+    match tokens.delete_webhook(id.into_inner()).await {
+        Ok(true) => done("deleted"),
+        Ok(false) => refused(&state, &signed, NO_ENDPOINT, StatusCode::NOT_FOUND).await,
+        Err(err) => {
+            tracing::error!(error = %err, "console: the endpoint could not be deleted");
+            store_down(&signed, "/console/webhooks")
+        }
+    }
+}
+
+const NO_ENDPOINT: &str = "There is no such endpoint.";
 
 fn done(what: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -156,17 +303,14 @@ pub async fn test(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let signed = match writer(&req, &state, &body).await {
+    let (signed, _) = match writer(&req, &state, &body).await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
     let tokens = state.tokens.acting_as(signed.caller.actor.clone());
     match tokens.test_webhook(id.into_inner()).await {
         Ok(Some(_)) => done("test"),
-        Ok(None) => {
-            let errors = FormErrors(vec![("form", "There is no such endpoint.".to_owned())]);
-            page(&state, &signed, errors, None, StatusCode::NOT_FOUND).await
-        }
+        Ok(None) => refused(&state, &signed, NO_ENDPOINT, StatusCode::NOT_FOUND).await,
         Err(err) => {
             tracing::error!(error = %err, "console: the test event could not be queued");
             store_down(&signed, "/console/webhooks")
@@ -180,7 +324,7 @@ pub async fn retry(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let signed = match writer(&req, &state, &body).await {
+    let (signed, _) = match writer(&req, &state, &body).await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -193,6 +337,5 @@ pub async fn retry(
             return store_down(&signed, "/console/webhooks");
         }
     };
-    let errors = FormErrors(vec![("form", message.to_owned())]);
-    page(&state, &signed, errors, None, StatusCode::CONFLICT).await
+    refused(&state, &signed, message, StatusCode::CONFLICT).await
 }

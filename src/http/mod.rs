@@ -23,6 +23,7 @@ mod routes;
 
 pub use caller::{Access, Admin, User};
 pub use client_ip::client_ip;
+pub(crate) use error::AdminFailure;
 pub use error::ApiError;
 pub use hmac_guard::HmacGuard;
 pub use jwt::JwtVerifier;
@@ -65,8 +66,10 @@ pub struct AppState {
 }
 
 pub(crate) use admin::{
-    audit_query, create_credential_as, create_token_as, invalid_metadata, CreateCredentialRequest,
-    CreateTokenRequest, TokenView,
+    audit_query, change_access_as, create_credential_as, create_role_as, create_token_as,
+    create_webhook_as, credits_edit, delete_role_as, edit_quota_as, invalid_metadata, limits_edit,
+    update_role_as, update_webhook_as, AccessRequest, CreateCredentialRequest, CreateTokenRequest,
+    CreditsPatch, RateLimitsRequest, TokenView,
 };
 pub use query_params::QueryCache;
 pub use routes::request_series;

@@ -1210,3 +1210,568 @@ async fn a_token_s_page_shows_its_own_limits_and_credits_as_they_stand() {
     let page = other.get(&format!("/console/tokens/{}", token.id)).await;
     assert!(!page.body.contains("id=\"limits\""), "no quotas.read");
 }
+
+#[tokio::test]
+async fn a_token_s_roles_and_permissions_change_from_its_page_and_an_unknown_role_is_named() {
+    let app = spawn_admin_app().await;
+    let role = json!({"name": "reader", "permissions": ["reports.read"]});
+    assert_eq!(
+        app.admin_json(Method::POST, "/roles", &role).await.status,
+        201
+    );
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full"}))
+        .await;
+    let path = format!("/console/tokens/{}", token.id);
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get(&path).await;
+    assert!(page.body.contains("id=\"save-access\""), "{}", page.body);
+    let csrf = page.csrf();
+    let form = |add_roles: &'static str, add_permissions: &'static str| {
+        [
+            ("addRoles", add_roles),
+            ("removeRoles", ""),
+            ("addPermissions", add_permissions),
+            ("removePermissions", ""),
+        ]
+    };
+    let csrf_field: &str = &csrf;
+    let post = move |fields: [(&'static str, &'static str); 4]| {
+        let mut fields = fields.to_vec();
+        fields.push(("csrf", csrf_field));
+        fields
+    };
+    let refused = browser
+        .post(&format!("{path}/access"), &post(form("reader, ghost", "")))
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .contains("<p class=\"error\">no role named &#34;ghost&#34;</p>"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"reader, ghost\""), "kept");
+    assert_eq!(
+        app.admin_get(&format!("/tokens/{}", token.id)).await.body["roles"],
+        json!([])
+    );
+    let refused = browser
+        .post(&format!("{path}/access"), &post(form("", "bad perm!")))
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(refused
+        .body
+        .contains("id=\"addPermissions\" name=\"addPermissions\" value=\"bad perm!\""));
+
+    let saved = browser
+        .post(
+            &format!("{path}/access"),
+            &post(form("reader", "billing.*")),
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(
+        saved.location(),
+        Some(format!("{path}?done=access").as_str())
+    );
+    let token_now = app.admin_get(&format!("/tokens/{}", token.id)).await.body;
+    assert_eq!(token_now["roles"], json!(["reader"]));
+    let page = browser.get(&format!("{path}?done=access")).await;
+    assert!(page.body.contains("Its roles and permissions are saved."));
+    assert!(
+        page.body.contains("<dt>Roles</dt><dd>reader</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("<dt>Effective permissions</dt><dd>billing.*, reports.read</dd>"));
+    let taken = browser
+        .post(
+            &format!("{path}/access"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("removeRoles", "reader"),
+                ("removePermissions", "billing.*"),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, 303, "{taken:?}");
+    let events = app
+        .admin_get(&format!("/tokens/{}/events", token.id))
+        .await
+        .body;
+    let actors: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["event"] == "access_updated")
+        .map(|event| {
+            format!("{}:{}", event["actor"]["type"], event["actor"]["id"]).replace('"', "")
+        })
+        .collect();
+    assert_eq!(actors, ["config:ops", "config:ops"], "{events}");
+
+    let reader = stored(&app, "reader", &["tokens.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get(&path).await;
+    assert!(!page.body.contains("id=\"save-access\""));
+    let csrf = page.csrf();
+    let forged = other
+        .post(
+            &format!("{path}/access"),
+            &[("csrf", csrf.as_str()), ("addRoles", "reader")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        app.admin_get(&format!("/tokens/{}", token.id)).await.body["roles"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn a_token_s_and_an_owner_s_limits_and_credits_change_from_their_pages() {
+    let app = spawn_admin_app().await;
+    let token = app
+        .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full"}))
+        .await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let path = format!("/console/tokens/{}", token.id);
+    let page = browser.get(&path).await;
+    assert!(page.body.contains("id=\"save-limits\""));
+    assert!(page.body.contains(">[]</textarea>"), "{}", page.body);
+    let csrf = page.csrf();
+    let limits = "[{\"name\": \"requests\", \"limit\": 3, \"duration\": 60000}]";
+    let saved = browser
+        .post(
+            &format!("{path}/ratelimits"),
+            &[("csrf", &csrf), ("ratelimits", limits)],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(
+        saved.location(),
+        Some(format!("{path}?done=limits").as_str())
+    );
+    let credits = [
+        ("csrf", csrf.as_str()),
+        ("change", "set"),
+        ("amount", "250"),
+        ("refill", "keep"),
+    ];
+    let saved = browser.post(&format!("{path}/credits"), &credits).await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(verify_status(&app, &token.key).await, 200);
+    let page = browser.get(&format!("{path}?done=credits")).await;
+    assert!(page.body.contains("Its credits are saved."));
+    assert!(
+        page.body
+            .contains("<dd id=\"limits\">requests: 2 of 3 left per 60 s"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("<dd id=\"credits\">249 left (next refill: no refill)</dd>"));
+    assert!(
+        page.body.contains("&#34;name&#34;: &#34;requests&#34;"),
+        "the editor holds them"
+    );
+
+    // Refusals: next to the field, the text kept, nothing changed.
+    /// A form, its fields, and the message the answer shows.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        (
+            "ratelimits",
+            vec![("ratelimits", "{\"name\": 1}")],
+            "ratelimits: invalid type",
+        ),
+        (
+            "ratelimits",
+            vec![(
+                "ratelimits",
+                "[{\"name\": \"requests\", \"limit\": 0, \"duration\": 60000}]",
+            )],
+            "ratelimits[0].limit must be an integer from 1 to",
+        ),
+        (
+            "credits",
+            vec![("change", "add"), ("amount", "lots"), ("refill", "keep")],
+            "increment must be an integer from 0 to",
+        ),
+        (
+            "credits",
+            vec![
+                ("change", "keep"),
+                ("refill", "monthly"),
+                ("refillAmount", "10"),
+                ("refillDay", "32"),
+            ],
+            "refill.refillDay must be an integer from 1 to 31",
+        ),
+    ];
+    for (form, fields, message) in cases {
+        let mut fields = fields;
+        fields.push(("csrf", &csrf));
+        let answer = browser.post(&format!("{path}/{form}"), &fields).await;
+        assert_eq!(answer.status, 422, "{message}: {answer:?}");
+        assert!(
+            answer
+                .body
+                .contains(&format!("<p class=\"error\">{message}")),
+            "{message}: {}",
+            answer.body
+        );
+    }
+    let answer = browser
+        .post(
+            &format!("{path}/ratelimits"),
+            &[("csrf", &csrf), ("ratelimits", "[{\"name\": \"x y\"}")],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(
+        answer
+            .body
+            .contains("[{&#34;name&#34;: &#34;x y&#34;}</textarea>"),
+        "kept"
+    );
+    let quota = app.admin_get(&format!("/tokens/{}", token.id)).await.body;
+    assert_eq!(quota["ratelimits"][0]["limit"], 3, "{quota}");
+    assert_eq!(quota["credits"]["remaining"], 249, "{quota}");
+
+    // An owner's, through the same forms.
+    let owner = "/console/owners/7";
+    let limits = "[{\"name\": \"daily\", \"limit\": 1000, \"duration\": 86400000}]";
+    let saved = browser
+        .post(
+            &format!("{owner}/ratelimits"),
+            &[("csrf", &csrf), ("ratelimits", limits)],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    let credits = [
+        ("csrf", csrf.as_str()),
+        ("change", "set"),
+        ("amount", "40"),
+        ("refill", "daily"),
+        ("refillAmount", "40"),
+    ];
+    let saved = browser.post(&format!("{owner}/credits"), &credits).await;
+    assert_eq!(saved.status, 303, "{saved:?}");
+    assert_eq!(saved.location(), Some("/console/owners/7?done=credits"));
+    let page = browser.get("/console/owners/7?done=credits").await;
+    assert!(page.body.contains("Its credits are saved."));
+    assert!(
+        page.body
+            .contains("<td>daily</td><td>1000</td><td>86400 s</td><td>1000</td>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("40 left (next refill: "),
+        "{}",
+        page.body
+    );
+    let refused = browser
+        .post(
+            &format!("{owner}/credits"),
+            &[("csrf", &csrf), ("change", "take"), ("amount", "-1")],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(refused
+        .body
+        .contains("decrement must be an integer from 0 to"));
+    assert_eq!(
+        browser
+            .post("/console/owners/x/credits", &[("csrf", &csrf)])
+            .await
+            .status,
+        404
+    );
+    let quota = app.admin_get("/users/7/quota").await.body;
+    assert_eq!(quota["credits"]["remaining"], 40, "{quota}");
+
+    // Without quotas.write: no form, and a forged one is refused.
+    let reader = stored(&app, "reader", &["tokens.read", "quotas.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get(&path).await;
+    assert!(page.body.contains("id=\"limits\""));
+    assert!(!page.body.contains("id=\"save-limits\""));
+    assert!(!page.body.contains("id=\"save-credits\""));
+    let csrf = page.csrf();
+    for target in [format!("{path}/credits"), format!("{owner}/credits")] {
+        let forged = other
+            .post(
+                &target,
+                &[("csrf", &csrf), ("change", "set"), ("amount", "1")],
+            )
+            .await;
+        assert_eq!(forged.status, 403, "{target}");
+    }
+    let quota = app.admin_get("/users/7/quota").await.body;
+    assert_eq!(quota["credits"]["remaining"], 40, "{quota}");
+}
+
+#[tokio::test]
+async fn roles_are_created_changed_and_deleted_from_the_roles_page() {
+    let app = spawn_admin_app().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get("/console/roles").await;
+    assert!(
+        page.body.contains("No roles yet. Create one below,"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let create = |name: &'static str, permissions: &'static str| {
+        vec![
+            ("name", name),
+            ("description", "Reads reports"),
+            ("permissions", permissions),
+        ]
+    };
+    let mut fields = create("reader", "reports.read, reports.list");
+    fields.push(("csrf", &csrf));
+    let created = browser.post("/console/roles", &fields).await;
+    assert_eq!(created.status, 303, "{created:?}");
+    assert_eq!(created.location(), Some("/console/roles?done=created"));
+    let page = browser.get("/console/roles?done=created").await;
+    assert!(page
+        .body
+        .contains("<tr><td>reader</td><td>Reads reports</td><td>reports.list, reports.read</td><td>0</td>"), "{}", page.body);
+
+    for (name, permissions, status, message) in [
+        (
+            "reader",
+            "x",
+            409,
+            "<p class=\"error\">a role named &#34;reader&#34; exists</p>",
+        ),
+        ("Bad Name", "x", 422, "<p class=\"error\">"),
+        ("writer", "no way!", 422, "<p class=\"error\">"),
+    ] {
+        let mut fields = create(name, permissions);
+        fields.push(("csrf", &csrf));
+        let answer = browser.post("/console/roles", &fields).await;
+        assert_eq!(answer.status, status, "{name}: {answer:?}");
+        assert!(answer.body.contains(message), "{name}: {}", answer.body);
+        assert!(
+            answer
+                .body
+                .contains(&format!("id=\"name\" name=\"name\" value=\"{name}\"")),
+            "kept"
+        );
+    }
+    assert_eq!(
+        app.admin_get("/roles").await.body["roles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let changed = browser
+        .post(
+            "/console/roles/reader/change",
+            &[
+                ("csrf", &csrf),
+                ("add", "audit.read"),
+                ("remove", "reports.list"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{changed:?}");
+    let role = app.admin_get("/roles/reader").await.body;
+    assert_eq!(
+        role["permissions"],
+        json!(["audit.read", "reports.read"]),
+        "{role}"
+    );
+    let unknown = browser
+        .post(
+            "/console/roles/ghost/change",
+            &[("csrf", &csrf), ("add", "a")],
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown
+            .body
+            .contains("Role &#34;ghost&#34;: no role named &#34;ghost&#34;"),
+        "{}",
+        unknown.body
+    );
+
+    let holder = app
+        .admin_create(
+            &json!({"userId": 7, "name": "svc", "privilege": "full", "roles": ["reader"]}),
+        )
+        .await;
+    let in_use = browser
+        .post("/console/roles/reader/delete", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(in_use.status, 409, "{in_use:?}");
+    assert!(in_use.body.contains(
+        "Role &#34;reader&#34;: 1 valid token(s) hold this role; tick &#34;take it from them&#34; to delete it anyway"
+    ), "{}", in_use.body);
+    let deleted = browser
+        .post(
+            "/console/roles/reader/delete",
+            &[("csrf", &csrf), ("force", "yes")],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{deleted:?}");
+    assert_eq!(app.admin_get("/roles").await.body["roles"], json!([]));
+    assert_eq!(
+        app.admin_get(&format!("/tokens/{}", holder.id)).await.body["roles"],
+        json!([])
+    );
+
+    let reader = stored(&app, "reader", &["roles.read"]).await;
+    let mut other = Browser::signed_in(&app, &reader.secret).await;
+    let page = other.get("/console/roles").await;
+    assert!(!page.body.contains("id=\"create-role\""));
+    let csrf = page.csrf();
+    let mut fields = create("sneaky", "x");
+    fields.push(("csrf", &csrf));
+    assert_eq!(other.post("/console/roles", &fields).await.status, 403);
+    assert_eq!(app.admin_get("/roles").await.body["roles"], json!([]));
+}
+
+#[tokio::test]
+async fn webhook_endpoints_are_added_with_their_secret_shown_once_switched_and_deleted() {
+    let app = crate::webhooks::spawn_driven().await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    let page = browser.get("/console/webhooks").await;
+    assert!(
+        page.body.contains("No endpoints. Add one below;"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let refused = browser
+        .post(
+            "/console/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "ftp://hooks.example.com/x"),
+                ("events", "token.*"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert!(
+        refused.body.contains("value=\"ftp://hooks.example.com/x\""),
+        "kept"
+    );
+    assert!(
+        refused.body.contains("<p class=\"error\">"),
+        "{}",
+        refused.body
+    );
+    let refused = browser
+        .post(
+            "/console/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "https://hooks.example.com/x"),
+                ("events", "nope"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(app.admin_get("/webhooks").await.body["webhooks"], json!([]));
+
+    let created = browser
+        .post(
+            "/console/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "http://127.0.0.1:9/iam"),
+                ("events", "token.*, credits.low"),
+                ("description", "billing"),
+                ("includeMetadata", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let at = created
+        .body
+        .find("class=\"secret\" value=\"")
+        .expect("the secret");
+    let rest = &created.body[at + "class=\"secret\" value=\"".len()..];
+    let secret = &rest[..rest.find('"').unwrap()];
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let endpoint = &app.admin_get("/webhooks").await.body["webhooks"][0];
+    assert_eq!(endpoint["url"], "http://127.0.0.1:9/iam");
+    assert_eq!(endpoint["events"], json!(["token.*", "credits.low"]));
+    assert_eq!(endpoint["includeMetadata"], true);
+    let id = endpoint["id"].as_u64().unwrap();
+    let page = browser.get("/console/webhooks").await;
+    assert!(!page.body.contains(secret), "shown once");
+
+    let disabled = browser
+        .post(
+            &format!("/console/webhooks/{id}/state"),
+            &[("csrf", &csrf), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(disabled.status, 303, "{disabled:?}");
+    assert_eq!(
+        app.admin_get(&format!("/webhooks/{id}")).await.body["enabled"],
+        false
+    );
+    let page = browser.get("/console/webhooks?done=disabled").await;
+    assert!(
+        page.body.contains(&format!("id=\"enable-{id}\"")),
+        "{}",
+        page.body
+    );
+    browser
+        .post(
+            &format!("/console/webhooks/{id}/state"),
+            &[("csrf", &csrf), ("enabled", "true")],
+        )
+        .await;
+    assert_eq!(
+        app.admin_get(&format!("/webhooks/{id}")).await.body["enabled"],
+        true
+    );
+
+    let watcher = stored(&app, "watcher", &["webhooks.read"]).await;
+    let mut other = Browser::signed_in(&app, &watcher.secret).await;
+    let page = other.get("/console/webhooks").await;
+    assert!(!page.body.contains("id=\"add-endpoint\""));
+    let other_csrf = page.csrf();
+    let forged = other
+        .post(
+            &format!("/console/webhooks/{id}/delete"),
+            &[("csrf", &other_csrf)],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+
+    let deleted = browser
+        .post(
+            &format!("/console/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{deleted:?}");
+    assert_eq!(app.admin_get("/webhooks").await.body["webhooks"], json!([]));
+    let again = browser
+        .post(
+            &format!("/console/webhooks/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, 404);
+    assert!(again.body.contains("There is no such endpoint."));
+}

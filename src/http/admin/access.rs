@@ -106,6 +106,21 @@ pub async fn change(
 ) -> Result<HttpResponse, ApiError> {
     let id = token_id(&id)?;
     let request: AccessRequest = body(&req, payload).await?;
+    let record = change_as(&state, admin, id, &request).await?;
+    Ok(json(
+        StatusCode::OK,
+        &TokenView::new(record, state.clock.now()),
+    ))
+}
+
+/// A change of token `id`'s roles and direct grants by `admin` (the admin API's and the
+/// console's): the token as it is after it; a refusal names the field at fault.
+pub(crate) async fn change_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    id: u64,
+    request: &AccessRequest,
+) -> Result<crate::domain::record::TokenRecord, AdminFailure> {
     let most = limits::TOKEN_PERMISSIONS;
     let change = AccessChange {
         add_roles: role_names("addRoles", &request.add_roles)?,
@@ -129,17 +144,12 @@ pub async fn change(
         .await
         .map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-access", &err))?;
     match outcome {
-        AccessOutcome::Updated(record) => Ok(json(
-            StatusCode::OK,
-            &TokenView::new(*record, state.clock.now()),
-        )),
-        AccessOutcome::NotFound => Err(AdminFailure::no_token(id).into()),
+        AccessOutcome::Updated(record) => Ok(*record),
+        AccessOutcome::NotFound => Err(AdminFailure::no_token(id)),
         AccessOutcome::UnknownRole(role) => {
-            Err(unknown_role(&role, "addRoles", &request.add_roles).into())
+            Err(unknown_role(&role, "addRoles", &request.add_roles))
         }
-        AccessOutcome::Limit(AccessLimit::Roles) => {
-            Err(limit(AccessLimit::Roles, "addRoles").into())
-        }
-        AccessOutcome::Limit(other) => Err(limit(other, "addPermissions").into()),
+        AccessOutcome::Limit(AccessLimit::Roles) => Err(limit(AccessLimit::Roles, "addRoles")),
+        AccessOutcome::Limit(other) => Err(limit(other, "addPermissions")),
     }
 }

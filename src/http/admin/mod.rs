@@ -18,23 +18,32 @@ pub(super) mod tokens;
 pub(super) mod verify;
 pub(super) mod views;
 
+pub(crate) use access::change_as as change_access_as;
 pub(crate) use audit::audit_query;
 pub(crate) use credentials::{create_as as create_credential_as, CreateCredentialRequest};
+pub(crate) use quota::{
+    credits_edit, edit_as as edit_quota_as, limits_edit, CreditsPatch, RateLimitsRequest,
+};
+pub(crate) use roles::{
+    create_as as create_role_as, delete_as as delete_role_as, update_as as update_role_as,
+    CreateRoleRequest, UpdateRoleRequest,
+};
 pub(crate) use tokens::{create_as as create_token_as, CreateTokenRequest};
 pub(crate) use views::TokenView;
+pub(crate) use webhooks::{
+    create_as as create_webhook_as, update_as as update_webhook_as, CreateWebhookRequest,
+    UpdateWebhookRequest,
+};
 pub(super) mod webhook_views;
 pub(super) mod webhooks;
 
-pub(super) use access::AccessRequest;
+pub(crate) use access::AccessRequest;
 pub(super) use bulk::BulkRequest;
 pub(super) use credentials::UpdateCredentialRequest;
-pub(super) use quota::{CreditsPatch, RateLimitsRequest};
-pub(super) use roles::{CreateRoleRequest, UpdateRoleRequest};
 pub(super) use rotate::RotateRequest;
 pub(super) use state::StateRequest;
 pub(super) use tokens::MAX_PAGE;
 pub(super) use verify::VerifyRequest;
-pub(super) use webhooks::{CreateWebhookRequest, UpdateWebhookRequest};
 
 use actix_web::web::{self, Payload};
 use actix_web::HttpRequest;

@@ -239,7 +239,7 @@ fn owner_view(user: UserId, view: QuotaView) -> OwnerQuotaView {
 }
 
 /// What a route changes.
-enum Edit {
+pub(crate) enum Edit {
     Limits(RateLimits),
     Credits(CreditChange),
 }
@@ -252,22 +252,35 @@ async fn edit<T: serde::de::DeserializeOwned>(
     parse: fn(&T) -> Result<Edit, AdminFailure>,
 ) -> Result<QuotaView, ApiError> {
     let request: T = body(&req, payload).await?;
+    Ok(edit_as(state, admin, subject, parse(&request)?).await?)
+}
+
+/// An edit of `subject` by `admin` (the admin API's and the console's): its limits and
+/// credits as they stand after it.
+pub(crate) async fn edit_as(
+    state: &AppState,
+    admin: Actor,
+    subject: Subject,
+    edit: Edit,
+) -> Result<QuotaView, AdminFailure> {
     let tokens = state.tokens.acting_as(admin);
-    let changed = match parse(&request)? {
+    let changed = match edit {
         Edit::Limits(limits) => tokens.set_ratelimits(subject, &limits).await,
         Edit::Credits(change) => tokens.change_credits(subject, &change).await,
     };
     match changed.map_err(|err| AdminFailure::unavailable(&state.metrics, "admin-quota", &err))? {
         QuotaChange::Changed { value, .. } => Ok(value),
-        QuotaChange::NotFound => Err(AdminFailure::no_token(subject.id()).into()),
+        QuotaChange::NotFound => Err(AdminFailure::no_token(subject.id())),
     }
 }
 
-fn limits_edit(request: &RateLimitsRequest) -> Result<Edit, AdminFailure> {
+/// The edit a `PUT …/ratelimits` body asks for.
+pub(crate) fn limits_edit(request: &RateLimitsRequest) -> Result<Edit, AdminFailure> {
     rate_limits("ratelimits", &request.ratelimits).map(Edit::Limits)
 }
 
-fn credits_edit(patch: &CreditsPatch) -> Result<Edit, AdminFailure> {
+/// The edit a `PATCH …/credits` body asks for.
+pub(crate) fn credits_edit(patch: &CreditsPatch) -> Result<Edit, AdminFailure> {
     change(patch).map(Edit::Credits)
 }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Deserializer};
 use super::access::{grants, limit};
 use super::body;
 use super::views::{RoleDeletedView, RoleView, RolesView};
-use crate::domain::access::{limits, AccessLimit, NewRole, RoleChange, RoleDescription, RoleName};
+use crate::domain::access::{
+    limits, AccessLimit, NewRole, RoleChange, RoleDescription, RoleName, RoleRecord,
+};
 use crate::http::error::AdminFailure;
 use crate::http::response::json;
 use crate::http::{Admin, ApiError, AppState};
@@ -79,6 +81,17 @@ pub async fn create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateRoleRequest = body(&req, payload).await?;
+    let role = create_as(&state, admin, &request).await?;
+    Ok(json(StatusCode::CREATED, &RoleView::from(role)))
+}
+
+/// A new role by `admin` (the admin API's and the console's); a refusal names the field at
+/// fault.
+pub(crate) async fn create_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    request: &CreateRoleRequest,
+) -> Result<RoleRecord, AdminFailure> {
     let name = RoleName::parse(&request.name)
         .map_err(|err| AdminFailure::invalid("invalid_role", err.to_string()).field("name"))?;
     let role = NewRole {
@@ -96,22 +109,20 @@ pub async fn create(
         .acting_as(admin)
         .create_role(role)
         .await
-        .map_err(|err| unavailable(&state, &err))?;
+        .map_err(|err| unavailable(state, &err))?;
     match created {
-        RoleCreation::Created(role) => Ok(json(StatusCode::CREATED, &RoleView::from(role))),
+        RoleCreation::Created(role) => Ok(role),
         RoleCreation::Exists => Err(AdminFailure::new(
             StatusCode::CONFLICT,
             "role_exists",
             format!("a role named {:?} exists", request.name),
         )
-        .field("name")
-        .into()),
+        .field("name")),
         RoleCreation::LimitReached => Err(AdminFailure::new(
             StatusCode::CONFLICT,
             "role_limit",
             AccessLimit::RoleCount.to_string(),
-        )
-        .into()),
+        )),
     }
 }
 
@@ -150,8 +161,20 @@ pub async fn update(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let role = role_name(&name)?;
     let request: UpdateRoleRequest = body(&req, payload).await?;
+    let role = update_as(&state, admin, &name, &request).await?;
+    Ok(json(StatusCode::OK, &RoleView::from(role)))
+}
+
+/// A change of the role named `name` by `admin` (the admin API's and the console's): the
+/// role as it is now; a refusal names the field at fault.
+pub(crate) async fn update_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    name: &str,
+    request: &UpdateRoleRequest,
+) -> Result<RoleRecord, AdminFailure> {
+    let role = role_name(name)?;
     let most = limits::ROLE_PERMISSIONS;
     let over = AccessLimit::RolePermissions;
     let change = RoleChange {
@@ -167,11 +190,11 @@ pub async fn update(
         .acting_as(admin)
         .update_role(&role, change)
         .await
-        .map_err(|err| unavailable(&state, &err))?;
+        .map_err(|err| unavailable(state, &err))?;
     match updated {
-        RoleUpdate::Updated(role) => Ok(json(StatusCode::OK, &RoleView::from(role))),
-        RoleUpdate::NotFound => Err(no_role(&name).into()),
-        RoleUpdate::TooManyPermissions => Err(limit(over, "add").into()),
+        RoleUpdate::Updated(role) => Ok(role),
+        RoleUpdate::NotFound => Err(no_role(name)),
+        RoleUpdate::TooManyPermissions => Err(limit(over, "add")),
     }
 }
 
@@ -184,28 +207,34 @@ pub async fn delete(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let force = force(req.query_string())?;
-    let role = role_name(&name)?;
+    let tokens = delete_as(&state, admin, &name, force).await?;
+    let deleted = role_name(&name)?.as_str().to_owned();
+    Ok(json(StatusCode::OK, &RoleDeletedView { deleted, tokens }))
+}
+
+/// A deletion of the role named `name` by `admin` (the admin API's and the console's): how
+/// many tokens it was taken from; 409 `role_in_use` while valid tokens hold it, unless `force`.
+pub(crate) async fn delete_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    name: &str,
+    force: bool,
+) -> Result<u64, AdminFailure> {
+    let role = role_name(name)?;
     let deleted = state
         .tokens
         .acting_as(admin)
         .delete_role(&role, force)
         .await
-        .map_err(|err| unavailable(&state, &err))?;
+        .map_err(|err| unavailable(state, &err))?;
     match deleted {
-        RoleDeletion::Deleted { tokens } => Ok(json(
-            StatusCode::OK,
-            &RoleDeletedView {
-                deleted: role.as_str().to_owned(),
-                tokens,
-            },
-        )),
-        RoleDeletion::NotFound => Err(no_role(&name).into()),
+        RoleDeletion::Deleted { tokens } => Ok(tokens),
+        RoleDeletion::NotFound => Err(no_role(name)),
         RoleDeletion::InUse { tokens } => Err(AdminFailure::new(
             StatusCode::CONFLICT,
             "role_in_use",
             format!("{tokens} valid token(s) hold this role; delete with ?force=true to take it from them"),
-        )
-        .into()),
+        )),
     }
 }
 

@@ -135,6 +135,17 @@ pub async fn create(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let request: CreateWebhookRequest = body(&req, payload).await?;
+    let created = create_as(&state, admin, &request).await?;
+    Ok(json(StatusCode::CREATED, &with_secret(&created, &state)))
+}
+
+/// A new endpoint by `admin` (the admin API's and the console's), its secret in it; a refusal
+/// names the field at fault.
+pub(crate) async fn create_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    request: &CreateWebhookRequest,
+) -> Result<EndpointRecord, AdminFailure> {
     let endpoint = NewEndpoint {
         url: url(&request.url)?,
         description: description(request.description.as_deref())?,
@@ -143,13 +154,12 @@ pub async fn create(
         // Replaced by the service with a fresh one.
         secret: EndpointSecret::generate(),
     };
-    let created = state
+    state
         .tokens
         .acting_as(admin)
         .create_webhook(endpoint)
         .await
-        .map_err(|err| refused(&state, err))?;
-    Ok(json(StatusCode::CREATED, &with_secret(&created, &state)))
+        .map_err(|err| refused(state, err))
 }
 
 /// `GET /api/admin/webhooks`: every endpoint, by id.
@@ -187,6 +197,18 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = endpoint_id(&id)?;
     let request: UpdateWebhookRequest = body(&req, payload).await?;
+    let updated = update_as(&state, admin, endpoint, &request).await?;
+    shown(updated, &state, &id)
+}
+
+/// A change of endpoint `id` by `admin` (the admin API's and the console's): the endpoint as
+/// it is now, `None` when there is none.
+pub(crate) async fn update_as(
+    state: &AppState,
+    admin: crate::domain::Actor,
+    id: u64,
+    request: &UpdateWebhookRequest,
+) -> Result<Option<EndpointRecord>, AdminFailure> {
     let change = EndpointChange {
         url: request.url.as_deref().map(url).transpose()?,
         description: match &request.description {
@@ -197,13 +219,12 @@ pub async fn update(
         include_metadata: request.include_metadata,
         enabled: request.enabled,
     };
-    let updated = state
+    state
         .tokens
         .acting_as(admin)
-        .update_webhook(endpoint, change)
+        .update_webhook(id, change)
         .await
-        .map_err(|err| refused(&state, err))?;
-    shown(updated, &state, &id)
+        .map_err(|err| refused(state, err))
 }
 
 /// `DELETE /api/admin/webhooks/{id}`: the endpoint and its delivery log.

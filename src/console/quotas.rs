@@ -1,0 +1,271 @@
+//! Changing limits and credits from the console (`quotas.write`), a token's and an owner's
+//! alike: the forms become the admin API's own requests (`PUT …/ratelimits`,
+//! `PATCH …/credits`), checked and applied by the same calls; a refusal shows the API's
+//! message next to the field and changes nothing.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::form::{FormErrors, Kept};
+use super::session::{forbidden, signed_form};
+use crate::admins::Signed;
+use crate::domain::quota::Subject;
+use crate::domain::UserId;
+use crate::http::{credits_edit, edit_quota_as, limits_edit, AppState, CreditsPatch};
+use crate::http::{AdminFailure, RateLimitsRequest};
+use crate::quotas::QuotaView;
+
+/// The limits editor's text for what is stored: the API's own `ratelimits` array.
+pub fn limits_text(view: &QuotaView) -> String {
+    let limits: Vec<Value> = view
+        .limits
+        .iter()
+        .map(|limit| {
+            json!({
+                "name": limit.name.as_str(),
+                "limit": limit.limit,
+                "duration": limit.duration_ms,
+                "autoApply": limit.auto_apply,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&limits).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The editor's text as the admin API's `PUT …/ratelimits` body.
+fn limits_request(text: &str) -> Result<RateLimitsRequest, FormErrors> {
+    let refuse = |message: String| FormErrors::one("ratelimits", message);
+    let text = if text.trim().is_empty() { "[]" } else { text };
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        refuse(
+            "ratelimits must be a JSON array such as \
+             [{\"name\": \"requests\", \"limit\": 100, \"duration\": 60000}]"
+                .to_owned(),
+        )
+    })?;
+    serde_json::from_value(json!({ "ratelimits": value }))
+        .map_err(|err| refuse(format!("ratelimits: {err}")))
+}
+
+/// The credits form as the admin API's `PATCH …/credits` body: `change` (`keep`, `set`,
+/// `add`, `take`) by `amount`, and `refill` (`keep`, `none`, `daily`, `monthly`) of
+/// `refillAmount` on `refillDay`.
+fn credits_request(
+    form: &std::collections::HashMap<String, String>,
+) -> Result<CreditsPatch, FormErrors> {
+    let text = |name: &str| form.get(name).map_or("", |value| value.trim());
+    // A number as a number; anything else as typed, for the API to name what is wrong.
+    let number = |name: &str| match text(name).parse::<u64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(text(name)),
+    };
+    let mut body = Map::new();
+    let member = match text("change") {
+        "" | "keep" => None,
+        "set" => Some("remaining"),
+        "add" => Some("increment"),
+        "take" => Some("decrement"),
+        _ => {
+            return Err(FormErrors::one(
+                "change",
+                "Choose one of the changes offered.",
+            ))
+        }
+    };
+    if let Some(member) = member {
+        body.insert(member.into(), number("amount"));
+    }
+    match text("refill") {
+        "" | "keep" => {}
+        "none" => {
+            body.insert("refill".into(), Value::Null);
+        }
+        interval @ ("daily" | "monthly") => {
+            let mut refill = Map::new();
+            refill.insert("interval".into(), json!(interval));
+            refill.insert("amount".into(), number("refillAmount"));
+            if interval == "monthly" && !text("refillDay").is_empty() {
+                refill.insert("refillDay".into(), number("refillDay"));
+            }
+            body.insert("refill".into(), Value::Object(refill));
+        }
+        _ => {
+            return Err(FormErrors::one(
+                "refill",
+                "Choose one of the refills offered.",
+            ))
+        }
+    }
+    serde_json::from_value(Value::Object(body))
+        .map_err(|err| FormErrors::one("credits", format!("credits: {err}")))
+}
+
+/// Where the credits form's fields meet the API's (what names none: the form's top).
+const CREDIT_FIELDS: [(&str, &str); 5] = [
+    ("remaining", "amount"),
+    ("increment", "amount"),
+    ("decrement", "amount"),
+    ("refill", "refill"),
+    ("", "credits"),
+];
+
+/// Whose limits and credits a form changes.
+#[derive(Clone, Copy)]
+enum Whose {
+    Token(u64),
+    Owner(UserId),
+}
+
+impl Whose {
+    fn subject(self) -> Subject {
+        match self {
+            Self::Token(id) => Subject::Token(id),
+            Self::Owner(user) => Subject::Owner(user),
+        }
+    }
+
+    fn page(self) -> String {
+        match self {
+            Self::Token(id) => format!("/console/tokens/{id}"),
+            Self::Owner(user) => format!("/console/owners/{}", user.get()),
+        }
+    }
+
+    /// Its page with the form's mistakes, the refused text kept.
+    async fn refused(
+        self,
+        state: &AppState,
+        signed: &Signed,
+        (errors, kept): (FormErrors, Kept),
+        status: StatusCode,
+    ) -> HttpResponse {
+        match self {
+            Self::Token(id) => {
+                let view = super::token::plain();
+                super::token::page_with(state, signed, id, view, (errors, kept), status).await
+            }
+            Self::Owner(user) => {
+                super::owners::page(state, signed, user, (errors, kept), None, status).await
+            }
+        }
+    }
+}
+
+/// What a form asks for.
+enum Ask {
+    Limits,
+    Credits,
+}
+
+async fn change(
+    (req, state, body): (HttpRequest, Data<AppState>, Bytes),
+    whose: Option<Whose>,
+    ask: Ask,
+) -> HttpResponse {
+    let Some(whose) = whose else {
+        return super::session::not_found(req, state).await;
+    };
+    let (signed, form) = match signed_form(&req, &state, &body).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.caller.scopes.allows("quotas.write") {
+        return forbidden(&signed, "quotas.write");
+    }
+    let sent = form.get("ratelimits").cloned().unwrap_or_default();
+    let kept = || match ask {
+        Ask::Limits => Kept::one("ratelimits", sent.clone()),
+        Ask::Credits => Kept::default(),
+    };
+    let edit = match ask {
+        Ask::Limits => limits_request(&sent).and_then(|request| {
+            limits_edit(&request)
+                .map_err(|failure| FormErrors::refused(failure, &[("ratelimits", "ratelimits")]))
+        }),
+        Ask::Credits => credits_request(&form).and_then(|patch| {
+            credits_edit(&patch).map_err(|failure| FormErrors::refused(failure, &CREDIT_FIELDS))
+        }),
+    };
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    let edit = match edit {
+        Ok(edit) => edit,
+        Err(errors) => {
+            return whose
+                .refused(&state, &signed, (errors, kept()), status)
+                .await
+        }
+    };
+    let actor = signed.caller.actor.clone();
+    match edit_quota_as(&state, actor, whose.subject(), edit).await {
+        Ok(_) => {
+            let what = match ask {
+                Ask::Limits => "limits",
+                Ask::Credits => "credits",
+            };
+            HttpResponse::SeeOther()
+                .insert_header(("location", format!("{}?done={what}", whose.page())))
+                .finish()
+        }
+        Err(failure) => failed(&signed, whose, &failure),
+    }
+}
+
+/// An edit the store did not take: no such token, or the store is down.
+fn failed(signed: &Signed, whose: Whose, failure: &AdminFailure) -> HttpResponse {
+    match (failure.status, whose) {
+        (StatusCode::NOT_FOUND, Whose::Token(id)) => {
+            super::token::not_found(signed, &id.to_string())
+        }
+        _ => super::session::store_down(signed, "/console/tokens"),
+    }
+}
+
+fn token(id: &str) -> Option<Whose> {
+    id.parse().ok().map(Whose::Token)
+}
+
+fn owner(id: &str) -> Option<Whose> {
+    id.parse().ok().map(Whose::Owner)
+}
+
+/// `POST /console/tokens/{id}/ratelimits`: `ratelimits`, the API's JSON array.
+pub async fn token_limits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    change((req, state, body), token(&id), Ask::Limits).await
+}
+
+/// `POST /console/tokens/{id}/credits`.
+pub async fn token_credits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    change((req, state, body), token(&id), Ask::Credits).await
+}
+
+/// `POST /console/owners/{id}/ratelimits`.
+pub async fn owner_limits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    change((req, state, body), owner(&id), Ask::Limits).await
+}
+
+/// `POST /console/owners/{id}/credits`.
+pub async fn owner_credits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
+    change((req, state, body), owner(&id), Ask::Credits).await
+}
