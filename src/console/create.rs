@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::form::FormErrors;
 use super::pages::{html, Layout};
-use super::session::{forbidden, signed, signed_form};
+use super::session::{forbidden, scoped_form, signed};
 use super::token::{secret_page, SecretPage};
 use crate::admins::Signed;
 use crate::http::{create_token_as, AppState, CreateTokenRequest};
@@ -95,13 +95,10 @@ fn request_of(form: &NewTokenForm) -> Result<CreateTokenRequest, FormErrors> {
 }
 
 pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> HttpResponse {
-    let (signed, fields) = match signed_form(&req, &state, &body).await {
+    let (signed, fields) = match scoped_form(&req, &state, &body, "tokens.create").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
-    if !signed.caller.scopes.allows("tokens.create") {
-        return forbidden(&signed, "tokens.create");
-    }
     let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let form = NewTokenForm {
         user_id: text("userId"),

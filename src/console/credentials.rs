@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::form::FormErrors;
 use super::pages::{html, when, when_or, Layout};
-use super::session::{forbidden, signed, signed_form, store_down, unavailable};
+use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::{ManageError, Signed};
 use crate::http::{create_credential_as, AppState, CreateCredentialRequest};
 
@@ -107,13 +107,10 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
 }
 
 pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> HttpResponse {
-    let (signed, fields) = match signed_form(&req, &state, &body).await {
+    let (signed, fields) = match scoped_form(&req, &state, &body, "credentials.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
-    if !signed.caller.scopes.allows("credentials.write") {
-        return forbidden(&signed, "credentials.write");
-    }
     let form = CredentialForm {
         name: fields.get("name").cloned().unwrap_or_default(),
         scopes: fields.get("scopes").cloned().unwrap_or_default(),
@@ -160,13 +157,10 @@ pub async fn revoke(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, _) = match signed_form(&req, &state, &body).await {
+    let (signed, _) = match scoped_form(&req, &state, &body, "credentials.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
-    if !signed.caller.scopes.allows("credentials.write") {
-        return forbidden(&signed, "credentials.write");
-    }
     let message = match state.admins.revoke(&signed.caller, id.into_inner()).await {
         Ok(_) => {
             return HttpResponse::SeeOther()

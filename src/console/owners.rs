@@ -9,7 +9,7 @@ use askama::Template;
 
 use super::form::{FormErrors, Kept};
 use super::pages::{credits_text, html, not_found_in, when, Layout};
-use super::session::{forbidden, signed, signed_form, store_down, unavailable};
+use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
 use crate::domain::record::{TokenQuery, TokenStatus};
@@ -173,13 +173,10 @@ pub async fn set_state(
     owner: Path<String>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match signed_form(&req, &state, &body).await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.disable").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
-    if !signed.caller.scopes.allows("tokens.disable") {
-        return forbidden(&signed, "tokens.disable");
-    }
     let Ok(user) = owner.parse::<UserId>() else {
         return not_found(&signed, &owner);
     };

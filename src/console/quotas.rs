@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::form::{FormErrors, Kept};
-use super::session::{forbidden, signed_form};
+use super::session::scoped_form;
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
 use crate::domain::UserId;
@@ -167,13 +167,10 @@ async fn change(
     let Some(whose) = whose else {
         return super::session::not_found(req, state).await;
     };
-    let (signed, form) = match signed_form(&req, &state, &body).await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "quotas.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
-    if !signed.caller.scopes.allows("quotas.write") {
-        return forbidden(&signed, "quotas.write");
-    }
     let sent = form.get("ratelimits").cloned().unwrap_or_default();
     let kept = || match ask {
         Ask::Limits => Kept::one("ratelimits", sent.clone()),

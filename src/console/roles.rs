@@ -3,8 +3,6 @@
 //! and a role deleted (taken from the tokens holding it only when asked), through the admin
 //! API's own calls.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
@@ -13,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::form::{self, FormErrors, Kept};
 use super::pages::{html, when, Layout};
-use super::session::{forbidden, signed, signed_form, store_down, unavailable};
+use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::Signed;
 use crate::http::{AdminFailure, AppState};
 
@@ -101,19 +99,6 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     page(&state, &signed, nothing, notice, StatusCode::OK).await
 }
 
-/// A `roles.write` form: the session and the form, or the answer to give instead.
-async fn writer(
-    req: &HttpRequest,
-    state: &AppState,
-    body: &Bytes,
-) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
-    let (signed, form) = signed_form(req, state, body).await?;
-    match signed.caller.scopes.allows("roles.write") {
-        true => Ok((signed, form)),
-        false => Err(forbidden(&signed, "roles.write")),
-    }
-}
-
 fn done(what: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("location", format!("/console/roles?done={what}")))
@@ -151,7 +136,7 @@ fn request<T: serde::de::DeserializeOwned>(body: Map<String, Value>) -> Result<T
 
 /// `POST /console/roles`: `name`, `description`, `permissions` (comma-separated).
 pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> HttpResponse {
-    let (signed, fields) = match writer(&req, &state, &body).await {
+    let (signed, fields) = match scoped_form(&req, &state, &body, "roles.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -193,7 +178,7 @@ pub async fn change(
     name: Path<String>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, fields) = match writer(&req, &state, &body).await {
+    let (signed, fields) = match scoped_form(&req, &state, &body, "roles.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -223,7 +208,7 @@ pub async fn delete(
     name: Path<String>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, fields) = match writer(&req, &state, &body).await {
+    let (signed, fields) = match scoped_form(&req, &state, &body, "roles.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };

@@ -181,6 +181,22 @@ pub async fn signed_form(
     }
 }
 
+/// A POST of a signed-in page that needs `scope`: the session and the form, or the answer to
+/// give instead. Every console action comes through here, so each is scope-checked server side
+/// whatever the page showed (403 without it).
+pub async fn scoped_form(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &Bytes,
+    scope: &'static str,
+) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
+    let (signed, form) = signed_form(req, state, body).await?;
+    match signed.caller.scopes.allows(scope) {
+        true => Ok((signed, form)),
+        false => Err(forbidden(&signed, scope)),
+    }
+}
+
 /// `/console`: the tokens, or the sign-in page.
 pub async fn home(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     match signed(&req, &state).await {
@@ -236,6 +252,7 @@ pub async fn sign_in(req: HttpRequest, state: Data<AppState>, body: Bytes) -> Ht
             answer
         }
         Err(Refusal::Unauthorized) => {
+            tracing::warn!(ip = ?ip, "console: a sign-in with a secret that is no admin credential");
             let error = Some("This secret is not a valid admin credential.".to_owned());
             sign_in_form(&req, &state, StatusCode::UNAUTHORIZED, error)
         }

@@ -2,17 +2,14 @@
 //! and under its scope: disable or enable, rotate with a grace (the new key shown once), revoke
 //! behind a confirmation, replace the metadata.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::form::{list, FormErrors, Kept};
 use super::pages::{when, Layout};
-use super::session::{forbidden, signed_form, store_down};
+use super::session::{scoped_form, store_down};
 use super::token::{not_found, page, page_with, plain, secret_page, SecretPage};
-use crate::admins::Signed;
 use crate::domain::state::StateReason;
 use crate::http::AppState;
 use crate::service::GraceDecision;
@@ -25,21 +22,6 @@ fn done(id: u64, what: &str) -> HttpResponse {
         .finish()
 }
 
-/// A signed-in form about token `id` that needs `scope`: the session and the form, or the
-/// answer to give instead.
-async fn action(
-    req: &HttpRequest,
-    state: &AppState,
-    body: &Bytes,
-    scope: &'static str,
-) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
-    let (signed, form) = signed_form(req, state, body).await?;
-    if !signed.caller.scopes.allows(scope) {
-        return Err(forbidden(&signed, scope));
-    }
-    Ok((signed, form))
-}
-
 /// `POST /console/tokens/{id}/state`: `enabled=false` (with a `reason`) disables, `true`
 /// enables.
 pub async fn set_state(
@@ -48,7 +30,7 @@ pub async fn set_state(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match action(&req, &state, &body, "tokens.disable").await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.disable").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -85,7 +67,7 @@ pub async fn revoke(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match action(&req, &state, &body, "tokens.revoke").await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.revoke").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -125,7 +107,7 @@ pub async fn rotate(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match action(&req, &state, &body, "tokens.rotate").await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.rotate").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -193,7 +175,7 @@ pub async fn set_metadata(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match action(&req, &state, &body, "tokens.update").await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.update").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -252,7 +234,7 @@ pub async fn set_access(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match action(&req, &state, &body, "tokens.update").await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "tokens.update").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };

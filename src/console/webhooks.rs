@@ -3,8 +3,6 @@
 //! disabled, enabled or deleted, a test event to it and a delivery sent again, through the
 //! admin API's own calls.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
@@ -12,7 +10,7 @@ use askama::Template;
 
 use super::form::{self, FormErrors, Kept};
 use super::pages::{html, when, when_or, Layout};
-use super::session::{forbidden, signed, signed_form, store_down, unavailable};
+use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::Signed;
 use crate::domain::webhook::DeliveryQuery;
 use crate::http::AppState;
@@ -147,19 +145,6 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     page(&state, &signed, shown, StatusCode::OK).await
 }
 
-/// A `webhooks.write` form: the session and the form, or the answer to give instead.
-async fn writer(
-    req: &HttpRequest,
-    state: &AppState,
-    body: &Bytes,
-) -> Result<(Signed, HashMap<String, String>), HttpResponse> {
-    let (signed, form) = signed_form(req, state, body).await?;
-    match signed.caller.scopes.allows("webhooks.write") {
-        true => Ok((signed, form)),
-        false => Err(forbidden(&signed, "webhooks.write")),
-    }
-}
-
 /// The page with one mistake of the form as a whole.
 async fn refused(
     state: &AppState,
@@ -184,7 +169,7 @@ const ENDPOINT_FIELDS: [(&str, &str); 3] = [
 /// `POST /console/webhooks`: `url`, `events` (comma-separated), `description`,
 /// `includeMetadata`; the answer shows its signing secret, once.
 pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> HttpResponse {
-    let (signed, form) = match writer(&req, &state, &body).await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "webhooks.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -244,7 +229,7 @@ pub async fn set_state(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, form) = match writer(&req, &state, &body).await {
+    let (signed, form) = match scoped_form(&req, &state, &body, "webhooks.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -274,7 +259,7 @@ pub async fn delete(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, _) = match writer(&req, &state, &body).await {
+    let (signed, _) = match scoped_form(&req, &state, &body, "webhooks.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -303,7 +288,7 @@ pub async fn test(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, _) = match writer(&req, &state, &body).await {
+    let (signed, _) = match scoped_form(&req, &state, &body, "webhooks.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -324,7 +309,7 @@ pub async fn retry(
     id: Path<u64>,
     body: Bytes,
 ) -> HttpResponse {
-    let (signed, _) = match writer(&req, &state, &body).await {
+    let (signed, _) = match scoped_form(&req, &state, &body, "webhooks.write").await {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
