@@ -49,6 +49,17 @@ impl Kept {
             .find(|(field, _)| *field == name)
             .map(|(_, text)| text.as_str())
     }
+
+    /// Whether field `name` was sent as `value` (a choice to show chosen again).
+    pub fn is(&self, name: &str, value: &str) -> bool {
+        self.field(name) == Some(value)
+    }
+
+    /// What `form` sent in `fields`, trimmed.
+    pub fn of(form: &std::collections::HashMap<String, String>, fields: &[&'static str]) -> Self {
+        let sent = |field: &str| form.get(field).map_or("", |value| value.trim()).to_owned();
+        Self(fields.iter().map(|field| (*field, sent(field))).collect())
+    }
 }
 
 /// The items of a comma-separated field, trimmed, the empty ones dropped.

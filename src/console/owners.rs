@@ -41,6 +41,8 @@ pub struct OwnerPage {
     pub quota_form: Option<String>,
     /// The limits editor's text: the stored limits as the API's JSON, or what was refused.
     pub limits_text: String,
+    /// What a refused form sent, shown again.
+    pub kept: Kept,
     pub errors: FormErrors,
     pub notice: Option<&'static str>,
 }
@@ -131,6 +133,7 @@ pub(super) async fn page(
             .filter(|()| scopes.allows("quotas.read"))
             .map(|()| format!("/console/owners/{}", owner.get())),
         limits_text: kept.field("ratelimits").map_or(limits_text, str::to_owned),
+        kept,
         errors,
         notice,
     };

@@ -17,21 +17,24 @@ use crate::http::{credits_edit, edit_quota_as, limits_edit, AppState, CreditsPat
 use crate::http::{AdminFailure, RateLimitsRequest};
 use crate::quotas::QuotaView;
 
-/// The limits editor's text for what is stored: the API's own `ratelimits` array.
+/// The limits editor's text for what is stored: the API's own `ratelimits` array, a limit a
+/// line.
 pub fn limits_text(view: &QuotaView) -> String {
-    let limits: Vec<Value> = view
+    let lines: Vec<String> = view
         .limits
         .iter()
         .map(|limit| {
-            json!({
-                "name": limit.name.as_str(),
-                "limit": limit.limit,
-                "duration": limit.duration_ms,
-                "autoApply": limit.auto_apply,
-            })
+            let name = Value::from(limit.name.as_str());
+            format!(
+                "  {{\"name\": {name}, \"limit\": {}, \"duration\": {}, \"autoApply\": {}}}",
+                limit.limit, limit.duration_ms, limit.auto_apply
+            )
         })
         .collect();
-    serde_json::to_string_pretty(&limits).unwrap_or_else(|_| "[]".to_owned())
+    match lines.is_empty() {
+        true => "[]".to_owned(),
+        false => format!("[\n{}\n]", lines.join(",\n")),
+    }
 }
 
 /// The editor's text as the admin API's `PUT …/ratelimits` body.
@@ -111,6 +114,9 @@ const CREDIT_FIELDS: [(&str, &str); 5] = [
     ("", "credits"),
 ];
 
+/// The credits form's fields, kept when it is refused.
+const CREDIT_FORM: [&str; 5] = ["change", "amount", "refill", "refillAmount", "refillDay"];
+
 /// Whose limits and credits a form changes.
 #[derive(Clone, Copy)]
 enum Whose {
@@ -174,7 +180,7 @@ async fn change(
     let sent = form.get("ratelimits").cloned().unwrap_or_default();
     let kept = || match ask {
         Ask::Limits => Kept::one("ratelimits", sent.clone()),
-        Ask::Credits => Kept::default(),
+        Ask::Credits => Kept::of(&form, &CREDIT_FORM),
     };
     let edit = match ask {
         Ask::Limits => limits_request(&sent).and_then(|request| {

@@ -155,11 +155,8 @@ pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> Htt
     match created {
         Ok(_) => done("created"),
         Err(failure) => {
-            let kept = ROLE_FIELDS
-                .iter()
-                .map(|(field, _)| (*field, text(field).to_owned()))
-                .collect();
-            refused(&state, &signed, failure, (&ROLE_FIELDS, Kept(kept))).await
+            let kept = Kept::of(&fields, &["name", "description", "permissions"]);
+            refused(&state, &signed, failure, (&ROLE_FIELDS, kept)).await
         }
     }
 }
@@ -220,7 +217,7 @@ pub async fn delete(
             if failure.code == "role_in_use" {
                 failure.message = failure.message.replace(
                     "delete with ?force=true to take it from them",
-                    "tick \"take it from them\" to delete it anyway",
+                    "tick \"take it from the tokens holding it\" to delete it anyway",
                 );
             }
             let failure = about(&name, failure);

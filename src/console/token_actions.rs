@@ -245,11 +245,10 @@ pub async fn set_access(
         request.insert(field.into(), serde_json::json!(list(text(field))));
     }
     let refused = |errors: FormErrors| {
-        let kept = ACCESS_FIELDS
-            .iter()
-            .map(|(field, _)| (*field, text(field).to_owned()))
-            .collect();
-        (errors, Kept(kept))
+        (
+            errors,
+            Kept::of(&form, &ACCESS_FIELDS.map(|(field, _)| field)),
+        )
     };
     let request: crate::http::AccessRequest =
         match serde_json::from_value(serde_json::Value::Object(request)) {

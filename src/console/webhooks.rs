@@ -185,13 +185,7 @@ pub async fn create(req: HttpRequest, state: Data<AppState>, body: Bytes) -> Htt
     }
     let include = text("includeMetadata") == "yes";
     request.insert("includeMetadata".into(), serde_json::json!(include));
-    let kept = || {
-        let kept = ENDPOINT_FIELDS
-            .iter()
-            .map(|(field, _)| (*field, text(field).to_owned()))
-            .collect();
-        Kept(kept)
-    };
+    let kept = || Kept::of(&form, &["url", "events", "description", "includeMetadata"]);
     let created = match serde_json::from_value(serde_json::Value::Object(request)) {
         Ok(request) => {
             let actor = signed.caller.actor.clone();

@@ -1618,7 +1618,7 @@ async fn roles_are_created_changed_and_deleted_from_the_roles_page() {
         .await;
     assert_eq!(in_use.status, 409, "{in_use:?}");
     assert!(in_use.body.contains(
-        "Role &#34;reader&#34;: 1 valid token(s) hold this role; tick &#34;take it from them&#34; to delete it anyway"
+        "Role &#34;reader&#34;: 1 valid token(s) hold this role; tick &#34;take it from the tokens holding it&#34; to delete it anyway"
     ), "{}", in_use.body);
     let deleted = browser
         .post(

@@ -9,12 +9,12 @@ use crate::browser_harness::{Browser, Site};
 use crate::helpers::{spawn_admin_app, TestApp, ADMIN_SECRET};
 
 /// The sign-in form's button.
-const SIGN_IN: &str = "form[action='/console/sign-in'] button[type=submit]";
+pub(crate) const SIGN_IN: &str = "form[action='/console/sign-in'] button[type=submit]";
 /// The header's "Sign out" button.
 const SIGN_OUT: &str = "header form.who button[type=submit]";
 
 /// A fresh browser on the sign-in page with `secret` typed in (not sent yet).
-async fn at_sign_in(app: &TestApp, secret: &str) -> Browser {
+pub(crate) async fn at_sign_in(app: &TestApp, secret: &str) -> Browser {
     let browser = Browser::start().await;
     browser.goto(&app.url("/console")).await;
     assert_eq!(browser.path().await, "/console/sign-in");
@@ -23,7 +23,7 @@ async fn at_sign_in(app: &TestApp, secret: &str) -> Browser {
 }
 
 /// A fresh browser signed in as `ops` through the form, on the tokens page.
-async fn signed_in(app: &TestApp) -> Browser {
+pub(crate) async fn signed_in(app: &TestApp) -> Browser {
     let browser = at_sign_in(app, ADMIN_SECRET).await;
     browser.click_and_wait(SIGN_IN).await;
     assert_eq!(
@@ -37,7 +37,7 @@ async fn signed_in(app: &TestApp) -> Browser {
 
 /// What the browser's console said since the last look, less the browser's own request for
 /// `/favicon.ico` (the console names no icon, so the app's 404 for it is logged once).
-async fn problems(browser: &Browser) -> Vec<String> {
+pub(crate) async fn problems(browser: &Browser) -> Vec<String> {
     let mut problems = browser.console_problems().await;
     problems.retain(|problem| !problem.contains("/favicon.ico"));
     problems
@@ -314,7 +314,7 @@ async fn a_form_posted_from_another_origin_does_not_sign_the_user_out() {
 
 /// Waits until the page's path (without its query) is `path` (a navigation the browser
 /// finishes on its own).
-async fn lands_on(browser: &Browser, path: &str) {
+pub(crate) async fn lands_on(browser: &Browser, path: &str) {
     for _ in 0..200 {
         if browser.current_url().await.path() == path {
             browser.wait_ready().await;
@@ -326,7 +326,7 @@ async fn lands_on(browser: &Browser, path: &str) {
 }
 
 /// Clicks a button whose form asks for confirmation (the script's `confirm`), and says yes.
-async fn click_confirmed(browser: &Browser, css: &str) {
+pub(crate) async fn click_confirmed(browser: &Browser, css: &str) {
     browser.click(css).await;
     browser
         .client

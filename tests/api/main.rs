@@ -101,3 +101,4 @@ mod console;
 // The admin console in a real browser (SPEC B14).
 mod browser_harness;
 mod console_browser;
+mod console_browser_manage;
