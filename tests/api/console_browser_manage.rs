@@ -127,8 +127,19 @@ async fn clear_of_the_hour_s_end() {
 /// The admin API's message for a grant that is not one.
 const NOT_A_GRANT: &str = "a permission is 1 to 100 characters of A-Z, a-z, 0-9, _, ., : and -";
 
-/// What the browser's console said (see `problems`), less the refusals a test asked for: the
-/// browser logs each 4xx answer to a form posted to one of `refused` (paths).
+/// Closes the browser after checking its console said nothing (see `problems`) but the
+/// refusals the test asked for: the browser logs each 4xx answer to a form posted to one of
+/// `refused` (paths).
+async fn close_quiet<S: AsRef<str>>(browser: Browser, refused: &[S]) {
+    let refused: Vec<&str> = refused.iter().map(AsRef::as_ref).collect();
+    assert_eq!(
+        problems_besides(&browser, &refused).await,
+        Vec::<String>::new()
+    );
+    browser.close().await;
+}
+
+/// What the browser's console said (see `problems`), less the refusals a test asked for.
 async fn problems_besides(browser: &Browser, refused: &[&str]) -> Vec<String> {
     let mut problems = problems(browser).await;
     problems.retain(|problem| {
@@ -268,13 +279,7 @@ async fn a_token_s_roles_and_permissions_are_given_and_taken_on_its_page_and_ver
         Some(NOT_A_GRANT)
     );
     assert_eq!(value(&browser, "addPermissions").await, "audit read");
-    let refused = [format!("{page}/access")];
-    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
-    assert_eq!(
-        problems_besides(&browser, &refused).await,
-        Vec::<String>::new()
-    );
-    browser.close().await;
+    close_quiet(browser, &[format!("{page}/access")]).await;
 }
 
 // ---- Limits and credits ----
@@ -426,12 +431,7 @@ async fn a_token_s_limits_and_credits_are_changed_on_its_page_and_verifications_
     );
     assert!(browser.text("#credits").await.starts_with("4 left"));
     let refused = [format!("{page}/ratelimits"), format!("{page}/credits")];
-    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
-    assert_eq!(
-        problems_besides(&browser, &refused).await,
-        Vec::<String>::new()
-    );
-    browser.close().await;
+    close_quiet(browser, &refused).await;
 }
 
 #[tokio::test]
@@ -541,12 +541,7 @@ async fn an_owner_s_limits_and_credits_are_set_on_its_page_and_shared_by_its_tok
     );
     assert_eq!(verify_status(&app, &second.key).await, 200, "no limit now");
     assert!(fact(&browser, "Credits").await.starts_with("35 left"));
-    let refused = ["/console/owners/9/ratelimits"];
-    assert_eq!(
-        problems_besides(&browser, &refused).await,
-        Vec::<String>::new()
-    );
-    browser.close().await;
+    close_quiet(browser, &["/console/owners/9/ratelimits"]).await;
 }
 
 // ---- Roles ----
@@ -674,12 +669,11 @@ async fn roles_are_created_changed_and_deleted_on_their_page_and_one_in_use_only
     assert_eq!(verify_query(&app, &token.key, "reports.read").await, 403);
     let stored = app.admin_get(&format!("/tokens/{}", token.id)).await;
     assert_eq!(stored.body["roles"], json!([]), "{stored:?}");
-    let refused = ["/console/roles", "/console/roles/support/delete"];
-    assert_eq!(
-        problems_besides(&browser, &refused).await,
-        Vec::<String>::new()
-    );
-    browser.close().await;
+    close_quiet(
+        browser,
+        &["/console/roles", "/console/roles/support/delete"],
+    )
+    .await;
 }
 
 // ---- Webhooks ----
@@ -844,11 +838,7 @@ async fn a_webhook_endpoint_is_added_with_its_secret_shown_once_then_tested_disa
     assert!(!browser.has("#deliveries").await, "its log went with it");
     let listed = app.admin_get("/webhooks").await;
     assert_eq!(listed.body, json!({"webhooks": []}), "{listed:?}");
-    assert_eq!(
-        problems_besides(&browser, &["/console/webhooks"]).await,
-        Vec::<String>::new()
-    );
-    browser.close().await;
+    close_quiet(browser, &["/console/webhooks"]).await;
 }
 
 // ---- Admin credentials ----
