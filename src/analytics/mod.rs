@@ -144,29 +144,61 @@ impl Analytics {
     }
 
     /// Verifications of each token in the 1,440 minutes ending with the current one (unix
-    /// second `now`): the stored rollups plus what this instance has not written yet.
-    pub async fn usage_24h(
+    /// second `now`), by UTC hour, oldest first: the stored rollups plus what this instance has
+    /// not written yet (in the last hour). The first and last hours are partial (25 of them
+    /// when the window does not start on an hour); their sum is the exact 24 h count. Three
+    /// reads: the minutes of the first hour, whole hours, the minutes of the current hour.
+    pub async fn usage_24h_by_hour(
         &self,
         store: &dyn AnalyticsStore,
         ids: &[u64],
         now: i64,
-    ) -> Result<HashMap<u64, u64>, StoreError> {
+    ) -> Result<HashMap<u64, Vec<u64>>, StoreError> {
         let start = Self::usage_24h_since(now);
         let end = start + 86_400;
-        let filter = RollupFilter {
-            granularity: Granularity::Minute,
-            start,
-            end,
-            token_id: None,
-            user_id: None,
-            codes: Vec::new(),
-            tags: Vec::new(),
-            among: Some(ids.to_vec()),
-        };
-        let mut usage = totals(store, &filter, Dimension::Token).await?;
-        for id in ids {
-            let unwritten = self.counter.of_token_since(*id, start);
-            *usage.entry(*id).or_default() += unwritten;
+        let hour = Granularity::Hour;
+        let first = hour.floor(start);
+        let hours = ((hour.floor(end - 1) - first) / 3_600 + 1) as usize;
+        let pieces = [
+            (Granularity::Minute, start, hour.ceil(start), false),
+            (hour, hour.ceil(start), hour.floor(end), true),
+            (
+                Granularity::Minute,
+                hour.floor(end).max(hour.ceil(start)),
+                end,
+                false,
+            ),
+        ];
+        let mut usage: HashMap<u64, Vec<u64>> =
+            ids.iter().map(|id| (*id, vec![0; hours])).collect();
+        for (granularity, from, to, per_bucket) in pieces {
+            if from >= to {
+                continue;
+            }
+            let filter = RollupFilter {
+                granularity,
+                start: from,
+                end: to,
+                token_id: None,
+                user_id: None,
+                codes: Vec::new(),
+                tags: Vec::new(),
+                among: Some(ids.to_vec()),
+            };
+            for sum in store
+                .rollup_sums(&filter, Dimension::Token, per_bucket)
+                .await?
+            {
+                let slot = ((hour.floor(sum.bucket) - first) / 3_600) as usize;
+                if let Some(count) = usage.get_mut(&sum.id).and_then(|hours| hours.get_mut(slot)) {
+                    *count += sum.total;
+                }
+            }
+        }
+        for (id, hours) in &mut usage {
+            if let Some(last) = hours.last_mut() {
+                *last += self.counter.of_token_since(*id, start);
+            }
         }
         Ok(usage)
     }

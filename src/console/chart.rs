@@ -93,3 +93,58 @@ pub fn chart(report: &Report, start: i64, end: i64, bucket: i64) -> Chart {
         refused: buckets.iter().map(|(_, r)| r).sum(),
     }
 }
+
+/// A token's verifications over the last 24 hours as a line the tokens page draws in a row
+/// (SVG), one point an hour, scaled to the busiest hour.
+pub struct Sparkline {
+    /// The polyline's `points` in a [`SPARK_WIDTH`] × [`SPARK_HEIGHT`] box.
+    pub points: String,
+    pub total: u64,
+    /// The busiest hour's count.
+    pub max: u64,
+}
+
+pub const SPARK_WIDTH: u32 = 72;
+pub const SPARK_HEIGHT: u32 = 18;
+
+/// The sparkline of `hours` (oldest first).
+pub fn sparkline(hours: &[u64]) -> Sparkline {
+    let max = hours.iter().copied().max().unwrap_or(0);
+    let (width, height) = (f64::from(SPARK_WIDTH), f64::from(SPARK_HEIGHT));
+    // One pixel of room above and below, so a flat line at either end shows.
+    let span = (hours.len().max(2) - 1) as f64;
+    let points = hours
+        .iter()
+        .enumerate()
+        .map(|(i, count)| {
+            let x = i as f64 * width / span;
+            let y = match max {
+                0 => height - 1.0,
+                _ => height - 1.0 - (*count as f64 / max as f64) * (height - 2.0),
+            };
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Sparkline {
+        points,
+        total: hours.iter().sum(),
+        max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sparkline_scales_to_its_busiest_hour_and_sums_the_day() {
+        let line = sparkline(&[0, 2, 4]);
+        assert_eq!(line.points, "0.0,17.0 36.0,9.0 72.0,1.0");
+        assert_eq!((line.total, line.max), (6, 4));
+        let quiet = sparkline(&[0; 25]);
+        assert!(quiet.points.split(' ').all(|p| p.ends_with(",17.0")));
+        assert_eq!(quiet.points.split(' ').count(), 25);
+        assert_eq!(sparkline(&[]).points, "");
+    }
+}

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
+use super::chart::{sparkline, Sparkline};
 use super::form::FormErrors;
 use super::pages::{html, when_or, Layout};
 use super::session::{forbidden, signed, unavailable};
@@ -39,7 +40,8 @@ pub struct TokenRow {
     pub name: String,
     pub owner: u64,
     pub status: &'static str,
-    pub usage: String,
+    /// Its verifications over the last 24 hours; `None` without analytics.
+    pub usage: Option<Sparkline>,
     pub last_used: String,
     pub expires: String,
 }
@@ -203,7 +205,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
         .then(|| records.last().map(|r| next_link(&form, r.id)))
         .flatten();
     let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
-    let usage = state.tokens.usage_24h(&ids).await.ok().flatten();
+    let usage = state.tokens.usage_24h_by_hour(&ids).await.ok().flatten();
     let rows = records
         .iter()
         .map(|record| TokenRow {
@@ -211,10 +213,9 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
             name: record.name.clone(),
             owner: record.user_id.get(),
             status: status_of(record, now),
-            usage: match &usage {
-                Some(usage) => usage.get(&record.id).copied().unwrap_or(0).to_string(),
-                None => "—".to_owned(),
-            },
+            usage: usage
+                .as_ref()
+                .map(|usage| sparkline(usage.get(&record.id).map_or(&[][..], Vec::as_slice))),
             last_used: when_or(record.last_used, now, "never"),
             expires: when_or(record.expires_at, now, "never"),
         })

@@ -60,15 +60,32 @@ impl TokenService {
     /// Verifications of each token over the last 24 hours (all codes), a batch whose write
     /// failed and waits for its retry included; `None` without analytics.
     pub async fn usage_24h(&self, ids: &[u64]) -> Result<Option<HashMap<u64, u64>>, StoreError> {
+        let by_hour = self.usage_24h_by_hour(ids).await?;
+        Ok(by_hour.map(|usage| {
+            usage
+                .into_iter()
+                .map(|(id, hours)| (id, hours.iter().sum()))
+                .collect()
+        }))
+    }
+
+    /// [`Self::usage_24h`] by UTC hour, oldest first (the console's sparklines; see
+    /// `Analytics::usage_24h_by_hour`).
+    pub async fn usage_24h_by_hour(
+        &self,
+        ids: &[u64],
+    ) -> Result<Option<HashMap<u64, Vec<u64>>>, StoreError> {
         let Some(analytics) = &self.analytics else {
             return Ok(None);
         };
         let now = self.clock.now().timestamp();
-        let mut usage = analytics.usage_24h(&*self.store, ids, now).await?;
+        let mut usage = analytics.usage_24h_by_hour(&*self.store, ids, now).await?;
         if let Some(recorder) = &self.usage {
             let since = Analytics::usage_24h_since(now);
-            for id in ids {
-                *usage.entry(*id).or_default() += recorder.unconfirmed_verifications(*id, since);
+            for (id, hours) in &mut usage {
+                if let Some(last) = hours.last_mut() {
+                    *last += recorder.unconfirmed_verifications(*id, since);
+                }
             }
         }
         Ok(Some(usage))

@@ -645,7 +645,7 @@ async fn a_read_only_credential_sees_no_action_and_a_forged_post_with_its_sessio
 }
 
 #[tokio::test]
-async fn the_chart_counts_a_token_s_verifications_by_outcome() {
+async fn the_chart_and_the_list_s_sparkline_count_a_token_s_verifications() {
     let app = spawn_admin_app_with(|s| s.usage.flush_interval = Duration::from_secs(3600)).await;
     let token = app
         .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
@@ -659,10 +659,30 @@ async fn the_chart_counts_a_token_s_verifications_by_outcome() {
         "{}",
         before.body
     );
+    let list = browser.get("/console/tokens").await;
+    assert!(
+        list.body.contains("<span class=\"count\">0</span>"),
+        "{}",
+        list.body
+    );
+    assert!(list
+        .body
+        .contains("aria-label=\"0 verifications in the last 24 hours, by hour"));
     for _ in 0..5 {
         app.verify(&token.key, "full").await;
     }
     app.tokens.flush_usage().await.expect("flush");
+    // The tokens page: the day's count, and its line at the top in the current hour.
+    let list = browser.get("/console/tokens").await;
+    assert!(
+        list.body.contains("<span class=\"count\">5</span>"),
+        "{}",
+        list.body
+    );
+    assert!(list
+        .body
+        .contains("aria-label=\"5 verifications in the last 24 hours, by hour (the busiest: 5)\""));
+    assert!(list.body.contains(" 72.0,1.0\"/></svg>"), "{}", list.body);
     for range in ["24h", "7d", "30d"] {
         let page = browser.get(&format!("{path}?range={range}")).await;
         assert_eq!(page.status, 200);

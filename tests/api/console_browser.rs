@@ -64,11 +64,21 @@ async fn signing_in_through_the_form_lands_on_the_tokens_with_a_strict_session_c
         (12, "ci-deploy", json!({"env": "staging"})),
         (31, "support-bot", json!({})),
     ];
+    let mut keys = Vec::new();
     for (owner, name, metadata) in tokens.clone() {
-        app.admin_create(&json!({"userId": owner, "name": name, "privilege": "full",
-            "metadata": metadata}))
+        let created = app
+            .admin_create(&json!({"userId": owner, "name": name, "privilege": "full",
+                "metadata": metadata}))
             .await;
+        keys.push(created.key);
     }
+    // Some use for the list's 24 h sparklines.
+    for (key, uses) in keys.iter().zip([4, 1, 0]) {
+        for _ in 0..uses {
+            assert_eq!(app.verify(key, "full").await.status, 200);
+        }
+    }
+    app.tokens.flush_usage().await.expect("flush");
     let browser = at_sign_in(&app, ADMIN_SECRET).await;
     assert_eq!(browser.text("main h1").await, "Sign in");
     let focused = browser.execute("return document.activeElement.id").await;
@@ -90,6 +100,12 @@ async fn signing_in_through_the_form_lands_on_the_tokens_with_a_strict_session_c
             browser.describe().await
         );
     }
+    let counts = browser
+        .execute(
+            "return [...document.querySelectorAll('td.usage .count')].map(c => c.textContent);",
+        )
+        .await;
+    assert_eq!(counts, json!(["0", "1", "4"]), "newest first");
     assert_eq!(
         browser.text("header form.who span").await,
         "Signed in as config:ops"
