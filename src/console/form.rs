@@ -1,7 +1,11 @@
 //! What the console's forms share: their mistakes by field, the admin API's refusals put next
 //! to the field they name, the text a refused field keeps, and comma-separated lists.
 
+use std::collections::HashMap;
+
+use crate::domain::state::StateReason;
 use crate::http::AdminFailure;
+use crate::store::StateChange;
 
 /// Mistakes of the form, by field (`form`: the form as a whole).
 #[derive(Default)]
@@ -56,10 +60,24 @@ impl Kept {
     }
 
     /// What `form` sent in `fields`, trimmed.
-    pub fn of(form: &std::collections::HashMap<String, String>, fields: &[&'static str]) -> Self {
+    pub fn of(form: &HashMap<String, String>, fields: &[&'static str]) -> Self {
         let sent = |field: &str| form.get(field).map_or("", |value| value.trim()).to_owned();
         Self(fields.iter().map(|field| (*field, sent(field))).collect())
     }
+}
+
+/// The disable / enable form of a token or an owner: `enabled=true` enables, anything else
+/// disables, with the optional `reason` (its rule's message next to it when it breaks it).
+pub fn state_change(form: &HashMap<String, String>) -> Result<StateChange, FormErrors> {
+    let enabled = form.get("enabled").map(String::as_str) == Some("true");
+    let reason = form
+        .get("reason")
+        .map(|reason| reason.trim())
+        .filter(|reason| !reason.is_empty())
+        .map(StateReason::parse)
+        .transpose()
+        .map_err(|err| FormErrors::one("reason", err.to_string()))?;
+    Ok(StateChange { enabled, reason })
 }
 
 /// The items of a comma-separated field, trimmed, the empty ones dropped.

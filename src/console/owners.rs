@@ -13,10 +13,8 @@ use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
 use crate::domain::record::{TokenQuery, TokenStatus};
-use crate::domain::state::StateReason;
 use crate::domain::UserId;
 use crate::http::AppState;
-use crate::store::StateChange;
 
 pub struct LimitRow {
     pub name: String,
@@ -127,11 +125,8 @@ pub(super) async fn page(
         limits,
         credits,
         can_disable: scopes.allows("tokens.disable"),
-        quota_form: scopes
-            .allows("quotas.write")
-            .then_some(())
-            .filter(|()| scopes.allows("quotas.read"))
-            .map(|()| format!("/console/owners/{}", owner.get())),
+        quota_form: (scopes.allows("quotas.read") && scopes.allows("quotas.write"))
+            .then(|| format!("/console/owners/{}", owner.get())),
         limits_text: kept.field("ratelimits").map_or(limits_text, str::to_owned),
         kept,
         errors,
@@ -183,32 +178,17 @@ pub async fn set_state(
     let Ok(user) = owner.parse::<UserId>() else {
         return not_found(&signed, &owner);
     };
-    let enabled = form.get("enabled").map(String::as_str) == Some("true");
-    let reason = form
-        .get("reason")
-        .map(|r| r.trim())
-        .filter(|r| !r.is_empty());
-    let reason = match reason.map(StateReason::parse).transpose() {
-        Ok(reason) => reason,
-        Err(err) => {
-            let errors = FormErrors::one("reason", err.to_string());
+    let change = match super::form::state_change(&form) {
+        Ok(change) => change,
+        Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            return page(
-                &state,
-                &signed,
-                user,
-                (errors, Kept::default()),
-                None,
-                status,
-            )
-            .await;
+            let refused = (errors, Kept::default());
+            return page(&state, &signed, user, refused, None, status).await;
         }
     };
+    let enabled = change.enabled;
     let tokens = state.tokens.acting_as(signed.caller.actor.clone());
-    match tokens
-        .set_owner_state(user, &StateChange { enabled, reason })
-        .await
-    {
+    match tokens.set_owner_state(user, &change).await {
         Ok(_) => HttpResponse::SeeOther()
             .insert_header((
                 "location",

@@ -78,7 +78,7 @@ pub struct TokenPage {
     pub quota_form: Option<String>,
     /// The limits editor's text: the stored limits as the API's JSON, or what was refused.
     pub limits_text: String,
-    /// The roles and grants form as typed, when refused (`addRoles`, … by field).
+    /// What a refused form sent (the roles and permissions form, the credits form), by field.
     pub kept: Kept,
     /// The permission query tried (`?query=`), and what it said of this token.
     pub query: String,
@@ -292,11 +292,8 @@ pub(super) async fn page_with(
         notice,
         metadata_text,
         quota,
-        quota_form: scopes
-            .allows("quotas.write")
-            .then_some(())
-            .filter(|()| scopes.allows("quotas.read"))
-            .map(|()| format!("/console/tokens/{id}")),
+        quota_form: (scopes.allows("quotas.read") && scopes.allows("quotas.write"))
+            .then(|| format!("/console/tokens/{id}")),
         limits_text,
         kept,
         query: query.to_owned(),

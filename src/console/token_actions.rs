@@ -10,10 +10,8 @@ use super::form::{list, FormErrors, Kept};
 use super::pages::{when, Layout};
 use super::session::{scoped_form, store_down};
 use super::token::{not_found, page, page_with, plain, secret_page, SecretPage};
-use crate::domain::state::StateReason;
 use crate::http::AppState;
 use crate::service::GraceDecision;
-use crate::store::StateChange;
 
 /// Back to the token's page, saying what was done.
 fn done(id: u64, what: &str) -> HttpResponse {
@@ -35,20 +33,14 @@ pub async fn set_state(
         Err(answer) => return answer,
     };
     let id = id.into_inner();
-    let enabled = form.get("enabled").map(String::as_str) == Some("true");
-    let reason = form
-        .get("reason")
-        .map(|r| r.trim())
-        .filter(|r| !r.is_empty());
-    let reason = match reason.map(StateReason::parse).transpose() {
-        Ok(reason) => reason,
-        Err(err) => {
-            let errors = FormErrors(vec![("reason", err.to_string())]);
+    let change = match super::form::state_change(&form) {
+        Ok(change) => change,
+        Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return page(&state, &signed, id, "24h", errors, None, status).await;
         }
     };
-    let change = StateChange { enabled, reason };
+    let enabled = change.enabled;
     let tokens = state.tokens.acting_as(signed.caller.actor.clone());
     match tokens.set_token_state(id, &change).await {
         Ok(Some(_)) => done(id, if enabled { "enabled" } else { "disabled" }),
