@@ -38,6 +38,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/console")
+            // Every answer of the console counted, its refusals and 404s included.
+            .wrap(actix_web::middleware::from_fn(crate::http::count_console))
             .wrap(
                 DefaultHeaders::new()
                     .add(("Content-Security-Policy", CSP))

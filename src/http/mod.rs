@@ -72,7 +72,7 @@ pub(crate) use admin::{
     CreditsPatch, RateLimitsRequest, TokenView,
 };
 pub use query_params::QueryCache;
-pub use routes::request_series;
+pub use routes::{count_console, request_series};
 pub use routes::{metrics_routes, routes, table as route_table, RouteSpec};
 
 pub use headers::{common_headers, request_id};

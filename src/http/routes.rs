@@ -238,11 +238,24 @@ pub fn request_series() -> Vec<(&'static str, String)> {
             }
         }
     }
+    series.push(("*", "/console".to_owned()));
     series.push(("*", "unmatched".to_owned()));
     series
 }
 
-/// Each table entry's place in `request_series`, in table order, and the unmatched one.
+/// Counts the admin console's answers, whatever the page, as the one series `/console` (SPEC
+/// B14: its pages are not API routes; a series per page would only grow the scrape).
+pub async fn count_console(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    static CONSOLE: std::sync::LazyLock<RouteSeries> =
+        std::sync::LazyLock::new(|| RouteSeries::One(series_of_entries().1));
+    observe::count(*CONSOLE, req, next).await
+}
+
+/// Each table entry's place in `request_series`, in table order, and the console's (the
+/// unmatched one follows it, last).
 fn series_of_entries() -> (Vec<RouteSeries>, usize) {
     let mut next = 0;
     let mut places = Vec::with_capacity(TABLE.len());

@@ -1795,3 +1795,33 @@ async fn webhook_endpoints_are_added_with_their_secret_shown_once_switched_and_d
     assert_eq!(again.status, 404);
     assert!(again.body.contains("There is no such endpoint."));
 }
+
+#[tokio::test]
+async fn the_console_s_answers_are_counted_in_one_metrics_series() {
+    let app = spawn_admin_app().await;
+    let series = |status: &str| {
+        format!(r#"iam_http_requests_total{{method="*",route="/console",status="{status}"}}"#)
+    };
+    let (_, before) = crate::metrics::scrape(&app).await;
+    let mut browser = Browser::signed_in(&app, ADMIN_SECRET).await;
+    assert_eq!(browser.get("/console/tokens").await.status, 200);
+    assert_eq!(browser.get("/console/nowhere").await.status, 404);
+    let forged = browser.post("/console/tokens/new", &[("name", "x")]).await;
+    assert_eq!(forged.status, 403);
+    let (_, after) = crate::metrics::scrape(&app).await;
+    let moved = |status: &str| {
+        crate::metrics::value(&after, &series(status))
+            - crate::metrics::value(&before, &series(status))
+    };
+    // The sign-in page and the tokens page; the sign-in's 303 is among the statuses not named.
+    assert_eq!(moved("200"), 2.0);
+    assert_eq!(moved("other"), 1.0);
+    assert_eq!(moved("404"), 1.0);
+    assert_eq!(moved("403"), 1.0);
+    let unmatched = r#"iam_http_requests_total{method="*",route="unmatched",status="404"}"#;
+    assert_eq!(
+        crate::metrics::value(&after, unmatched) - crate::metrics::value(&before, unmatched),
+        0.0,
+        "the console's 404 is the console's"
+    );
+}
