@@ -68,6 +68,7 @@ pub(super) async fn page(
     let query = TokenQuery {
         user_id: Some(owner),
         name: None,
+        public_identifier: None,
         status: TokenStatus::All,
         metadata: None,
         limit: 1,

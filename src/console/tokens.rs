@@ -14,7 +14,7 @@ use super::form::FormErrors;
 use super::pages::{html, when_or, Layout};
 use super::session::{forbidden, signed, unavailable};
 use crate::domain::record::{TokenQuery, TokenRecord, TokenStatus};
-use crate::domain::UserId;
+use crate::domain::{PublicIdentifier, UserId};
 use crate::http::AppState;
 
 /// Tokens a page shows.
@@ -91,6 +91,7 @@ fn query_of(
     let mut query = TokenQuery {
         user_id: None,
         name: None,
+        public_identifier: None,
         status: TokenStatus::All,
         metadata: None,
         limit: PAGE + 1,
@@ -103,6 +104,13 @@ fn query_of(
         q if q.bytes().all(|b| b.is_ascii_digit()) => match q.parse() {
             Ok(id) => token_id = Some(id),
             Err(_) => errors.0.push(("q", "That id is too large.".to_owned())),
+        },
+        q if q.len() == PublicIdentifier::LEN => match PublicIdentifier::parse_shape(q) {
+            Ok(id) if id.checksum_holds() => query.public_identifier = Some(q.to_owned()),
+            _ => errors.0.push((
+                "q",
+                "That is no public identifier: its checksum does not match.".to_owned(),
+            )),
         },
         q => match q.strip_prefix("user:") {
             Some(owner) => match owner.trim().parse::<UserId>() {

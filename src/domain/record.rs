@@ -346,6 +346,8 @@ pub struct TokenQuery {
     pub user_id: Option<UserId>,
     /// Only tokens with exactly this name (byte for byte).
     pub name: Option<String>,
+    /// Only the token with exactly this public identifier (byte for byte).
+    pub public_identifier: Option<String>,
     pub status: TokenStatus,
     /// Only tokens whose metadata has this key with this value, compared as text: `42`
     /// matches the string "42" and the number 42, `true` the boolean and the string.

@@ -14,6 +14,9 @@ use serde_json::json;
 use crate::admin_credentials::stored;
 use crate::helpers::{spawn_admin_app, spawn_admin_app_with, TestApp, ADMIN_SECRET};
 
+/// The length of a public identifier.
+const PUBLIC_ID_LEN: usize = 137;
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -422,6 +425,24 @@ async fn the_tokens_page_searches_filters_and_pages_and_escapes_what_it_shows() 
         by_id.location(),
         Some(format!("/console/tokens/{}", hostile.id).as_str())
     );
+
+    let public_id = app.admin_get(&format!("/tokens/{}", hostile.id)).await.body
+        ["publicIdentifier"]
+        .as_str()
+        .expect("a public identifier")
+        .to_owned();
+    let by_public_id = browser.get(&format!("/console/tokens?q={public_id}")).await;
+    assert_eq!(by_public_id.status, 200);
+    assert_eq!(by_public_id.body.matches("<tr>").count(), 2, "only it");
+    assert!(by_public_id.body.contains(&format!(">{}</a>", hostile.id)));
+    // The last character of its checksum changed.
+    let last = if public_id.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &public_id[..PUBLIC_ID_LEN - 1]);
+    let refused = browser.get(&format!("/console/tokens?q={forged}")).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused
+        .body
+        .contains("That is no public identifier: its checksum does not match."));
 
     let bad = browser.get("/console/tokens?meta=nokey&q=user%3Ax").await;
     assert_eq!(bad.status, 400);

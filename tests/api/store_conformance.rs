@@ -422,6 +422,7 @@ async fn listing_filters_and_pages(backend: Backend) {
     let query = |metadata: Option<(&str, &str)>, status, before_id| TokenQuery {
         user_id: Some(uid(8)),
         name: None,
+        public_identifier: None,
         status,
         metadata: metadata.map(|(k, v)| (k.to_owned(), v.to_owned())),
         limit: 2,

@@ -341,6 +341,7 @@ fn list_query(
     let mut query = TokenQuery {
         user_id: Some(user_id),
         name: None,
+        public_identifier: None,
         status: TokenStatus::All,
         metadata: None,
         limit: DEFAULT_PAGE,

@@ -313,6 +313,10 @@ impl<T: Tx + ?Sized> TokenSql for T {
             sql.push_str(" AND t.name = ?");
             args.push(name.as_str().into());
         }
+        if let Some(public_identifier) = &query.public_identifier {
+            sql.push_str(" AND t.public_identifier = ?");
+            args.push(public_identifier.as_str().into());
+        }
         match query.status {
             TokenStatus::All => {}
             TokenStatus::Valid => sql.push_str(&format!(" AND {IS_VALID}")),
