@@ -42,6 +42,8 @@ pub struct TokenRow {
     pub status: &'static str,
     /// Its verifications over the last 24 hours; `None` without analytics.
     pub usage: Option<Sparkline>,
+    /// Its own credits left (`unlimited` without); empty without `quotas.read`.
+    pub credits: String,
     pub last_used: String,
     pub expires: String,
 }
@@ -56,6 +58,8 @@ pub struct TokensPage {
     pub rows: Vec<TokenRow>,
     /// The next page's link.
     pub next: Option<String>,
+    /// Whether the credits column is shown (`quotas.read`).
+    pub show_credits: bool,
     /// Whether the credential may create tokens (`tokens.create`).
     pub can_create: bool,
 }
@@ -190,6 +194,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
                 statuses,
                 rows: Vec::new(),
                 next: None,
+                show_credits: false,
                 can_create: signed.caller.scopes.allows("tokens.create"),
             };
             return html(StatusCode::BAD_REQUEST, &page);
@@ -214,6 +219,17 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
         .flatten();
     let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
     let usage = state.tokens.usage_24h_by_hour(&ids).await.ok().flatten();
+    let show_credits = signed.caller.scopes.allows("quotas.read");
+    let credits = match show_credits {
+        true => match state.tokens.token_credits(&records).await {
+            Ok(credits) => Some(credits),
+            Err(err) => {
+                tracing::error!(error = %err, "console: the tokens' credits could not be read");
+                None
+            }
+        },
+        false => None,
+    };
     let rows = records
         .iter()
         .map(|record| TokenRow {
@@ -224,6 +240,14 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
             usage: usage
                 .as_ref()
                 .map(|usage| sparkline(usage.get(&record.id).map_or(&[][..], Vec::as_slice))),
+            credits: match &credits {
+                None => String::new(),
+                Some(credits) => credits
+                    .get(&record.id)
+                    .map_or("unlimited".to_owned(), |view| {
+                        format!("{} left", view.remaining)
+                    }),
+            },
             last_used: when_or(record.last_used, now, "never"),
             expires: when_or(record.expires_at, now, "never"),
         })
@@ -236,6 +260,7 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
         rows,
         next,
         can_create: signed.caller.scopes.allows("tokens.create"),
+        show_credits,
     };
     html(StatusCode::OK, &page)
 }

@@ -2,12 +2,13 @@
 //! limits, change their credits, and read them as they stand. Every change is audited by the
 //! store and dropped from the verification caches of every instance.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{CachedToken, TokenService};
 use crate::domain::quota::{CreditChange, RateLimits, Scope, Subject};
 use crate::domain::UserId;
-use crate::quotas::QuotaView;
+use crate::quotas::{CreditsView, QuotaView};
 use crate::store::{QuotaChange, StoreError};
 
 impl TokenService {
@@ -101,6 +102,32 @@ impl TokenService {
         self.quotas
             .view(subject, record.user_id, &record.quota, now)
             .await
+    }
+
+    /// The credits of each of `records` that has its own, as they stand (what is leased out and
+    /// unspent included): one read of the store for all, then the leases of those with credits.
+    pub async fn token_credits(
+        &self,
+        records: &[crate::store::TokenRecord],
+    ) -> Result<HashMap<u64, CreditsView>, StoreError> {
+        let ids: Vec<u64> = records.iter().map(|record| record.id).collect();
+        let stored = self.store.token_credits(&ids).await?;
+        let now = self.clock.now();
+        let views = records.iter().filter_map(|record| {
+            let credits = *stored.get(&record.id)?;
+            Some(async move {
+                let subject = Subject::Token(record.id);
+                let view = self
+                    .quotas
+                    .credits_view(subject, record.user_id, credits, now)
+                    .await?;
+                Ok::<_, StoreError>((record.id, view))
+            })
+        });
+        Ok(futures_util::future::try_join_all(views)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// The credits left of a verified token and of its owner (those that have credits).

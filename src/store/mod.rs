@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::access::{AccessChange, NewRole, RoleChange, RoleName, RoleRecord, Scopes};
 use crate::domain::analytics::Granularity;
 use crate::domain::credential::{CredentialChange, CredentialRecord, NewCredential};
-use crate::domain::quota::{Changed, CreditChange, Quota, RateLimits, Subject};
+use crate::domain::quota::{Changed, CreditChange, Credits, Quota, RateLimits, Subject};
 use crate::domain::rollup::{Dimension, RollupFilter, RollupSum};
 use crate::domain::session::ConsoleSession;
 use crate::domain::webhook::{
@@ -253,6 +253,12 @@ pub trait QuotaStore: Send + Sync + 'static {
 
     /// The limits and credits of a subject as stored; `None` for a token that does not exist.
     async fn quota(&self, subject: Subject) -> Result<Option<Quota>, StoreError>;
+
+    /// The stored credits of each of the tokens `ids` that has credits of its own.
+    async fn token_credits(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, Credits>, StoreError>;
 
     /// Takes credits out of the store to be spent by the caller (see `Credits::lease`),
     /// applying a refill due at `now` first; `None` when the subject has no credits.

@@ -1217,7 +1217,7 @@ async fn the_query_tester_says_whether_a_token_satisfies_a_permission_query() {
 }
 
 #[tokio::test]
-async fn a_token_s_page_shows_its_own_limits_and_credits_as_they_stand() {
+async fn a_token_s_page_and_the_list_show_its_own_limits_and_credits_as_they_stand() {
     let app = spawn_admin_app().await;
     let token = app
         .admin_create(&json!({"userId": 7, "name": "svc", "privilege": "full",
@@ -1241,6 +1241,23 @@ async fn a_token_s_page_shows_its_own_limits_and_credits_as_they_stand() {
     assert!(page
         .body
         .contains("<dd id=\"credits\">98 left (next refill: no refill)</dd>"));
+    // The list: its credits as they stand (what a verification leased out counted), in a row.
+    let list = browser.get("/console/tokens").await;
+    assert!(list.body.contains("<th scope=\"col\">Credits</th>"));
+    let row_of = |id: u64| {
+        let at = list.body.find(&format!(">{id}</a></td>")).expect("its row");
+        list.body[at..at + list.body[at..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(
+        row_of(token.id).contains("<td>98 left</td>"),
+        "{}",
+        row_of(token.id)
+    );
+    assert!(
+        row_of(plain.id).contains("<td>unlimited</td>"),
+        "{}",
+        row_of(plain.id)
+    );
     let page = browser.get(&format!("/console/tokens/{}", plain.id)).await;
     assert!(page.body.contains("<dd id=\"limits\">none of its own</dd>"));
     assert!(page
@@ -1250,6 +1267,9 @@ async fn a_token_s_page_shows_its_own_limits_and_credits_as_they_stand() {
     let mut other = Browser::signed_in(&app, &reader.secret).await;
     let page = other.get(&format!("/console/tokens/{}", token.id)).await;
     assert!(!page.body.contains("id=\"limits\""), "no quotas.read");
+    let list = other.get("/console/tokens").await;
+    assert!(!list.body.contains("Credits</th>"), "no quotas.read");
+    assert!(!list.body.contains("98 left"));
 }
 
 #[tokio::test]

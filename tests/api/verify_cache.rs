@@ -290,6 +290,14 @@ impl QuotaStore for CountingStore {
         self.inner.quota(subject).await
     }
 
+    async fn token_credits(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, iam_tokens::domain::quota::Credits>, StoreError>
+    {
+        self.inner.token_credits(ids).await
+    }
+
     async fn lease(
         &self,
         subject: Subject,

@@ -123,6 +123,26 @@ impl<B: Backend> QuotaStore for StoreOps<B> {
             .await
     }
 
+    async fn token_credits(
+        &self,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, Credits>, StoreError> {
+        let ids = ids.to_vec();
+        self.backend
+            .read(work(move |tx| {
+                let ids = ids.clone();
+                Box::pin(async move {
+                    let rows = tx.token_credit_rows(&ids).await?;
+                    let credits = rows
+                        .iter()
+                        .map(|row| Ok((row.subject, credits_of(row)?)))
+                        .collect::<Result<_, StoreError>>()?;
+                    done(credits)
+                })
+            }))
+            .await
+    }
+
     async fn lease(
         &self,
         subject: Subject,

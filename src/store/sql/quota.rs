@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{count, id, tuples, Row, Statement, Value};
+use super::{count, id, placeholders, tuples, Row, Statement, Value};
 use crate::store::backend::{CreditRow, LimitRow, Lock, Tx};
 use crate::store::StoreError;
 
@@ -85,6 +85,8 @@ pub trait QuotaSql {
         owner: u64,
         lock: Lock,
     ) -> Result<Vec<CreditRow>, StoreError>;
+    /// The credits of the tokens `ids` (those that have any).
+    async fn token_credit_rows(&mut self, ids: &[u64]) -> Result<Vec<CreditRow>, StoreError>;
     /// Deletes the subject's limits, then inserts `rows` (all of that subject).
     async fn replace_limits(
         &mut self,
@@ -128,6 +130,21 @@ impl<T: Tx + ?Sized> QuotaSql for T {
         let sql =
             format!("SELECT {CREDIT_COLUMNS} FROM quota_credits WHERE {OF_TOKEN_AND_OWNER}{lock}");
         credits(self, Statement::new(sql, vec![id(token), id(owner)])).await
+    }
+
+    async fn token_credit_rows(&mut self, ids: &[u64]) -> Result<Vec<CreditRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {CREDIT_COLUMNS} FROM quota_credits WHERE scope = 't' AND subject IN ({})",
+            placeholders(ids.len())
+        );
+        credits(
+            self,
+            Statement::new(sql, ids.iter().map(|n| id(*n)).collect()),
+        )
+        .await
     }
 
     async fn replace_limits(
