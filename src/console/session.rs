@@ -182,8 +182,8 @@ pub async fn signed_form(
 }
 
 /// A POST of a signed-in page that needs `scope`: the session and the form, or the answer to
-/// give instead. Every console action comes through here, so each is scope-checked server side
-/// whatever the page showed (403 without it).
+/// give instead. Every console action that needs a scope comes through here, so each is checked
+/// server side whatever the page showed (403 without it).
 pub async fn scoped_form(
     req: &HttpRequest,
     state: &AppState,
