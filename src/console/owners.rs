@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::form::{FormErrors, Kept};
-use super::pages::{credits_text, html, not_found_in, when, Layout};
+use super::pages::{html, not_found_in, when, Layout};
 use super::session::{forbidden, scoped_form, signed, store_down, unavailable};
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
@@ -92,32 +92,33 @@ pub(super) async fn page(
         })
     });
     let scopes = &signed.caller.scopes;
-    let mut limits_text = "[]".to_owned();
-    let (limits, credits) = match scopes.allows("quotas.read") {
-        false => (None, None),
-        true => match state.tokens.quota_view(Subject::Owner(owner)).await {
-            Ok(view) => {
-                let view = view.unwrap_or_default();
-                limits_text = super::quotas::limits_text(&view);
-                let limits = view
-                    .limits
-                    .iter()
-                    .map(|limit| LimitRow {
-                        name: limit.name.as_str().to_owned(),
-                        limit: limit.limit,
-                        window: format!("{} s", limit.duration_ms / 1000),
-                        remaining: limit.remaining,
-                        reset: when(limit.reset, now),
-                    })
-                    .collect();
-                let credits = view.credits.map(|credits| credits_text(&credits, now));
-                (Some(limits), credits)
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "console: the owner's quota could not be read");
-                return unavailable(layout);
-            }
-        },
+    let part = match super::quotas::part(state, signed, Subject::Owner(owner), &kept).await {
+        Ok(part) => part,
+        Err(err) => {
+            tracing::error!(error = %err, "console: the owner's quota could not be read");
+            return unavailable(layout);
+        }
+    };
+    let (limits_text, quota_form) = part.as_ref().map_or(("[]".to_owned(), None), |part| {
+        (part.limits_text.clone(), part.form.clone())
+    });
+    let (limits, credits) = match part {
+        None => (None, None),
+        Some(part) => {
+            let limits = part
+                .view
+                .limits
+                .iter()
+                .map(|limit| LimitRow {
+                    name: limit.name.as_str().to_owned(),
+                    limit: limit.limit,
+                    window: format!("{} s", limit.duration_ms / 1000),
+                    remaining: limit.remaining,
+                    reset: when(limit.reset, now),
+                })
+                .collect();
+            (Some(limits), part.credits)
+        }
     };
     let page = OwnerPage {
         layout,
@@ -126,9 +127,8 @@ pub(super) async fn page(
         limits,
         credits,
         can_disable: scopes.allows("tokens.disable"),
-        quota_form: (scopes.allows("quotas.read") && scopes.allows("quotas.write"))
-            .then(|| format!("/console/owners/{}", owner.get())),
-        limits_text: kept.field("ratelimits").map_or(limits_text, str::to_owned),
+        quota_form,
+        limits_text,
         kept,
         errors,
         notice,

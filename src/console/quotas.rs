@@ -9,10 +9,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::form::{FormErrors, Kept};
+use super::pages::credits_text;
 use super::session::scoped_form;
 use crate::admins::Signed;
 use crate::domain::quota::Subject;
-use crate::domain::UserId;
 use crate::http::{credits_edit, edit_quota_as, limits_edit, AppState, CreditsPatch};
 use crate::http::{AdminFailure, RateLimitsRequest};
 use crate::quotas::QuotaView;
@@ -117,46 +117,65 @@ const CREDIT_FIELDS: [(&str, &str); 5] = [
 /// The credits form's fields, kept when it is refused.
 const CREDIT_FORM: [&str; 5] = ["change", "amount", "refill", "refillAmount", "refillDay"];
 
-/// Whose limits and credits a form changes.
-#[derive(Clone, Copy)]
-enum Whose {
-    Token(u64),
-    Owner(UserId),
+/// The page of `subject` (a token's or an owner's), where its forms post.
+fn page_of(subject: Subject) -> String {
+    match subject {
+        Subject::Token(id) => format!("/console/tokens/{id}"),
+        Subject::Owner(user) => format!("/console/owners/{}", user.get()),
+    }
 }
 
-impl Whose {
-    fn subject(self) -> Subject {
-        match self {
-            Self::Token(id) => Subject::Token(id),
-            Self::Owner(user) => Subject::Owner(user),
+/// Its page with the form's mistakes, the refused text kept.
+async fn refused(
+    subject: Subject,
+    state: &AppState,
+    signed: &Signed,
+    (errors, kept): (FormErrors, Kept),
+    status: StatusCode,
+) -> HttpResponse {
+    match subject {
+        Subject::Token(id) => {
+            let view = super::token::plain();
+            super::token::page_with(state, signed, id, view, (errors, kept), status).await
+        }
+        Subject::Owner(user) => {
+            super::owners::page(state, signed, user, (errors, kept), None, status).await
         }
     }
+}
 
-    fn page(self) -> String {
-        match self {
-            Self::Token(id) => format!("/console/tokens/{id}"),
-            Self::Owner(user) => format!("/console/owners/{}", user.get()),
-        }
-    }
+/// What a page shows of a subject's limits and credits (with `quotas.read`).
+pub struct QuotaPart {
+    pub view: QuotaView,
+    /// Its credits as text (`None`: it has none of its own).
+    pub credits: Option<String>,
+    /// The limits editor's text: what is stored, or what a refused form sent (`kept`).
+    pub limits_text: String,
+    /// Where its limits and credits forms post (`None` without `quotas.write`).
+    pub form: Option<String>,
+}
 
-    /// Its page with the form's mistakes, the refused text kept.
-    async fn refused(
-        self,
-        state: &AppState,
-        signed: &Signed,
-        (errors, kept): (FormErrors, Kept),
-        status: StatusCode,
-    ) -> HttpResponse {
-        match self {
-            Self::Token(id) => {
-                let view = super::token::plain();
-                super::token::page_with(state, signed, id, view, (errors, kept), status).await
-            }
-            Self::Owner(user) => {
-                super::owners::page(state, signed, user, (errors, kept), None, status).await
-            }
-        }
+/// `subject`'s limits and credits as its page shows them; `None` without `quotas.read`.
+pub async fn part(
+    state: &AppState,
+    signed: &Signed,
+    subject: Subject,
+    kept: &Kept,
+) -> Result<Option<QuotaPart>, crate::store::StoreError> {
+    let scopes = &signed.caller.scopes;
+    if !scopes.allows("quotas.read") {
+        return Ok(None);
     }
+    let view = state.tokens.quota_view(subject).await?.unwrap_or_default();
+    let now = state.clock.now();
+    Ok(Some(QuotaPart {
+        credits: view.credits.map(|credits| credits_text(&credits, now)),
+        limits_text: kept
+            .field("ratelimits")
+            .map_or_else(|| limits_text(&view), str::to_owned),
+        form: scopes.allows("quotas.write").then(|| page_of(subject)),
+        view,
+    }))
 }
 
 /// What a form asks for.
@@ -167,10 +186,10 @@ enum Ask {
 
 async fn change(
     (req, state, body): (HttpRequest, Data<AppState>, Bytes),
-    whose: Option<Whose>,
+    subject: Option<Subject>,
     ask: Ask,
 ) -> HttpResponse {
-    let Some(whose) = whose else {
+    let Some(subject) = subject else {
         return super::session::not_found(req, state).await;
     };
     let (signed, form) = match scoped_form(&req, &state, &body, "quotas.write").await {
@@ -194,43 +213,39 @@ async fn change(
     let status = StatusCode::UNPROCESSABLE_ENTITY;
     let edit = match edit {
         Ok(edit) => edit,
-        Err(errors) => {
-            return whose
-                .refused(&state, &signed, (errors, kept()), status)
-                .await
-        }
+        Err(errors) => return refused(subject, &state, &signed, (errors, kept()), status).await,
     };
     let actor = signed.caller.actor.clone();
-    match edit_quota_as(&state, actor, whose.subject(), edit).await {
+    match edit_quota_as(&state, actor, subject, edit).await {
         Ok(_) => {
             let what = match ask {
                 Ask::Limits => "limits",
                 Ask::Credits => "credits",
             };
             HttpResponse::SeeOther()
-                .insert_header(("location", format!("{}?done={what}", whose.page())))
+                .insert_header(("location", format!("{}?done={what}", page_of(subject))))
                 .finish()
         }
-        Err(failure) => failed(&signed, whose, &failure),
+        Err(failure) => failed(&signed, subject, &failure),
     }
 }
 
 /// An edit the store did not take: no such token, or the store is down.
-fn failed(signed: &Signed, whose: Whose, failure: &AdminFailure) -> HttpResponse {
-    match (failure.status, whose) {
-        (StatusCode::NOT_FOUND, Whose::Token(id)) => {
+fn failed(signed: &Signed, subject: Subject, failure: &AdminFailure) -> HttpResponse {
+    match (failure.status, subject) {
+        (StatusCode::NOT_FOUND, Subject::Token(id)) => {
             super::token::not_found(signed, &id.to_string())
         }
         _ => super::session::store_down(signed, "/console/tokens"),
     }
 }
 
-fn token(id: &str) -> Option<Whose> {
-    id.parse().ok().map(Whose::Token)
+fn token(id: &str) -> Option<Subject> {
+    id.parse().ok().map(Subject::Token)
 }
 
-fn owner(id: &str) -> Option<Whose> {
-    id.parse().ok().map(Whose::Owner)
+fn owner(id: &str) -> Option<Subject> {
+    id.parse().ok().map(Subject::Owner)
 }
 
 /// `POST /console/tokens/{id}/ratelimits`: `ratelimits`, the API's JSON array.

@@ -12,7 +12,7 @@ use askama::Template;
 
 use super::chart::{chart, Chart, RANGES};
 use super::form::{FormErrors, Kept};
-use super::pages::{credits_text, html, not_found_in, when, when_or, Layout};
+use super::pages::{html, not_found_in, when, when_or, Layout};
 use super::session::{forbidden, signed, store_down};
 use super::tokens::status_of;
 use crate::admins::Signed;
@@ -207,40 +207,34 @@ pub(super) async fn page_with(
             actor: event.actor.to_string(),
         })
         .collect();
-    let mut limits_text = "[]".to_owned();
-    let quota = match scopes.allows("quotas.read") {
-        false => None,
-        true => match state
-            .tokens
-            .quota_view(crate::domain::quota::Subject::Token(id))
-            .await
-        {
-            Ok(view) => {
-                let view = view.unwrap_or_default();
-                limits_text = super::quotas::limits_text(&view);
-                let limits = view
-                    .limits
-                    .iter()
-                    .map(|limit| {
-                        format!(
-                            "{}: {} of {} left per {} s (the window ends {})",
-                            limit.name.as_str(),
-                            limit.remaining,
-                            limit.limit,
-                            limit.duration_ms / 1000,
-                            when(limit.reset, now)
-                        )
-                    })
-                    .collect();
-                let credits = view.credits.map(|credits| credits_text(&credits, now));
-                Some((limits, credits))
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "console: the token's quota could not be read");
-                None
-            }
-        },
-    };
+    let subject = crate::domain::quota::Subject::Token(id);
+    let part = super::quotas::part(state, signed, subject, &kept)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "console: the token's quota could not be read");
+            None
+        });
+    let (limits_text, quota_form) = part.as_ref().map_or(("[]".to_owned(), None), |part| {
+        (part.limits_text.clone(), part.form.clone())
+    });
+    let quota = part.map(|part| {
+        let limits = part
+            .view
+            .limits
+            .iter()
+            .map(|limit| {
+                format!(
+                    "{}: {} of {} left per {} s (the window ends {})",
+                    limit.name.as_str(),
+                    limit.remaining,
+                    limit.limit,
+                    limit.duration_ms / 1000,
+                    when(limit.reset, now)
+                )
+            })
+            .collect();
+        (limits, part.credits)
+    });
     // The query tester: the query language of verification, against the effective grants.
     let query_result = (!query.trim().is_empty()).then(|| {
         crate::domain::access::Query::check(query, &record.access.effective())
@@ -251,7 +245,6 @@ pub(super) async fn page_with(
         || serde_json::to_string_pretty(&view.metadata).unwrap_or_else(|_| "{}".to_owned()),
         str::to_owned,
     );
-    let limits_text = kept.field("ratelimits").map_or(limits_text, str::to_owned);
     let token = TokenFacts {
         id: record.id,
         name: record.name.clone(),
@@ -292,8 +285,7 @@ pub(super) async fn page_with(
         notice,
         metadata_text,
         quota,
-        quota_form: (scopes.allows("quotas.read") && scopes.allows("quotas.write"))
-            .then(|| format!("/console/tokens/{id}")),
+        quota_form,
         limits_text,
         kept,
         query: query.to_owned(),
