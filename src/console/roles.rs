@@ -198,7 +198,7 @@ pub async fn change(
 }
 
 /// `POST /console/roles/{name}/delete`: refused while valid tokens hold it, unless `force=yes`
-/// (the checkbox "take it from them").
+/// (the checkbox "take it from the tokens holding it").
 pub async fn delete(
     req: HttpRequest,
     state: Data<AppState>,

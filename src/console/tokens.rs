@@ -218,18 +218,20 @@ pub async fn list(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
         .then(|| records.last().map(|r| next_link(&form, r.id)))
         .flatten();
     let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
-    let usage = state.tokens.usage_24h_by_hour(&ids).await.ok().flatten();
     let show_credits = signed.caller.scopes.allows("quotas.read");
-    let credits = match show_credits {
-        true => match state.tokens.token_credits(&records).await {
-            Ok(credits) => Some(credits),
-            Err(err) => {
-                tracing::error!(error = %err, "console: the tokens' credits could not be read");
-                None
-            }
-        },
-        false => None,
+    // The page's usage and credits are read side by side.
+    let credits = async {
+        match show_credits {
+            true => state.tokens.token_credits(&records).await.map(Some),
+            false => Ok(None),
+        }
     };
+    let (usage, credits) = tokio::join!(state.tokens.usage_24h_by_hour(&ids), credits);
+    let usage = usage.ok().flatten();
+    let credits = credits.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "console: the tokens' credits could not be read");
+        None
+    });
     let rows = records
         .iter()
         .map(|record| TokenRow {
